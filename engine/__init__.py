@@ -1,0 +1,52 @@
+"""twograd's scalar autodiff engine and gradient checker (standard library only).
+
+    >>> from engine import Value
+    >>> x = Value(2.0, "x")
+    >>> y = x * x + 3 * x
+    >>> y.backward()
+    >>> x.grad        # dy/dx = 2x + 3
+    7.0
+"""
+
+from engine.functions import data_of, erf, exp, log, relu, sigmoid, sqrt, tanh
+from engine.gradcheck import (
+    DEFAULT_EPS,
+    EXACT,
+    NUMERIC,
+    GradientReport,
+    GradientRow,
+    Tolerance,
+    assert_gradients_close,
+    compare_gradients,
+    graph_gradients,
+    numerical_gradient,
+    numerical_gradient_arrays,
+    to_values,
+)
+from engine.value import Value, topological_order, zero_grad
+
+__all__ = [
+    "Value",
+    "topological_order",
+    "zero_grad",
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "erf",
+    "data_of",
+    "DEFAULT_EPS",
+    "EXACT",
+    "NUMERIC",
+    "Tolerance",
+    "GradientRow",
+    "GradientReport",
+    "numerical_gradient",
+    "numerical_gradient_arrays",
+    "to_values",
+    "graph_gradients",
+    "compare_gradients",
+    "assert_gradients_close",
+]

@@ -1,0 +1,105 @@
+"""Free functions that work on plain floats and on `Value`s alike.
+
+A loops-form layer written with these runs twice without change: on floats it is a
+reference forward pass, on Values it builds a graph the engine can differentiate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union, overload
+
+from engine.value import Value
+
+Scalar = Union[Value, float, int]
+
+
+def _domain(name: str, x: float, need: str) -> ValueError:
+    return ValueError(f"{name} needs {need}, got {x!r}")
+
+
+@overload
+def exp(x: Value) -> Value: ...
+@overload
+def exp(x: float) -> float: ...
+def exp(x: Scalar) -> Scalar:
+    """e^x."""
+    return x.exp() if isinstance(x, Value) else math.exp(x)
+
+
+@overload
+def log(x: Value) -> Value: ...
+@overload
+def log(x: float) -> float: ...
+def log(x: Scalar) -> Scalar:
+    """Natural logarithm, for x > 0."""
+    if isinstance(x, Value):
+        return x.log()
+    if x <= 0:
+        raise _domain("log", x, "a positive input")
+    return math.log(x)
+
+
+@overload
+def sqrt(x: Value) -> Value: ...
+@overload
+def sqrt(x: float) -> float: ...
+def sqrt(x: Scalar) -> Scalar:
+    """Square root, for x >= 0."""
+    if isinstance(x, Value):
+        return x.sqrt()
+    if x < 0:
+        raise _domain("sqrt", x, "a non-negative input")
+    return math.sqrt(x)
+
+
+@overload
+def tanh(x: Value) -> Value: ...
+@overload
+def tanh(x: float) -> float: ...
+def tanh(x: Scalar) -> Scalar:
+    """Hyperbolic tangent."""
+    return x.tanh() if isinstance(x, Value) else math.tanh(x)
+
+
+@overload
+def sigmoid(x: Value) -> Value: ...
+@overload
+def sigmoid(x: float) -> float: ...
+def sigmoid(x: Scalar) -> Scalar:
+    """1 / (1 + e^-x), evaluated without overflow for large |x|."""
+    if isinstance(x, Value):
+        return x.sigmoid()
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@overload
+def relu(x: Value) -> Value: ...
+@overload
+def relu(x: float) -> float: ...
+def relu(x: Scalar) -> Scalar:
+    """max(0, x)."""
+    if isinstance(x, Value):
+        return x.relu()
+    return float(x) if x > 0 else 0.0
+
+
+@overload
+def erf(x: Value) -> Value: ...
+@overload
+def erf(x: float) -> float: ...
+def erf(x: Scalar) -> Scalar:
+    """The error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt."""
+    return x.erf() if isinstance(x, Value) else math.erf(x)
+
+
+def data_of(x: Scalar) -> float:
+    """The number behind `x`: `x.data` for a Value, `float(x)` otherwise.
+
+    Use it where a loops-form function needs a value but no gradient, e.g. the running
+    maximum subtracted in a stable softmax (the softmax does not depend on that shift).
+    """
+    return x.data if isinstance(x, Value) else float(x)

@@ -1,0 +1,377 @@
+"""The scalar autodiff engine: one `Value` per number, reverse-mode by topological sort.
+
+Every op computes its output *and* its local partial derivatives when it runs, and stores
+them next to its parents:
+
+    out = f(a, b)        out._a, out._b   = a, b
+                         out._da, out._db = df/da, df/db   (floats, evaluated at a, b)
+
+`backward()` is then one generic loop, the chain rule applied in reverse topological
+order:
+
+    a.grad += (df/da) * out.grad
+    b.grad += (df/db) * out.grad
+
+No closures, no per-node sets: a node is one slotted object. Parents are at most two,
+which every scalar op here needs (binary arithmetic, unary functions). The topological
+sort is iterative, so a graph's depth is limited by memory, not by the recursion limit.
+
+Gradient semantics follow PyTorch: a leaf's `.grad` accumulates across `backward()`
+calls until it is zeroed (`zero_grad`); an interior node's `.grad` holds the gradient
+from the latest call only.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Iterable, Union
+
+Number = Union[int, float]
+Scalar = Union["Value", int, float]
+
+_new = object.__new__
+_exp = math.exp
+_log = math.log
+_tanh = math.tanh
+_sqrt = math.sqrt
+_erf = math.erf
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _check_number(data: object, what: str) -> float:
+    """Return `data` as a float, or raise TypeError naming its type (bool is refused)."""
+    if isinstance(data, Real) and not isinstance(data, bool):
+        return float(data)
+    raise TypeError(f"{what} must be a real number (int or float), not {type(data).__name__}: {data!r}")
+
+
+def _name(v: "Value") -> str:
+    return repr(v.label) if v.label else f"(unlabelled {v.op or 'leaf'} node)"
+
+
+class Value:
+    """A scalar in a computation graph.
+
+    Attributes:
+        data: the number this node holds (float).
+        grad: d(root)/d(this node) after `root.backward()` (float).
+        label: a name for display (`repr`, `viz.draw`); "" if none.
+        op: the name of the op that produced this node; "" for a leaf.
+        parents: the nodes this one was computed from (tuple, 0 to 2 entries).
+        partials: the local derivatives d(this)/d(parent), in the order of `parents`.
+    """
+
+    # One small object per node. `_a`/`_b` are the parents (None when absent) and
+    # `_da`/`_db` the local partial derivatives with respect to them.
+    __slots__ = ("data", "grad", "label", "op", "_a", "_b", "_da", "_db")
+
+    def __init__(self, data: Number, label: str = "") -> None:
+        if type(data) is not float:
+            data = _check_number(data, "Value data")
+        if type(label) is not str:
+            raise TypeError(f"Value label must be a str, not {type(label).__name__}")
+        self.data = data
+        self.grad = 0.0
+        self.label = label
+        self.op = ""
+        self._a = None
+        self._b = None
+        self._da = 0.0
+        self._db = 0.0
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def parents(self) -> tuple["Value", ...]:
+        """The operands this node was computed from, in operand order."""
+        if self._a is None:
+            return ()
+        if self._b is None:
+            return (self._a,)
+        return (self._a, self._b)
+
+    @property
+    def partials(self) -> tuple[float, ...]:
+        """Local derivatives d(self)/d(parent), one per entry of `parents`."""
+        if self._a is None:
+            return ()
+        if self._b is None:
+            return (self._da,)
+        return (self._da, self._db)
+
+    def __repr__(self) -> str:
+        label = f"label={self.label!r}, " if self.label else ""
+        return f"Value({label}data={self.data!r}, grad={self.grad!r})"
+
+    def __float__(self) -> float:
+        return self.data
+
+    # Ordering compares data only (no gradient flows through a comparison). `==` is
+    # deliberately left as identity so Values stay hashable graph nodes.
+    def __lt__(self, other: Scalar) -> bool:
+        return self.data < (other.data if type(other) is Value else other)
+
+    def __le__(self, other: Scalar) -> bool:
+        return self.data <= (other.data if type(other) is Value else other)
+
+    def __gt__(self, other: Scalar) -> bool:
+        return self.data > (other.data if type(other) is Value else other)
+
+    def __ge__(self, other: Scalar) -> bool:
+        return self.data >= (other.data if type(other) is Value else other)
+
+    # ----------------------------------------------------------------- binary ops
+    # Each op builds its node field by field instead of calling __init__: that saves a
+    # Python frame per node, which is most of the forward cost of a scalar engine.
+
+    def __add__(self, other: Scalar) -> "Value":
+        """a + b;  d/da = 1,  d/db = 1."""
+        if type(other) is not Value:
+            other = Value(other)
+        out = _new(Value)
+        out.data = self.data + other.data
+        out.grad = 0.0
+        out.label = ""
+        out.op = "+"
+        out._a = self
+        out._b = other
+        out._da = 1.0
+        out._db = 1.0
+        return out
+
+    def __radd__(self, other: Number) -> "Value":
+        return Value(other) + self
+
+    def __sub__(self, other: Scalar) -> "Value":
+        """a - b;  d/da = 1,  d/db = -1.  (One node, not a + (-b): half the graph.)"""
+        if type(other) is not Value:
+            other = Value(other)
+        out = _new(Value)
+        out.data = self.data - other.data
+        out.grad = 0.0
+        out.label = ""
+        out.op = "-"
+        out._a = self
+        out._b = other
+        out._da = 1.0
+        out._db = -1.0
+        return out
+
+    def __rsub__(self, other: Number) -> "Value":
+        return Value(other) - self
+
+    def __mul__(self, other: Scalar) -> "Value":
+        """a * b;  d/da = b,  d/db = a."""
+        if type(other) is not Value:
+            other = Value(other)
+        out = _new(Value)
+        out.data = self.data * other.data
+        out.grad = 0.0
+        out.label = ""
+        out.op = "*"
+        out._a = self
+        out._b = other
+        out._da = other.data
+        out._db = self.data
+        return out
+
+    def __rmul__(self, other: Number) -> "Value":
+        return Value(other) * self
+
+    def __truediv__(self, other: Scalar) -> "Value":
+        """a / b;  d/da = 1/b,  d/db = -a/b**2."""
+        if type(other) is not Value:
+            other = Value(other)
+        b = other.data
+        if b == 0.0:
+            raise ZeroDivisionError(f"division by zero: the divisor {_name(other)} is 0.0")
+        inv = 1.0 / b
+        out = _new(Value)
+        out.data = q = self.data * inv
+        out.grad = 0.0
+        out.label = ""
+        out.op = "/"
+        out._a = self
+        out._b = other
+        out._da = inv
+        out._db = -q * inv
+        return out
+
+    def __rtruediv__(self, other: Number) -> "Value":
+        return Value(other) / self
+
+    def __pow__(self, other: Scalar) -> "Value":
+        """x ** p.
+
+        Constant p:  d/dx = p x^(p-1).
+        Value p:     d/dx = p x^(p-1),  d/dp = x^p ln x  (needs x > 0, or x == 0 with p > 0,
+                     where the limit x^p ln x -> 0 is used).
+        """
+        x = self.data
+        if type(other) is Value:
+            p = other.data
+            if x < 0.0 or (x == 0.0 and p <= 0.0):
+                raise ValueError(
+                    f"x ** p with p a Value needs x > 0 (or x == 0 and p > 0), "
+                    f"got x = {x!r} at {_name(self)} and p = {p!r}"
+                )
+            y = x**p
+            out = _new(Value)
+            out.data = y
+            out.grad = 0.0
+            out.label = ""
+            out.op = "**"
+            out._a = self
+            out._b = other
+            out._da = p * x ** (p - 1.0) if x != 0.0 else (0.0 if p > 1.0 else (1.0 if p == 1.0 else math.inf))
+            out._db = y * _log(x) if x > 0.0 else 0.0
+            return out
+        p = _check_number(other, "exponent")
+        if x < 0.0 and not p.is_integer():
+            raise ValueError(
+                f"x ** {p!r}: a negative base {x!r} at {_name(self)} has no real power with a non-integer exponent"
+            )
+        if x == 0.0 and p < 0.0:
+            raise ValueError(f"x ** {p!r}: the base is 0.0 at {_name(self)}, and 0 to a negative power is undefined")
+        out = _new(Value)
+        out.data = x**p
+        out.grad = 0.0
+        out.label = ""
+        out.op = "**" + (str(int(p)) if p.is_integer() else repr(p))
+        out._a = self
+        out._b = None
+        # x**(p-1) at x == 0 with 0 < p < 1 is infinite, as in PyTorch.
+        out._da = p * x ** (p - 1.0) if (x != 0.0 or p >= 1.0) else math.inf
+        out._db = 0.0
+        return out
+
+    def __rpow__(self, other: Number) -> "Value":
+        return Value(other) ** self
+
+    def __neg__(self) -> "Value":
+        """-a;  d/da = -1."""
+        return self._unary(-self.data, "neg", -1.0)
+
+    # ----------------------------------------------------------------- unary ops
+    def _unary(self, data: float, op: str, local: float) -> "Value":
+        out = _new(Value)
+        out.data = data
+        out.grad = 0.0
+        out.label = ""
+        out.op = op
+        out._a = self
+        out._b = None
+        out._da = local
+        out._db = 0.0
+        return out
+
+    def exp(self) -> "Value":
+        """e^x;  d/dx = e^x."""
+        try:
+            y = _exp(self.data)
+        except OverflowError:
+            raise OverflowError(f"exp({self.data!r}) at {_name(self)} overflows a float") from None
+        return self._unary(y, "exp", y)
+
+    def log(self) -> "Value":
+        """ln x;  d/dx = 1/x.  Defined for x > 0 only."""
+        x = self.data
+        if x <= 0.0:
+            raise ValueError(f"log needs a positive input, got {x!r} at {_name(self)}")
+        return self._unary(_log(x), "log", 1.0 / x)
+
+    def sqrt(self) -> "Value":
+        """sqrt(x);  d/dx = 1 / (2 sqrt(x)).  Defined for x >= 0 (infinite slope at 0)."""
+        x = self.data
+        if x < 0.0:
+            raise ValueError(f"sqrt needs a non-negative input, got {x!r} at {_name(self)}")
+        y = _sqrt(x)
+        return self._unary(y, "sqrt", 0.5 / y if y > 0.0 else math.inf)
+
+    def tanh(self) -> "Value":
+        """tanh(x);  d/dx = 1 - tanh(x)^2."""
+        t = _tanh(self.data)
+        return self._unary(t, "tanh", 1.0 - t * t)
+
+    def sigmoid(self) -> "Value":
+        """s(x) = 1 / (1 + e^-x);  d/dx = s(x) (1 - s(x)).
+
+        Evaluated as e^x / (1 + e^x) for x < 0 so that e^-x never overflows.
+        """
+        x = self.data
+        if x >= 0.0:
+            s = 1.0 / (1.0 + _exp(-x))
+        else:
+            e = _exp(x)
+            s = e / (1.0 + e)
+        return self._unary(s, "sigmoid", s * (1.0 - s))
+
+    def relu(self) -> "Value":
+        """max(0, x);  d/dx = 1 for x > 0, else 0 (the subgradient at 0 is 0, as in PyTorch)."""
+        x = self.data
+        if x > 0.0:
+            return self._unary(x, "relu", 1.0)
+        return self._unary(0.0, "relu", 0.0)
+
+    def erf(self) -> "Value":
+        """erf(x);  d/dx = 2/sqrt(pi) e^(-x^2)."""
+        x = self.data
+        return self._unary(_erf(x), "erf", _TWO_OVER_SQRT_PI * _exp(-x * x))
+
+    # ----------------------------------------------------------------- backward
+    def backward(self) -> None:
+        """Fill `.grad` of every node this one depends on with d(self)/d(node).
+
+        Interior nodes are reset first (they hold this call's gradient only); leaves
+        accumulate, so call `zero_grad` on parameters between steps.
+        """
+        topo = topological_order(self)
+        for v in topo:
+            if v._a is not None:
+                v.grad = 0.0
+        self.grad += 1.0
+        # The chain rule, in reverse topological order: when a node is reached, every
+        # node that consumes it has already added its share to its .grad.
+        for v in reversed(topo):
+            a = v._a
+            if a is None:
+                continue
+            g = v.grad
+            a.grad += v._da * g
+            b = v._b
+            if b is not None:
+                b.grad += v._db * g
+
+
+def topological_order(root: Value) -> list[Value]:
+    """All nodes `root` depends on (itself included), each after its parents.
+
+    Iterative depth-first search with an explicit stack: a node is emitted once both
+    parents have been emitted. No recursion, so the depth of the graph does not matter.
+    """
+    order: list[Value] = []
+    seen = {root}
+    stack = [root]
+    push = stack.append
+    mark = seen.add
+    while stack:
+        v = stack[-1]
+        a = v._a
+        if a is not None and a not in seen:
+            mark(a)
+            push(a)
+            continue
+        b = v._b
+        if b is not None and b not in seen:
+            mark(b)
+            push(b)
+            continue
+        stack.pop()
+        order.append(v)
+    return order
+
+
+def zero_grad(values: Iterable[Value]) -> None:
+    """Set `.grad = 0.0` on every Value in `values` (typically a model's parameters)."""
+    for v in values:
+        v.grad = 0.0

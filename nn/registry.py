@@ -1,0 +1,225 @@
+"""One registry of differentiable pieces, and the three-way check that judges each.
+
+A *piece* is written three ways (see DESIGN.md, "The three ways"):
+
+* `loops(*inputs, **static)`: explicit Python loops over nested lists of scalars. It runs on
+  floats (reference forward) and on `engine.Value`s (the engine gives gradients).
+* `forward(*inputs, **static) -> (out, cache)` and `backward(dout, cache) -> (d<input>, ...)`:
+  numpy with a hand-derived backward, one gradient per differentiable input, in order.
+* numeric: central differences of the manual forward, from `engine`.
+
+To check gradients of a tensor-valued piece we reduce its output to a scalar with a
+fixed random weighting R of the output's shape:
+
+    L = sum_i out_i * R_i        so that   dL/dout = R
+
+The graph path backpropagates from L, the manual path calls `backward(R, cache)`, the
+numeric path differences L. The three must agree (`engine.EXACT`, `engine.NUMERIC`).
+
+Registering a piece (`register(Piece(...))`, done by the module that defines it) is all it
+takes for the parametrized tests, the torch referee tests and `twograd check` to cover it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from engine import (
+    EXACT,
+    NUMERIC,
+    GradientReport,
+    Tolerance,
+    Value,
+    compare_gradients,
+    graph_gradients,
+    numerical_gradient_arrays,
+)
+from engine.gradcheck import _flatten
+
+Inputs = dict[str, np.ndarray]
+Static = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of shapes for a piece: `make(rng) -> (inputs, static)`.
+
+    `inputs` maps each differentiable input's name to a float64 array, in the order the
+    piece's functions take them; `static` holds keyword arguments that are not
+    differentiated (integer targets, masks, eps, seeds).
+    """
+
+    name: str
+    make: Callable[[np.random.Generator], tuple[Inputs, Static]]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A differentiable piece written three ways. See the module docstring."""
+
+    name: str
+    loops: Callable[..., Any]
+    forward: Callable[..., tuple[Any, Any]]
+    backward: Callable[[Any, Any], tuple[np.ndarray, ...]]
+    cases: tuple[Case, ...]
+    description: str = ""
+    #: tolerance of graph vs manual, and of each vs numeric; override only with a reason.
+    exact: Tolerance = EXACT
+    numeric: Tolerance = NUMERIC
+    #: finite-difference step; a piece with a kink (ReLU) keeps its inputs away from it.
+    eps: float = 1e-6
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, Piece] = {}
+
+
+def register(piece: Piece) -> Piece:
+    """Add `piece` to the registry (names are unique) and return it."""
+    if piece.name in _REGISTRY and _REGISTRY[piece.name] is not piece:
+        raise ValueError(f"a piece named {piece.name!r} is already registered")
+    _REGISTRY[piece.name] = piece
+    return piece
+
+
+def load_package(package: str) -> None:
+    """Import every module of `package` so that the pieces they define register themselves."""
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+
+
+def all_pieces() -> list[Piece]:
+    """Every registered piece (all of `nn`'s, plus any other package already loaded), by name."""
+    load_package("nn")
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_piece(name: str) -> Piece:
+    """The piece called `name`; KeyError listing the known names otherwise."""
+    pieces = {p.name: p for p in all_pieces()}
+    if name not in pieces:
+        raise KeyError(f"no piece named {name!r}; known pieces: {', '.join(sorted(pieces))}")
+    return pieces[name]
+
+
+# ---------------------------------------------------------------------------- checking
+def _weighting(out: Any, rng: np.random.Generator) -> np.ndarray:
+    return rng.standard_normal(np.shape(out))
+
+
+def _as_list(x: Any) -> Any:
+    return x.tolist() if isinstance(x, np.ndarray) else x
+
+
+def check_three_way(
+    loops: Callable[..., Any],
+    forward: Callable[..., tuple[Any, Any]],
+    backward: Callable[[Any, Any], tuple[np.ndarray, ...]],
+    inputs: Mapping[str, np.ndarray],
+    static: Mapping[str, Any] | None = None,
+    *,
+    name: str = "",
+    seed: int = 0,
+    eps: float = 1e-6,
+    exact: Tolerance = EXACT,
+    numeric: Tolerance = NUMERIC,
+) -> GradientReport:
+    """Check a piece three ways and return the report (it does not raise; see `assert_three_way`).
+
+    Rows: the output of `loops` on floats against `forward` (input "output", graph vs
+    manual), then, for each differentiable input, graph vs manual (`exact`) and manual
+    vs numeric and graph vs numeric (`numeric`). `inputs` are float64 arrays in the
+    order `forward` takes them; `static` keyword arguments go to all three unchanged.
+    """
+    static = dict(static or {})
+    inputs = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    names = list(inputs)
+    rng = np.random.default_rng(seed)
+
+    out, cache = forward(*inputs.values(), **static)
+    out = np.asarray(out, dtype=np.float64)
+    R = _weighting(out, rng)
+
+    # graph: loops on Values, reduced by the same weighting.
+    def graph_loss(vals: dict[str, Any]) -> Value:
+        res = loops(*(vals[n] for n in names), **static)
+        leaves = _flatten(res)
+        weights = R.reshape(-1).tolist()
+        if len(leaves) != len(weights):
+            raise ValueError(f"{name}: loops form gives {len(leaves)} outputs, forward gives shape {out.shape}")
+        total = leaves[0] * weights[0]
+        for leaf, w in zip(leaves[1:], weights[1:]):
+            total = total + leaf * w
+        return total if isinstance(total, Value) else Value(total)
+
+    _, graph = graph_gradients(graph_loss, inputs)
+    manual_tuple = backward(R.copy(), cache)
+    if len(manual_tuple) != len(names):
+        raise ValueError(f"{name}: backward returned {len(manual_tuple)} gradients for {len(names)} inputs {names}")
+    manual = {}
+    for n, g in zip(names, manual_tuple):
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != inputs[n].shape:
+            raise ValueError(f"{name}: backward's gradient for {n!r} has shape {g.shape}, the input has {inputs[n].shape}")
+        manual[n] = g
+
+    def numeric_loss(arrs: dict[str, np.ndarray]) -> float:
+        o, _ = forward(*(arrs[n] for n in names), **static)
+        return float(np.sum(np.asarray(o, dtype=np.float64) * R))
+
+    numerical = numerical_gradient_arrays(numeric_loss, inputs, eps=eps)
+
+    loops_out = np.asarray(_as_list(loops(*(inputs[n].tolist() for n in names), **static)), dtype=np.float64)
+    fwd = compare_gradients({"graph": {"output": loops_out.reshape(out.shape)}, "manual": {"output": out}}, pairs=[("graph", "manual", exact)])
+    grads = compare_gradients(
+        {"graph": graph, "manual": manual, "numeric": numerical},
+        pairs=[("graph", "manual", exact), ("manual", "numeric", numeric), ("graph", "numeric", numeric)],
+    )
+    for row in fwd.rows:
+        row.values["numeric"] = float("nan")
+    return GradientReport(rows=fwd.rows + grads.rows, title=name, sources=["graph", "manual", "numeric"])
+
+
+def assert_three_way(*args: Any, **kwargs: Any) -> GradientReport:
+    """`check_three_way`, raising AssertionError naming the piece, input and worst index.
+
+    Use it in your own pytest tests to check a piece you wrote:
+
+        assert_three_way(my_loops, my_forward, my_backward, {"x": x, "W": W}, name="mine")
+    """
+    report = check_three_way(*args, **kwargs)
+    if not report.passed:
+        r = report.failures[0]
+        raise AssertionError(
+            f"{report.title or 'piece'}: {r.input!r} disagrees at index {list(r.worst_index)} "
+            f"({r.left} {r.values[r.left]!r} vs {r.right} {r.values[r.right]!r}, max abs {r.max_abs:.3e})\n{report}"
+        )
+    return report
+
+
+def check_piece(piece: Piece, case: Case | None = None, seed: int = 0) -> list[GradientReport]:
+    """Run the three-way check of `piece` on one case (default: all its cases)."""
+    reports = []
+    for c in [case] if case is not None else piece.cases:
+        rng = np.random.default_rng(seed)
+        inputs, static = c.make(rng)
+        report = check_three_way(
+            piece.loops,
+            piece.forward,
+            piece.backward,
+            inputs,
+            static,
+            name=f"{piece.name}[{c.name}]",
+            seed=seed + 1,
+            eps=piece.eps,
+            exact=piece.exact,
+            numeric=piece.numeric,
+        )
+        reports.append(report)
+    return reports
