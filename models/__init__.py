@@ -1,0 +1,1 @@
+"""The model zoo, data sets, training loops and the `twograd` command."""
