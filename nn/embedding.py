@@ -1,0 +1,167 @@
+"""Token embeddings (a table lookup) and sinusoidal positional encodings.
+
+    embedding:            out[b, t, :] = W[ids[b, t], :]
+    positional_encoding:  PE[pos, 2i]   = sin(pos / 10000^(2i/C))
+                          PE[pos, 2i+1] = cos(pos / 10000^(2i/C))
+                          ("Attention Is All You Need", Vaswani et al. 2017, section 3.5)
+
+The lookup is differentiable in W only; the ids are integers (a static argument).
+"""
+
+# Shape legend: B batch, T time (positions), V vocabulary size, C channels (embedding width).
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nn._checks import array_input, dout_array, fail, shape_text
+from nn.module import Module
+from nn.registry import Case, Piece, register
+
+PIECE = "embedding"
+PE_BASE = 10000.0  # the base of the wavelengths' geometric progression in the paper
+
+
+# ------------------------------------------------------------------------------ checks
+def _check_ids(ids: Any, V: int) -> np.ndarray:
+    """`ids` as an int64 array; ValueError naming non-integer or out-of-range ids."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":  # floats and booleans are refused: a token id is an integer
+        bad = ""
+        if arr.dtype.kind == "f":
+            off = ~np.isfinite(arr) | (arr != np.round(arr))
+            if off.any():
+                bad = f" (non-integer values {arr[off][:5].tolist()} at {np.argwhere(off)[:5].tolist()})"
+        raise fail(PIECE, f"ids must be integer token ids, got dtype {arr.dtype}{bad}")
+    if arr.ndim < 1:
+        raise fail(PIECE, f"ids must have at least one axis, e.g. (B, T), got shape {shape_text(arr.shape)}")
+    idx = arr.astype(np.int64)
+    bad_mask = (idx < 0) | (idx >= V)
+    if bad_mask.any():
+        raise fail(PIECE, f"ids out of range [0, {V}): {idx[bad_mask][:5].tolist()} at {np.argwhere(bad_mask)[:5].tolist()}")
+    return idx
+
+
+# ------------------------------------------------------------------------------ loops
+def embedding_loops(W: Any, ids: Any) -> Any:
+    """out[...] = W[ids[...]] on nested lists; W (V, C) of floats or Values."""
+    idx = _check_ids(ids, len(W)).tolist()
+
+    def walk(a: Any) -> Any:
+        if isinstance(a, list):
+            return [walk(sub) for sub in a]
+        return list(W[a])  # a fresh list holding the same scalars: the graph sees W's leaves
+
+    return walk(idx)
+
+
+# ------------------------------------------------------------------------------ manual pair
+class EmbeddingCache(NamedTuple):
+    ids: np.ndarray  # (B, T) int64
+    V: int
+    C: int
+
+
+def embedding_forward(W: np.ndarray, ids: Any) -> tuple[np.ndarray, EmbeddingCache]:
+    """out = W[ids]: (V, C) table, (B, T) ids -> (B, T, C). Any shape of ids works: ids.shape + (C,)."""
+    W = array_input(PIECE, "W", W, ndims=(2,), layout="(V, C)")
+    idx = _check_ids(ids, W.shape[0])
+    out = W[idx]  # (B, T, C), a copy (fancy indexing)
+    return out, EmbeddingCache(ids=idx, V=W.shape[0], C=W.shape[1])
+
+
+def embedding_backward(dout: np.ndarray, cache: EmbeddingCache) -> tuple[np.ndarray]:
+    """dW, from dout (B, T, C).
+
+    out[b, t, c] = sum_v [ids[b, t] == v] W[v, c], so
+
+        dW[v, c] = sum over (b, t) with ids[b, t] == v of dout[b, t, c].
+
+    A token appearing several times collects one contribution per occurrence: the rows are
+    scatter-added (np.add.at accumulates repeated indices; `dW[ids] += dout` would not).
+    """
+    ids, V, C = cache.ids, cache.V, cache.C
+    dout = dout_array(PIECE, dout, ids.shape + (C,))
+    dW = np.zeros((V, C))  # (V, C)
+    np.add.at(dW, ids.reshape(-1), dout.reshape(-1, C))
+    return (dW,)
+
+
+# ------------------------------------------------------------------------------ positions
+def positional_encoding(T: int, C: int, base: float = PE_BASE) -> np.ndarray:
+    """Sinusoidal positional encodings (T, C), not learned and not differentiated.
+
+    Column pair (2i, 2i+1) is a sine and a cosine of wavelength 2 pi base^(2i/C), so
+    PE[pos + k] is a linear function (a rotation per pair) of PE[pos]. For odd C the last
+    column 2i = C - 1 is a sine without its cosine partner.
+    """
+    for name, n in (("T", T), ("C", C)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"positional_encoding: {name} must be a positive int, got {n!r}")
+    pos = np.arange(T, dtype=np.float64)[:, None]  # (T, 1)
+    two_i = np.arange(0, C, 2, dtype=np.float64)  # (ceil(C/2),)
+    angle = pos / base ** (two_i / C)  # (T, ceil(C/2))
+    pe = np.empty((T, C))
+    pe[:, 0::2] = np.sin(angle)
+    pe[:, 1::2] = np.cos(angle[:, : C // 2])  # odd C: the last sine has no cosine
+    return pe
+
+
+# ------------------------------------------------------------------------------ layer
+class Embedding(Module):
+    """A learned (V, C) table `W`, initialised N(0, std^2) (std = 1 as in torch.nn.Embedding).
+
+    `forward(ids)` returns W[ids] and caches the ids; `backward(dout)` adds dW into
+    `self.grads["W"]` (there is no gradient for integer ids, so it returns None).
+    """
+
+    def __init__(self, V: int, C: int, rng: np.random.Generator | None = None, std: float = 1.0) -> None:
+        super().__init__()
+        for name, n in (("V", V), ("C", C)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"Embedding: {name} must be a positive int, got {n!r}")
+        self.V, self.C = int(V), int(C)
+        # rng=None draws fresh entropy: fine when the weights are loaded right after (Module.load).
+        rng = rng if rng is not None else np.random.default_rng()
+        self.add_param("W", std * rng.standard_normal((self.V, self.C)))
+        self._cache: EmbeddingCache | None = None
+
+    def forward(self, ids: Any) -> np.ndarray:
+        out, self._cache = embedding_forward(self.params["W"], ids)
+        return out
+
+    def backward(self, dout: np.ndarray) -> None:
+        if self._cache is None:
+            raise RuntimeError("Embedding.backward called before forward")
+        (dW,) = embedding_backward(dout, self._cache)
+        self.grads["W"] += dW
+
+
+# ------------------------------------------------------------------------------ registry
+def _case(B: int, T: int, V: int, C: int, force_repeat: bool = False) -> Any:
+    def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        W = rng.standard_normal((V, C))
+        ids = rng.integers(0, V, size=(B, T))
+        if force_repeat:
+            ids.reshape(-1)[-1] = ids.reshape(-1)[0]  # the same token twice: dW must add both
+        return {"W": W}, {"ids": ids}
+
+    return make
+
+
+register(
+    Piece(
+        name=PIECE,
+        loops=embedding_loops,
+        forward=embedding_forward,
+        backward=embedding_backward,
+        cases=(
+            Case("batch1_T1_V3_C2", _case(1, 1, 3, 2)),
+            Case("B2_T5_V4_C3_repeats", _case(2, 5, 4, 3, force_repeat=True)),
+            Case("B3_T4_V7_C5", _case(3, 4, 7, 5, force_repeat=True)),
+        ),
+        description="token embedding lookup W[ids]; backward scatter-adds repeated ids",
+    )
+)

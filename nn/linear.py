@@ -1,0 +1,223 @@
+"""Matrix product and the affine layer y = x @ W + b, each written two ways.
+
+`matmul_loops` / `linear_loops` spell every dot product out as a Python loop over scalars
+(floats or engine.Values); `matmul_forward` / `matmul_backward` and `linear_forward` /
+`linear_backward` are the numpy pair with the hand-derived backward.
+"""
+
+# Shape legend: B batch, T time (sequence position), n_in input features, n_out output
+# features; for matmul A is (n, k) and B is (k, m) -- here "B" is the matrix, not the batch.
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nn._checks import array_input, dout_array, fail, nested_input, shape_text
+from nn.registry import Case, Piece, register
+
+# ------------------------------------------------------------------------------ matmul
+
+
+def _check_matmul_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    if a_shape[1] != b_shape[0]:
+        raise fail(
+            "matmul",
+            f"A has {a_shape[1]} columns but B has {b_shape[0]} rows: A {shape_text(a_shape)}, B {shape_text(b_shape)}",
+        )
+    if a_shape[1] == 0:
+        raise fail("matmul", f"the inner dimension k is 0: A {shape_text(a_shape)}, B {shape_text(b_shape)}")
+
+
+def _dot_rows(x_rows: list, W: list, n_out: int) -> list:
+    """out[i][j] = sum_p x_rows[i][p] * W[p][j], each sum an explicit loop."""
+    k = len(W)
+    out = []
+    for row in x_rows:
+        out_row = []
+        for j in range(n_out):
+            acc = row[0] * W[0][j]  # start from the first product: no extra "0 +" node
+            for p in range(1, k):
+                acc = acc + row[p] * W[p][j]
+            out_row.append(acc)
+        out.append(out_row)
+    return out
+
+
+def matmul_loops(A: Any, B: Any) -> list:
+    """C = A @ B on nested lists, C[i][j] = sum_p A[i][p] B[p][j], every dot product a loop.
+
+    A (n, k), B (k, m) -> C (n, m). Works on floats and on engine.Values.
+    """
+    A, a_shape = nested_input("matmul", "A", A, ndims=(2,), layout="(n, k)")
+    B, b_shape = nested_input("matmul", "B", B, ndims=(2,), layout="(k, m)")
+    _check_matmul_shapes(a_shape, b_shape)
+    return _dot_rows(A, B, b_shape[1])  # (n, m)
+
+
+class MatmulCache(NamedTuple):
+    """The operands, kept by reference (not copied): backward needs both."""
+
+    A: np.ndarray  # (n, k)
+    B: np.ndarray  # (k, m)
+
+
+def matmul_forward(A: Any, B: Any) -> tuple[np.ndarray, MatmulCache]:
+    """C = A @ B with A (n, k), B (k, m) -> C (n, m)."""
+    A = array_input("matmul", "A", A, ndims=(2,), layout="(n, k)")
+    B = array_input("matmul", "B", B, ndims=(2,), layout="(k, m)")
+    _check_matmul_shapes(A.shape, B.shape)
+    return A @ B, MatmulCache(A, B)  # (n, m)
+
+
+def matmul_backward(dout: Any, cache: MatmulCache) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of C = A @ B.
+
+    C_ij = sum_p A_ip B_pj, so dC_ij/dA_ip = B_pj and dC_ij/dB_pj = A_ip. Summing over the
+    outputs each input reaches, with G = dL/dC:
+
+        dL/dA_ip = sum_j G_ij B_pj   ->  dA = G @ B^T      (n, m) @ (m, k) = (n, k)
+        dL/dB_pj = sum_i A_ip G_ij   ->  dB = A^T @ G      (k, n) @ (n, m) = (k, m)
+    """
+    A, B = cache
+    dC = dout_array("matmul", dout, (A.shape[0], B.shape[1]))
+    dA = dC @ B.T  # (n, k)
+    dB = A.T @ dC  # (k, m)
+    return dA, dB
+
+
+# ------------------------------------------------------------------------------ linear
+_X_LAYOUT = "(B, n_in) or (B, T, n_in)"
+
+
+def _check_linear_shapes(x_shape: tuple[int, ...], W_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    if x_shape[-1] != W_shape[0]:
+        raise fail(
+            "linear",
+            f"x has {x_shape[-1]} features but W expects {W_shape[0]}: x {shape_text(x_shape)}, W {shape_text(W_shape)}",
+        )
+    if b_shape != (W_shape[1],):
+        raise fail(
+            "linear",
+            f"b must have shape (n_out,) = ({W_shape[1]},) to match W, got b {shape_text(b_shape)}, W {shape_text(W_shape)}",
+        )
+    if W_shape[0] == 0:
+        raise fail("linear", f"W has no input features: W {shape_text(W_shape)}")
+
+
+def linear_loops(x: Any, W: Any, b: Any) -> list:
+    """y = x @ W + b on nested lists: y[..][j] = b[j] + sum_i x[..][i] W[i][j].
+
+    x (B, n_in) or (B, T, n_in), W (n_in, n_out), b (n_out,) -> y (B, n_out) or (B, T, n_out).
+    """
+    x, x_shape = nested_input("linear", "x", x, ndims=(2, 3), layout=_X_LAYOUT)
+    W, W_shape = nested_input("linear", "W", W, ndims=(2,), layout="(n_in, n_out)")
+    b, b_shape = nested_input("linear", "b", b, ndims=(1,), layout="(n_out,)")
+    _check_linear_shapes(x_shape, W_shape, b_shape)
+    n_out = W_shape[1]
+
+    def affine(rows: list) -> list:
+        products = _dot_rows(rows, W, n_out)  # (rows, n_out)
+        return [[p_row[j] + b[j] for j in range(n_out)] for p_row in products]
+
+    if len(x_shape) == 3:
+        return [affine(seq) for seq in x]  # (B, T, n_out)
+    return affine(x)  # (B, n_out)
+
+
+class LinearCache(NamedTuple):
+    """What backward needs. `x2` is x viewed as rows (a reshape, not a copy)."""
+
+    x2: np.ndarray  # (B*T, n_in) or (B, n_in)
+    W: np.ndarray  # (n_in, n_out)
+    x_shape: tuple[int, ...]
+
+
+def linear_forward(x: Any, W: Any, b: Any) -> tuple[np.ndarray, LinearCache]:
+    """y = x @ W + b, W (n_in, n_out), b (n_out,); x (B, n_in) or (B, T, n_in).
+
+    A 3-d x is viewed as B*T rows of n_in features, so one matrix product does the work.
+    """
+    x = array_input("linear", "x", x, ndims=(2, 3), layout=_X_LAYOUT)
+    W = array_input("linear", "W", W, ndims=(2,), layout="(n_in, n_out)")
+    b = array_input("linear", "b", b, ndims=(1,), layout="(n_out,)")
+    _check_linear_shapes(x.shape, W.shape, b.shape)
+    x2 = x.reshape(-1, W.shape[0])  # (B*T, n_in), a view
+    y = x2 @ W  # (B*T, n_out)
+    y += b  # in place: no second output-sized array
+    return y.reshape(x.shape[:-1] + (W.shape[1],)), LinearCache(x2, W, x.shape)  # (B, [T,] n_out)
+
+
+def linear_backward(dout: Any, cache: LinearCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of y = x @ W + b (rows r of x, possibly B*T of them).
+
+    y_rj = sum_i x_ri W_ij + b_j, so with G = dL/dy:
+
+        dL/dx_ri = sum_j G_rj W_ij   ->  dx = G @ W^T               (r, n_in)
+        dL/dW_ij = sum_r x_ri G_rj   ->  dW = x^T @ G               (n_in, n_out)
+        dL/db_j  = sum_r G_rj        ->  db = G summed over rows    (n_out,)
+
+    b is broadcast over every row, so its gradient collects one term from each row.
+    """
+    x2, W, x_shape = cache
+    n_in, n_out = W.shape
+    dy = dout_array("linear", dout, x_shape[:-1] + (n_out,))
+    dy2 = dy.reshape(-1, n_out)  # (B*T, n_out)
+    dx = (dy2 @ W.T).reshape(x_shape)  # (B, [T,] n_in)
+    dW = x2.T @ dy2  # (n_in, n_out)
+    db = dy2.sum(axis=0)  # (n_out,)
+    return dx, dW, db
+
+
+# ------------------------------------------------------------------------------ registry
+def _matmul_case(n: int, k: int, m: int):
+    def make(rng: np.random.Generator):
+        return {"A": rng.standard_normal((n, k)), "B": rng.standard_normal((k, m))}, {}
+
+    return make
+
+
+def _linear_case(x_shape: tuple[int, ...], n_out: int):
+    def make(rng: np.random.Generator):
+        n_in = x_shape[-1]
+        return {
+            "x": rng.standard_normal(x_shape),
+            "W": rng.standard_normal((n_in, n_out)) / np.sqrt(n_in),
+            "b": rng.standard_normal(n_out),
+        }, {}
+
+    return make
+
+
+register(
+    Piece(
+        name="matmul",
+        loops=matmul_loops,
+        forward=matmul_forward,
+        backward=matmul_backward,
+        cases=(
+            Case("row 1x3 @ 3x2", _matmul_case(1, 3, 2)),
+            Case("odd 3x5 @ 5x7", _matmul_case(3, 5, 7)),
+            Case("inner 1: 4x1 @ 1x3", _matmul_case(4, 1, 3)),
+        ),
+        description="C = A @ B, A (n, k), B (k, m)",
+        tags=("op",),
+    )
+)
+
+register(
+    Piece(
+        name="linear",
+        loops=linear_loops,
+        forward=linear_forward,
+        backward=linear_backward,
+        cases=(
+            Case("batch 1: (1, 3) -> 2", _linear_case((1, 3), 2)),
+            Case("odd: (5, 7) -> 3", _linear_case((5, 7), 3)),
+            Case("sequence: (2, 3, 4) -> 5", _linear_case((2, 3, 4), 5)),
+        ),
+        description="y = x @ W + b, W (n_in, n_out); x (B, n_in) or (B, T, n_in)",
+        tags=("layer",),
+    )
+)

@@ -1,0 +1,299 @@
+"""Losses, each written two ways: mean squared error, cross-entropy, binary cross-entropy.
+
+Every loss returns a scalar: a 0-d float64 array from `NAME_forward`, a single float or
+engine.Value from `NAME_loops`. Its backward takes dout = dL/dloss (a scalar, 1.0 when the
+loss is the final output) and returns one gradient per differentiable input.
+
+Which inputs are differentiable:
+  * mse(pred, target): both (torch's mse_loss does the same; a teacher's outputs in
+    distillation are a target that may itself be trained). dtarget = -dpred.
+  * cross_entropy(logits, *, targets): logits only; integer class targets are static.
+  * binary_cross_entropy(logits, *, targets): logits only; float targets in [0, 1] are static.
+"""
+
+# Shape legend: B batch (rows), C classes; "..." any shape; N the number of elements averaged.
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from engine import exp, log
+from nn._checks import (
+    array_input,
+    as_float_array,
+    class_targets,
+    dout_array,
+    fail,
+    nested_input,
+    same_shape,
+    shape_text,
+)
+from nn.registry import Case, Piece, register
+from nn.softmax import _shifted_exps
+
+
+def _leaves(x: Any) -> list:
+    """Scalars of nested lists in row-major order (a scalar is one leaf)."""
+    if not isinstance(x, list):
+        return [x]
+    out: list = []
+    stack = [x]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+        else:
+            out.append(node)
+    return out
+
+
+def _scalar_dout(piece: str, dout: Any) -> float:
+    return float(dout_array(piece, dout, ()))
+
+
+def _nonempty(piece: str, name: str, shape: tuple[int, ...]) -> None:
+    if 0 in shape:
+        raise fail(piece, f"{name} is empty (shape {shape_text(shape)}): a mean over no elements is undefined")
+
+
+# ------------------------------------------------------------------------------ mse
+def mse_loops(pred: Any, target: Any) -> Any:
+    """L = (1/N) sum_i (pred_i - target_i)^2 over all N elements of nested lists."""
+    pred, p_shape = nested_input("mse", "pred", pred)
+    target, t_shape = nested_input("mse", "target", target)
+    same_shape("mse", "pred", p_shape, "target", t_shape)
+    _nonempty("mse", "pred", p_shape)
+    p_leaves, t_leaves = _leaves(pred), _leaves(target)
+    d = p_leaves[0] - t_leaves[0]
+    total = d * d
+    for p, t in zip(p_leaves[1:], t_leaves[1:]):
+        d = p - t
+        total = total + d * d
+    return total / len(p_leaves)
+
+
+class MseCache(NamedTuple):
+    diff: np.ndarray  # (...) pred - target
+
+
+def mse_forward(pred: Any, target: Any) -> tuple[np.ndarray, MseCache]:
+    """L = mean((pred - target)^2) over all elements (PyTorch's reduction='mean')."""
+    pred = array_input("mse", "pred", pred)
+    target = array_input("mse", "target", target)
+    same_shape("mse", "pred", pred.shape, "target", target.shape)
+    _nonempty("mse", "pred", pred.shape)
+    diff = np.asarray(pred - target)  # (...)
+    flat = diff.reshape(-1)
+    return np.asarray(np.dot(flat, flat) / flat.shape[0]), MseCache(diff)
+
+
+def mse_backward(dout: Any, cache: MseCache) -> tuple[np.ndarray, np.ndarray]:
+    """L = (1/N) sum_i d_i^2 with d = pred - target:  dL/dpred_i = 2 d_i / N,  dL/dtarget_i = -2 d_i / N."""
+    diff = cache.diff
+    dloss = _scalar_dout("mse", dout)
+    dpred = diff * (2.0 * dloss / diff.size)
+    return dpred, -dpred
+
+
+# ------------------------------------------------------------------------------ cross_entropy
+def _check_ce_shapes(shape: tuple[int, ...]) -> None:
+    if len(shape) != 2:
+        raise fail("cross_entropy", f"logits must have shape (B, C), got shape {shape_text(shape)}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise fail("cross_entropy", f"logits needs at least one row and one class, got shape {shape_text(shape)}")
+
+
+def cross_entropy_loops(logits: Any, *, targets: Any) -> Any:
+    """L = (1/B) sum_b -log softmax(logits_b)[t_b] = (1/B) sum_b (log sum_c e^(z_bc) - z_b,t_b),
+
+    with z_b = logits_b - max(logits_b) (the shift cancels; see nn.softmax).
+    """
+    logits, shape = nested_input("cross_entropy", "logits", logits)
+    _check_ce_shapes(shape)
+    t = class_targets("cross_entropy", targets, shape[0], shape[1], shape).tolist()
+    total = None
+    for row, target in zip(logits, t):
+        shifted, _, row_sum = _shifted_exps(row)
+        nll = log(row_sum) - shifted[target]  # -log p_target
+        total = nll if total is None else total + nll
+    return total / shape[0]
+
+
+class CrossEntropyCache(NamedTuple):
+    exps: np.ndarray  # (B, C) e^(z - max z) per row
+    total: np.ndarray  # (B,) row sums of exps; softmax = exps / total
+    targets: np.ndarray  # (B,) integer class indices
+
+
+def cross_entropy_forward(logits: Any, *, targets: Any) -> tuple[np.ndarray, CrossEntropyCache]:
+    """L = mean over rows b of -log softmax(logits_b)[t_b], computed as log-sum-exp minus the target logit.
+
+    With z_b = logits_b - max_c logits_bc every exponent is <= 0 and each row's sum is >= 1,
+    so logits of +-1e4 give an exact, finite loss.
+    """
+    logits = array_input("cross_entropy", "logits", logits)
+    _check_ce_shapes(logits.shape)
+    B, C = logits.shape
+    t = class_targets("cross_entropy", targets, B, C, logits.shape)
+    z = logits - logits.max(axis=1, keepdims=True)  # (B, C), every entry <= 0
+    picked = z[np.arange(B), t]  # (B,) the target's shifted logit
+    exps = np.exp(z, out=z)  # (B, C), reuses z's memory
+    total = exps.sum(axis=1)  # (B,), >= 1
+    loss = (np.log(total).sum() - picked.sum()) / B
+    return np.asarray(loss), CrossEntropyCache(exps, total, t)
+
+
+def cross_entropy_backward(dout: Any, cache: CrossEntropyCache) -> tuple[np.ndarray]:
+    """Fused softmax + negative log-likelihood gradient.
+
+    L_b = log S_b - z_b,t_b with S_b = sum_c e^(z_bc):  dL_b/dz_bc = e^(z_bc)/S_b - [c = t_b] = p_bc - onehot_bc.
+    The mean over B rows divides by B:  dlogits = dout (p - onehot) / B.
+    """
+    exps, total, t = cache
+    B = exps.shape[0]
+    drow = _scalar_dout("cross_entropy", dout) / B  # dL/dL_b for each row's loss
+    dlogits = exps * (drow / total)[:, None]  # drow * p, (B, C)
+    dlogits[np.arange(B), t] -= drow  # the one-hot term, one entry per row
+    return (dlogits,)
+
+
+# ------------------------------------------------------------------------------ binary_cross_entropy
+def _bce_targets(targets: Any, z_shape: tuple[int, ...]) -> np.ndarray:
+    """Float targets in [0, 1] of the logits' shape. One pass: NaN and +-inf fail the range test too."""
+    y = as_float_array("binary_cross_entropy", "targets", targets)
+    same_shape("binary_cross_entropy", "logits", z_shape, "targets", y.shape)
+    if not ((y >= 0.0) & (y <= 1.0)).all():
+        i = np.argwhere(~((y >= 0.0) & (y <= 1.0)))[0]
+        where = f" at index {tuple(int(k) for k in i)}" if y.ndim else ""
+        raise fail("binary_cross_entropy", f"targets must be finite probabilities in [0, 1], got {y[tuple(i)]}{where}")
+    return y
+
+
+def binary_cross_entropy_loops(logits: Any, *, targets: Any) -> Any:
+    """L = (1/N) sum_i [max(z_i, 0) - z_i y_i + log(1 + e^(-|z_i|))], z the logits, y the targets.
+
+    This is -[y log s(z) + (1 - y) log(1 - s(z))] rewritten so no exponent is positive.
+    """
+    logits, shape = nested_input("binary_cross_entropy", "logits", logits)
+    _nonempty("binary_cross_entropy", "logits", shape)
+    y = _bce_targets(targets, shape)
+    total = None
+    for z, yi in zip(_leaves(logits), y.reshape(-1).tolist()):
+        if z > 0:  # max(z, 0) = z, |z| = z
+            term = z - z * yi + log(1.0 + exp(-z))
+        else:  # max(z, 0) = 0, |z| = -z (z = 0 lands here: the slope there is s(0) - y = 0.5 - y)
+            term = log(1.0 + exp(z)) - z * yi
+        total = term if total is None else total + term
+    return total / y.size
+
+
+class BceCache(NamedTuple):
+    z: np.ndarray  # (...) the logits, by reference
+    y: np.ndarray  # (...) the targets, by reference
+    e: np.ndarray  # (...) e^(-|z|), in (0, 1]
+
+
+def binary_cross_entropy_forward(logits: Any, *, targets: Any) -> tuple[np.ndarray, BceCache]:
+    """L = mean(max(z, 0) - z y + log(1 + e^(-|z|))): binary cross-entropy of sigmoid(z) against y.
+
+    Derivation: with s = sigmoid(z), -y log s - (1 - y) log(1 - s) = log(1 + e^z) - z y, and
+    log(1 + e^z) = max(z, 0) + log(1 + e^(-|z|)) never exponentiates a positive number.
+    """
+    z = array_input("binary_cross_entropy", "logits", logits)
+    _nonempty("binary_cross_entropy", "logits", z.shape)
+    y = _bce_targets(targets, z.shape)
+    e = np.exp(-np.abs(z))  # (...), in (0, 1]
+    terms = np.maximum(z, 0.0)
+    terms -= z * y
+    terms += np.log1p(e)
+    return np.asarray(terms.mean()), BceCache(z, y, e)
+
+
+def binary_cross_entropy_backward(dout: Any, cache: BceCache) -> tuple[np.ndarray]:
+    """dL/dz_i = (1/N) (s(z_i) - y_i):  d/dz [log(1 + e^z) - z y] = e^z / (1 + e^z) - y = s(z) - y.
+
+    s(z) is rebuilt from the cached e = e^(-|z|): s = 1/(1 + e) for z >= 0, e/(1 + e) for z < 0.
+    """
+    z, y, e = cache
+    dterm = _scalar_dout("binary_cross_entropy", dout) / z.size  # dL/d(each element's term)
+    dz = np.where(z >= 0.0, 1.0, e)
+    dz /= 1.0 + e  # s(z)
+    dz -= y
+    dz *= dterm
+    return (dz,)
+
+
+# ------------------------------------------------------------------------------ registry
+def _mse_case(shape: tuple[int, ...]):
+    def make(rng: np.random.Generator):
+        return {"pred": rng.standard_normal(shape), "target": rng.standard_normal(shape)}, {}
+
+    return make
+
+
+def _ce_case(B: int, C: int, scale: float = 2.0):
+    def make(rng: np.random.Generator):
+        return {"logits": scale * rng.standard_normal((B, C))}, {"targets": rng.integers(0, C, size=B)}
+
+    return make
+
+
+def _bce_case(shape: tuple[int, ...], hard: bool = False):
+    def make(rng: np.random.Generator):
+        z = 2.0 * rng.standard_normal(shape)
+        y = rng.integers(0, 2, size=shape).astype(np.float64) if hard else rng.uniform(0.0, 1.0, shape)
+        return {"logits": z}, {"targets": y}
+
+    return make
+
+
+register(
+    Piece(
+        name="mse",
+        loops=mse_loops,
+        forward=mse_forward,
+        backward=mse_backward,
+        cases=(
+            Case("batch 1: (1,)", _mse_case((1,))),
+            Case("odd: (3, 5)", _mse_case((3, 5))),
+            Case("3-d: (2, 3, 4)", _mse_case((2, 3, 4))),
+        ),
+        description="mean((pred - target)^2); both inputs differentiable",
+        tags=("loss",),
+    )
+)
+
+register(
+    Piece(
+        name="cross_entropy",
+        loops=cross_entropy_loops,
+        forward=cross_entropy_forward,
+        backward=cross_entropy_backward,
+        cases=(
+            Case("batch 1: (1, 3)", _ce_case(1, 3)),
+            Case("odd: (5, 7)", _ce_case(5, 7)),
+            Case("two classes: (4, 2)", _ce_case(4, 2)),
+            Case("large logits: (3, 4) x 30", _ce_case(3, 4, scale=30.0)),
+        ),
+        description="mean over rows of -log softmax(logits)[target]; integer targets static",
+        tags=("loss",),
+    )
+)
+
+register(
+    Piece(
+        name="binary_cross_entropy",
+        loops=binary_cross_entropy_loops,
+        forward=binary_cross_entropy_forward,
+        backward=binary_cross_entropy_backward,
+        cases=(
+            Case("batch 1: (1,)", _bce_case((1,))),
+            Case("odd: (5,)", _bce_case((5,))),
+            Case("hard labels: (3, 4)", _bce_case((3, 4), hard=True)),
+        ),
+        description="binary cross-entropy from logits, mean; float targets in [0, 1] static",
+        tags=("loss",),
+    )
+)

@@ -1,0 +1,159 @@
+"""The residual connection and (inverted) dropout, written two ways.
+
+    residual:  y = x + f                           (He et al. 2016; f is the branch's output)
+    dropout:   y = x * mask,  mask_i = keep_i / (1 - p),  keep_i ~ Bernoulli(1 - p)
+               (Srivastava et al. 2014, in the "inverted" form: scaling at training time
+               keeps E[y] = x, so evaluation is the identity)
+"""
+
+# Shape legend: any shape; x and f (or x and mask) share it, e.g. (B, T, C).
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from nn._checks import array_input, dout_array, fail, same_shape
+from nn.registry import Case, Piece, register
+
+
+# ------------------------------------------------------------------------------ helpers
+def _nested_shape(a: Any) -> tuple[int, ...]:
+    shape = []
+    while isinstance(a, list):
+        shape.append(len(a))
+        a = a[0] if a else None
+    return tuple(shape)
+
+
+def _map2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    """fn applied elementwise to two nested lists of the same shape."""
+    if isinstance(a, list):
+        return [_map2(fn, u, v) for u, v in zip(a, b)]
+    return fn(a, b)
+
+
+# ------------------------------------------------------------------------------ residual
+def residual_loops(x: Any, f: Any) -> Any:
+    """y = x + f elementwise on nested lists of floats or Values."""
+    same_shape("residual", "x", _nested_shape(x), "f", _nested_shape(f))
+    return _map2(lambda u, v: u + v, x, f)
+
+
+def residual_forward(x: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """y = x + f (same shapes, no broadcasting); the cache is only the shape, to check dout."""
+    x = array_input("residual", "x", x)
+    f = array_input("residual", "f", f)
+    # No broadcasting: a residual whose branch changed the shape is a bug upstream.
+    same_shape("residual", "x", x.shape, "f", f.shape)
+    return x + f, x.shape
+
+
+def residual_backward(dout: np.ndarray, cache: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """dy/dx = dy/df = I, so dx = df = dout: the gradient passes unchanged down both paths
+    (which is why deep residual stacks train: the skip path is a gradient highway)."""
+    dout = dout_array("residual", dout, cache)
+    return dout.copy(), dout.copy()
+
+
+# ------------------------------------------------------------------------------ dropout
+def _check_dropout_args(p: float, seed: int, training: bool) -> None:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p < 1.0:
+        raise fail("dropout", f"p must be a probability in [0, 1), got {p!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise fail("dropout", f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(training, (bool, np.bool_)):
+        raise fail("dropout", f"training must be a bool, got {training!r}")
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, seed: int) -> np.ndarray:
+    """The scaled keep mask both dropout forms use: keep / (1 - p), keep_i = [u_i >= p].
+
+    u ~ Uniform[0, 1) from `np.random.default_rng(seed)`, so a (shape, p, seed) triple
+    always gives the same mask. A training loop passes a different seed each step.
+    """
+    _check_dropout_args(p, seed, True)
+    keep = np.random.default_rng(seed).random(shape) >= p  # P(keep) = 1 - p
+    return keep / (1.0 - p)
+
+
+def _dropout_active(p: float, training: bool) -> bool:
+    return bool(training) and p > 0.0
+
+
+def dropout_loops(x: Any, p: float, seed: int, training: bool = True) -> Any:
+    """Dropout on nested lists, with the mask from `dropout_mask` (the same as the numpy form's)."""
+    _check_dropout_args(p, seed, training)
+    if not _dropout_active(p, training):
+        return _map2(lambda u, _: u, x, x)  # identity, as a fresh nested list
+    mask = dropout_mask(_nested_shape(x), p, seed).tolist()
+    return _map2(lambda u, m: u * m, x, mask)
+
+
+class DropoutCache(NamedTuple):
+    mask: np.ndarray | None  # (shape of x) scaled keep mask; None when dropout is the identity
+
+
+def dropout_forward(x: np.ndarray, p: float, seed: int, training: bool = True) -> tuple[np.ndarray, DropoutCache]:
+    """y = x * mask when training with p > 0; y = x otherwise (evaluation, or p = 0)."""
+    _check_dropout_args(p, seed, training)
+    x = array_input("dropout", "x", x)
+    if not _dropout_active(p, training):
+        return x.copy(), DropoutCache(mask=None)
+    mask = dropout_mask(x.shape, p, seed)  # same shape as x
+    return x * mask, DropoutCache(mask=mask)
+
+
+def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> tuple[np.ndarray]:
+    """y_i = x_i m_i with m fixed, so dx_i = dout_i m_i: zero where dropped, 1/(1-p) where kept."""
+    if cache.mask is None:
+        return (np.array(dout, dtype=np.float64, copy=True),)
+    dout = dout_array("dropout", dout, cache.mask.shape)
+    return (dout * cache.mask,)
+
+
+# ------------------------------------------------------------------------------ registry
+def _residual_case(shape: tuple[int, ...]) -> Any:
+    def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"x": rng.standard_normal(shape), "f": rng.standard_normal(shape)}, {}
+
+    return make
+
+
+def _dropout_case(shape: tuple[int, ...], p: float, seed: int) -> Any:
+    def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"x": rng.standard_normal(shape)}, {"p": p, "seed": seed, "training": True}
+
+    return make
+
+
+register(
+    Piece(
+        name="residual",
+        loops=residual_loops,
+        forward=residual_forward,
+        backward=residual_backward,
+        cases=(
+            Case("batch1_C3", _residual_case((1, 3))),
+            Case("B3_C5", _residual_case((3, 5))),
+            Case("B2_T3_C7", _residual_case((2, 3, 7))),
+        ),
+        description="residual connection y = x + f",
+    )
+)
+
+register(
+    Piece(
+        name="dropout",
+        loops=dropout_loops,
+        forward=dropout_forward,
+        backward=dropout_backward,
+        cases=(
+            Case("batch1_C7_p0.5", _dropout_case((1, 7), 0.5, 3)),
+            Case("B3_C5_p0.2", _dropout_case((3, 5), 0.2, 11)),
+            Case("B2_T3_C5_p0.3", _dropout_case((2, 3, 5), 0.3, 0)),
+        ),
+        description="inverted dropout with a seeded mask (training=True)",
+    )
+)
