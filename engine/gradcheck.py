@@ -283,8 +283,10 @@ def compare_gradients(
     for name in inputs:
         shape = flat[sources[0]][name][0]
         for s in sources[1:]:
-            if len(flat[s][name][1]) != len(flat[sources[0]][name][1]):
-                raise ValueError(f"gradient of {name!r}: {sources[0]} has shape {shape}, {s} has {flat[s][name][0]}")
+            other = flat[s][name][0]
+            # A number and a one-element array are the same gradient; otherwise shapes must match.
+            if other != shape and not (len(flat[s][name][1]) == len(flat[sources[0]][name][1]) == 1):
+                raise ValueError(f"gradient of {name!r}: {sources[0]} has shape {shape}, {s} has {other}")
         for left, right, tol in pairs:
             a_vals, b_vals = flat[left][name][1], flat[right][name][1]
             max_abs = max_rel = 0.0
@@ -310,7 +312,7 @@ def compare_gradients(
                     shape=shape,
                     max_abs=max_abs,
                     max_rel=max_rel,
-                    worst_index=_unravel(worst, shape) if shape else (),
+                    worst_index=_unravel(worst, shape) if shape and a_vals else (),
                     values={s: flat[s][name][1][worst] if flat[s][name][1] else math.nan for s in sources},
                     tolerance=tol,
                     passed=passed,

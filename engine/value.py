@@ -50,6 +50,14 @@ def _name(v: "Value") -> str:
     return repr(v.label) if v.label else f"(unlabelled {v.op or 'leaf'} node)"
 
 
+def _power(base: "Value", x: float, p: float) -> float:
+    """x ** p, with an overflow reported against the node it happened at."""
+    try:
+        return x**p
+    except OverflowError:
+        raise OverflowError(f"{x!r} ** {p!r} at {_name(base)} overflows a float") from None
+
+
 class Value:
     """A scalar in a computation graph.
 
@@ -126,7 +134,7 @@ class Value:
 
     def __add__(self, other: Scalar) -> "Value":
         """a + b;  d/da = 1,  d/db = 1."""
-        if type(other) is not Value:
+        if type(other) is not Value and not isinstance(other, Value):
             other = Value(other)
         out = _new(Value)
         out.data = self.data + other.data
@@ -144,7 +152,7 @@ class Value:
 
     def __sub__(self, other: Scalar) -> "Value":
         """a - b;  d/da = 1,  d/db = -1.  (One node, not a + (-b): half the graph.)"""
-        if type(other) is not Value:
+        if type(other) is not Value and not isinstance(other, Value):
             other = Value(other)
         out = _new(Value)
         out.data = self.data - other.data
@@ -162,7 +170,7 @@ class Value:
 
     def __mul__(self, other: Scalar) -> "Value":
         """a * b;  d/da = b,  d/db = a."""
-        if type(other) is not Value:
+        if type(other) is not Value and not isinstance(other, Value):
             other = Value(other)
         out = _new(Value)
         out.data = self.data * other.data
@@ -180,7 +188,7 @@ class Value:
 
     def __truediv__(self, other: Scalar) -> "Value":
         """a / b;  d/da = 1/b,  d/db = -a/b**2."""
-        if type(other) is not Value:
+        if type(other) is not Value and not isinstance(other, Value):
             other = Value(other)
         b = other.data
         if b == 0.0:
@@ -208,14 +216,14 @@ class Value:
                      where the limit x^p ln x -> 0 is used).
         """
         x = self.data
-        if type(other) is Value:
+        if isinstance(other, Value):
             p = other.data
             if x < 0.0 or (x == 0.0 and p <= 0.0):
                 raise ValueError(
                     f"x ** p with p a Value needs x > 0 (or x == 0 and p > 0), "
                     f"got x = {x!r} at {_name(self)} and p = {p!r}"
                 )
-            y = x**p
+            y = _power(self, x, p)
             out = _new(Value)
             out.data = y
             out.grad = 0.0
@@ -234,14 +242,17 @@ class Value:
         if x == 0.0 and p < 0.0:
             raise ValueError(f"x ** {p!r}: the base is 0.0 at {_name(self)}, and 0 to a negative power is undefined")
         out = _new(Value)
-        out.data = x**p
+        out.data = _power(self, x, p)
         out.grad = 0.0
         out.label = ""
         out.op = "**" + (str(int(p)) if p.is_integer() else repr(p))
         out._a = self
         out._b = None
         # x**(p-1) at x == 0 with 0 < p < 1 is infinite, as in PyTorch.
-        out._da = p * x ** (p - 1.0) if (x != 0.0 or p >= 1.0) else math.inf
+        if p == 0.0:
+            out._da = 0.0  # x**0 is constant 1, also at x == 0 (as in PyTorch)
+        else:
+            out._da = p * x ** (p - 1.0) if (x != 0.0 or p >= 1.0) else math.inf
         out._db = 0.0
         return out
 
@@ -325,22 +336,58 @@ class Value:
         Interior nodes are reset first (they hold this call's gradient only); leaves
         accumulate, so call `zero_grad` on parameters between steps.
         """
-        topo = topological_order(self)
-        for v in topo:
-            if v._a is not None:
-                v.grad = 0.0
-        self.grad += 1.0
+        if self._a is None:  # a leaf: d(self)/d(self) = 1, accumulated like any leaf
+            self.grad += 1.0
+            return
+        order = _interior_order(self)
+        for v in order:
+            v.grad = 0.0
+        self.grad = 1.0
         # The chain rule, in reverse topological order: when a node is reached, every
-        # node that consumes it has already added its share to its .grad.
-        for v in reversed(topo):
-            a = v._a
-            if a is None:
-                continue
+        # node that consumes it has already added its share to its .grad. Only interior
+        # nodes are in `order`, so every one has a first parent.
+        for v in reversed(order):
             g = v.grad
-            a.grad += v._da * g
+            v._a.grad += v._da * g
             b = v._b
             if b is not None:
                 b.grad += v._db * g
+
+
+def _interior_order(root: Value) -> list[Value]:
+    """The interior (non-leaf) nodes `root` depends on, each after its interior parents.
+
+    Leaves need no place in the order (they pass nothing on), so they are skipped. A node
+    is marked visited by parking a fresh sentinel in its `.grad` (every interior `.grad`
+    is reset right after), which is cheaper than a set of visited nodes.
+    """
+    mark = object()
+    root.grad = mark
+    order: list[Value] = []
+    emit = order.append
+    stack = [root]
+    push = stack.append
+    pop = stack.pop
+    try:
+        while stack:
+            v = stack[-1]
+            a = v._a
+            if a._a is not None and a.grad is not mark:
+                a.grad = mark
+                push(a)
+                continue
+            b = v._b
+            if b is not None and b._a is not None and b.grad is not mark:
+                b.grad = mark
+                push(b)
+                continue
+            pop()
+            emit(v)
+    except BaseException:  # e.g. Ctrl-C: leave no sentinel behind in a .grad
+        for v in order + stack:
+            v.grad = 0.0
+        raise
+    return order
 
 
 def topological_order(root: Value) -> list[Value]:
