@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from models import check, tour
+from models import train as train_cmd
 
 
 def _version() -> str:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_parser(sub)
     _graph_parser(sub)
     check.add_parser(sub)
+    train_cmd.add_parser(sub)
     return parser
 
 
