@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine import GradientReport
@@ -88,6 +89,35 @@ def format_table(entries: list[dict[str, Any]]) -> str:
     n_pieces = len({e["piece"] for e in entries})
     lines.append(f"{len(entries) - failed} passed, {failed} failed ({n_pieces} pieces; 'output' compares the loops and manual forwards)")
     return "\n".join(lines)
+
+
+def format_summary(entries: list[dict[str, Any]]) -> str:
+    """One line per piece: cases, parameters checked, the worst differences of each pair."""
+    head = ["piece", "cases", "checks", "worst graph-manual", "worst manual-numeric", "ok"]
+    rows = []
+    by_piece: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_piece.setdefault(e["piece"], []).append(e)
+    for name, es in by_piece.items():
+        gm = max(e.get("graph_vs_manual", {}).get("max_abs", 0.0) for e in es)
+        mn = max(e.get("manual_vs_numeric", {}).get("max_abs", 0.0) for e in es)
+        ok = all(e["passed"] for e in es)
+        rows.append([name, str(len({e["case"] for e in es})), str(len(es)), f"{gm:.1e}", f"{mn:.1e}", "ok" if ok else "FAIL"])
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
+    """Tour stage: every registered piece checked three ways, one summary line per piece."""
+    del out_dir  # this stage draws nothing
+    entries = run_checks()
+    echo(format_summary(entries))
+    failed = sum(not e["passed"] for e in entries)
+    echo(f"{len(entries) - failed} of {len(entries)} (piece, case, parameter) checks passed; "
+         "`twograd check NAME` prints the full table")
+    return failed == 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

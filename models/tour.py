@@ -15,6 +15,9 @@ from typing import Callable
 #: (title, module whose `tour_stage` runs it), in the order a reader should meet them.
 STAGES: tuple[tuple[str, str], ...] = (
     ("a tanh neuron, differentiated three ways", "models.neuron"),
+    ("every nn piece, checked three ways", "models.check"),
+    ("an MLP learns XOR, by manual backprop and on the graph", "models.train"),
+    ("causal multi-head attention, three ways", "models.attention_demo"),
 )
 
 

@@ -21,7 +21,8 @@ def test_registry_is_populated() -> None:
     names = {p.name for p, _ in ALL}
     # The nn issue's pieces; a piece missing from here would silently escape every check.
     expected = {"matmul", "linear", "sigmoid", "relu", "tanh", "gelu", "gelu_tanh", "softmax", "log_softmax",
-                "mse", "cross_entropy", "binary_cross_entropy", "layer_norm", "embedding", "residual", "dropout"}
+                "mse", "cross_entropy", "binary_cross_entropy", "layer_norm", "embedding", "residual", "dropout",
+                "attention", "mha", "mlp"}
     assert expected <= names, f"missing pieces: {sorted(expected - names)}"
 
 
