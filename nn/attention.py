@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from engine import data_of, exp
+from nn.module import Module
 from nn.registry import Case, Piece, register
 
 Array = np.ndarray
@@ -888,3 +889,54 @@ register(
         tags=("attention",),
     )
 )
+
+
+# ============================================================================ thin class
+class MultiHeadAttention(Module):
+    """Multi-head attention owning Wq, Wk, Wv, Wo (C, C) and, with `bias`, bq, bk, bv, bo (C,).
+
+    `forward(xq, xkv=None, mask=None)` is self-attention when `xkv` is None, cross-attention
+    otherwise; it caches for `backward(dout)`, which adds the parameter gradients into
+    `self.grads` and returns (dxq, dxkv) (for self-attention, dx = dxq + dxkv, and dxkv is
+    None). `weights` holds the last forward's attention weights (B, H, Tq, Tk).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, rng: np.random.Generator | None = None, bias: bool = True) -> None:
+        super().__init__()
+        self.n_heads = _check_heads("MultiHeadAttention", d_model, n_heads)
+        self.d_model = int(d_model)
+        self.bias = bool(bias)
+        params = init_mha_params(self.d_model, self.n_heads, rng if rng is not None else np.random.default_rng(), bias=self.bias)
+        for name in _MHA_PARAM_NAMES:
+            if name in params:
+                self.add_param(name, params[name])
+        self._cache: MHACache | None = None
+        self._self_attention = False
+
+    def _args(self) -> list[Array | None]:
+        return [self.params.get(n) for n in _MHA_PARAM_NAMES]
+
+    def forward(self, xq: Array, xkv: Array | None = None, mask: Array | None = None) -> Array:
+        self._self_attention = xkv is None
+        out, self._cache = mha_forward(xq, xq if xkv is None else xkv, *self._args(), n_heads=self.n_heads, mask=mask)
+        return out
+
+    @property
+    def weights(self) -> Array:
+        if self._cache is None:
+            raise RuntimeError("MultiHeadAttention.weights read before forward")
+        return self._cache.weights
+
+    def backward(self, dout: Array) -> tuple[Array, Array | None]:
+        if self._cache is None:
+            raise RuntimeError("MultiHeadAttention.backward called before forward")
+        dxq, dxkv, *dparams = mha_backward(dout, self._cache)
+        for name, g in zip(_MHA_PARAM_NAMES, dparams):
+            if g is not None:
+                self.grads[name] += g
+        if self._self_attention:
+            return dxq + dxkv, None
+        return dxq, dxkv
+
+
+_MHA_PARAM_NAMES = ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")

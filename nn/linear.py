@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nn._checks import array_input, dout_array, fail, nested_input, shape_text
+from nn.module import Module
 from nn.registry import Case, Piece, register
 
 # ------------------------------------------------------------------------------ matmul
@@ -221,3 +222,36 @@ register(
         tags=("layer",),
     )
 )
+
+
+# ------------------------------------------------------------------------------ thin class
+class Linear(Module):
+    """y = x @ W + b with W (n_in, n_out) ~ N(0, 1/n_in) and b (n_out,) = 0.
+
+    `forward(x)` caches for `backward(dout)`, which adds (+=) dW and db into `self.grads`
+    and returns dx. The math is `linear_forward` / `linear_backward` above.
+    """
+
+    def __init__(self, n_in: int, n_out: int, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        for name, n in (("n_in", n_in), ("n_out", n_out)):
+            if not (isinstance(n, (int, np.integer)) and n >= 1):
+                raise ValueError(f"Linear: {name} must be a positive int, got {n!r}")
+        rng = rng if rng is not None else np.random.default_rng()
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        # Variance 1/n_in keeps the output's variance near the input's at initialisation.
+        self.add_param("W", rng.standard_normal((self.n_in, self.n_out)) / np.sqrt(self.n_in))
+        self.add_param("b", np.zeros(self.n_out))
+        self._cache: LinearCache | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = linear_forward(x, self.params["W"], self.params["b"])
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise RuntimeError("Linear.backward called before forward")
+        dx, dW, db = linear_backward(dout, self._cache)
+        self.grads["W"] += dW
+        self.grads["b"] += db
+        return dx
