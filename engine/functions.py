@@ -24,7 +24,12 @@ def exp(x: Value) -> Value: ...
 def exp(x: float) -> float: ...
 def exp(x: Scalar) -> Scalar:
     """e^x."""
-    return x.exp() if isinstance(x, Value) else math.exp(x)
+    if isinstance(x, Value):
+        return x.exp()
+    try:
+        return math.exp(x)
+    except OverflowError:
+        raise OverflowError(f"exp({x!r}) overflows a float") from None
 
 
 @overload

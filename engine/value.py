@@ -50,6 +50,21 @@ def _name(v: "Value") -> str:
     return repr(v.label) if v.label else f"(unlabelled {v.op or 'leaf'} node)"
 
 
+def _power_partial(x: float, y: float, p: float) -> float:
+    """d(x**p)/dx = p x^(p-1), computed as p (y / x) with y = x**p already at hand.
+
+    Dividing the known power by x instead of raising x to p - 1 saves a pow and cannot
+    overflow where the derivative itself is finite (e.g. x = 1e-200, p = -1.5). At x == 0
+    (p > 0 here; 0 to a negative power is refused earlier) the slope is 0 for p > 1, 1 for
+    p == 1 and infinite for 0 < p < 1, as in PyTorch; x**0 is the constant 1, slope 0.
+    """
+    if p == 0.0:
+        return 0.0
+    if x != 0.0:
+        return p * (y / x)
+    return 0.0 if p > 1.0 else (1.0 if p == 1.0 else math.inf)
+
+
 def _power(base: "Value", x: float, p: float) -> float:
     """x ** p, with an overflow reported against the node it happened at."""
     try:
@@ -231,7 +246,7 @@ class Value:
             out.op = "**"
             out._a = self
             out._b = other
-            out._da = p * x ** (p - 1.0) if x != 0.0 else (0.0 if p > 1.0 else (1.0 if p == 1.0 else math.inf))
+            out._da = _power_partial(x, y, p)
             out._db = y * _log(x) if x > 0.0 else 0.0
             return out
         p = _check_number(other, "exponent")
@@ -241,20 +256,8 @@ class Value:
             )
         if x == 0.0 and p < 0.0:
             raise ValueError(f"x ** {p!r}: the base is 0.0 at {_name(self)}, and 0 to a negative power is undefined")
-        out = _new(Value)
-        out.data = _power(self, x, p)
-        out.grad = 0.0
-        out.label = ""
-        out.op = "**" + (str(int(p)) if p.is_integer() else repr(p))
-        out._a = self
-        out._b = None
-        # x**(p-1) at x == 0 with 0 < p < 1 is infinite, as in PyTorch.
-        if p == 0.0:
-            out._da = 0.0  # x**0 is constant 1, also at x == 0 (as in PyTorch)
-        else:
-            out._da = p * x ** (p - 1.0) if (x != 0.0 or p >= 1.0) else math.inf
-        out._db = 0.0
-        return out
+        y = _power(self, x, p)
+        return self._unary(y, "**" + (str(int(p)) if p.is_integer() else repr(p)), _power_partial(x, y, p))
 
     def __rpow__(self, other: Number) -> "Value":
         return Value(other) ** self

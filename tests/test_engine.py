@@ -22,6 +22,7 @@ FD_RTOL = 1e-6
 CLOSED_FORM_RTOL = 1e-13
 #: the 100k-op chain multiplies 50,000 rounded products; the error grows ~ sqrt(n) * 1e-16.
 DEEP_CHAIN_RTOL = 1e-10
+POWER_RTOL = 1e-14  # p * (y / x) against the closed form: two roundings
 
 
 def _graph_grad(f: Callable[..., Any], xs: list[float]) -> tuple[float, list[float]]:
@@ -411,3 +412,20 @@ def test_value_uses_slots() -> None:
     assert not hasattr(v, "__dict__")
     with pytest.raises(AttributeError):
         v.something = 1  # type: ignore[attr-defined]
+
+
+def test_power_partial_does_not_overflow_where_the_slope_is_finite() -> None:
+    """d/dt t^-1.5 at t = 1e-200 is -1.5e500: inf in float64, but no OverflowError, as in torch."""
+    t = Value(1e-200, "t")
+    y = t**-1.5
+    assert y.data == pytest.approx(1e300, rel=POWER_RTOL)
+    y.backward()
+    assert t.grad == -math.inf
+    u = Value(4.0, "u")
+    (u**-1.5).backward()
+    assert u.grad == pytest.approx(-1.5 * 4.0**-2.5, rel=POWER_RTOL)
+
+
+def test_float_exp_overflow_names_the_value() -> None:
+    with pytest.raises(OverflowError, match=r"exp\(1000.0\)"):
+        engine.exp(1000.0)

@@ -29,6 +29,7 @@ from engine import (
 
 #: central differences (eps=1e-6) of smooth O(1) functions vs their closed form.
 FD_ATOL = 1e-8
+FD_RTOL_DTYPE = 1e-6  # float32 inputs are exact in float64 after the cast; eps=1e-6 differences are good to ~1e-9
 #: graph gradients vs a closed form computed with the same float64 operations in another order.
 CLOSED_FORM_RTOL = 1e-13
 
@@ -342,3 +343,16 @@ def test_engine_works_on_plain_lists_without_numpy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_numerical_gradient_arrays_works_in_float64_whatever_the_input_dtype() -> None:
+    """An eps nudge written into an int or float32 array would be rounded away."""
+    for x in (np.array([1, 2, 3]), np.array([1.1, 2.2, 3.3], dtype=np.float32)):
+        numeric = numerical_gradient_arrays(lambda d: float((d["x"] ** 2).sum()), {"x": x})
+        np.testing.assert_allclose(numeric["x"], 2 * x.astype(np.float64), rtol=FD_RTOL_DTYPE)
+        assert numeric["x"].dtype == np.float64
+
+
+def test_relative_error_is_not_reported_below_atol() -> None:
+    report = compare_gradients({"graph": {"x": np.array([1.3e-17, 1.0])}, "manual": {"x": np.array([0.0, 1.0])}})
+    assert report.rows[0].max_rel == 0.0 and report.rows[0].max_abs == pytest.approx(1.3e-17)

@@ -152,7 +152,15 @@ def test_repr() -> None:
 
 
 # --------------------------------------------------------------------------- escaping
-NASTY_LABELS = ['a"b', "<x>", "{y}", "c\\d", "line1\nline2", "|", 'end\\', "\\n literal", "a & b"]
+NASTY_LABELS = ['a"b', "<x>", "{y}", "c\\d", "line1\nline2", "|", 'end\\', "\\n literal", "a & b",
+                "&amp; &lt;", "&#65;", "&alpha;"]
+
+
+@needs_dot
+def test_control_characters_are_shown_escaped_and_never_break_the_dot() -> None:
+    a = Value(1.0, "nul\x00here\x07")
+    texts = svg_texts(draw(a).svg())
+    assert any("nul\\x00here\\x07" in t for t in texts), texts
 
 
 def test_escaping_in_source_text() -> None:

@@ -75,8 +75,14 @@ def _quote(text: str) -> str:
     they are special only in HTML labels (`<...>` instead of quotes) and record shapes,
     neither of which is used here.
     """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Graphviz expands HTML entities (&amp; &#65; &alpha;) even in quoted labels, so a
+    # literal & is written as &amp;. Other control characters cannot be drawn (a NUL even
+    # breaks the parser): they are shown as their escape, e.g. \x00.
+    text = "".join(ch if ch == "\n" or ch >= " " else f"\\x{ord(ch):02x}" for ch in text.replace("\t", " "))
+    text = text.replace("&", "&amp;")
     text = text.replace("\\", "\\\\").replace('"', '\\"')
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    text = text.replace("\n", "\\n")
     return '"' + text + '"'
 
 
