@@ -17,6 +17,13 @@ from models import check, tour
 from models import train as train_cmd
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (plus a pointer to --help), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _version() -> str:
     try:
         return metadata.version("twograd")
@@ -45,12 +52,12 @@ def _run_graph(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="twograd",
         description="twograd: the primitive stack behind modern AI, rebuilt from first principles and checked three ways.",
     )
     parser.add_argument("--version", action="version", version=f"twograd {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     tour.add_parser(sub)
     _graph_parser(sub)
     check.add_parser(sub)
@@ -69,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("twograd: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"twograd {args.command}: error: out of memory (try smaller sizes)", file=sys.stderr)
+        return 2
     except (ValueError, KeyError, OSError, RuntimeError) as err:
         if os.environ.get("TWOGRAD_DEBUG"):
             raise
