@@ -32,6 +32,30 @@ FD_ATOL = 1e-8
 FD_RTOL_DTYPE = 1e-6  # float32 inputs are exact in float64 after the cast; eps=1e-6 differences are good to ~1e-9
 #: graph gradients vs a closed form computed with the same float64 operations in another order.
 CLOSED_FORM_RTOL = 1e-13
+#: absolute floor for closed-form entries at or near 0, where CLOSED_FORM_RTOL alone means nothing.
+CLOSED_FORM_ATOL = 1e-15
+#: x^3 with eps = 1e-2: the central difference is 3x^2 + eps^2 exactly in real arithmetic; rounding
+#: in (f(x+eps) - f(x-eps)) / (2 eps) is ~1e-16 * 8 / 1e-2 ~ 1e-13. 1e-10 is far below the eps^2 = 1e-4
+#: the test looks for, so the wrong eps cannot pass.
+EPS_PROBE_ATOL = 1e-10
+#: a few float64 operations on O(1) numbers (e.g. -4.0 + 0.04, 1e-3 + 0.1 * 5): a handful of ulps.
+ARITHMETIC_RTOL = 1e-14
+#: a nudge d added to entries up to 4 (or 1000) is stored to ulp(4) = 8.9e-16 (ulp(1000) = 1.1e-13),
+#: so (w + d) - w recovers d = 1e-9 (1e-4) to ~4.4e-7 (~5.7e-10) relative.
+NUDGE_RTOL = 1e-6
+#: the 0.04 error injected into -4.0 is recovered by subtraction to ~1e-14 relative; 1e-9 is ample.
+INJECTED_ERROR_RTOL = 1e-9
+#: the numeric set is W + 1e-9: its value at the worst index is -4.0 to within that nudge.
+NUDGE_ATOL = 1e-8
+#: tolerances of a sample Tolerance (test data for Tolerance.allowed, not a check of this file).
+SAMPLE_ATOL = 1e-3
+SAMPLE_RTOL = 0.1
+#: a tolerance loose enough to pass the 1e-5 difference NUMERIC fails in the custom-sources test.
+LOOSE_ATOL = 1e-4
+#: pytest.approx adds abs=1e-12 when given only rel; the comparisons passing this are purely relative.
+NO_ATOL = 0.0
+#: central differences of O(1) closed forms: the absolute FD_ATOL alone bounds them.
+NO_RTOL = 0.0
 
 
 # ------------------------------------------------------------------ numerical_gradient
@@ -48,7 +72,7 @@ def test_numerical_gradient_uses_the_given_eps() -> None:
     """For x^3 the central difference is exactly 3x^2 + eps^2: the eps^2 term shows which eps ran."""
     eps = 1e-2
     (g,) = numerical_gradient(lambda x: x**3, [2.0], eps=eps)
-    assert g == pytest.approx(3 * 4.0 + eps**2, abs=1e-10)
+    assert g == pytest.approx(3 * 4.0 + eps**2, abs=EPS_PROBE_ATOL)
     assert DEFAULT_EPS == 1e-6
 
 
@@ -82,7 +106,7 @@ def test_numerical_gradient_arrays_matches_closed_form() -> None:
     assert set(numeric) == {"W", "x", "r"}
     for name in expected:
         assert numeric[name].shape == arrays[name].shape and numeric[name].dtype == np.float64
-        np.testing.assert_allclose(numeric[name], expected[name], atol=FD_ATOL, rtol=0)
+        np.testing.assert_allclose(numeric[name], expected[name], atol=FD_ATOL, rtol=NO_RTOL)
 
 
 def test_numerical_gradient_arrays_leaves_the_callers_arrays_alone() -> None:
@@ -112,7 +136,7 @@ def test_numerical_gradient_arrays_only_named_inputs() -> None:
     numeric = numerical_gradient_arrays(counting, arrays, names=["x"])
     assert set(numeric) == {"x"}
     assert len(calls) == 2 * arrays["x"].size
-    np.testing.assert_allclose(numeric["x"], _closed_form(arrays)["x"], atol=FD_ATOL, rtol=0)
+    np.testing.assert_allclose(numeric["x"], _closed_form(arrays)["x"], atol=FD_ATOL, rtol=NO_RTOL)
 
 
 def test_numerical_gradient_arrays_non_contiguous_and_0d() -> None:
@@ -126,7 +150,7 @@ def test_numerical_gradient_arrays_non_contiguous_and_0d() -> None:
     numeric = numerical_gradient_arrays(f, arrays)
     scale = 0.7**2
     expected = _closed_form(arrays)
-    np.testing.assert_allclose(numeric["W"], expected["W"] * scale, atol=FD_ATOL, rtol=0)
+    np.testing.assert_allclose(numeric["W"], expected["W"] * scale, atol=FD_ATOL, rtol=NO_RTOL)
     assert numeric["s"].shape == ()
     assert float(numeric["s"]) == pytest.approx(_loss(arrays) * 2 * 0.7, abs=FD_ATOL)
 
@@ -155,11 +179,11 @@ def _loss_loops(inp: dict[str, Any]) -> Value:
 def test_graph_gradients_match_closed_form_and_numeric() -> None:
     arrays = _arrays()
     value, grads = graph_gradients(_loss_loops, arrays)
-    assert value == pytest.approx(_loss(arrays), rel=CLOSED_FORM_RTOL)
+    assert value == pytest.approx(_loss(arrays), rel=CLOSED_FORM_RTOL, abs=NO_ATOL)
     expected = _closed_form(arrays)
     for name in arrays:
         assert grads[name].shape == arrays[name].shape and grads[name].dtype == np.float64
-        np.testing.assert_allclose(grads[name], expected[name], rtol=CLOSED_FORM_RTOL, atol=1e-15)
+        np.testing.assert_allclose(grads[name], expected[name], rtol=CLOSED_FORM_RTOL, atol=CLOSED_FORM_ATOL)
     assert_gradients_close({"graph": grads, "numeric": numerical_gradient_arrays(_loss, arrays)})
 
 
@@ -174,7 +198,7 @@ def test_graph_gradients_treats_unnamed_inputs_as_constants() -> None:
     _, grads = graph_gradients(f, arrays, names=["W"])
     assert set(grads) == {"W"}
     assert kinds == {"W": "list", "x": "float", "r": "float"}
-    np.testing.assert_allclose(grads["W"], _closed_form(arrays)["W"], rtol=CLOSED_FORM_RTOL, atol=1e-15)
+    np.testing.assert_allclose(grads["W"], _closed_form(arrays)["W"], rtol=CLOSED_FORM_RTOL, atol=CLOSED_FORM_ATOL)
 
 
 def test_graph_gradients_requires_a_value_result() -> None:
@@ -193,8 +217,8 @@ def _sets(manual_W: np.ndarray | None = None, numeric_W: np.ndarray | None = Non
 
 
 def test_tolerance_allowed() -> None:
-    tol = Tolerance(atol=1e-3, rtol=0.1, why="test")
-    assert tol.allowed(2.0, -5.0) == pytest.approx(1e-3 + 0.5)
+    tol = Tolerance(atol=SAMPLE_ATOL, rtol=SAMPLE_RTOL, why="test")
+    assert tol.allowed(2.0, -5.0) == pytest.approx(SAMPLE_ATOL + SAMPLE_RTOL * 5.0, rel=ARITHMETIC_RTOL, abs=NO_ATOL)
     assert EXACT.rtol < NUMERIC.rtol and EXACT.why and NUMERIC.why
 
 
@@ -212,7 +236,7 @@ def test_compare_default_pairs_and_passing_report() -> None:
     ]
     assert [r.tolerance for r in report.rows[:3]] == [EXACT, NUMERIC, NUMERIC]
     row = report.rows[1]
-    assert row.shape == (2, 3) and row.max_abs == pytest.approx(1e-9, rel=1e-6)
+    assert row.shape == (2, 3) and row.max_abs == pytest.approx(1e-9, rel=NUDGE_RTOL, abs=NO_ATOL)
     assert report.rows[4].shape == (2,)
     assert report.to_dict()["passed"] is True and len(report.to_dict()["rows"]) == 6
 
@@ -225,11 +249,11 @@ def test_compare_reports_max_abs_max_rel_worst_index_and_values() -> None:
     row = report.rows[0]
     assert (row.input, row.left, row.right) == ("W", "graph", "manual")
     assert not row.passed and not report.passed
-    assert row.max_abs == pytest.approx(0.04, rel=1e-9)
-    assert row.max_rel == pytest.approx(0.04 / 4.0, rel=1e-9)
+    assert row.max_abs == pytest.approx(0.04, rel=INJECTED_ERROR_RTOL, abs=NO_ATOL)
+    assert row.max_rel == pytest.approx(0.04 / 4.0, rel=INJECTED_ERROR_RTOL, abs=NO_ATOL)
     assert row.worst_index == (1, 2)
-    assert row.values["graph"] == -4.0 and row.values["manual"] == pytest.approx(-3.96)
-    assert row.values["numeric"] == pytest.approx(-4.0, abs=1e-8)
+    assert row.values["graph"] == -4.0 and row.values["manual"] == pytest.approx(-3.96, rel=ARITHMETIC_RTOL, abs=NO_ATOL)
+    assert row.values["numeric"] == pytest.approx(-4.0, abs=NUDGE_ATOL)
     assert report.failures == [r for r in report.rows if not r.passed]
     assert {(r.left, r.right) for r in report.failures} == {("graph", "manual"), ("manual", "numeric")}
 
@@ -240,7 +264,7 @@ def test_worst_index_is_where_the_tolerance_is_exceeded_most() -> None:
     right = {"g": [1000.0 + 1e-4, 1e-3 + 1e-5]}  # rel 1e-7 (passes) vs rel 1e-2 (fails)
     row = compare_gradients({"graph": left, "numeric": right}).rows[0]
     assert row.worst_index == (1,) and not row.passed
-    assert row.max_abs == pytest.approx(1e-4, rel=1e-6)  # max_abs still comes from index 0
+    assert row.max_abs == pytest.approx(1e-4, rel=NUDGE_RTOL, abs=NO_ATOL)  # max_abs still comes from index 0
 
 
 @pytest.mark.parametrize("bad_value", [math.nan, math.inf, -math.inf])
@@ -283,7 +307,7 @@ def test_compare_custom_sources_pairs_and_mixed_containers() -> None:
     assert [(r.left, r.right, r.tolerance) for r in report.rows] == [("engine", "torch", NUMERIC)] * 2
     assert report.rows[0].shape == () and report.rows[0].passed
     assert report.rows[1].shape == (1, 2) and not report.rows[1].passed and report.rows[1].worst_index == (0, 1)
-    loose = Tolerance(atol=1e-4, rtol=0.0, why="loose")
+    loose = Tolerance(atol=LOOSE_ATOL, rtol=NO_RTOL, why="loose")
     assert compare_gradients(sets, pairs=[("engine", "torch", loose)]).passed
 
 
@@ -355,4 +379,4 @@ def test_numerical_gradient_arrays_works_in_float64_whatever_the_input_dtype() -
 
 def test_relative_error_is_not_reported_below_atol() -> None:
     report = compare_gradients({"graph": {"x": np.array([1.3e-17, 1.0])}, "manual": {"x": np.array([0.0, 1.0])}})
-    assert report.rows[0].max_rel == 0.0 and report.rows[0].max_abs == pytest.approx(1.3e-17)
+    assert report.rows[0].max_rel == 0.0 and report.rows[0].max_abs == pytest.approx(1.3e-17, rel=ARITHMETIC_RTOL, abs=NO_ATOL)
