@@ -475,6 +475,24 @@ def _pre_activations_clear(inputs: dict[str, np.ndarray], gap: float) -> bool:
     return True
 
 
+def _mlp_torch(torch: Any, x: Any, *params: Any, targets: Any, activation: str = "tanh", loss: str = "mse") -> Any:
+    """The torch referee (see `nn.registry.Piece`): the same network from torch ops.
+
+    `torch` is the module, passed in by the test (nothing here imports it); `targets`
+    arrives as a tensor (int64 for cross_entropy, float64 for mse).
+    """
+    act = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[activation]
+    n_layers = len(params) // 2
+    h = x
+    for l in range(n_layers):
+        h = h @ params[2 * l] + params[2 * l + 1]  # (B, H_l)
+        if l < n_layers - 1:
+            h = act(h)
+    if loss == "cross_entropy":
+        return torch.nn.functional.cross_entropy(h, targets)
+    return torch.nn.functional.mse_loss(h, targets)
+
+
 MLP_PIECE = register(
     Piece(
         name="mlp",
@@ -489,5 +507,6 @@ MLP_PIECE = register(
         ),
         description="whole MLP loss: linear/activation layers then mse or cross_entropy",
         tags=("model",),
+        torch=_mlp_torch,
     )
 )

@@ -81,11 +81,16 @@ def nonempty_last_axis(piece: str, name: str, a: np.ndarray, axis_name: str) -> 
 
 
 def dout_array(piece: str, dout: Any, shape: Sequence[int]) -> np.ndarray:
-    """The upstream gradient given to a backward: it must have the output's shape."""
-    if type(dout) is not np.ndarray:
-        dout = np.asarray(dout, dtype=np.float64)
+    """The upstream gradient given to a backward: real numbers, the output's shape, all finite.
+
+    A NaN or inf in dout would spread silently into every gradient it reaches, so it is
+    refused here (one isfinite pass, as for the inputs), naming the piece and "dout".
+    """
+    if type(dout) is not np.ndarray or dout.dtype.kind not in "fiu":
+        dout = as_float_array(piece, "dout", dout)
     if dout.shape != tuple(shape):
         raise fail(piece, f"dout has shape {shape_text(dout.shape)} but the output has shape {shape_text(shape)}")
+    check_finite(piece, "dout", dout)
     return dout
 
 

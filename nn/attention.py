@@ -26,6 +26,10 @@ Three ways, as everywhere in `nn` (see DESIGN.md):
 * numeric: finite differences, through `nn.registry` (pieces "attention", "mha",
   "mha_nobias", "self_attention" registered at import).
 
+Both forms check their inputs the same way (shapes; numbers and finiteness with nn._checks'
+messages), and every backward refuses a dout of the wrong shape or with a non-finite entry. Each piece's registry entry also
+carries a torch form (F.scaled_dot_product_attention plus matmuls) for the referee test.
+
 This file is self-contained: its masked, stable softmax is written inline.
 """
 
@@ -38,6 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from engine import data_of, exp
+from nn._checks import check_finite, fail, nested_input, shape_text
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
@@ -101,10 +106,25 @@ def _float_dtype(*arrays: Array) -> np.dtype:
     return dt if np.issubdtype(dt, np.floating) else np.dtype(np.float64)
 
 
-def _check_finite(piece: str, name: str, a: Array) -> None:
-    if not np.isfinite(a).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise ValueError(f"{piece}: {name} has a non-finite entry {a[bad]!r} at index {list(bad)}")
+def _real_array(piece: str, name: str, a: Any) -> Array:
+    """`a` as an array of real numbers, its own float dtype kept (float32 stays float32);
+    ValueError naming the argument for ragged lists or non-numbers (strings, Values)."""
+    try:
+        arr = np.asarray(a)
+    except ValueError as err:  # ragged nested lists
+        raise fail(piece, f"{name} must be an array of real numbers, got {type(a).__name__}: {err}") from None
+    if arr.dtype.kind not in "biuf":
+        raise fail(piece, f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _dout(piece: str, dout: Any, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    """The upstream gradient of a backward: the output's shape and dtype, every entry finite."""
+    dout = _real_array(piece, "dout", dout).astype(dtype, copy=False)
+    if dout.shape != shape:
+        raise fail(piece, f"dout has shape {shape_text(dout.shape)} but the output has shape {shape_text(shape)}")
+    check_finite(piece, "dout", dout)
+    return dout
 
 
 def _check_mask(piece: str, mask: Any, scores_shape: tuple[int, ...]) -> Array | None:
@@ -285,12 +305,12 @@ def attention_forward(q: Array, k: Array, v: Array, mask: Array | None = None) -
     the inputs' common floating dtype (float32 stays float32). The weights are
     `attention_weights(cache)`.
     """
-    q, k, v = (np.asarray(a) for a in (q, k, v))
+    q, k, v = (_real_array("attention", n, a) for n, a in (("q", q), ("k", k), ("v", v)))
     dt = _float_dtype(q, k, v)
     q, k, v = (np.asarray(a, dtype=dt) for a in (q, k, v))
     _check_qkv("attention", q, k, v)
     for name, a in (("q", q), ("k", k), ("v", v)):
-        _check_finite("attention", name, a)
+        check_finite("attention", name, a)
     m = _check_mask("attention", mask, q.shape[:-1] + (k.shape[-2],))
     scale = 1.0 / math.sqrt(q.shape[-1])
     qs = q * dt.type(scale)  # (..., Tq, d)
@@ -341,25 +361,11 @@ def attention_backward(dout: Array, cache: AttentionCache) -> tuple[Array, Array
     the excluded keys through that position. Everything comes from the cache (P, O, s Q);
     nothing is recomputed. The code works on the transposes P^T, dS^T (layout note above).
     """
-    dout = np.asarray(dout, dtype=cache.out.dtype)
-    if dout.shape != cache.out.shape:
-        raise ValueError(f"attention: dout has shape {dout.shape}, the output has {cache.out.shape}")
+    dout = _dout("attention", dout, cache.out.shape, cache.out.dtype)
     return _attend_backward(dout, cache.qs, cache.k, cache.v, cache.Pt, cache.out, cache.scale)
 
 
 # ============================================================================ attention, loops
-def _shape_of(nested: Nested, piece: str, name: str) -> tuple[int, ...]:
-    """The shape of a rectangular nested list (checked along the first element only, then by use)."""
-    shape = []
-    x = nested
-    while isinstance(x, (list, tuple)):
-        if len(x) == 0:
-            raise ValueError(f"{piece}: {name} has an empty axis")
-        shape.append(len(x))
-        x = x[0]
-    return tuple(shape)
-
-
 def _attend_loops_2d(
     q: Nested, k: Nested, v: Nested, allowed: list[list[bool]] | None, scale: float, lead: tuple[int, ...],
     trace: dict[str, list] | None = None,
@@ -422,7 +428,7 @@ def attention_loops(q: Nested, k: Nested, v: Nested, mask: Any = None, return_we
     intermediate scalars, "scores" (the scaled S_ij, Tq x Tk, None where masked), "exps"
     (exp(S_ij - shift), same layout) and "sums" (the softmax denominators, one per query).
     """
-    qs, ks, vs = (_shape_of(x, "attention", n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+    (q, qs), (k, ks), (v, vs) = (nested_input("attention", n, x) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     _check_qkv("attention", np.empty(qs, dtype=np.bool_), np.empty(ks, dtype=np.bool_), np.empty(vs, dtype=np.bool_))
     if trace is not None and len(qs) != 2:
         raise ValueError(f"attention: trace needs 2-D (T, d) inputs, q has shape {qs}")
@@ -568,9 +574,9 @@ def mha_forward(
     shape (B, H, Tq, Tk)).
     """
     piece = "mha"
-    xq_a, xkv_a = np.asarray(xq), np.asarray(xkv)
-    Ws = [np.asarray(W) for W in (Wq, Wk, Wv, Wo)]
-    bs = [None if b is None else np.asarray(b) for b in (bq, bk, bv, bo)]
+    xq_a, xkv_a = _real_array(piece, "xq", xq), _real_array(piece, "xkv", xkv)
+    Ws = [_real_array(piece, n, W) for n, W in zip(_W_NAMES, (Wq, Wk, Wv, Wo))]
+    bs = [None if b is None else _real_array(piece, n, b) for n, b in zip(_B_NAMES, (bq, bk, bv, bo))]
     dt = _float_dtype(xq_a, xkv_a, *Ws, *(b for b in bs if b is not None))
     same = xkv is xq
     xq_a = np.asarray(xq_a, dtype=dt)
@@ -580,7 +586,7 @@ def mha_forward(
     H = _check_mha_shapes(piece, xq_a.shape, xkv_a.shape, [W.shape for W in Ws], [None if b is None else b.shape for b in bs], n_heads)
     named = [("xq", xq_a)] + ([] if same else [("xkv", xkv_a)]) + list(zip(_W_NAMES, Ws))
     for name, a in named + [(n, b) for n, b in zip(_B_NAMES, bs) if b is not None]:
-        _check_finite(piece, name, a)
+        check_finite(piece, name, a)
     B, Tq, C = xq_a.shape
     Tk = xkv_a.shape[1]
     m = _check_mask(piece, mask, (B, H, Tq, Tk))
@@ -611,16 +617,15 @@ def mha_forward(
     return out.reshape(B, Tq, C), cache
 
 
-def _mha_backward(dout: Array, cache: MHACache, fuse_x: bool) -> tuple[Array | None, ...]:
-    """mha_backward's work; with `fuse_x` (self-attention) it returns dx = dxq + dxkv once."""
+def _mha_backward(dout: Array, cache: MHACache, fuse_x: bool, piece: str = "mha") -> tuple[Array | None, ...]:
+    """mha_backward's work; with `fuse_x` (self-attention) it returns dx = dxq + dxkv once.
+    `piece` names the caller in error messages."""
     B, Tq, Tk = cache.B, cache.Tq, cache.Tk
     Wo = cache.Wo
     C = Wo.shape[0]
     H = cache.Qs.shape[1]
     dt = cache.O.dtype
-    dout = np.asarray(dout, dtype=dt)
-    if dout.shape != (B, Tq, C):
-        raise ValueError(f"mha: dout has shape {dout.shape}, the output has {(B, Tq, C)}")
+    dout = _dout(piece, dout, (B, Tq, C), dt)
     dout2 = dout.reshape(B * Tq, C)
     dWo = cache.O.T @ dout2  # (C, C)
     dbo = np.ones(B * Tq, dt) @ dout2 if cache.has_bias[3] else None  # column sums, (C,)
@@ -712,9 +717,11 @@ def mha_loops(
     (B, H, Tq, Tk)). Head h owns columns h*D .. (h+1)*D - 1 of Q, K, V and O.
     """
     piece = "mha"
-    sq, skv = _shape_of(xq, piece, "xq"), _shape_of(xkv, piece, "xkv")
-    W_shapes = [_shape_of(W, piece, n) for W, n in zip((Wq, Wk, Wv, Wo), _W_NAMES)]
-    b_shapes = [None if b is None else _shape_of(b, piece, n) for b, n in zip((bq, bk, bv, bo), _B_NAMES)]
+    (xq, sq), (xkv, skv) = nested_input(piece, "xq", xq), nested_input(piece, "xkv", xkv)
+    (Wq, Wk, Wv, Wo), W_shapes = zip(*(nested_input(piece, n, W) for W, n in zip((Wq, Wk, Wv, Wo), _W_NAMES)))
+    checked_b = [None if b is None else nested_input(piece, n, b) for b, n in zip((bq, bk, bv, bo), _B_NAMES)]
+    bq, bk, bv, bo = (None if c is None else c[0] for c in checked_b)
+    b_shapes = [None if c is None else c[1] for c in checked_b]
     H = _check_mha_shapes(piece, sq, skv, W_shapes, b_shapes, n_heads)
     B, Tq, C = sq
     Tk = skv[1]
@@ -755,7 +762,7 @@ def mha_nobias_forward(xq: Array, xkv: Array, Wq: Array, Wk: Array, Wv: Array, W
 
 def mha_nobias_backward(dout: Array, cache: MHACache) -> tuple[Array, ...]:
     """(dxq, dxkv, dWq, dWk, dWv, dWo): `mha_backward` without the (absent) bias gradients."""
-    return tuple(mha_backward(dout, cache)[:6])  # type: ignore[arg-type]
+    return tuple(_mha_backward(dout, cache, fuse_x=False, piece="mha_nobias")[:6])  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- self-attention
@@ -766,7 +773,7 @@ def self_attention_loops(x: Nested, Wq: Nested, Wk: Nested, Wv: Nested, Wo: Nest
 
 def self_attention_forward(x: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array, bq: Array | None = None, bk: Array | None = None, bv: Array | None = None, bo: Array | None = None, *, n_heads: int, mask: Array | None = None) -> tuple[Array, MHACache]:
     """Self-attention: `mha_forward` with xq = xkv = x (B, T, C). Usually with `causal_mask(T)`."""
-    x = np.asarray(x)
+    x = _real_array("self_attention", "x", x)
     return mha_forward(x, x, Wq, Wk, Wv, Wo, bq, bk, bv, bo, n_heads=n_heads, mask=mask)
 
 
@@ -779,7 +786,7 @@ def self_attention_backward(dout: Array, cache: MHACache) -> tuple[Array | None,
     """
     if len(cache.groups) != 1:
         raise ValueError("self_attention_backward: the cache comes from a cross-attention forward (xq is not xkv)")
-    return _mha_backward(dout, cache, fuse_x=True)
+    return _mha_backward(dout, cache, fuse_x=True, piece="self_attention")
 
 
 # ============================================================================ registry
@@ -794,6 +801,48 @@ def _attention_case(q_shape: tuple, Tk: int, dv: int, mask_fn: Any = None) -> An
         return inputs, ({} if mask_fn is None else {"mask": mask_fn()})
 
     return make
+
+
+# ---------------------------------------------------------------------------- torch referees
+# The same functions in torch ops, for tests/test_torch_referee.py (see `nn.registry.Piece`):
+# the caller passes the torch module in (nothing here imports it) and the boolean masks as
+# bool tensors. torch's scaled_dot_product_attention takes a boolean attn_mask with our
+# meaning (True = may attend) and broadcasts it against the scores (..., Tq, Tk) as we do.
+def _attention_torch(torch: Any, q: Any, k: Any, v: Any, mask: Any = None) -> Any:
+    """softmax(q k^T / sqrt(d) | mask) v by F.scaled_dot_product_attention."""
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _mha_torch(
+    torch: Any, xq: Any, xkv: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any,
+    bq: Any = None, bk: Any = None, bv: Any = None, bo: Any = None, *, n_heads: int, mask: Any = None,
+) -> Any:
+    """Multi-head attention from torch matmuls and F.scaled_dot_product_attention, per head."""
+    B, Tq, C = xq.shape
+    Tk = xkv.shape[1]
+    D = C // n_heads
+
+    def heads(x: Any, W: Any, b: Any, T: int) -> Any:
+        y = x @ W if b is None else x @ W + b  # (B, T, C)
+        return y.reshape(B, T, n_heads, D).transpose(1, 2)  # (B, H, T, D)
+
+    Oh = torch.nn.functional.scaled_dot_product_attention(
+        heads(xq, Wq, bq, Tq), heads(xkv, Wk, bk, Tk), heads(xkv, Wv, bv, Tk), attn_mask=mask
+    )  # (B, H, Tq, D)
+    O = Oh.transpose(1, 2).reshape(B, Tq, C)  # heads side by side
+    return O @ Wo if bo is None else O @ Wo + bo  # (B, Tq, C)
+
+
+def _mha_nobias_torch(torch: Any, xq: Any, xkv: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any, *, n_heads: int, mask: Any = None) -> Any:
+    return _mha_torch(torch, xq, xkv, Wq, Wk, Wv, Wo, n_heads=n_heads, mask=mask)
+
+
+def _self_attention_torch(
+    torch: Any, x: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any,
+    bq: Any = None, bk: Any = None, bv: Any = None, bo: Any = None, *, n_heads: int, mask: Any = None,
+) -> Any:
+    # one leaf x feeds all three projections: autograd sums the three paths into x.grad
+    return _mha_torch(torch, x, x, Wq, Wk, Wv, Wo, bq, bk, bv, bo, n_heads=n_heads, mask=mask)
 
 
 register(
@@ -811,6 +860,7 @@ register(
             Case("heads_causal_4d", _attention_case((2, 2, 3, 2), Tk=3, dv=2, mask_fn=lambda: causal_mask(3))),
         ),
         description="scaled dot-product attention softmax(q k^T / sqrt(d) | mask) v, masks by exclusion",
+        torch=_attention_torch,
         tags=("attention",),
     )
 )
@@ -848,6 +898,7 @@ register(
             Case("odd", _mha_case(3, 3, 5, 6, 2)),
         ),
         description="multi-head attention with projections Wq Wk Wv Wo and biases (y = x @ W + b)",
+        torch=_mha_torch,
         tags=("attention",),
     )
 )
@@ -863,6 +914,7 @@ register(
             Case("cross", _mha_case(2, 3, 2, 3, 1, bias=False)),
         ),
         description="multi-head attention without biases",
+        torch=_mha_nobias_torch,
         tags=("attention",),
     )
 )
@@ -886,6 +938,7 @@ register(
         backward=self_attention_backward,
         cases=(Case("causal", _self_attention_case(2, 3, 4, 2)),),
         description="causal multi-head self-attention, x feeding queries, keys and values (dx = dxq + dxkv)",
+        torch=_self_attention_torch,
         tags=("attention",),
     )
 )

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nn._checks import array_input, dout_array, fail, shape_text
+from nn._checks import array_input, dout_array, fail, nested_input, shape_text
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
@@ -46,8 +46,9 @@ def _check_ids(ids: Any, V: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ loops
 def embedding_loops(W: Any, ids: Any) -> Any:
-    """out[...] = W[ids[...]] on nested lists; W (V, C) of floats or Values."""
-    idx = _check_ids(ids, len(W)).tolist()
+    """out[...] = W[ids[...]] on nested lists; W (V, C) of floats or Values, checked as in the manual form."""
+    W, W_shape = nested_input(PIECE, "W", W, ndims=(2,), layout="(V, C)")
+    idx = _check_ids(ids, W_shape[0]).tolist()
 
     def walk(a: Any) -> Any:
         if isinstance(a, list):
@@ -151,6 +152,11 @@ def _case(B: int, T: int, V: int, C: int, force_repeat: bool = False) -> Any:
     return make
 
 
+def _embedding_torch(torch: Any, W: Any, ids: Any) -> Any:
+    """The torch referee (see `Piece`): F.embedding(ids, W); `ids` arrives as an int64 tensor."""
+    return torch.nn.functional.embedding(ids, W)
+
+
 register(
     Piece(
         name=PIECE,
@@ -163,5 +169,6 @@ register(
             Case("B3_T4_V7_C5", _case(3, 4, 7, 5, force_repeat=True)),
         ),
         description="token embedding lookup W[ids]; backward scatter-adds repeated ids",
+        torch=_embedding_torch,
     )
 )

@@ -191,6 +191,16 @@ def _linear_case(x_shape: tuple[int, ...], n_out: int):
     return make
 
 
+def _matmul_torch(torch: Any, A: Any, B: Any) -> Any:
+    """The torch referee (see `Piece`): torch.matmul."""
+    return torch.matmul(A, B)
+
+
+def _linear_torch(torch: Any, x: Any, W: Any, b: Any) -> Any:
+    """The torch referee (see `Piece`): F.linear, which stores its weight as (n_out, n_in), so W^T."""
+    return torch.nn.functional.linear(x, W.T, b)
+
+
 register(
     Piece(
         name="matmul",
@@ -203,6 +213,7 @@ register(
             Case("inner 1: 4x1 @ 1x3", _matmul_case(4, 1, 3)),
         ),
         description="C = A @ B, A (n, k), B (k, m)",
+        torch=_matmul_torch,
         tags=("op",),
     )
 )
@@ -219,6 +230,7 @@ register(
             Case("sequence: (2, 3, 4) -> 5", _linear_case((2, 3, 4), 5)),
         ),
         description="y = x @ W + b, W (n_in, n_out); x (B, n_in) or (B, T, n_in)",
+        torch=_linear_torch,
         tags=("layer",),
     )
 )

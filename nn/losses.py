@@ -249,6 +249,21 @@ def _bce_case(shape: tuple[int, ...], hard: bool = False):
     return make
 
 
+def _mse_torch(torch: Any, pred: Any, target: Any) -> Any:
+    """The torch referee (see `Piece`): F.mse_loss, mean reduction, gradients to both inputs."""
+    return torch.nn.functional.mse_loss(pred, target)
+
+
+def _cross_entropy_torch(torch: Any, logits: Any, *, targets: Any) -> Any:
+    """The torch referee (see `Piece`): F.cross_entropy, mean over rows; targets an int64 tensor."""
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def _binary_cross_entropy_torch(torch: Any, logits: Any, *, targets: Any) -> Any:
+    """The torch referee (see `Piece`): F.binary_cross_entropy_with_logits, mean; float64 targets."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
 register(
     Piece(
         name="mse",
@@ -261,6 +276,7 @@ register(
             Case("3-d: (2, 3, 4)", _mse_case((2, 3, 4))),
         ),
         description="mean((pred - target)^2); both inputs differentiable",
+        torch=_mse_torch,
         tags=("loss",),
     )
 )
@@ -278,6 +294,7 @@ register(
             Case("large logits: (3, 4) x 30", _ce_case(3, 4, scale=30.0)),
         ),
         description="mean over rows of -log softmax(logits)[target]; integer targets static",
+        torch=_cross_entropy_torch,
         tags=("loss",),
     )
 )
@@ -294,6 +311,7 @@ register(
             Case("hard labels: (3, 4)", _bce_case((3, 4), hard=True)),
         ),
         description="binary cross-entropy from logits, mean; float targets in [0, 1] static",
+        torch=_binary_cross_entropy_torch,
         tags=("loss",),
     )
 )

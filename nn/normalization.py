@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine import sqrt
-from nn._checks import array_input, dout_array, fail, nonempty_last_axis, shape_text
+from nn._checks import array_input, dout_array, fail, nested_input, shape_text
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
@@ -26,23 +26,40 @@ DEFAULT_EPS = 1e-5  # PyTorch's default for nn.LayerNorm / F.layer_norm
 
 
 # ------------------------------------------------------------------------------ checks
-def _check_inputs(x: Any, gamma: Any, beta: Any, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = array_input(PIECE, "x", x)
-    nonempty_last_axis(PIECE, "x", x, "C")
-    C = x.shape[-1]
-    gamma = array_input(PIECE, "gamma", gamma)
-    beta = array_input(PIECE, "beta", beta)
-    for name, p in (("gamma", gamma), ("beta", beta)):
-        if p.shape != (C,):
-            raise fail(PIECE, f"{name} must have shape (C,) = {shape_text((C,))} to match x {shape_text(x.shape)}, got {shape_text(p.shape)}")
+def _check_shapes(x_shape: tuple[int, ...], gamma_shape: tuple[int, ...], beta_shape: tuple[int, ...], eps: float) -> None:
+    """The shape rules both forms share: x (..., C) with C >= 1, gamma and beta (C,), eps > 0."""
+    if len(x_shape) < 1 or x_shape[-1] == 0:
+        raise fail(PIECE, f"x needs at least one entry along its last axis (C), got shape {shape_text(x_shape)}")
+    C = x_shape[-1]
+    for name, p_shape in (("gamma", gamma_shape), ("beta", beta_shape)):
+        if tuple(p_shape) != (C,):
+            raise fail(
+                PIECE,
+                f"{name} must have shape (C,) = {shape_text((C,))} to match x {shape_text(x_shape)}, got {shape_text(p_shape)}",
+            )
     if not eps > 0.0:
         raise fail(PIECE, f"eps must be > 0 (it keeps a constant row from dividing by zero), got {eps!r}")
+
+
+def _check_inputs(x: Any, gamma: Any, beta: Any, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = array_input(PIECE, "x", x)
+    gamma = array_input(PIECE, "gamma", gamma)
+    beta = array_input(PIECE, "beta", beta)
+    _check_shapes(x.shape, gamma.shape, beta.shape, eps)
     return x, gamma, beta
 
 
 # ------------------------------------------------------------------------------ loops
 def layer_norm_loops(x: Any, gamma: Any, beta: Any, eps: float = DEFAULT_EPS) -> Any:
-    """Layer norm of nested lists (..., C) of floats or Values, one row at a time."""
+    """Layer norm of nested lists (..., C) of floats or Values, one row at a time.
+
+    The inputs are checked as the manual form checks them (rectangular, finite numbers,
+    gamma and beta of shape (C,), eps > 0), with the same messages.
+    """
+    x, x_shape = nested_input(PIECE, "x", x)
+    gamma, gamma_shape = nested_input(PIECE, "gamma", gamma)
+    beta, beta_shape = nested_input(PIECE, "beta", beta)
+    _check_shapes(x_shape, gamma_shape, beta_shape, eps)
 
     def row_norm(row: list) -> list:
         C = len(row)
@@ -174,6 +191,11 @@ def _case(shape: tuple[int, ...], constant_row: bool = False) -> Any:
     return make
 
 
+def _layer_norm_torch(torch: Any, x: Any, gamma: Any, beta: Any, eps: float = DEFAULT_EPS) -> Any:
+    """The torch referee (see `Piece`): F.layer_norm over the last axis, biased variance as ours."""
+    return torch.nn.functional.layer_norm(x, (x.shape[-1],), gamma, beta, eps=eps)
+
+
 register(
     Piece(
         name=PIECE,
@@ -188,5 +210,6 @@ register(
             Case("constant_row_B2_C5", _case((2, 5), constant_row=True)),
         ),
         description="layer norm over the last axis: gamma * (x - mean) / sqrt(var + eps) + beta",
+        torch=_layer_norm_torch,
     )
 )

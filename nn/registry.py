@@ -8,6 +8,10 @@ A *piece* is written three ways (see DESIGN.md, "The three ways"):
   numpy with a hand-derived backward, one gradient per differentiable input, in order.
 * numeric: central differences of the manual forward, from `engine`.
 
+and, as an outside referee, once more with PyTorch ops: `Piece.torch` (or a reason in
+`Piece.torch_skip` why there is none). The library never imports torch; the tests pass the
+module in (see `Piece`).
+
 To check gradients of a tensor-valued piece we reduce its output to a scalar with a
 fixed random weighting R of the output's shape:
 
@@ -15,9 +19,13 @@ fixed random weighting R of the output's shape:
 
 The graph path backpropagates from L, the manual path calls `backward(R, cache)`, the
 numeric path differences L. The three must agree (`engine.EXACT`, `engine.NUMERIC`).
+tests/test_torch_referee.py reduces torch's output by the same kind of weighting and
+compares torch's forward and autograd gradients with the manual pair.
 
 Registering a piece (`register(Piece(...))`, done by the module that defines it) is all it
-takes for the parametrized tests, the torch referee tests and `twograd check` to cover it.
+takes for the parametrized three-way tests (tests/test_registry.py), the torch referee test
+(tests/test_torch_referee.py), the non-finite `dout` test (tests/test_nn_core.py) and
+`twograd check` to cover it.
 """
 
 from __future__ import annotations
@@ -60,7 +68,24 @@ class Case:
 
 @dataclass(frozen=True)
 class Piece:
-    """A differentiable piece written three ways. See the module docstring."""
+    """A differentiable piece written three ways (see the module docstring), plus its torch referee.
+
+    `torch` is the same function written with PyTorch ops, called by the tests as
+
+        out = piece.torch(torch, *input_tensors, **static)
+
+    `torch` (the first argument) is the torch module itself, passed in by the caller: library
+    code never imports torch, so `nn` and `models` run without it. `input_tensors` are the
+    case's inputs as float64 tensors with requires_grad, in argument order; the function
+    returns the output tensor (autograd gives the gradients). Convention for `static`: the
+    caller converts every numpy array in it to a tensor (integer arrays -> int64 ("long"),
+    boolean arrays -> bool, float arrays -> float64) and passes every other value (ints,
+    floats, strings, None) unchanged; the function may rely on that and never converts.
+
+    A piece that has no faithful torch counterpart leaves `torch` None and says why in
+    `torch_skip` (e.g. dropout: torch draws its mask from its own generator). Exactly one of
+    the two is required: constructing a Piece with neither, or both, raises ValueError.
+    """
 
     name: str
     loops: Callable[..., Any]
@@ -74,6 +99,21 @@ class Piece:
     #: finite-difference step; a piece with a kink (ReLU) keeps its inputs away from it.
     eps: float = 1e-6
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: the same function in torch ops, `torch(torch_module, *input_tensors, **static) -> tensor`.
+    torch: Callable[..., Any] | None = None
+    #: why there is no `torch` form; required (non-empty) when `torch` is None.
+    torch_skip: str = ""
+
+    def __post_init__(self) -> None:
+        if self.torch is None and not self.torch_skip.strip():
+            raise ValueError(
+                f"piece {self.name!r}: give torch= (the same function in torch ops, for the referee test) "
+                f"or torch_skip= (a reason why there is none)"
+            )
+        if self.torch is not None and not callable(self.torch):
+            raise ValueError(f"piece {self.name!r}: torch must be callable, got {type(self.torch).__name__}")
+        if self.torch is not None and self.torch_skip:
+            raise ValueError(f"piece {self.name!r}: give torch= or torch_skip=, not both")
 
 
 _REGISTRY: dict[str, Piece] = {}

@@ -14,19 +14,11 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from nn._checks import array_input, dout_array, fail, same_shape
+from nn._checks import array_input, dout_array, fail, nested_input, same_shape
 from nn.registry import Case, Piece, register
 
 
 # ------------------------------------------------------------------------------ helpers
-def _nested_shape(a: Any) -> tuple[int, ...]:
-    shape = []
-    while isinstance(a, list):
-        shape.append(len(a))
-        a = a[0] if a else None
-    return tuple(shape)
-
-
 def _map2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
     """fn applied elementwise to two nested lists of the same shape."""
     if isinstance(a, list):
@@ -36,8 +28,10 @@ def _map2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
 
 # ------------------------------------------------------------------------------ residual
 def residual_loops(x: Any, f: Any) -> Any:
-    """y = x + f elementwise on nested lists of floats or Values."""
-    same_shape("residual", "x", _nested_shape(x), "f", _nested_shape(f))
+    """y = x + f elementwise on nested lists of floats or Values (same shapes, as the manual form)."""
+    x, x_shape = nested_input("residual", "x", x)
+    f, f_shape = nested_input("residual", "f", f)
+    same_shape("residual", "x", x_shape, "f", f_shape)
     return _map2(lambda u, v: u + v, x, f)
 
 
@@ -85,14 +79,16 @@ def _dropout_active(p: float, training: bool) -> bool:
 def dropout_loops(x: Any, p: float, seed: int, training: bool = True) -> Any:
     """Dropout on nested lists, with the mask from `dropout_mask` (the same as the numpy form's)."""
     _check_dropout_args(p, seed, training)
+    x, x_shape = nested_input("dropout", "x", x)
     if not _dropout_active(p, training):
         return _map2(lambda u, _: u, x, x)  # identity, as a fresh nested list
-    mask = dropout_mask(_nested_shape(x), p, seed).tolist()
+    mask = dropout_mask(x_shape, p, seed).tolist()
     return _map2(lambda u, m: u * m, x, mask)
 
 
 class DropoutCache(NamedTuple):
     mask: np.ndarray | None  # (shape of x) scaled keep mask; None when dropout is the identity
+    shape: tuple[int, ...]  # x's shape, to check dout against on the identity path too
 
 
 def dropout_forward(x: np.ndarray, p: float, seed: int, training: bool = True) -> tuple[np.ndarray, DropoutCache]:
@@ -100,16 +96,16 @@ def dropout_forward(x: np.ndarray, p: float, seed: int, training: bool = True) -
     _check_dropout_args(p, seed, training)
     x = array_input("dropout", "x", x)
     if not _dropout_active(p, training):
-        return x.copy(), DropoutCache(mask=None)
+        return x.copy(), DropoutCache(mask=None, shape=x.shape)
     mask = dropout_mask(x.shape, p, seed)  # same shape as x
-    return x * mask, DropoutCache(mask=mask)
+    return x * mask, DropoutCache(mask=mask, shape=x.shape)
 
 
 def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> tuple[np.ndarray]:
     """y_i = x_i m_i with m fixed, so dx_i = dout_i m_i: zero where dropped, 1/(1-p) where kept."""
+    dout = dout_array("dropout", dout, cache.shape)
     if cache.mask is None:
         return (np.array(dout, dtype=np.float64, copy=True),)
-    dout = dout_array("dropout", dout, cache.mask.shape)
     return (dout * cache.mask,)
 
 
@@ -128,6 +124,11 @@ def _dropout_case(shape: tuple[int, ...], p: float, seed: int) -> Any:
     return make
 
 
+def _residual_torch(torch: Any, x: Any, f: Any) -> Any:
+    """The torch referee (see `Piece`): the plain tensor sum."""
+    return x + f
+
+
 register(
     Piece(
         name="residual",
@@ -140,6 +141,7 @@ register(
             Case("B2_T3_C7", _residual_case((2, 3, 7))),
         ),
         description="residual connection y = x + f",
+        torch=_residual_torch,
     )
 )
 
@@ -155,5 +157,9 @@ register(
             Case("B2_T3_C5_p0.3", _dropout_case((2, 3, 5), 0.3, 0)),
         ),
         description="inverted dropout with a seeded mask (training=True)",
+        # A torch form would have to take our numpy mask (torch's generator draws other bits),
+        # leaving only `x * mask`: nothing the three-way check does not already judge.
+        torch_skip="torch draws the dropout mask from its own generator, so it cannot reproduce ours; "
+        "the mask's statistics and scaling are tested in tests/test_nn_layers.py",
     )
 )

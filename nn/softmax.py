@@ -141,6 +141,16 @@ def _logit_case(shape: tuple[int, ...], scale: float = 2.0):
     return make
 
 
+def _softmax_torch(torch: Any, x: Any) -> Any:
+    """The torch referee (see `Piece`): F.softmax over the last axis."""
+    return torch.nn.functional.softmax(x, dim=-1)
+
+
+def _log_softmax_torch(torch: Any, x: Any) -> Any:
+    """The torch referee (see `Piece`): F.log_softmax over the last axis."""
+    return torch.nn.functional.log_softmax(x, dim=-1)
+
+
 def _cases() -> tuple[Case, ...]:
     return (
         Case("batch 1: (1, 4)", _logit_case((1, 4))),
@@ -160,6 +170,7 @@ register(
         backward=softmax_backward,
         cases=_cases(),
         description="softmax over the last axis, max-shifted",
+        torch=_softmax_torch,
         tags=("activation",),
     )
 )
@@ -172,6 +183,7 @@ register(
         backward=log_softmax_backward,
         cases=_cases(),
         description="log softmax over the last axis, max-shifted",
+        torch=_log_softmax_torch,
         tags=("activation",),
     )
 )

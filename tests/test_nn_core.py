@@ -1,5 +1,8 @@
 """The first half of nn's pieces (matmul, linear, activations, softmax, losses) beyond the
 registry's three-way check: bad input, numerical stability at extreme logits, special cases.
+
+One test here covers every registered piece (nn's and the models'): each backward refuses a
+non-finite upstream gradient, naming "dout".
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 from engine import Value
 from nn import activations, linear, losses, softmax
 from nn.activations import erf_array
+from models.check import pieces
 from nn.registry import check_piece, get_piece
 
 CORE_PIECES = (
@@ -26,8 +30,13 @@ SAME_MATH_RTOL = 1e-12
 ERF_ATOL = 4.5e-16
 #: |GELU(x) - GELU_tanh(x)| is at most ~4.7e-4 over the reals (the tanh form's known error).
 GELU_APPROX_ATOL = 1e-3
-#: Identities such as sum(softmax) = 1 or log(softmax) = log_softmax: a few roundings per row.
+#: Identities such as sum(softmax) = 1 or softmax(x + c) = softmax(x): a few roundings per row.
 IDENTITY_ATOL = 1e-14
+#: log(softmax) vs log_softmax: values down to about -20 here, a few ulps of 20 (3.6e-15 each).
+LOG_IDENTITY_ATOL = 1e-13
+#: GELU(x) - GELU(-x) = x for |x| <= 6: a difference of two O(6) values, each a few ulps
+#: (8.9e-16 each) off.
+ODD_PART_ATOL = 1e-13
 
 
 def _manual(name: str, inputs: dict, static: dict | None = None, dout=None):
@@ -199,6 +208,26 @@ def test_backward_refuses_an_upstream_gradient_of_the_wrong_shape() -> None:
         losses.mse_backward(np.ones(3), cache)
 
 
+ALL_CASES = [(p, c) for p in pieces() for c in p.cases]
+
+
+@pytest.mark.parametrize("piece,case", ALL_CASES, ids=[f"{p.name}-{c.name}" for p, c in ALL_CASES])
+@pytest.mark.parametrize("bad", [math.nan, math.inf], ids=["nan", "inf"])
+def test_every_registered_backward_refuses_a_non_finite_dout(piece, case, bad: float) -> None:
+    """A NaN or inf in dout would spread into every gradient it reaches: refused by name."""
+    inputs, static = case.make(np.random.default_rng(0))
+    out, cache = piece.forward(*inputs.values(), **static)
+    dout = np.ones(np.shape(out))
+    dout.reshape(-1)[-1] = bad  # a view: the last entry (the only one of a scalar output)
+    with pytest.raises(ValueError) as err:
+        piece.backward(dout, cache)
+    text = str(err.value)
+    assert f"dout has non-finite values ({bad}" in text
+    if "model" not in piece.tags:
+        # nn pieces name themselves; a model names the nn piece whose backward met dout first
+        assert text.startswith(f"{piece.name}: dout"), text
+
+
 def test_integer_inputs_are_accepted_as_float64() -> None:
     y, _ = linear.matmul_forward(np.array([[1, 2]]), np.array([[3], [4]]))
     assert y.dtype == np.float64 and y.tolist() == [[11.0]]
@@ -302,7 +331,7 @@ def test_gelu_special_values_and_the_tanh_approximation() -> None:
     # GELU(x) - GELU(-x) = x (Phi(x) + Phi(-x) - 1) + x = x
     plus, _ = _manual("gelu", {"x": x})
     minus, _ = _manual("gelu", {"x": -x})
-    np.testing.assert_allclose(plus - minus, x, rtol=0, atol=IDENTITY_ATOL * 10)
+    np.testing.assert_allclose(plus - minus, x, rtol=0, atol=ODD_PART_ATOL)
 
 
 def test_relu_gradient_at_zero_is_zero_in_both_forms() -> None:
@@ -326,7 +355,7 @@ def test_softmax_identities() -> None:
     shifted, _ = _manual("softmax", {"x": x + 123.0})
     np.testing.assert_allclose(shifted, y, rtol=0, atol=IDENTITY_ATOL)
     logy, _ = _manual("log_softmax", {"x": x})
-    np.testing.assert_allclose(logy, np.log(y), rtol=0, atol=IDENTITY_ATOL * 10)
+    np.testing.assert_allclose(logy, np.log(y), rtol=0, atol=LOG_IDENTITY_ATOL)
     one, (d_one,) = _manual("softmax", {"x": np.array([[5.0], [-2.0]])}, dout=np.array([[3.0], [4.0]]))
     assert one.tolist() == [[1.0], [1.0]] and d_one.tolist() == [[0.0], [0.0]]
 

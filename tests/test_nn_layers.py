@@ -1,5 +1,5 @@
 """Layer norm, embedding, positional encoding, residual and dropout: three-way checks,
-edge cases (constant rows, repeated tokens), properties and bad input."""
+edge cases (constant rows, repeated tokens), properties and bad input (both forms)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ MY_PIECES = ("layer_norm", "embedding", "residual", "dropout")
 ROUNDING_RTOL = 1e-12
 #: sin/cos of the same float64 argument computed by math and by numpy: a few ulps.
 TRIG_ATOL = 1e-14
+#: a constant row normalizes to xhat = 0 exactly, so y = beta up to one rounding of beta.
+CONSTANT_ROW_ATOL = 1e-15
+#: the mean of C = 9 normalized entries of O(1): C roundings of ~1e-16 each, summed.
+ROW_MEAN_ATOL = 1e-14
+#: dx from the closed form vs an explicit C x C Jacobian built entry by entry: the two sum
+#: O(C^2) products of O(rstd^3) terms in different orders (a few ulps of O(10) sums).
+JACOBIAN_RTOL = 1e-10
+JACOBIAN_ATOL = 1e-12
 
 
 # ------------------------------------------------------------------------------ registry
@@ -49,6 +57,79 @@ def test_three_way_all_cases(name: str) -> None:
         assert report.passed, str(report)
 
 
+# ------------------------------------------------------------------------------ bad input, both forms
+# (loops form, args, kwargs, the exact message, whether the manual forward -- given the same
+# arguments as arrays -- must say the same; ragged lists and non-numbers never become arrays).
+LOOPS_BAD_INPUT = [
+    (layer_norm_loops, ([[1.0, 2.0, 3.0]], [1.0, 1.0], [0.0, 0.0, 0.0]), {},
+     "layer_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (2,)", True),
+    (layer_norm_loops, ([[1.0, 2.0, 3.0]], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0]), {},
+     "layer_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (4,)", True),
+    (layer_norm_loops, ([[1.0, 2.0, 3.0]], [1.0, 1.0, 1.0], [[0.0, 0.0, 0.0]]), {},
+     "layer_norm: beta must have shape (C,) = (3,) to match x (1, 3), got (1, 3)", True),
+    (layer_norm_loops, ([[1.0, 2.0, 3.0], [4.0, 5.0]], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]), {},
+     "layer_norm: x is ragged: expected shape (2, 3), but entry (1,) has length 2", False),
+    (layer_norm_loops, ([[1.0, "2", 3.0]], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]), {},
+     "layer_norm: x must hold numbers or Values, got str at index (0, 1)", False),
+    (layer_norm_loops, ([[1.0, 2.0]], [1.0, 1.0], [0.0, 0.0]), {"eps": 0.0},
+     "layer_norm: eps must be > 0 (it keeps a constant row from dividing by zero), got 0.0", True),
+    (layer_norm_loops, ([[]], [], []), {}, "layer_norm: x needs at least one entry along its last axis (C), got shape (1, 0)", True),
+    (residual_loops, ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0]]), {},
+     "residual: f is ragged: expected shape (2, 2), but entry (1,) has length 1", False),
+    (residual_loops, ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [1.0, 2.0, 3.0]), {},
+     "residual: x and f must have the same shape: x (2, 3), f (3,)", True),
+    (residual_loops, ([[1.0, None]], [[1.0, 2.0]]), {}, "residual: x must hold numbers or Values, got NoneType at index (0, 1)", False),
+    (embedding_loops, ([[1.0, 2.0], [3.0]], np.array([[0, 1]])), {},
+     "embedding: W is ragged: expected shape (2, 2), but entry (1,) has length 1", False),
+    (embedding_loops, ([1.0, 2.0, 3.0, 4.0], np.array([[0, 1]])), {}, "embedding: W must have shape (V, C), got shape (4,)", True),
+    (embedding_loops, ([[1.0, 2.0], [3.0, 4.0]], np.array([[0, 2]])), {}, "embedding: ids out of range [0, 2): [2] at [[0, 1]]", True),
+    (dropout_loops, ([[1.0, "a"]], 0.5, 0), {}, "dropout: x must hold numbers or Values, got str at index (0, 1)", False),
+    (dropout_loops, ([[1.0, 2.0], [3.0]], 0.5, 0), {"training": False},
+     "dropout: x is ragged: expected shape (2, 2), but entry (1,) has length 1", False),
+    (dropout_loops, ([[1.0, 2.0]], 1.0, 0), {}, "dropout: p must be a probability in [0, 1), got 1.0", True),
+]
+FORWARD_OF = {
+    layer_norm_loops: layer_norm_forward,
+    residual_loops: residual_forward,
+    embedding_loops: embedding_forward,
+    dropout_loops: dropout_forward,
+}
+
+
+@pytest.mark.parametrize("fn,args,kwargs,message,both", LOOPS_BAD_INPUT, ids=[row[3][:60] for row in LOOPS_BAD_INPUT])
+def test_loops_forms_refuse_bad_input_naming_piece_argument_and_shapes(fn, args, kwargs, message, both) -> None:
+    with pytest.raises(ValueError) as err:
+        fn(*args, **kwargs)
+    assert str(err.value) == message
+    if both:
+        with pytest.raises(ValueError) as err:
+            FORWARD_OF[fn](*(np.asarray(a, dtype=np.float64) if isinstance(a, list) else a for a in args), **kwargs)
+        assert str(err.value) == message, "the manual form's message differs"
+
+
+@pytest.mark.parametrize("name", MY_PIECES)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_inputs_are_refused_by_both_forms(name: str, bad: float) -> None:
+    piece = get_piece(name)
+    inputs, static = piece.cases[1].make(np.random.default_rng(0))
+    for arg in inputs:
+        poisoned = {k: v.copy() for k, v in inputs.items()}
+        poisoned[arg].reshape(-1)[-1] = bad
+        index = tuple(int(i) for i in np.unravel_index(poisoned[arg].size - 1, poisoned[arg].shape))
+        for form, fn in (("forward", piece.forward), ("loops", piece.loops)):
+            with pytest.raises(ValueError) as err:
+                fn(*poisoned.values(), **static)
+            assert str(err.value) == f"{name}: {arg} has non-finite values ({bad} at index {index})", form
+
+
+def test_dropout_backward_checks_dout_in_evaluation_mode_too() -> None:
+    _, cache = dropout_forward(np.ones((2, 3)), p=0.5, seed=0, training=False)
+    with pytest.raises(ValueError, match=r"^dropout: dout has shape \(3, 2\) but the output has shape \(2, 3\)$"):
+        dropout_backward(np.ones((3, 2)), cache)
+    with pytest.raises(ValueError, match=r"^dropout: dout has non-finite values \(nan at index \(1, 0\)\)$"):
+        dropout_backward(np.array([[1.0, 1.0, 1.0], [math.nan, 1.0, 1.0]]), cache)
+
+
 # ------------------------------------------------------------------------------ layer norm
 def test_layer_norm_constant_row_has_finite_grads_matching_numeric() -> None:
     rng = np.random.default_rng(1)
@@ -57,7 +138,7 @@ def test_layer_norm_constant_row_has_finite_grads_matching_numeric() -> None:
     gamma, beta = 1.0 + rng.standard_normal(6) * 0.2, rng.standard_normal(6) * 0.2
     out, cache = layer_norm_forward(x, gamma, beta, eps=1e-5)
     assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out[0], beta, rtol=0, atol=1e-15)  # xhat = 0 on a constant row
+    np.testing.assert_allclose(out[0], beta, rtol=0, atol=CONSTANT_ROW_ATOL)  # xhat = 0 on a constant row
     dx, dgamma, dbeta = layer_norm_backward(rng.standard_normal(x.shape), cache)
     assert all(np.all(np.isfinite(g)) for g in (dx, dgamma, dbeta))
     report = assert_three_way(layer_norm_loops, layer_norm_forward, layer_norm_backward,
@@ -70,7 +151,7 @@ def test_layer_norm_normalizes_rows_and_uses_biased_variance() -> None:
     x = rng.standard_normal((4, 9)) * 3 + 2
     C = x.shape[-1]
     out, cache = layer_norm_forward(x, np.ones(C), np.zeros(C), eps=1e-5)
-    np.testing.assert_allclose(out.mean(axis=-1), 0.0, atol=1e-14)
+    np.testing.assert_allclose(out.mean(axis=-1), 0.0, rtol=0, atol=ROW_MEAN_ATOL)
     # Biased variance: var(out) = var / (var + eps), not 1 and not the n-1 version.
     var = x.var(axis=-1)  # numpy's default ddof=0 is the biased variance
     np.testing.assert_allclose(out.var(axis=-1), var / (var + 1e-5), rtol=ROUNDING_RTOL)
@@ -99,7 +180,7 @@ def test_layer_norm_backward_formula_matches_explicit_jacobian() -> None:
     for j in range(C):
         for i in range(C):
             J[j, i] = r * ((i == j) - 1 / C) - r**3 * (x[j] - mu) * (x[i] - mu) / C
-    np.testing.assert_allclose(dx[0], (dout * gamma) @ J, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx[0], (dout * gamma) @ J, rtol=JACOBIAN_RTOL, atol=JACOBIAN_ATOL)
 
 
 @pytest.mark.parametrize(
