@@ -155,6 +155,14 @@ def graph_gradients(
 
 
 # ------------------------------------------------------------------ comparison
+def text_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns, two spaces apart, a dashed rule under the header."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
 def _as_flat(x: Any) -> tuple[tuple[int, ...], list[float]]:
     """(shape, row-major list of floats) of an array, a nested list or a number."""
     if hasattr(x, "shape") and hasattr(x, "tolist"):
@@ -244,13 +252,10 @@ class GradientReport:
                 + [f"{r.values[s]: .10g}" for s in self.sources]
                 + [f"{r.tolerance.atol:.0e}", f"{r.tolerance.rtol:.0e}", "ok" if r.passed else "FAIL"]
             )
-        widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
         lines = [self.title] if self.title else []
-        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
-        n_fail = len(self.failures)
-        lines.append(f"{'all ' + str(len(self.rows)) + ' comparisons passed' if not n_fail else str(n_fail) + ' of ' + str(len(self.rows)) + ' comparisons FAILED'}")
+        lines.append(text_table(head, body))
+        n_fail, n = len(self.failures), len(self.rows)
+        lines.append(f"all {n} comparisons passed" if not n_fail else f"{n_fail} of {n} comparisons FAILED")
         return "\n".join(lines)
 
 

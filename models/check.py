@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine import GradientReport, GradientRow
+from engine.gradcheck import text_table
 from nn.registry import Piece, all_pieces, check_piece
 
 #: Modules outside `nn` that register whole-model pieces.
@@ -127,9 +128,7 @@ def format_table(entries: list[dict[str, Any]]) -> str:
             [e["piece"], e["parameter"], _shape_text(e["shapes"]), f"{gm['max_abs']:.1e}", f"{gm['max_rel']:.1e}",
              f"{mn['max_abs']:.1e}", f"{mn['max_rel']:.1e}", _worst_at(e), "ok" if e["passed"] else "FAIL"]
         )
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = [text_table(head, rows)]
     failed = sum(not e["passed"] for e in entries)
     n_pieces = len({e["piece"] for e in entries})
     lines.append(f"{len(entries) - failed} passed, {failed} failed ({n_pieces} pieces; rel is shown where |value| > atol)")
@@ -152,10 +151,7 @@ def format_summary(entries: list[dict[str, Any]]) -> str:
         gm = max(e["graph_vs_manual"]["max_abs"] for e in es)
         mn = max(e["manual_vs_numeric"]["max_abs"] for e in es)
         rows.append([name, str(len(es)), f"{gm:.1e}", f"{mn:.1e}", "ok" if all(e["passed"] for e in es) else "FAIL"])
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+    return text_table(head, rows)
 
 
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
