@@ -18,7 +18,12 @@ losses agree to ~1e-12.
 A run is deterministic: full-batch updates use no random numbers after the
 initialisation, so a checkpoint holds everything needed (parameters, optimizer moments
 and step count, the loss history) to resume bit for bit. Ctrl-C stops at the end of the
-current step and saves a checkpoint of it (a second Ctrl-C stops at once, without one).
+current step and saves a checkpoint of it; a second Ctrl-C stops at once (with a
+checkpoint of the last finished step, unless it lands inside an update).
+
+Sizes are bounded before anything is allocated (MAX_PARAMETERS, MAX_ACTIVATIONS,
+MAX_GRAPH_NODES), the output folder is checked before step 1, and a checkpoint's recorded
+network is compared with its saved arrays before a model is built from it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +59,13 @@ INTERRUPT_DIR = Path("twograd-out")  # where an interrupted run without --out is
 #: measured cost of the graph engine per node and step (forward + backward), for the warning.
 GRAPH_SECONDS_PER_NODE = 2e-6
 GRAPH_WARN_SECONDS = 10.0
+#: refuse larger networks: theta, its gradient and Adam's two moments are four float64
+#: vectors of this length (1.6 GB), about what full-batch training on one machine can hold.
+MAX_PARAMETERS = 50_000_000
+#: refuse full-batch steps holding more activations (rows x hidden units) than this (400 MB).
+MAX_ACTIVATIONS = 50_000_000
+#: refuse graph-engine steps building more nodes than this (~120 bytes each: about 1.2 GB).
+MAX_GRAPH_NODES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -105,14 +119,59 @@ def make_optimizer(name: str, model: MLP, lr: float) -> Optimizer:
     raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
 
+def count_parameters(sizes: list[int]) -> int:
+    """P = sum over layers of n_in*n_out + n_out (Python ints: no overflow for absurd sizes)."""
+    return sum(int(a) * int(b) + int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def check_size(config: MLPConfig, n_samples: int, engine: str = "manual") -> None:
+    """ValueError if training `config` on `n_samples` rows would need more memory than the
+    MAX_* limits allow; called before the model or any buffer is allocated."""
+    net = "-".join(map(str, config.sizes))
+    n_params = count_parameters(config.sizes)
+    if n_params > MAX_PARAMETERS:
+        raise ValueError(f"the network {net} has {n_params:,} parameters, more than the {MAX_PARAMETERS:,} "
+                         "this trainer takes; use smaller --hidden widths")
+    n_activations = n_samples * sum(config.sizes[1:])
+    if n_activations > MAX_ACTIVATIONS:
+        raise ValueError(f"a full-batch step of the network {net} on {n_samples} samples holds {n_activations:,} "
+                         f"activations, more than the {MAX_ACTIVATIONS:,} this trainer takes; use smaller --hidden widths")
+    if engine == "graph" and graph_nodes_per_step(config, n_samples) > MAX_GRAPH_NODES:
+        raise ValueError(f"the graph engine would build ~{graph_nodes_per_step(config, n_samples):,} nodes per step, "
+                         f"more than the {MAX_GRAPH_NODES:,} it takes; use --engine manual or smaller --hidden widths")
+
+
+def check_seed(seed: Any, what: str = "--seed") -> int:
+    """The seed as an int; ValueError unless it is an int >= 0 (numpy's generators need that)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{what} must be >= 0, got {seed!r}")
+    return int(seed)
+
+
+def prepare_out_dir(path: Path, flag: str = "--out") -> Path:
+    """Create the output folder (and its parents) and check a file can be written in it,
+    so that a bad --out fails before training, not after it. ValueError naming `flag`."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            where = "" if folder == path else f" ({folder})"
+            raise ValueError(f"{flag} {path}: {'is' if folder == path else 'lies under'} a file{where}, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):  # the probe: may we create files here?
+            pass
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
+    return path
+
+
 def graph_nodes_per_step(config: MLPConfig, n_samples: int) -> int:
     """About how many engine nodes one full-batch step of the graph engine builds.
 
     Per sample and layer: n_in*n_out products, as many sums, n_out activations; plus the loss.
     """
     per_sample = sum(2 * a * b + 2 * b for a, b in zip(config.sizes[:-1], config.sizes[1:])) + 3 * config.sizes[-1]
-    n_params = sum(a * b + b for a, b in zip(config.sizes[:-1], config.sizes[1:]))
-    return n_samples * per_sample + n_params
+    return n_samples * per_sample + count_parameters(config.sizes)
 
 
 @dataclass
@@ -154,6 +213,7 @@ class TrainResult:
             "interrupted": self.interrupted,
             "resumed_from": self.resumed_from,
             "files": self.files,
+            "notes": self.notes,
         }
 
 
@@ -215,7 +275,11 @@ class LoadedRun:
 
 
 def load_run(path: Path) -> LoadedRun:
-    """Read and check a checkpoint written by `save_run`. CheckpointError on any problem."""
+    """Read and check a checkpoint written by `save_run`. CheckpointError on any problem.
+
+    Nothing is built from the metadata before it is checked against the saved arrays: a
+    tampered json cannot make the trainer allocate a network the checkpoint does not hold.
+    """
     base = find_checkpoint(path)
     arrays, meta = load_checkpoint(base)  # never unpickles; damage -> CheckpointError
     if meta.get("kind") != CHECKPOINT_KIND:
@@ -223,21 +287,54 @@ def load_run(path: Path) -> LoadedRun:
     if meta.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{base}.json: unsupported train checkpoint version {meta.get('version')!r}")
     try:
-        config = MLPConfig(**meta["config"]).validate()
+        config = MLPConfig(**meta["config"]).validate()  # a dataclass of a few fields: allocates nothing
+        check_seed(config.seed, "the recorded seed")
         dataset = str(meta["dataset"])
         optimizer = str(meta["optimizer"])
         lr = float(meta["optimizer_state"]["hyperparameters"]["lr"])
         engine = str(meta.get("engine", "manual"))
-        step = int(meta["step"])
-        steps_target = int(meta["steps_target"])
+        step = meta["step"]
+        optim_step = meta["optimizer_state"]["step"]
+        steps_target = meta["steps_target"]
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{base}.json: incomplete or invalid training metadata: {err}") from None
     if dataset not in DATASET_NAMES or optimizer not in OPTIMIZERS:
         raise CheckpointError(f"{base}.json: unknown data set {dataset!r} or optimizer {optimizer!r}")
+    if engine not in ENGINES:
+        raise CheckpointError(f"{base}.json: unknown engine {engine!r}")
+    if not math.isfinite(lr) or lr <= 0:
+        raise CheckpointError(f"{base}.json: the recorded lr must be a positive number, got {lr!r}")
+    for what, value, low in (("step", step, 0), ("steps_target", steps_target, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise CheckpointError(f"{base}.json: the recorded {what} must be an int >= {low}, got {value!r}")
+    if optim_step != step:
+        raise CheckpointError(f"{base}.json: the optimizer's step {optim_step!r} differs from the run's step {step}")
+    _check_saved_params(base, config, arrays)
     losses = arrays.get("losses")
     if losses is None or losses.ndim != 1 or losses.shape[0] != step:
         raise CheckpointError(f"{base}.npz: the loss history does not match the recorded step {step}")
     return LoadedRun(config, dataset, optimizer, lr, engine, steps_target, arrays, meta, base)
+
+
+def _check_saved_params(base: Path, config: MLPConfig, arrays: dict[str, np.ndarray]) -> None:
+    """CheckpointError unless the npz holds exactly the float64 parameters of `config`'s network
+    (W_l (sizes[l-1], sizes[l]), b_l (sizes[l],)); absurd sizes are refused before any comparison."""
+    n_params = count_parameters(config.sizes)
+    if n_params > MAX_PARAMETERS:
+        raise CheckpointError(f"{base}.json: the recorded network {config.sizes} would have {n_params:,} parameters "
+                              f"(this trainer takes at most {MAX_PARAMETERS:,}); the metadata is damaged or not from twograd")
+    expected = {}
+    for l, (n_in, n_out) in enumerate(zip(config.sizes[:-1], config.sizes[1:]), 1):
+        expected[f"param.W{l}"] = (n_in, n_out)
+        expected[f"param.b{l}"] = (n_out,)
+    saved = {k: a for k, a in arrays.items() if k.startswith("param.")}
+    mismatched = sorted(set(expected) ^ set(saved)) + sorted(
+        k for k in expected if k in saved and (saved[k].shape != expected[k] or saved[k].dtype != np.float64)
+    )
+    if mismatched:
+        shapes = ", ".join(f"{k[len('param.'):]} {list(saved[k].shape)}" for k in sorted(saved))
+        raise CheckpointError(f"{base}: the recorded network {config.sizes} does not match the saved parameters "
+                              f"({shapes or 'none'}); the checkpoint is damaged")
 
 
 def _restore(run: LoadedRun, model: MLP, opt: Optimizer) -> list[float]:
@@ -290,7 +387,7 @@ def train(
     dataset: str | Dataset | None = None,
     steps: int | None = None,
     lr: float | None = None,
-    engine: str = "manual",
+    engine: str | None = None,
     seed: int | None = None,
     out_dir: Path | None = None,
     resume: Path | None = None,
@@ -304,26 +401,32 @@ def train(
     """Train an MLP on `dataset` for `steps` full-batch steps in total; return a TrainResult.
 
     config:    the network (default: the data set's recipe, see RECIPES); `seed` overrides its seed.
-               The seed also generates/splits the data set.
+               The seed (an int >= 0) also generates/splits the data set.
     dataset:   a name from DATASET_NAMES (default "xor") or a Dataset.
     steps, lr, optimizer: default from the recipe. `steps` counts from the start of the run,
                so a resumed run continues up to `steps` (default: the target it was started with).
-    engine:    "manual" (numpy, hand-derived backward) or "graph" (engine.Value graph).
-    out_dir:   if given, write the checkpoint and pictures there.
+    engine:    "manual" (numpy, hand-derived backward; the default) or "graph" (engine.Value
+               graph). A resumed run keeps the checkpoint's engine unless another is given;
+               switching is allowed (the same math) and noted in `notes`, as the rounding differs.
+    out_dir:   if given, write the checkpoint and pictures there (created and checked first).
     resume:    a folder (or checkpoint path) written by an earlier run: continue it. The
                network, data set, optimizer and lr come from the checkpoint; giving different
-               ones is a ValueError. The engine may differ (the same math).
+               ones is a ValueError.
     quiet:     no progress bar (it is drawn only on a terminal anyway).
     progress:  called as progress(step, loss) after every finished step; raising
                KeyboardInterrupt from it stops the run like Ctrl-C.
     echo:      where to print what is happening (None: silent).
 
     An interrupted run saves a checkpoint of its last finished step (into `out_dir`, or
-    twograd-out/train-<data set>) and returns with `interrupted=True`.
+    twograd-out/train-<data set>) and returns with `interrupted=True`. Networks too large
+    for memory (see check_size), a bad `out_dir` and a diverging run are ValueErrors.
     """
     say = echo or (lambda _msg: None)
-    if engine not in ENGINES:
+    notes: list[str] = []
+    if engine is not None and engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if seed is not None:
+        seed = check_seed(seed, "seed")
     loaded: LoadedRun | None = None
     if resume is not None:
         loaded = load_run(Path(resume))
@@ -334,9 +437,16 @@ def train(
             if given is not None and given != saved:
                 raise ValueError(f"--resume {resume}: the checkpoint's {what} is {saved!r}, not {given!r}; a resumed run keeps its settings")
         config, dataset, optimizer, lr, seed = loaded.config, loaded.dataset, loaded.optimizer, loaded.lr, loaded.config.seed
-        if out_dir is None:
-            out_dir = loaded.path.parent
+        if engine is None:
+            engine = loaded.engine
+        elif engine != loaded.engine:
+            notes.append(f"the checkpoint was trained with the {loaded.engine} engine, this session used {engine}: "
+                         "the same math, but the gradients round differently, so the run is not bit for bit "
+                         f"one on the {loaded.engine} engine")
+    engine = engine or "manual"
 
+    if config is not None:
+        check_seed(config.seed, "seed")
     data_seed = seed if seed is not None else (config.seed if config else 0)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset or "xor", seed=data_seed)
     recipe = RECIPES.get(data.name, RECIPES["moons"])
@@ -356,13 +466,18 @@ def train(
     _check_positive("steps", steps, int)
     _check_positive("lr", lr, float)
     steps = int(steps)
+    X, y = data.X_train, data.y_train
+    check_size(config, len(y), engine)  # before anything of the network's size is allocated
+    if out_dir is not None:  # before step 1: a bad folder must not cost a whole run
+        out_dir = prepare_out_dir(Path(out_dir))
+    elif loaded is not None:
+        out_dir = prepare_out_dir(loaded.path.parent, "--resume")
 
     model = MLP(config)
     opt = make_optimizer(optimizer, model, lr)
     losses: list[float] = _restore(loaded, model, opt) if loaded else []
     start = len(losses)
 
-    X, y = data.X_train, data.y_train
     if engine == "graph":
         estimate = graph_nodes_per_step(config, len(y)) * GRAPH_SECONDS_PER_NODE * max(steps - start, 0)
         if estimate > GRAPH_WARN_SECONDS:
@@ -375,7 +490,14 @@ def train(
 
     def graph_step() -> float:
         model.zero_grad()
-        return model.loss_and_grads_graph(X, y)  # adds into dtheta
+        try:
+            return model.loss_and_grads_graph(X, y)  # adds into dtheta
+        except (ValueError, OverflowError):
+            # The loops pieces refuse non-finite inputs and `**` raises on overflow, where numpy
+            # would give an inf loss: report overflow as the divergence it is, anything else as is.
+            if _overflows(model, X):
+                return math.inf
+            raise
 
     step_fn = manual_step if engine == "manual" else graph_step
     say(f"{data.summary()}")
@@ -383,45 +505,61 @@ def train(
         f"{engine} engine, seed {config.seed}" + (f"; resuming at step {start}" if start else ""))
 
     interrupted = torn = False
+    # True from the start of an update until its loss is recorded: an interrupt inside that
+    # window would leave parameters, optimizer state and loss history out of step.
     updating = False
     began = time.perf_counter()
     bar = ProgressBar(steps, enabled=False if quiet else None, start_step=start)
-    try:
-        with _SigintLatch() as latch:
-            for k in range(start, steps):
-                loss = step_fn()
-                if not math.isfinite(loss):
-                    raise ValueError(f"training diverged at step {k + 1} (loss {loss}); try a smaller --lr")
-                updating = True
-                opt.step()
-                updating = False
-                losses.append(loss)
-                bar.update(k + 1, loss)
-                if progress is not None:
-                    progress(k + 1, loss)
-                if latch.requested:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        interrupted = True
-        torn = updating  # a second Ctrl-C inside the optimizer's update: the state is half-written
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - began
-
-    result = TrainResult(
-        model=model, data=data, engine=engine, optimizer=optimizer, lr=lr, losses=losses,
-        loss=model.loss(X, y), train_accuracy=model.accuracy(X, y), test_accuracy=model.accuracy(data.X_test, data.y_test),
-        steps=len(losses), seconds=seconds, interrupted=interrupted, resumed_from=start,
-    )
+    # A diverging run overflows on its way to a non-finite loss; that loss is the one report.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            with _SigintLatch() as latch:
+                for k in range(start, steps):
+                    loss = step_fn()
+                    if not math.isfinite(loss):
+                        raise ValueError(f"training diverged at step {k + 1} (loss {loss}); try a smaller --lr")
+                    updating = True
+                    opt.step()
+                    losses.append(loss)  # before `updating` clears: saved state = k + 1 updates, k + 1 losses
+                    updating = False
+                    bar.update(k + 1, loss)
+                    if progress is not None:
+                        progress(k + 1, loss)
+                    if latch.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            interrupted = True
+            torn = updating  # a second Ctrl-C inside the optimizer's update: the state is half-written
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - began
+        # The last update may overflow with no later step to see it: check before the pieces
+        # of model.loss refuse non-finite values with a less telling message.
+        overflowed = _overflows(model, X)
+        final_loss = math.nan if overflowed else model.loss(X, y)
+        if not math.isfinite(final_loss) and not torn:
+            raise ValueError(f"training diverged at step {len(losses)} (final loss {final_loss}); try a smaller --lr")
+        result = TrainResult(
+            model=model, data=data, engine=engine, optimizer=optimizer, lr=lr, losses=losses,
+            loss=final_loss, train_accuracy=model.accuracy(X, y), test_accuracy=model.accuracy(data.X_test, data.y_test),
+            steps=len(losses), seconds=seconds, interrupted=interrupted, resumed_from=start, notes=notes,
+        )
     if interrupted and torn:
         result.notes.append(f"interrupted during the update of step {len(losses) + 1}: no checkpoint saved")
         return result
     if interrupted and out_dir is None:
         out_dir = INTERRUPT_DIR / f"train-{data.name}"
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        base = save_run(out_dir, model, opt, dataset=data.name, optimizer=optimizer, engine=engine, losses=losses, steps_target=steps)
+        try:
+            out_dir = Path(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            base = save_run(out_dir, model, opt, dataset=data.name, optimizer=optimizer, engine=engine, losses=losses, steps_target=steps)
+        except OSError as err:
+            if not interrupted:
+                raise ValueError(f"cannot write the checkpoint into {out_dir}: {err.strerror or err}") from None
+            result.notes.append(f"interrupted after step {len(losses)} of {steps}; the checkpoint could not be "
+                                f"written into {out_dir} ({err.strerror or err})")
+            return result
         result.checkpoint = base
         result.files["checkpoint"] = f"{base}.npz"
         if interrupted:
@@ -430,6 +568,24 @@ def train(
         elif plots:
             _draw(result, out_dir)
     return result
+
+
+def _overflows(model: MLP, X: np.ndarray) -> bool:
+    """True when a pre-activation a_l = h_{l-1} W_l + b_l on X, or its square, is not finite
+    in float64 (call under np.errstate: it overflows on purpose)."""
+    params = model.param_list
+    h = X
+    for l in range(0, len(params), 2):
+        a = h @ params[l] + params[l + 1]  # (B, H_l)
+        if not np.isfinite(a * a).all():
+            return True
+        if model.activation == "tanh":
+            h = np.tanh(a)
+        elif model.activation == "relu":
+            h = np.maximum(a, 0.0)
+        else:
+            h = 0.5 * (1.0 + np.tanh(0.5 * a))  # sigmoid(a), without exp's overflow
+    return False
 
 
 def _draw(result: TrainResult, out_dir: Path) -> None:
@@ -485,12 +641,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--activation", default=None, metavar="NAME", help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: tanh)")
     p.add_argument("--loss", default=None, metavar="NAME", help=f"loss: {', '.join(LOSSES)} (default: per data set)")
     p.add_argument("--optimizer", default=None, metavar="NAME", help=f"one of: {', '.join(OPTIMIZERS)} (default: adam)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the data set (default 0)")
-    p.add_argument("--engine", default="manual", metavar="NAME", help="manual (numpy, hand-derived backward; default) or graph (engine.Value, slow)")
+    p.add_argument("--seed", type=int, default=None, help="seed (>= 0) of the initial weights and of the data set (default 0)")
+    p.add_argument("--engine", default=None, metavar="NAME",
+                   help="manual (numpy, hand-derived backward; default, or the checkpoint's engine with --resume) or graph (engine.Value, slow)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR", help="write the checkpoint and pictures into DIR")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run saved in DIR (up to --steps in total)")
     p.add_argument("--json", action="store_true", help="print one JSON line with the results (loss, accuracies, steps, seconds)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no messages (errors still go to stderr)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no messages (errors, and where Ctrl-C saved the run, still go to stderr)")
     p.set_defaults(func=run)
     return p
 
@@ -501,11 +659,15 @@ def _check_choice(what: str, value: str | None, choices: tuple[str, ...]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    """`twograd train`: 0 on success, 2 on bad arguments (one error line), 130 when interrupted."""
+    """`twograd train`: 0 on success, 2 on bad arguments or too little memory (one error line),
+    130 when interrupted."""
     try:
         return _run(args)
     except (ValueError, OSError) as err:  # CheckpointError is a ValueError
         print(f"twograd train: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("twograd train: error: out of memory; use smaller --hidden widths (or --engine manual)", file=sys.stderr)
         return 2
 
 
@@ -521,6 +683,8 @@ def _run(args: argparse.Namespace) -> int:
         _check_positive("--steps", args.steps, int)
     if args.lr is not None:
         _check_positive("--lr", args.lr, float)
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
 
     quiet_text = args.quiet or args.json
 
@@ -562,7 +726,13 @@ def _run(args: argparse.Namespace) -> int:
     for what, path in result.files.items():
         echo(f"wrote {path}  ({what.replace('_', ' ')})")
     for note in result.notes:
-        (warn if result.interrupted else echo)(note)
+        if result.interrupted:  # where the run was saved, or that it was not: said even with --quiet
+            print(note, file=sys.stderr)
+        else:
+            echo(note)
+    if args.out is None and args.resume is None and not result.interrupted:  # a tip for people, not in the JSON
+        pictures = "loss curve" + (" and decision boundary" if result.data.n_features == 2 else "")
+        echo(f"add --out DIR to keep a checkpoint (to --resume) and pictures ({pictures})")
     if args.json:
         print(json.dumps(result.to_json()))
     if result.interrupted:

@@ -15,7 +15,9 @@ Crash safety: each file is written to a temporary file in the same directory, fl
 fsynced and moved into place with `os.replace` (atomic on POSIX and Windows), then the
 directory is fsynced. The npz goes first and the json second, and the json carries the
 npz's sha256: a crash between the two leaves the old json next to the new npz, and the
-hash mismatch is reported instead of loading a mismatched pair.
+hash mismatch is reported instead of loading a mismatched pair. The temporary file is
+created with mode 0o666 less the umask (0644 under the usual umask 022), like any file the
+user writes, not mkstemp's private 0600.
 
 Loading never unpickles (`np.load(..., allow_pickle=False)`); every kind of damage
 (missing file, truncated or non-zip npz, bad JSON, wrong format tag, hash mismatch, object
@@ -30,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 import zlib
 from pathlib import Path
@@ -79,10 +81,25 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _create_temp(target: Path, attempts: int = 100) -> tuple[int, Path]:
+    """A new, exclusive temporary file next to `target`: (fd, path).
+
+    Opened with mode 0o666 so the kernel applies the umask (reading the umask would mean
+    setting it, which races with other threads); O_EXCL refuses an existing file or symlink.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(attempts):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{target.parent}: could not create a temporary file for {target.name}")
+
+
 def _atomic_write(target: Path, write: Callable[[IO[bytes]], None]) -> str:
     """Write `target` via a fsynced temp file and os.replace; return the file's sha256."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -17,6 +17,9 @@ GRAD_RTOL, GRAD_ATOL = EXACT.rtol, EXACT.atol
 # 500 Adam steps: the final losses are ~1e-22 and agree to far below this.
 ENGINES_LOSS_ATOL = 1e-9
 ENGINES_PARAM_ATOL = 1e-9  # parameters of the two runs (measured difference ~2e-15)
+# Per-step losses of the two runs: the early O(1) losses agree to ~1e-16 relative; the late
+# ones (~1e-20 and below) differ by more relatively but by < 1e-15 absolutely (ENGINES_LOSS_ATOL).
+ENGINES_LOSS_RTOL = 1e-9
 XOR_LOSS_TARGET = 0.01  # from the issue: XOR "loss < 0.01" with 100% accuracy
 
 CONFIGS = [
@@ -133,7 +136,7 @@ def test_xor_reaches_100_percent_with_both_engines_and_they_agree() -> None:
     for r in (manual, graph):
         assert r.train_accuracy == 1.0 and r.loss < XOR_LOSS_TARGET
     assert abs(manual.loss - graph.loss) <= ENGINES_LOSS_ATOL
-    np.testing.assert_allclose(graph.losses, manual.losses, rtol=1e-9, atol=ENGINES_LOSS_ATOL)
+    np.testing.assert_allclose(graph.losses, manual.losses, rtol=ENGINES_LOSS_RTOL, atol=ENGINES_LOSS_ATOL)
     assert np.max(np.abs(manual.model.theta - graph.model.theta)) <= ENGINES_PARAM_ATOL
 
 
