@@ -142,7 +142,7 @@ def failure_details(results: list[CaseReport]) -> str:
 
 def format_summary(entries: list[dict[str, Any]]) -> str:
     """One line per piece: parameters checked, the worst differences of each pair."""
-    head = ["piece", "params", "worst graph-manual", "worst manual-numeric", "ok"]
+    head = ["piece", "cases", "params", "worst graph-manual", "worst manual-numeric", "ok"]
     by_piece: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_piece.setdefault(e["piece"], []).append(e)
@@ -150,7 +150,8 @@ def format_summary(entries: list[dict[str, Any]]) -> str:
     for name, es in by_piece.items():
         gm = max(e["graph_vs_manual"]["max_abs"] for e in es)
         mn = max(e["manual_vs_numeric"]["max_abs"] for e in es)
-        rows.append([name, str(len(es)), f"{gm:.1e}", f"{mn:.1e}", "ok" if all(e["passed"] for e in es) else "FAIL"])
+        n_cases = len(es[0]["shapes"])
+        rows.append([name, str(n_cases), str(len(es)), f"{gm:.1e}", f"{mn:.1e}", "ok" if all(e["passed"] for e in es) else "FAIL"])
     return text_table(head, rows)
 
 
