@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,17 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     return failed == 0
 
 
+def _finite_or_none(obj: Any) -> Any:
+    """`obj` with NaN and infinities replaced by None, so that --json is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -204,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_checks(args.names, seed=args.seed, progress=(lambda n: print(f"checking {n} ...", file=sys.stderr)) if tty else None)
     entries = summarize(results)
     if args.json:
-        print(json.dumps(entries, indent=1))
+        print(json.dumps(_finite_or_none(entries), indent=1, allow_nan=False))
     else:
         print(format_table(entries))
         if not all(e["passed"] for e in entries):

@@ -66,3 +66,21 @@ def test_a_wrong_backward_fails_with_exit_1_and_names_the_index(capsys, broken_t
 def test_unknown_piece_is_a_key_error_naming_the_known_ones() -> None:
     with pytest.raises(KeyError, match="no_such_piece.*linear"):
         check.pieces(["no_such_piece"])
+
+
+def test_json_stays_strict_when_a_gradient_is_nan(capsys) -> None:
+    """A NaN gradient fails the check, and --json still prints valid (strict) JSON."""
+    good = _REGISTRY["tanh"]
+
+    def nan_backward(dout, cache):
+        (dx,) = good.backward(dout, cache)
+        return (np.full_like(dx, np.nan),)
+
+    _REGISTRY["tanh"] = dataclasses.replace(good, backward=nan_backward)
+    try:
+        assert main(["check", "tanh", "--json"]) == 1
+    finally:
+        _REGISTRY["tanh"] = good
+    text = capsys.readouterr().out
+    entries = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert entries[0]["passed"] is False and entries[0]["graph_vs_manual"]["max_abs"] is None
