@@ -121,7 +121,7 @@ def _check_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise ValueError(f"save_checkpoint: array names must be non-empty strings, got {name!r}")
         arr = np.asarray(a)
         if arr.dtype.hasobject:
-            raise ValueError(f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved (no pickle)")
+            raise ValueError(f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved (object arrays would need code execution to load)")
         out[name] = arr
     return out
 
@@ -195,9 +195,9 @@ def _read_arrays(npz_path: Path) -> dict[str, np.ndarray]:
             for name in archive.files:
                 arrays[name] = archive[name]
     except ValueError as err:
-        if "pickle" in str(err) or "Object arrays" in str(err):
+        if "Object arrays" in str(err):  # numpy's refusal under allow_pickle=False
             raise CheckpointError(
-                f"{npz_path}: array {name!r} holds Python objects (dtype object); refused, loading it would need pickle"
+                f"{npz_path}: array {name!r} holds Python objects (dtype object); refused, loading it could run code"
             ) from None
         raise CheckpointError(f"{npz_path}: array {name!r} cannot be read: {err}") from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
