@@ -7,6 +7,7 @@ reference forward pass, on Values it builds a graph the engine can differentiate
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Union, overload
 
 from engine.value import Value
@@ -18,6 +19,13 @@ def _domain(name: str, x: float, need: str) -> ValueError:
     return ValueError(f"{name} needs {need}, got {x!r}")
 
 
+def _real(name: str, x: object) -> float:
+    """`x` as a float, or a TypeError naming the function and the type it was given."""
+    if isinstance(x, Real) and not isinstance(x, bool):
+        return float(x)
+    raise TypeError(f"{name} takes a number or an engine.Value, not {type(x).__name__}: {x!r}")
+
+
 @overload
 def exp(x: Value) -> Value: ...
 @overload
@@ -26,6 +34,7 @@ def exp(x: Scalar) -> Scalar:
     """e^x."""
     if isinstance(x, Value):
         return x.exp()
+    x = _real("exp", x)
     try:
         return math.exp(x)
     except OverflowError:
@@ -40,6 +49,7 @@ def log(x: Scalar) -> Scalar:
     """Natural logarithm, for x > 0."""
     if isinstance(x, Value):
         return x.log()
+    x = _real("log", x)
     if x <= 0:
         raise _domain("log", x, "a positive input")
     return math.log(x)
@@ -53,6 +63,7 @@ def sqrt(x: Scalar) -> Scalar:
     """Square root, for x >= 0."""
     if isinstance(x, Value):
         return x.sqrt()
+    x = _real("sqrt", x)
     if x < 0:
         raise _domain("sqrt", x, "a non-negative input")
     return math.sqrt(x)
@@ -64,7 +75,7 @@ def tanh(x: Value) -> Value: ...
 def tanh(x: float) -> float: ...
 def tanh(x: Scalar) -> Scalar:
     """Hyperbolic tangent."""
-    return x.tanh() if isinstance(x, Value) else math.tanh(x)
+    return x.tanh() if isinstance(x, Value) else math.tanh(_real("tanh", x))
 
 
 @overload
@@ -75,6 +86,7 @@ def sigmoid(x: Scalar) -> Scalar:
     """1 / (1 + e^-x), evaluated without overflow for large |x|."""
     if isinstance(x, Value):
         return x.sigmoid()
+    x = _real("sigmoid", x)
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
@@ -86,10 +98,11 @@ def relu(x: Value) -> Value: ...
 @overload
 def relu(x: float) -> float: ...
 def relu(x: Scalar) -> Scalar:
-    """max(0, x)."""
+    """max(0, x); NaN stays NaN (as in PyTorch)."""
     if isinstance(x, Value):
         return x.relu()
-    return float(x) if x > 0 else 0.0
+    x = _real("relu", x)
+    return x if x > 0 or x != x else 0.0
 
 
 @overload
@@ -98,7 +111,7 @@ def erf(x: Value) -> Value: ...
 def erf(x: float) -> float: ...
 def erf(x: Scalar) -> Scalar:
     """The error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt."""
-    return x.erf() if isinstance(x, Value) else math.erf(x)
+    return x.erf() if isinstance(x, Value) else math.erf(_real("erf", x))
 
 
 def data_of(x: Scalar) -> float:

@@ -325,7 +325,7 @@ class Value:
         x = self.data
         if x > 0.0:
             return self._unary(x, "relu", 1.0)
-        return self._unary(0.0, "relu", 0.0)
+        return self._unary(0.0 if x == x else x, "relu", 0.0)  # NaN stays NaN, as in PyTorch
 
     def erf(self) -> "Value":
         """erf(x);  d/dx = 2/sqrt(pi) e^(-x^2)."""

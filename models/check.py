@@ -132,7 +132,8 @@ def format_table(entries: list[dict[str, Any]]) -> str:
     lines = [text_table(head, rows)]
     failed = sum(not e["passed"] for e in entries)
     n_pieces = len({e["piece"] for e in entries})
-    lines.append(f"{len(entries) - failed} passed, {failed} failed ({n_pieces} pieces; rel is shown where |value| > atol)")
+    lines.append(f"{len(entries) - failed} passed, {failed} failed ({n_pieces} piece{'s' if n_pieces != 1 else ''}; "
+                 "rel is shown where |value| > atol)")
     return "\n".join(lines)
 
 

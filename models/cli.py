@@ -73,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (e.g. `twograd tour | head`): stop quietly, as `cat` would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the status a shell reports for a closed pipe
     except KeyboardInterrupt:
         print("twograd: interrupted", file=sys.stderr)
         return 130

@@ -23,9 +23,9 @@ STAGES: tuple[tuple[str, str], ...] = (
 
 def run_tour(out_dir: Path, echo: Callable[[str], None] = print) -> bool:
     """Run every stage, writing pictures into `out_dir`; True when all stages passed."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir}: is a file, not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from models.train import prepare_out_dir
+
+    prepare_out_dir(out_dir)  # a bad --out fails here, in one line, before any stage runs
     results = []
     for i, (title, module) in enumerate(STAGES, 1):
         echo(f"\n== {i}/{len(STAGES)}: {title} ==")

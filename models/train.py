@@ -253,6 +253,8 @@ def find_checkpoint(path: Path) -> Path:
         base = path / CHECKPOINT_NAME
     elif path.suffix in (".npz", ".json") or path.with_name(path.name + ".json").is_file():
         base = path
+    elif path.exists():
+        raise ValueError(f"--resume {path}: is a file, not a run folder (give the folder that --out wrote)")
     else:
         raise ValueError(f"--resume {path}: no such run folder")
     _, json_path = checkpoint_paths(base)
@@ -298,8 +300,10 @@ def load_run(path: Path) -> LoadedRun:
         steps_target = meta["steps_target"]
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{base}.json: incomplete or invalid training metadata: {err}") from None
-    if dataset not in DATASET_NAMES or optimizer not in OPTIMIZERS:
-        raise CheckpointError(f"{base}.json: unknown data set {dataset!r} or optimizer {optimizer!r}")
+    if dataset not in DATASET_NAMES:
+        raise CheckpointError(f"{base}.json: unknown data set {dataset!r} (known: {', '.join(DATASET_NAMES)})")
+    if optimizer not in OPTIMIZERS:
+        raise CheckpointError(f"{base}.json: unknown optimizer {optimizer!r} (known: {', '.join(OPTIMIZERS)})")
     if engine not in ENGINES:
         raise CheckpointError(f"{base}.json: unknown engine {engine!r}")
     if not math.isfinite(lr) or lr <= 0:
@@ -335,6 +339,9 @@ def _check_saved_params(base: Path, config: MLPConfig, arrays: dict[str, np.ndar
         shapes = ", ".join(f"{k[len('param.'):]} {list(saved[k].shape)}" for k in sorted(saved))
         raise CheckpointError(f"{base}: the recorded network {config.sizes} does not match the saved parameters "
                               f"({shapes or 'none'}); the checkpoint is damaged")
+    bad = sorted(k[len("param."):] for k in expected if not np.isfinite(saved[k]).all())
+    if bad:
+        raise CheckpointError(f"{base}.npz: the saved parameters {', '.join(bad)} hold NaN or infinite values; the checkpoint is damaged")
 
 
 def _restore(run: LoadedRun, model: MLP, opt: Optimizer) -> list[float]:
@@ -609,9 +616,11 @@ def _draw(result: TrainResult, out_dir: Path) -> None:
 
 # ---------------------------------------------------------------------------- command line
 def _hidden(text: str) -> tuple[int, ...]:
-    """"16,16" -> (16, 16); "" or "none" -> () (no hidden layer)."""
-    if text.strip().lower() in ("", "none"):
+    """"16,16" -> (16, 16); "none" -> () (no hidden layer: logistic regression)."""
+    if text.strip().lower() == "none":
         return ()
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--hidden needs widths like 16,16 (or 'none' for no hidden layer), got an empty value")
     try:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:

@@ -444,3 +444,14 @@ def test_power_partial_does_not_overflow_where_the_slope_is_finite() -> None:
 def test_float_exp_overflow_names_the_value() -> None:
     with pytest.raises(OverflowError, match=r"exp\(1000.0\)"):
         engine.exp(1000.0)
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "erf"])
+def test_free_functions_name_themselves_on_a_non_number(name: str) -> None:
+    with pytest.raises(TypeError, match=rf"^{name} takes a number or an engine.Value, not str"):
+        getattr(engine, name)("x")
+
+
+def test_relu_keeps_nan_like_torch() -> None:
+    assert math.isnan(engine.relu(math.nan))
+    assert math.isnan(Value(math.nan).relu().data)

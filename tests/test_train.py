@@ -643,3 +643,37 @@ def test_an_interrupt_on_any_line_of_the_loop_leaves_a_whole_state_or_none(tmp_p
             assert any("no checkpoint saved" in note for note in stopped.notes), line
             outcomes[line] = "none"
     assert "saved" in outcomes.values() and "none" in outcomes.values(), outcomes
+
+
+def test_resume_checks_name_what_is_wrong(tmp_path, capsys) -> None:
+    """Review findings: a file given to --resume, an unknown optimizer, NaN parameters, an empty --hidden."""
+    run = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "xor", "--steps", "5", "--out", str(run), "--quiet")
+    assert code == 0
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = run_cli(capsys, "--resume", str(afile))
+    assert code == 2 and "is a file, not a run folder" in err
+
+    import hashlib
+
+    meta_path = run / "checkpoint.json"
+    record = json.loads(meta_path.read_text())
+    record["meta"]["optimizer"] = "foo"
+    meta_path.write_text(json.dumps(record))
+    code, _, err = run_cli(capsys, "--resume", str(run))
+    assert code == 2 and "unknown optimizer 'foo'" in err and "data set" not in err
+
+    record["meta"]["optimizer"] = "adam"
+    with np.load(run / "checkpoint.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["param.W1"][0, 0] = np.nan
+    np.savez(run / "checkpoint.npz", **arrays)
+    record["sha256"] = hashlib.sha256((run / "checkpoint.npz").read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(record))
+    code, _, err = run_cli(capsys, "--resume", str(run))
+    assert code == 2 and "W1 hold NaN or infinite values" in err
+
+    with pytest.raises(SystemExit) as exc:
+        parse("xor", "--hidden", "")
+    assert exc.value.code == 2 and "--hidden needs widths" in capsys.readouterr().err

@@ -348,8 +348,8 @@ class GraphDrawing:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in SAVE_FORMATS:
-            shown = repr(path.suffix) if path.suffix else "no suffix"
-            raise ValueError(f"cannot save {path}: {shown} is not a known format; use one of {' '.join(SAVE_FORMATS)}")
+            what = f"the suffix {path.suffix!r} is not a known format" if path.suffix else "the file name has no suffix to say the format"
+            raise ValueError(f"cannot save {str(path)!r}: {what}; use one of {' '.join(SAVE_FORMATS)}")
         if suffix == ".dot":
             payload = self.source.encode("utf-8", errors="replace")
         else:
