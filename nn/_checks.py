@@ -159,3 +159,35 @@ def nested_input(
             raise fail(piece, f"{name} has non-finite values ({number} at index {index})")
     return x, shape
 
+
+
+def named_array_problems(expected: dict[str, np.ndarray], given: dict[str, Any]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Compare named arrays (a state dict, optimizer buffers) with the expected ones.
+
+    Returns (problems, converted): every missing name, every unexpected name and every array
+    of the wrong shape or of a non-real dtype, each named, so that one error can list them
+    all; and float64 copies of the arrays that fit, for the caller to apply only when there
+    are no problems.
+    """
+    missing = [n for n in expected if n not in given]
+    extra = [n for n in given if n not in expected]
+    misshaped = []
+    converted: dict[str, np.ndarray] = {}
+    for n, want in expected.items():
+        if n not in given:
+            continue
+        a = np.asarray(given[n])
+        if a.shape != want.shape:
+            misshaped.append(f"{n} (expected {want.shape}, got {a.shape})")
+        elif not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            misshaped.append(f"{n} (expected a real array, got dtype {a.dtype})")
+        else:
+            converted[n] = a.astype(np.float64)
+    problems = []
+    if missing:
+        problems.append(f"missing {missing}")
+    if extra:
+        problems.append(f"unexpected {extra}")
+    if misshaped:
+        problems.append(f"wrong shape or type: {misshaped}")
+    return problems, converted

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from nn._checks import named_array_problems
 from nn.checkpoint import load_checkpoint, save_checkpoint
 
 M = TypeVar("M", bound="Module")
@@ -122,28 +123,9 @@ class Module:
         the wrong shape are all named in one ValueError, and nothing is changed.
         """
         params = dict(self.named_parameters())
-        missing = [n for n in params if n not in state]
-        extra = [n for n in state if n not in params]
-        misshaped = []
-        converted: dict[str, np.ndarray] = {}
-        for n, p in params.items():
-            if n in state:
-                a = np.asarray(state[n])
-                if a.shape != p.shape:
-                    misshaped.append(f"{n} (expected {p.shape}, got {a.shape})")
-                elif not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-                    misshaped.append(f"{n} (expected a real array, got dtype {a.dtype})")
-                else:
-                    converted[n] = a.astype(np.float64)
-        if missing or extra or misshaped:
-            parts = []
-            if missing:
-                parts.append(f"missing {missing}")
-            if extra:
-                parts.append(f"unexpected {extra}")
-            if misshaped:
-                parts.append(f"wrong shape or type: {misshaped}")
-            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(parts))
+        problems, converted = named_array_problems(params, state)
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         for n, a in converted.items():
             np.copyto(params[n], a)
 

@@ -29,6 +29,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from nn._checks import named_array_problems
 from nn.module import Module
 
 Params = Union[Module, Sequence[tuple[np.ndarray, np.ndarray]]]
@@ -148,21 +149,14 @@ class Optimizer:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             problems.append(f"step must be an int >= 0, got {step!r}")
         expected = {f"{slot}.{name}": buf for slot, bufs in self.state.items() for name, buf in bufs.items()}
-        missing = [k for k in expected if k not in arrays]
-        extra = [k for k in arrays if k not in expected]
-        misshaped = [f"{k} (expected {expected[k].shape}, got {np.shape(arrays[k])})" for k in expected if k in arrays and np.shape(arrays[k]) != expected[k].shape]
-        if missing:
-            problems.append(f"missing buffers {missing}")
-        if extra:
-            problems.append(f"unexpected buffers {extra}")
-        if misshaped:
-            problems.append(f"wrong shapes: {misshaped}")
+        buffer_problems, converted = named_array_problems(expected, arrays)
+        problems += [f"buffers: {p}" for p in buffer_problems]
         if problems:
             raise ValueError(f"{who}: " + "; ".join(problems))
         self._set_hyperparameters(meta.get("hyperparameters", {}))
         self.step_count = step
         for k, buf in expected.items():
-            np.copyto(buf, np.asarray(arrays[k], dtype=np.float64))
+            np.copyto(buf, converted[k])
 
 
 # ------------------------------------------------------------------------------ SGD
