@@ -83,6 +83,17 @@ def test_package_files_are_found() -> None:
         assert must in names
 
 
+def _imported_tops(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level module) of every absolute import in the file, from its AST."""
+    found = []
+    for node in ast.walk(_parse(path)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.split(".")[0]) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
 def test_no_framework_import_in_the_package() -> None:
     offenders = []
     for path in package_files():
@@ -90,16 +101,7 @@ def test_no_framework_import_in_the_package() -> None:
         for m in FRAMEWORK_IMPORT_RE.finditer(text):
             offenders.append(f"{_relative(path)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0).strip()}")
         # The AST also sees `import os, torch` and imports inside functions written on one line.
-        for node in ast.walk(_parse(path)):
-            if isinstance(node, ast.Import):
-                tops = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                tops = [node.module.split(".")[0]]
-            else:
-                continue
-            for top in tops:
-                if top in FRAMEWORKS:
-                    offenders.append(f"{_relative(path)}:{node.lineno}: imports {top}")
+        offenders += [f"{_relative(path)}:{line}: imports {top}" for line, top in _imported_tops(path) if top in FRAMEWORKS]
     assert not offenders, "ML framework imported in the package:\n" + "\n".join(sorted(set(offenders)))
 
 
@@ -112,14 +114,7 @@ def test_no_pickle_in_the_package() -> None:
         for regex in (PICKLE_IMPORT_RE, PICKLE_CALL_RE, ALLOW_PICKLE_TRUE_RE):
             for m in regex.finditer(text):
                 offenders.append(f"{_relative(path)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0).strip()}")
-        for node in ast.walk(_parse(path)):
-            if isinstance(node, ast.Import):
-                tops = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                tops = [node.module.split(".")[0]]
-            else:
-                continue
-            offenders += [f"{_relative(path)}:{node.lineno}: imports {t}" for t in tops if t in PICKLE_MODULES]
+        offenders += [f"{_relative(path)}:{line}: imports {top}" for line, top in _imported_tops(path) if top in PICKLE_MODULES]
     assert not offenders, "pickle in the package:\n" + "\n".join(sorted(set(offenders)))
 
 

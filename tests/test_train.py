@@ -207,7 +207,9 @@ def test_interrupt_saves_the_last_finished_step_and_resumes_exactly(tmp_path) ->
     assert np.array_equal(resumed.model.theta, straight.model.theta)
 
 
-def test_interrupt_through_the_cli_exits_130(capsys, tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def ctrl_c_at_step_5(monkeypatch):
+    """Make the progress bar raise KeyboardInterrupt once step 5 is finished, as Ctrl-C would."""
     original = ProgressBar.update
 
     def update(self, step, loss):
@@ -216,6 +218,9 @@ def test_interrupt_through_the_cli_exits_130(capsys, tmp_path, monkeypatch) -> N
             raise KeyboardInterrupt
 
     monkeypatch.setattr(ProgressBar, "update", update)
+
+
+def test_interrupt_through_the_cli_exits_130(capsys, tmp_path, ctrl_c_at_step_5) -> None:
     code, _, err = run_cli(capsys, "xor", "--out", str(tmp_path))
     assert code == 130
     assert "interrupted after step 5 of 500; checkpoint saved to" in err
@@ -431,15 +436,7 @@ def test_out_of_memory_is_one_line(capsys, monkeypatch) -> None:
     assert err.strip().splitlines() == ["twograd train: error: out of memory; use smaller --hidden widths (or --engine manual)"]
 
 
-def test_quiet_interrupt_still_says_where_it_saved(capsys, tmp_path, monkeypatch) -> None:
-    original = ProgressBar.update
-
-    def update(self, step, loss):
-        original(self, step, loss)
-        if step == 5:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ProgressBar, "update", update)
+def test_quiet_interrupt_still_says_where_it_saved(capsys, tmp_path, ctrl_c_at_step_5) -> None:
     code, out, err = run_cli(capsys, "xor", "--out", str(tmp_path), "--quiet")
     assert code == 130 and out == ""
     assert f"interrupted after step 5 of 500; checkpoint saved to {tmp_path / CHECKPOINT_NAME}.npz" in err
