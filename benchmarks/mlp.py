@@ -9,7 +9,7 @@ both sides, Adam (lr 0.01, betas (0.9, 0.999), eps 1e-8):
 * moons: 2-16-16-2 tanh MLP, softmax cross-entropy, 200 two-moons points.
 
 twograd: `MLP.fused_loss_and_grad` (the same math as the composed nn pieces, checked
-against them and the registry in tests/test_mlp.py) + `nn.optim.Adam` over the flat
+against them and the registry in tests/models/test_mlp.py) + `nn.optim.Adam` over the flat
 parameter vector. torch: `nn.Sequential` of `Linear`/`Tanh`, `F.mse_loss` /
 `F.cross_entropy`, `loss.backward()`, and torch's fastest CPU Adam (`fused=True` where
 this torch has it, else the default). Both run single-threaded (OPENBLAS_NUM_THREADS=1

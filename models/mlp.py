@@ -13,9 +13,9 @@ Three forms of the same network, all reading the same parameters:
   the layers' backwards in reverse order (the chain rule, one layer at a time).
 * `MLP.fused_loss_and_grad`: the same math as `mlp_forward`/`mlp_backward` in one lean
   function with preallocated buffers, for fast full-batch training (checked against the
-  composed pair in tests/test_mlp.py).
+  composed pair in tests/models/test_mlp.py).
 
-`mlp` is registered in `nn.registry`, so `twograd check mlp` and tests/test_registry.py
+`mlp` is registered in `nn.registry`, so `twograd check mlp` and tests/nn/test_registry.py
 check the whole-model gradient three ways (graph, manual, numeric).
 
 Parameters live in one flat float64 vector `theta` and the named arrays `W1, b1, ...` are

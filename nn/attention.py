@@ -804,7 +804,7 @@ def _attention_case(q_shape: tuple, Tk: int, dv: int, mask_fn: Any = None) -> An
 
 
 # ---------------------------------------------------------------------------- torch referees
-# The same functions in torch ops, for tests/test_torch_referee.py (see `nn.registry.Piece`):
+# The same functions in torch ops, for tests/nn/test_torch_referee.py (see `nn.registry.Piece`):
 # the caller passes the torch module in (nothing here imports it) and the boolean masks as
 # bool tensors. torch's scaled_dot_product_attention takes a boolean attn_mask with our
 # meaning (True = may attend) and broadcasts it against the scores (..., Tq, Tk) as we do.

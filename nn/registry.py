@@ -19,12 +19,12 @@ fixed random weighting R of the output's shape:
 
 The graph path backpropagates from L, the manual path calls `backward(R, cache)`, the
 numeric path differences L. The three must agree (`engine.EXACT`, `engine.NUMERIC`).
-tests/test_torch_referee.py reduces torch's output by the same kind of weighting and
+tests/nn/test_torch_referee.py reduces torch's output by the same kind of weighting and
 compares torch's forward and autograd gradients with the manual pair.
 
 Registering a piece (`register(Piece(...))`, done by the module that defines it) is all it
-takes for the parametrized three-way tests (tests/test_registry.py), the torch referee test
-(tests/test_torch_referee.py), the non-finite `dout` test (tests/test_nn_core.py) and
+takes for the parametrized three-way tests (tests/nn/test_registry.py), the torch referee test
+(tests/nn/test_torch_referee.py), the non-finite `dout` test (tests/nn/test_nn_core.py) and
 `twograd check` to cover it.
 """
 

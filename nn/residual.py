@@ -160,6 +160,6 @@ register(
         # A torch form would have to take our numpy mask (torch's generator draws other bits),
         # leaving only `x * mask`: nothing the three-way check does not already judge.
         torch_skip="torch draws the dropout mask from its own generator, so it cannot reproduce ours; "
-        "the mask's statistics and scaling are tested in tests/test_nn_layers.py",
+        "the mask's statistics and scaling are tested in tests/nn/test_nn_layers.py",
     )
 )

@@ -1,7 +1,7 @@
 """PyTorch (float64) as referee for layer norm beyond its registered cases.
 
 Every registered case of layer_norm, embedding and residual is compared with its torch form
-in tests/test_torch_referee.py (driven by the registry). What remains here: layer norm with
+in tests/nn/test_torch_referee.py (driven by the registry). What remains here: layer norm with
 a non-default eps, which the registered cases (all eps = 1e-5) do not exercise. Dropout has
 no torch referee: torch draws its mask from its own generator (the piece's `torch_skip`);
 its properties are tested in tests/test_nn_layers.py.

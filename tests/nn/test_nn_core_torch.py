@@ -1,7 +1,7 @@
 """PyTorch as referee at extreme logits, for the activations, softmax and the losses.
 
 The registered cases of every piece are compared with its torch form in
-tests/test_torch_referee.py (driven by the registry). This file keeps what those cases do
+tests/nn/test_torch_referee.py (driven by the registry). This file keeps what those cases do
 not reach: inputs of +-1e4, where an unshifted softmax or a naive sigmoid would overflow,
 compared with the same `Piece.torch` forms and the same tolerances.
 """

@@ -1,5 +1,5 @@
 """Attention against PyTorch (the referee, float64), beyond the registered cases that
-tests/test_torch_referee.py compares with each piece's torch form: torch's own `is_causal`
+tests/nn/test_torch_referee.py compares with each piece's torch form: torch's own `is_causal`
 against our `causal_mask` (also with Tq != Tk), combined padding & causal masks, scores in
 the thousands, and torch.nn.MultiheadAttention with our weights copied in (its attn_mask and
 key_padding_mask, its fused in_proj), forward, weights and every gradient."""
