@@ -8,6 +8,7 @@
     7.0
 """
 
+from engine.errors import InputError, RunError, TwogradError, UnknownNameError
 from engine.functions import data_of, erf, exp, log, relu, sigmoid, sqrt, tanh
 from engine.gradcheck import (
     DEFAULT_EPS,
@@ -49,4 +50,8 @@ __all__ = [
     "graph_gradients",
     "compare_gradients",
     "assert_gradients_close",
+    "TwogradError",
+    "InputError",
+    "UnknownNameError",
+    "RunError",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine import Value
+from engine import InputError, Value
 
 
 def shape_text(shape: Sequence[int]) -> str:
@@ -26,9 +26,9 @@ def shape_text(shape: Sequence[int]) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
 
 
-def fail(piece: str, message: str) -> ValueError:
-    """The ValueError every check raises: "<piece>: <message>"."""
-    return ValueError(f"{piece}: {message}")
+def fail(piece: str, message: str) -> InputError:
+    """The error every check raises: "<piece>: <message>" (an InputError, so also a ValueError)."""
+    return InputError(f"{piece}: {message}")
 
 
 # ------------------------------------------------------------------------------ numpy inputs

@@ -40,13 +40,15 @@ from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
+from engine.errors import InputError
+
 FORMAT = "twograd-checkpoint"
 VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
 _HASH_CHUNK = 1 << 20
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):  # the user named a bad file: exit 2, see engine/errors.py
     """A checkpoint file is missing, damaged, or not a twograd checkpoint."""
 
 
