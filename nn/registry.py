@@ -26,13 +26,26 @@ Registering a piece (`register(Piece(...))`, done by the module that defines it)
 takes for the parametrized three-way tests (tests/nn/test_registry.py), the torch referee test
 (tests/nn/test_torch_referee.py), the non-finite `dout` test (tests/nn/test_nn_core.py) and
 `twograd check` to cover it.
+
+Discovery: `all_pieces()` imports every module of the packages in `PIECE_PACKAGES` (`nn` and
+`models`), walking them, so no list of modules is kept by hand: a piece registered anywhere in
+them is found. `models` is named by string only (nn never imports models in code); when it is
+not importable at all, nn's pieces are still found. The command-line package (`models.cli`)
+and `__main__` modules are skipped: they define no pieces, and importing them has side effects.
+
+Coverage: every `X_forward`/`X_backward` pair defined in a library module must be covered by
+a piece (tests/nn/test_registry.py checks it): a piece covers the pair that is its own
+`forward`/`backward`, and the pairs it lists in `covers` (ones its forward and backward call;
+the test checks that they really are called).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -42,6 +55,7 @@ from engine import (
     NUMERIC,
     GradientReport,
     Tolerance,
+    UnknownNameError,
     Value,
     compare_gradients,
     graph_gradients,
@@ -103,6 +117,9 @@ class Piece:
     torch: Callable[..., Any] | None = None
     #: why there is no `torch` form; required (non-empty) when `torch` is None.
     torch_skip: str = ""
+    #: other (X_forward, X_backward) pairs this piece's forward and backward call, so that the
+    #: three-way check of this piece checks them too (e.g. a fused kernel built from them).
+    covers: tuple[tuple[Callable[..., Any], Callable[..., Any]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.torch is None and not self.torch_skip.strip():
@@ -114,6 +131,13 @@ class Piece:
             raise ValueError(f"piece {self.name!r}: torch must be callable, got {type(self.torch).__name__}")
         if self.torch is not None and self.torch_skip:
             raise ValueError(f"piece {self.name!r}: give torch= or torch_skip=, not both")
+        for pair in self.covers:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and all(callable(f) for f in pair)):
+                raise ValueError(f"piece {self.name!r}: covers= takes (forward, backward) pairs of functions, got {pair!r}")
+
+    def covered_pairs(self) -> tuple[tuple[Callable[..., Any], Callable[..., Any]], ...]:
+        """(forward, backward) function pairs this piece checks: its own, then those in `covers`."""
+        return ((self.forward, self.backward),) + tuple(self.covers)
 
 
 _REGISTRY: dict[str, Piece] = {}
@@ -127,24 +151,75 @@ def register(piece: Piece) -> Piece:
     return piece
 
 
-def load_package(package: str) -> None:
-    """Import every module of `package` so that the pieces they define register themselves."""
+#: Packages whose modules register pieces; `all_pieces()` imports every module in them.
+PIECE_PACKAGES: tuple[str, ...] = ("nn", "models")
+#: Modules (and packages, with all below them) that discovery never imports: the command line
+#: defines no pieces, and `__main__` modules run a program when imported.
+SKIP_MODULES: tuple[str, ...] = ("models.cli",)
+
+_loaded: set[str] = set()
+
+
+def _skipped(module: str) -> bool:
+    return module.rsplit(".", 1)[-1] == "__main__" or any(
+        module == s or module.startswith(s + ".") for s in SKIP_MODULES
+    )
+
+
+def walk_modules(package: str) -> list[str]:
+    """Import `package` and every module below it (depth first, `SKIP_MODULES` left out); their names.
+
+    An import that fails inside a module propagates: a broken module must not silently take
+    its pieces out of every check.
+    """
+    names = [package]
     pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{package}.{info.name}")
+    for info in sorted(pkgutil.iter_modules(getattr(pkg, "__path__", [])), key=lambda i: i.name):
+        name = f"{package}.{info.name}"
+        if _skipped(name):
+            continue
+        if info.ispkg:
+            names += walk_modules(name)
+        else:
+            importlib.import_module(name)
+            names.append(name)
+    return names
+
+
+def load_package(package: str) -> None:
+    """Import every module of `package` (once per process) so that the pieces they define register themselves."""
+    if package in _loaded:
+        return
+    walk_modules(package)
+    _loaded.add(package)
+
+
+def _is_ours(package: str) -> bool:
+    """True when `package` can be imported and sits next to this `nn` (so it is twograd's own,
+    not some other project's package that happens to be called `models`)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    here = Path(__file__).resolve().parent.parent
+    return any(Path(loc).resolve().parent == here for loc in spec.submodule_search_locations)
 
 
 def all_pieces() -> list[Piece]:
-    """Every registered piece (all of `nn`'s, plus any other package already loaded), by name."""
-    load_package("nn")
+    """Every registered piece, by name, after importing every module of `PIECE_PACKAGES`."""
+    for package in PIECE_PACKAGES:
+        if _is_ours(package):
+            load_package(package)
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def get_piece(name: str) -> Piece:
-    """The piece called `name`; KeyError listing the known names otherwise."""
+    """The piece called `name`; UnknownNameError (an InputError and a KeyError) listing the known names otherwise."""
     pieces = {p.name: p for p in all_pieces()}
     if name not in pieces:
-        raise KeyError(f"no piece named {name!r}; known pieces: {', '.join(sorted(pieces))}")
+        raise UnknownNameError(f"no piece named {name!r}; known pieces: {', '.join(sorted(pieces))}")
     return pieces[name]
 
 
