@@ -1,4 +1,4 @@
-"""`twograd check`: run the registry's three-way gradient checks and print a table.
+"""`twograd check`: run the registry's three-way gradient checks and summarise them.
 
 One line per (piece, parameter), over all of the piece's cases: the largest
 graph-vs-manual and manual-vs-numeric differences, where the worst one is (case and
@@ -6,38 +6,55 @@ index), and whether every comparison is within its named tolerance (`engine.EXAC
 `engine.NUMERIC`, or the piece's own). The loops forward is compared with the manual
 forward too; a piece whose forwards disagree fails on every line. A failing piece also
 gets its full report: every source's value at the worst index.
+
+This module is the library behind the command (models/cli/check.py only parses arguments
+and prints): `run_checks` -> `summarize` -> `format_table` / `check_report` (the --json
+object), and `piece_listing` / `format_listing` for `--list`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
-import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from engine import GradientReport, GradientRow
+from engine import GradientReport, GradientRow, UnknownNameError
 from engine.gradcheck import text_table
 from nn.registry import Piece, all_pieces, check_piece
 
-#: Modules outside `nn` that register whole-model pieces.
-MODEL_PIECE_MODULES: tuple[str, ...] = ("models.mlp",)
 #: The pseudo-input under which `check_three_way` compares the two forwards.
 FORWARD = "output"
 
 
 def pieces(names: Sequence[str] = ()) -> list[Piece]:
-    """The registered pieces named (all by default); KeyError naming unknown ones."""
-    for mod in MODEL_PIECE_MODULES:
-        importlib.import_module(mod)
+    """The registered pieces named (all by default, from nn and models); UnknownNameError naming unknown ones."""
     known = {p.name: p for p in all_pieces()}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise KeyError(f"unknown piece(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise UnknownNameError(f"unknown piece(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return [known[n] for n in names] if names else list(known.values())
+
+
+def piece_listing(names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Name, defining module, case names, tags, torch referee and description of each piece (for `--list`)."""
+    return [
+        {"name": p.name, "module": p.forward.__module__, "cases": [c.name for c in p.cases], "tags": list(p.tags),
+         "torch_referee": p.torch is not None, "description": p.description}
+        for p in pieces(names)
+    ]
+
+
+def format_listing(listing: list[dict[str, Any]]) -> str:
+    """One line per piece: name, number of cases, description; then a count by defining package."""
+    width = max((len(e["name"]) for e in listing), default=0)
+    lines = [f"{e['name']:{width}s}  {len(e['cases'])} case{'s' if len(e['cases']) != 1 else ' '}  {e['description']}"
+             for e in listing]
+    by_package: dict[str, int] = {}
+    for e in listing:
+        top = e["module"].split(".")[0]
+        by_package[top] = by_package.get(top, 0) + 1
+    lines.append(f"{len(listing)} pieces (" + ", ".join(f"{n} from {pkg}" for pkg, n in by_package.items()) + ")")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -172,54 +189,27 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     return failed == 0
 
 
-def _finite_or_none(obj: Any) -> Any:
-    """`obj` with NaN and infinities replaced by None, so that --json is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite_or_none(v) for v in obj]
-    return obj
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "check",
-        help="three-way gradient check (graph, manual, numeric) of every registered piece",
-        description="Run the three-way gradient check (graph vs manual vs finite differences) of the "
-        "registered pieces on all their cases and print one line per (piece, parameter). "
-        "Exit status 1 on any failure, with the failing reports.",
-    )
-    p.add_argument("names", nargs="*", metavar="NAME", help="pieces to check (default: all); see --list")
-    p.add_argument("--json", action="store_true", help="print one JSON entry per (piece, parameter) instead of a table")
-    p.add_argument("--list", action="store_true", help="list the registered pieces and exit")
-    p.add_argument("--seed", type=_seed, default=0, help="seed for inputs and the output weighting (default 0)")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.list:
-        for piece in pieces():
-            print(f"{piece.name:20s} {len(piece.cases)} cases  {piece.description}")
-        return 0
-    tty = sys.stderr.isatty() and not args.json
-    results = run_checks(args.names, seed=args.seed, progress=(lambda n: print(f"checking {n} ...", file=sys.stderr)) if tty else None)
+def check_report(results: list[CaseReport], seed: int = 0) -> dict[str, Any]:
+    """The `--json` object: the entries of `summarize`, counts, and on failure an "error" sentence."""
     entries = summarize(results)
-    if args.json:
-        print(json.dumps(_finite_or_none(entries), indent=1, allow_nan=False))
-    else:
-        print(format_table(entries))
-        if not all(e["passed"] for e in entries):
-            print("\n" + failure_details(results))
-    return 0 if all(e["passed"] for e in entries) else 1
+    failed = sum(not e["passed"] for e in entries)
+    report: dict[str, Any] = {
+        "passed": failed == 0,
+        "seed": seed,
+        "pieces": len({e["piece"] for e in entries}),
+        "cases": len(results),
+        "checks": len(entries),
+        "failed": failed,
+        "entries": entries,
+    }
+    if failed:
+        report["error"] = failure_sentence(entries)
+    return report
+
+
+def failure_sentence(entries: list[dict[str, Any]]) -> str:
+    """"2 of 58 (piece, parameter) checks failed: tanh x, linear W" (empty when all passed)."""
+    bad = [e for e in entries if not e["passed"]]
+    if not bad:
+        return ""
+    return f"{len(bad)} of {len(entries)} (piece, parameter) checks failed: " + ", ".join(f"{e['piece']} {e['parameter']}" for e in bad)

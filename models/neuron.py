@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from engine import GradientReport, Value, compare_gradients, numerical_gradient
+from engine import GradientReport, InputError, RunError, Value, compare_gradients, numerical_gradient
 
 #: Inputs chosen so that n = 0.8814 and o = tanh(n) = 0.7071 = 1/sqrt(2): do/dn = 1/2.
 NEURON_INPUTS: dict[str, float] = {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}
@@ -69,6 +69,25 @@ def draw_neuron(path: Path, rankdir: str = "LR") -> Path:
 
     o, _ = neuron_graph()
     return draw(o, rankdir=rankdir, title="o = tanh(x1*w1 + x2*w2 + b)").save(path)
+
+
+def save_neuron_graph(path: Path, rankdir: str = "LR") -> Path:
+    """`draw_neuron` for `twograd graph`, with viz's errors as twograd's: a suffix that names no
+    format is an InputError (exit 2); a missing or failing Graphviz `dot` is a RunError (exit 1:
+    the request was fine, this machine cannot render it). OSErrors from writing pass through."""
+    from viz import GraphvizNotFound
+    from viz.draw import SAVE_FORMATS
+
+    suffix = Path(path).suffix
+    if suffix.lower() not in SAVE_FORMATS:
+        what = f"the suffix {suffix!r} is not a known format" if suffix else "the file name has no suffix to say the format"
+        raise InputError(f"cannot save {str(path)!r}: {what}; use one of {' '.join(SAVE_FORMATS)}")
+    try:
+        return draw_neuron(path, rankdir=rankdir)
+    except GraphvizNotFound as err:
+        raise RunError(str(err)) from None
+    except RuntimeError as err:  # `dot` ran and failed: its own message says why
+        raise RunError(str(err)) from err
 
 
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:

@@ -1,16 +1,20 @@
 """`twograd tour`: the main job. One stage per capability, each printing what it checked.
 
 Every stage is a function `tour_stage(out_dir, echo) -> bool` living next to the code it
-shows; this module only runs them in order and reports which passed.
+shows; this module only runs them in order and reports which passed (`run_tour` returns a
+`TourResult`, whose `to_json()` is the `twograd tour --json` object). The command line
+(models/cli/tour.py) only parses arguments and prints.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from engine import InputError
 
 #: (title, module whose `tour_stage` runs it), in the order a reader should meet them.
 STAGES: tuple[tuple[str, str], ...] = (
@@ -21,33 +25,76 @@ STAGES: tuple[tuple[str, str], ...] = (
 )
 
 
-def run_tour(out_dir: Path, echo: Callable[[str], None] = print) -> bool:
-    """Run every stage, writing pictures into `out_dir`; True when all stages passed."""
+@dataclass
+class StageResult:
+    """One stage: its title, the module that ran it, whether it passed, its time and what it printed."""
+
+    title: str
+    module: str
+    passed: bool
+    seconds: float
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TourResult:
+    """Every stage's result, in order, and the folder the pictures went to."""
+
+    out_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.stages)
+
+    def failure_sentence(self) -> str:
+        """"1 of 4 tour stages failed: ..." (empty when all passed)."""
+        bad = [s.title for s in self.stages if not s.passed]
+        return f"{len(bad)} of {len(self.stages)} tour stages failed: {'; '.join(bad)}" if bad else ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` object: passed, out_dir, each stage (with its printed lines), and "error" on failure."""
+        out: dict[str, Any] = {
+            "passed": self.passed,
+            "out_dir": str(self.out_dir),
+            "stages": [
+                {"title": s.title, "module": s.module, "passed": s.passed, "seconds": s.seconds, "lines": s.lines}
+                for s in self.stages
+            ],
+        }
+        if not self.passed:
+            out["error"] = self.failure_sentence()
+        return out
+
+
+def prepare_tour_dir(out_dir: Path) -> Path:
+    """Create `out_dir` and check it is writable; InputError (naming --out) when it is a file or read-only."""
     from models.train import prepare_out_dir
 
-    prepare_out_dir(out_dir)  # a bad --out fails here, in one line, before any stage runs
-    results = []
+    try:
+        return prepare_out_dir(out_dir)
+    except ValueError as err:  # the trainer's own check reports a bad folder as a plain ValueError
+        raise InputError(str(err)) from None
+
+
+def run_tour(out_dir: Path, echo: Callable[[str], None] = print) -> TourResult:
+    """Run every stage, writing pictures into `out_dir`; every line a stage prints goes to `echo`
+    and is kept in its `StageResult.lines`."""
+    out_dir = prepare_tour_dir(Path(out_dir))  # a bad --out fails here, in one line, before any stage runs
+    result = TourResult(out_dir=out_dir)
     for i, (title, module) in enumerate(STAGES, 1):
         echo(f"\n== {i}/{len(STAGES)}: {title} ==")
+        lines: list[str] = []
+
+        def stage_echo(msg: str) -> None:
+            lines.append(msg)
+            echo(msg)
+
         start = time.perf_counter()
-        ok = importlib.import_module(module).tour_stage(out_dir, echo)
-        results.append(ok)
-        echo(f"-- stage {i} {'passed' if ok else 'FAILED'} ({time.perf_counter() - start:.1f} s)")
-    passed = sum(results)
-    echo(f"\ntour: {passed} of {len(results)} stages passed; pictures in {out_dir}/")
-    return all(results)
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "tour",
-        help="the main job: every capability, checked and drawn",
-        description="Walk through twograd's capabilities in order: each stage prints its three-way "
-        "gradient check and writes its pictures into --out.",
-    )
-    p.add_argument("--out", type=Path, default=Path("twograd-out"), help="folder for pictures (default: twograd-out)")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return 0 if run_tour(args.out) else 1
+        ok = bool(importlib.import_module(module).tour_stage(out_dir, stage_echo))
+        seconds = time.perf_counter() - start
+        result.stages.append(StageResult(title, module, ok, seconds, lines))
+        echo(f"-- stage {i} {'passed' if ok else 'FAILED'} ({seconds:.1f} s)")
+    passed = sum(s.passed for s in result.stages)
+    echo(f"\ntour: {passed} of {len(result.stages)} stages passed; pictures in {out_dir}/")
+    return result

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from engine import InputError
 from models import check
 from models.cli import main
 from nn.registry import _REGISTRY
@@ -15,7 +16,10 @@ from nn.registry import _REGISTRY
 
 def test_json_has_one_entry_per_piece_parameter(capsys) -> None:
     assert main(["check", "linear", "tanh", "--json"]) == 0
-    entries = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True and "error" not in report
+    assert (report["pieces"], report["failed"], report["checks"]) == (2, 0, 4)
+    entries = report["entries"]
     keys = [(e["piece"], e["parameter"]) for e in entries]
     assert sorted(keys) == sorted({("linear", "x"), ("linear", "W"), ("linear", "b"), ("tanh", "x")})
     for e in entries:
@@ -64,8 +68,9 @@ def test_a_wrong_backward_fails_with_exit_1_and_names_the_index(capsys, broken_t
 
 
 def test_unknown_piece_is_a_key_error_naming_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="no_such_piece.*linear"):
+    with pytest.raises(KeyError, match="no_such_piece.*linear") as err:
         check.pieces(["no_such_piece"])
+    assert isinstance(err.value, InputError)  # so `twograd check` reports it as a usage error, exit 2
 
 
 def test_json_stays_strict_when_a_gradient_is_nan(capsys) -> None:
@@ -82,5 +87,7 @@ def test_json_stays_strict_when_a_gradient_is_nan(capsys) -> None:
     finally:
         _REGISTRY["tanh"] = good
     text = capsys.readouterr().out
-    entries = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    report = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    entries = report["entries"]
     assert entries[0]["passed"] is False and entries[0]["graph_vs_manual"]["max_abs"] is None
+    assert report["passed"] is False and report["error"].startswith("1 of 1 (piece, parameter) checks failed: tanh x")

@@ -1,7 +1,8 @@
-"""The `twograd` command: help, version, graph, check, tour, and one-line errors."""
+"""The `twograd` command: help, version, graph, check, tour, one-line errors, exit statuses, --json."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from models.cli import main
+from engine import InputError
+from models import check
+from models.cli import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, build_parser, main
 from models.neuron import NEURON_INPUTS, neuron_graph, neuron_manual_grad, neuron_report
 
 HAVE_DOT = shutil.which("dot") is not None
@@ -70,7 +73,7 @@ def test_graph_image_formats(tmp_path: Path, suffix: str, magic: bytes) -> None:
 def test_graph_without_dot_is_one_clear_line(tmp_path: Path) -> None:
     env = dict(os.environ, PATH=str(tmp_path))  # a PATH with no `dot` on it
     res = run_cli("graph", "-o", str(tmp_path / "n.svg"), env=env)
-    assert res.returncode == 2
+    assert res.returncode == 1  # the request was fine; this machine cannot render it: a run-time failure
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in res.stderr
     assert "apt-get install graphviz" in lines[0]
@@ -108,3 +111,163 @@ def test_tour_runs_every_stage(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "stages passed" in res.stdout and "FAIL" not in res.stdout
     assert any((tmp_path / "tour").iterdir())
+
+
+# ------------------------------------------------------------------------------ the table
+def test_every_table_command_is_a_subcommand_with_its_module() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert list(sub.choices) == [c.name for c in COMMANDS]
+    for c in COMMANDS:
+        args = sub.choices[c.name].parse_args(["x"] if c.name == "train" else ["-o", "f.dot"] if c.name == "graph" else [])
+        assert args.func.__module__ == c.module, c.name
+
+
+def test_no_cli_module_holds_library_logic() -> None:
+    """A command module only parses and prints: `add_arguments`, `run` and argparse `type=` helpers."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "cli"
+    for c in COMMANDS:
+        if not c.module.startswith("models.cli."):
+            continue
+        tree = ast.parse((folder / f"{c.module.rsplit('.', 1)[1]}.py").read_text())
+        funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        assert {"add_arguments", "run"} <= set(funcs), c.name
+        assert set(funcs) <= {"add_arguments", "run", "_seed"}, f"{c.module} defines {funcs}"
+        assert not [n for n in tree.body if isinstance(n, ast.ClassDef)], c.module
+
+
+# ------------------------------------------------------------------------------ exit statuses
+def json_out(capsys) -> dict:
+    """The one strict JSON object a command printed on stdout."""
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1, out
+    return json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+def test_exit_0_and_graph_json(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "n.dot"
+    assert main(["graph", "-o", str(out), "--json"]) == EXIT_OK
+    assert json_out(capsys) == {"wrote": str(out), "format": "dot"}
+    assert out.read_text().startswith("digraph")
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["bogus"], "invalid choice"),  # argparse
+        (["check", "--seed", "-1"], "--seed"),  # argparse, in a subcommand
+        (["check", "no_such_piece"], "no_such_piece"),  # UnknownNameError (an InputError)
+        (["check", "--list", "no_such_piece"], "no_such_piece"),
+        (["graph", "-o", "n.bmp"], ".bmp"),  # InputError: no such format
+        (["graph", "-o", "n.dot", "--rankdir", "XY"], "invalid choice"),
+    ],
+)
+def test_exit_2_usage_errors(argv: list[str], needle: str, capsys) -> None:
+    assert main(argv) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert needle in line and line.startswith("twograd") and ": error: " in line
+
+
+@pytest.mark.parametrize("argv,needle", [(["bogus"], "invalid choice"), (["check", "no_such_piece"], "no_such_piece"),
+                                         (["graph", "-o", "n.bmp"], ".bmp")])
+def test_exit_2_json_is_an_error_object(argv: list[str], needle: str, capsys) -> None:
+    assert main(argv + ["--json"]) == EXIT_USAGE
+    out = json_out(capsys)
+    assert list(out) == ["error"] and needle in out["error"]
+
+
+def test_tour_out_that_is_a_file_is_exit_2_json(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["tour", "--out", str(afile), "--json"]) == EXIT_USAGE
+    assert "is a file, not a folder" in json_out(capsys)["error"]
+
+
+def test_exit_1_run_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz `dot` on it: viz's GraphvizNotFound -> RunError
+    assert main(["graph", "-o", str(tmp_path / "n.svg")]) == EXIT_FAILED
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("twograd graph: error: ") and "apt-get install graphviz" in line
+    assert main(["graph", "-o", str(tmp_path / "n.svg"), "--json"]) == EXIT_FAILED
+    assert "apt-get install graphviz" in json_out(capsys)["error"]
+    assert not (tmp_path / "n.svg").exists()
+
+
+def test_exit_1_io_error_while_writing(tmp_path: Path, capsys) -> None:
+    missing_dir = tmp_path / "no" / "such" / "dir" / "n.dot"
+    assert main(["graph", "-o", str(missing_dir)]) == EXIT_FAILED
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("twograd graph: error: I/O error: ") and str(missing_dir.parent) in line
+    assert main(["graph", "-o", str(missing_dir), "--json"]) == EXIT_FAILED
+    assert json_out(capsys)["error"].startswith("I/O error: ")
+
+
+def test_exit_130_when_interrupted(capsys, monkeypatch) -> None:
+    def ctrl_c(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check, "run_checks", ctrl_c)
+    assert main(["check"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "twograd check: interrupted"
+    assert main(["check", "--json"]) == EXIT_INTERRUPTED
+    assert json_out(capsys) == {"error": "interrupted"}
+
+
+@pytest.mark.parametrize("bug", [KeyError("k"), RuntimeError("r"), ValueError("v"), TypeError("t")], ids=repr)
+def test_an_exception_that_is_not_ours_is_a_bug_with_its_traceback(bug: Exception, monkeypatch) -> None:
+    def broken(*_args, **_kwargs):
+        raise bug
+
+    monkeypatch.setattr(check, "run_checks", broken)
+    with pytest.raises(type(bug)) as err:
+        main(["check"])
+    assert err.value is bug
+
+
+def test_twograd_debug_shows_the_traceback_of_a_handled_error(monkeypatch) -> None:
+    monkeypatch.setenv("TWOGRAD_DEBUG", "1")
+    with pytest.raises(InputError, match="no_such_piece"):
+        main(["check", "no_such_piece"])
+
+
+# ------------------------------------------------------------------------------ --json forms
+def test_check_list_json_has_nn_and_models_pieces(capsys) -> None:
+    assert main(["check", "--list", "--json"]) == EXIT_OK
+    pieces = json_out(capsys)["pieces"]
+    by_name = {p["name"]: p for p in pieces}
+    assert by_name["mlp"]["module"] == "models.mlp" and by_name["linear"]["module"] == "nn.linear"
+    assert all(p["cases"] for p in pieces)
+    assert main(["check", "--list"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "mlp" in text and "from models" in text and "from nn" in text
+
+
+def test_tour_json_in_process(tmp_path: Path, capsys) -> None:
+    assert main(["tour", "--out", str(tmp_path / "t"), "--json"]) == EXIT_OK
+    out = json_out(capsys)
+    assert out["passed"] is True and "error" not in out
+    assert [s["module"] for s in out["stages"]] == [m for _, m in __import__("models.tour").tour.STAGES]
+    assert all(s["passed"] and s["lines"] for s in out["stages"])
+
+
+def test_json_and_exit_status_through_a_real_process(tmp_path: Path) -> None:
+    """Once through `python -m models.cli`: stdout is exactly one JSON object, in both outcomes."""
+    ok = run_cli("check", "relu", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["passed"] is True
+    bad = run_cli("graph", "-o", str(tmp_path / "n.bmp"), "--json")
+    assert bad.returncode == 2 and list(json.loads(bad.stdout)) == ["error"]
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """`twograd check --list | head -1`: the reader goes away; no traceback, no error line."""
+    proc = subprocess.Popen([sys.executable, "-m", "models.cli", "check", "--list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 141, err
+    assert err == b""

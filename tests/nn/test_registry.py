@@ -106,6 +106,7 @@ def test_discovery_needs_no_import_of_the_defining_modules() -> None:
     names, cli_loaded = res.stdout.strip().splitlines()
     assert {"linear", "attention", "mlp"} <= set(names.split())
     assert cli_loaded == "False"
+    assert not [n for n in walk_modules("models") if n.startswith("models.cli") or n.endswith("__main__")]
 
 
 def test_unknown_piece_is_an_input_error_and_a_key_error() -> None:

@@ -1,0 +1,149 @@
+"""The `twograd` command: `twograd --help` lists the commands, built from one table (`COMMANDS`).
+
+Each command is a module of this package with `add_arguments(parser)` and `run(args) -> int`
+(argparse only, no library logic: that lives in `models`); a legacy module may instead give
+`add_parser(subparsers)` and set `func` itself (the trainer's `twograd train`, for now).
+
+Exit status, the same for every command:
+
+    0    ok
+    1    failure at run time: a RunError (diverged, a missing program, a failed check), or an
+         OSError (an I/O failure, e.g. writing a file)
+    2    usage error: argparse's, or an InputError (bad value, unknown name, bad file named)
+    130  interrupted (Ctrl-C), after whatever saving the command does
+    141  the reader of stdout went away (`twograd tour | head`); nothing more is printed
+
+A project error (`engine.TwogradError`) or an OSError is one line on stderr,
+`twograd CMD: error: ...`, and with `--json` also `{"error": "..."}` on stdout. Any other
+exception is a bug in twograd and shows its traceback; TWOGRAD_DEBUG=1 shows the traceback of
+the handled ones too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
+from typing import NoReturn, Sequence
+
+from engine import InputError, TwogradError
+from models.cli.output import print_json
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the command table: `twograd NAME`, the module that implements it, its one-line help."""
+
+    name: str
+    module: str
+    help: str
+
+
+#: Every command, in the order `twograd --help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command("tour", "models.cli.tour", "the main job: every capability, checked and drawn"),
+    Command("graph", "models.cli.graph", "draw the classic two-input tanh neuron after backward"),
+    Command("check", "models.cli.check", "three-way gradient check (graph, manual, numeric) of every registered piece"),
+    # legacy form (add_parser + run, which names and describes the subcommand itself, so this
+    # help is only the table's), until the new trainer's command module replaces it
+    Command("train", "models.train", "train an MLP by manual backprop (or on the autodiff graph)"),
+)
+
+
+class UsageError(InputError):
+    """A command line argparse refused; `prog` is the (sub)command it belongs to."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(f"{message} (see {prog} --help)")
+        self.prog = prog
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors raise UsageError, so `main` reports them like any
+    other error: one line (plus a pointer to --help), exit status 2, JSON with --json."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UsageError(self.prog, message)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("twograd")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _add_command(sub: argparse._SubParsersAction, command: Command) -> None:
+    module: ModuleType = importlib.import_module(command.module)
+    if hasattr(module, "add_arguments"):
+        p = sub.add_parser(command.name, help=command.help, description=module.__doc__)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+    else:  # legacy: the module names and describes its own subcommand and sets func
+        module.add_parser(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `twograd` parser, with one subcommand per row of `COMMANDS`."""
+    parser = OneLineParser(
+        prog="twograd",
+        description="twograd: the primitive stack behind modern AI, rebuilt from first principles and checked three ways.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"twograd {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for command in COMMANDS:
+        _add_command(sub, command)
+    return parser
+
+
+def _report(prog: str, err: BaseException, message: str, as_json: bool, *, kind: str = "error") -> None:
+    """The one line on stderr (`PROG: error: MESSAGE`), and `{"error": MESSAGE}` on stdout with --json."""
+    if os.environ.get("TWOGRAD_DEBUG"):
+        raise err
+    print(f"{prog}: {kind}: {message}" if kind else f"{prog}: {message}", file=sys.stderr)
+    if as_json:
+        print_json({"error": message})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `twograd ARGV` and return its exit status (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # decided before parsing, so that a usage error is JSON too; "--" ends the options
+    as_json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+    prog = "twograd"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        prog = f"twograd {args.command}"
+        as_json = bool(getattr(args, "json", False))
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (e.g. `twograd tour | head`): stop quietly, as `cat` would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt as err:
+        _report(prog, err, "interrupted", as_json, kind="")
+        return EXIT_INTERRUPTED
+    except UsageError as err:
+        _report(err.prog, err, str(err), as_json)
+        return EXIT_USAGE
+    except InputError as err:
+        _report(prog, err, str(err), as_json)
+        return EXIT_USAGE
+    except TwogradError as err:  # RunError, or any other failure twograd raised on purpose
+        _report(prog, err, str(err), as_json)
+        return EXIT_FAILED
+    except OSError as err:
+        _report(prog, err, f"I/O error: {err}", as_json)
+        return EXIT_FAILED

@@ -1,0 +1,55 @@
+"""Run the three-way gradient check (graph vs manual vs finite differences) of the registered
+pieces on all their cases and print one line per (piece, parameter); with --list, list the
+pieces instead. Exit status 1 when any check fails, with the failing reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from models import check
+from models.cli.output import print_json
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # Piece names are checked when the command runs (an unknown one is exit 2, listing the known
+    # ones), not by choices=: that would import every module of nn and models for any `twograd`.
+    p.add_argument("names", nargs="*", metavar="NAME", help="pieces to check (default: all); see --list")
+    p.add_argument("--list", action="store_true", help="list the registered pieces (from nn and models) and exit")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for inputs and the output weighting (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the entries, or with --list the pieces)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        listing = check.piece_listing(args.names)
+        if args.json:
+            print_json({"pieces": listing})
+        else:
+            print(check.format_listing(listing))
+        return 0
+    show_progress = sys.stderr.isatty() and not args.json
+    results = check.run_checks(
+        args.names, seed=args.seed, progress=(lambda n: print(f"checking {n} ...", file=sys.stderr)) if show_progress else None
+    )
+    report = check.check_report(results, seed=args.seed)
+    if args.json:
+        print_json(report)
+    else:
+        print(check.format_table(report["entries"]))
+        if not report["passed"]:
+            print("\n" + check.failure_details(results))
+    if not report["passed"]:
+        print(f"twograd check: error: {report['error']}", file=sys.stderr)
+        return 1
+    return 0
