@@ -196,10 +196,10 @@ def check_report(results: list[CaseReport], seed: int = 0) -> dict[str, Any]:
     report: dict[str, Any] = {
         "passed": failed == 0,
         "seed": seed,
-        "pieces": len({e["piece"] for e in entries}),
-        "cases": len(results),
-        "checks": len(entries),
-        "failed": failed,
+        "n_pieces": len({e["piece"] for e in entries}),
+        "n_cases": len(results),
+        "n_checks": len(entries),
+        "n_failed": failed,
         "entries": entries,
     }
     if failed:

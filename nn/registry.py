@@ -30,7 +30,8 @@ takes for the parametrized three-way tests (tests/nn/test_registry.py), the torc
 Discovery: `all_pieces()` imports every module of the packages in `PIECE_PACKAGES` (`nn` and
 `models`), walking them, so no list of modules is kept by hand: a piece registered anywhere in
 them is found. `models` is named by string only (nn never imports models in code); when it is
-not importable at all, nn's pieces are still found. The command-line package (`models.cli`)
+not importable, or is some other project's `models` (not next to this `nn`), nn's pieces are
+still found and nothing else is imported. The command-line package (`models.cli`)
 and `__main__` modules are skipped: they define no pieces, and importing them has side effects.
 
 Coverage: every `X_forward`/`X_backward` pair defined in a library module must be covered by

@@ -18,7 +18,7 @@ def test_json_has_one_entry_per_piece_parameter(capsys) -> None:
     assert main(["check", "linear", "tanh", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] is True and "error" not in report
-    assert (report["pieces"], report["failed"], report["checks"]) == (2, 0, 4)
+    assert (report["n_pieces"], report["n_failed"], report["n_checks"]) == (2, 0, 4)
     entries = report["entries"]
     keys = [(e["piece"], e["parameter"]) for e in entries]
     assert sorted(keys) == sorted({("linear", "x"), ("linear", "W"), ("linear", "b"), ("tanh", "x")})
