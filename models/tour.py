@@ -20,7 +20,7 @@ from engine import InputError
 STAGES: tuple[tuple[str, str], ...] = (
     ("a tanh neuron, differentiated three ways", "models.neuron"),
     ("every nn piece, checked three ways", "models.check"),
-    ("an MLP learns XOR, by manual backprop and on the graph", "models.train"),
+    ("an MLP learns XOR, by manual backprop and on the graph", "models.tasks"),
     ("causal multi-head attention, three ways", "models.attention_demo"),
 )
 
@@ -69,12 +69,9 @@ class TourResult:
 
 def prepare_tour_dir(out_dir: Path) -> Path:
     """Create `out_dir` and check it is writable; InputError (naming --out) when it is a file or read-only."""
-    from models.train import prepare_out_dir
+    from models.runs import writable_folder
 
-    try:
-        return prepare_out_dir(out_dir)
-    except ValueError as err:  # the trainer's own check reports a bad folder as a plain ValueError
-        raise InputError(str(err)) from None
+    return writable_folder(out_dir, "--out")
 
 
 def run_tour(out_dir: Path, echo: Callable[[str], None] = print) -> TourResult:

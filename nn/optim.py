@@ -295,3 +295,32 @@ def clip_grad_norm(grads: Union[Module, Sequence[np.ndarray]], max_norm: float, 
         for g in arrays:
             g *= scale
     return total
+
+
+# ------------------------------------------------------------------------------ schedules
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+
+
+def scheduled_lr(step: int, *, lr: float, total_steps: int, warmup_steps: int = 0, decay: str = "constant", min_lr: float = 0.0) -> float:
+    """The learning rate of update number `step` (0-based) of a run of `total_steps` updates.
+
+        warm-up (step < W):   lr_t = lr (t + 1) / W                       (linear, from lr/W up to lr)
+        then, with progress p = (t - W) / max(1, N - 1 - W) in [0, 1]:
+          constant:           lr_t = lr
+          linear:             lr_t = min_lr + (lr - min_lr) (1 - p)
+          cosine:             lr_t = min_lr + (lr - min_lr) (1 + cos(pi p)) / 2
+
+    so the last update (t = N - 1) runs at exactly `min_lr` under a decay, and the first
+    update after warm-up at exactly `lr`. Past the end (a run extended by --steps) the
+    decayed rate stays at `min_lr`.
+    """
+    if decay not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate decay {decay!r}; choose one of: {', '.join(SCHEDULES)}")
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if decay == "constant":
+        return lr
+    p = min(1.0, (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps))
+    if decay == "linear":
+        return min_lr + (lr - min_lr) * (1.0 - p)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))

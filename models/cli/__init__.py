@@ -1,8 +1,7 @@
 """The `twograd` command: `twograd --help` lists the commands, built from one table (`COMMANDS`).
 
 Each command is a module of this package with `add_arguments(parser)` and `run(args) -> int`
-(argparse only, no library logic: that lives in `models`); a legacy module may instead give
-`add_parser(subparsers)` and set `func` itself (the trainer's `twograd train`, for now).
+(argparse only, no library logic: that lives in `models`).
 
 Exit status, the same for every command:
 
@@ -50,9 +49,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("tour", "models.cli.tour", "the main job: every capability, checked and drawn"),
     Command("graph", "models.cli.graph", "draw the classic two-input tanh neuron after backward"),
     Command("check", "models.cli.check", "three-way gradient check (graph, manual, numeric) of every registered piece"),
-    # legacy form (add_parser + run, which names and describes the subcommand itself, so this
-    # help is only the table's), until the new trainer's command module replaces it
-    Command("train", "models.train", "train an MLP by manual backprop (or on the autodiff graph)"),
+    Command("train", "models.cli.train", "train a model of the task table on the shared trainer (--list shows the tasks)"),
 )
 
 
@@ -81,12 +78,9 @@ def _version() -> str:
 
 def _add_command(sub: argparse._SubParsersAction, command: Command) -> None:
     module: ModuleType = importlib.import_module(command.module)
-    if hasattr(module, "add_arguments"):
-        p = sub.add_parser(command.name, help=command.help, description=module.__doc__)
-        module.add_arguments(p)
-        p.set_defaults(func=module.run)
-    else:  # legacy: the module names and describes its own subcommand and sets func
-        module.add_parser(sub)
+    p = sub.add_parser(command.name, help=command.help, description=module.__doc__)
+    module.add_arguments(p)
+    p.set_defaults(func=module.run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,17 +8,8 @@ import argparse
 import sys
 
 from models import check
+from models.cli import types
 from models.cli.output import print_json
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # ones), not by choices=: that would import every module of nn and models for any `twograd`.
     p.add_argument("names", nargs="*", metavar="NAME", help="pieces to check (default: all); see --list")
     p.add_argument("--list", action="store_true", help="list the registered pieces (from nn and models) and exit")
-    p.add_argument("--seed", type=_seed, default=0, help="seed for inputs and the output weighting (default 0)")
+    p.add_argument("--seed", type=types.seed, default=0, help="seed for inputs and the output weighting (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the entries, or with --list the pieces)")
 
 

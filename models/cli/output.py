@@ -7,19 +7,9 @@ null first (a gradient that went NaN is still reported, and any JSON reader can 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-
-def finite_or_none(obj: Any) -> Any:
-    """`obj` with every NaN and infinity (in nested dicts, lists and tuples) replaced by None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    return obj
+from models.runs import finite_or_none
 
 
 def dumps_strict(obj: dict[str, Any]) -> str:

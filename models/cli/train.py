@@ -1,0 +1,90 @@
+"""`twograd train TASK`: train a model of the task table (`--list`) on the shared trainer.
+
+Argument parsing only: the work is `models.tasks.train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.errors import InputError
+from models.tasks import ENGINES, TASK_NAMES, format_report, task_table, train
+from models.cli import types
+from models.cli.output import print_json
+from models.mlp import ACTIVATIONS, LOSSES
+from models.trainer import OPTIMIZERS, progress_wanted
+from nn.optim import SCHEDULES
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train a model of the task table on the shared trainer (see --list). Defaults come from the task's "
+                     "recipe. --out DIR keeps a checkpoint (npz + json) and pictures; --resume DIR continues a run; "
+                     "Ctrl-C saves the last finished step. Exit status: 0 done, 1 failed at run time (diverged, I/O), "
+                     "2 usage error, 130 interrupted (after saving).")
+    p.add_argument("task", nargs="?", choices=TASK_NAMES, metavar="TASK", help=f"one of: {', '.join(TASK_NAMES)} (optional with --resume)")
+    p.add_argument("--list", action="store_true", help="list the tasks and their recipes, and exit")
+    g = p.add_argument_group("training (defaults: the task's recipe)")
+    g.add_argument("--steps", type=types.whole_number(1), help="total number of steps; with --resume, the new target")
+    g.add_argument("--batch-size", type=types.whole_number(1), help="examples per step, drawn without replacement (default: all)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")
+    g.add_argument("--lr", type=types.positive, help="peak learning rate")
+    g.add_argument("--warmup", type=types.whole_number(0), dest="warmup_steps", metavar="STEPS", help="linear warm-up steps (default 0)")
+    g.add_argument("--decay", choices=SCHEDULES, help="learning-rate decay after warm-up, down to --min-lr (default constant)")
+    g.add_argument("--min-lr", type=types.non_negative, help="the floor of the decay (default 0)")
+    g.add_argument("--weight-decay", type=types.non_negative, help="L2 (adam, sgd) or decoupled (adamw) weight decay (default 0)")
+    g.add_argument("--clip", type=types.positive, dest="grad_clip", metavar="NORM", help="clip the global gradient norm (default: off)")
+    g.add_argument("--eval-every", type=types.whole_number(0), metavar="STEPS", help="evaluate every N steps (default: at the end)")
+    g.add_argument("--checkpoint-every", type=types.whole_number(0), metavar="STEPS", help="save the run folder every N steps (default: at the end)")
+    g.add_argument("--seed", type=types.seed, help="seed of the initial weights, the data set and the batches (default 0)")
+    m = p.add_argument_group("model (MLP tasks)")
+    m.add_argument("--hidden", type=types.widths, metavar="W[,W]", help="hidden layer widths, e.g. 16,16, or none")
+    m.add_argument("--activation", choices=tuple(ACTIVATIONS), help="hidden activation (default tanh)")
+    m.add_argument("--loss", choices=LOSSES, help="loss (default: the task's)")
+    m.add_argument("--engine", choices=ENGINES, help="manual (numpy, hand-derived backward; default) or graph (engine.Value, slow)")
+    o = p.add_argument_group("run folder and output")
+    o.add_argument("--out", type=types.folder, metavar="DIR", help="write the run (checkpoint, pictures) into DIR; refused if DIR holds a run")
+    o.add_argument("--overwrite", action="store_true", help="with --out: replace the run DIR holds")
+    o.add_argument("--resume", type=types.folder, metavar="DIR", help="continue the run saved in DIR (up to --steps in total)")
+    o.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    o.add_argument("--quiet", action="store_true", help="no progress bar and no messages (where Ctrl-C saved the run still goes to stderr)")
+
+
+TRAIN_FLAGS = ("steps", "batch_size", "optimizer", "lr", "warmup_steps", "decay", "min_lr", "weight_decay", "grad_clip",
+               "eval_every", "checkpoint_every", "seed")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        table = task_table()
+        if args.json:
+            print_json({"tasks": table})
+        else:
+            for t in table:
+                print(f"{t['task']:10s} {t['model']:5s} {t['description']}")
+        return 0
+    if args.overwrite and args.out is None:
+        raise InputError("--overwrite goes with --out DIR (the folder whose run it replaces)")
+    text = not (args.quiet or args.json)
+
+    def echo(msg: str) -> None:
+        if msg.startswith("warning:"):
+            if not args.quiet:
+                print(msg, file=sys.stderr)
+        elif text:
+            print(msg)
+
+    report = train(
+        args.task,
+        model_options={"hidden": args.hidden, "activation": args.activation, "loss": args.loss},
+        train_options={k: getattr(args, k) for k in TRAIN_FLAGS},
+        engine=args.engine, out=args.out, resume=args.resume, overwrite=args.overwrite,
+        progress=progress_wanted(args.quiet), echo=echo,
+    )
+    if text:
+        print(format_report(report))
+    elif report.status == "interrupted":  # where the run was saved: said even with --quiet
+        for note in report.notes:
+            print(note, file=sys.stderr)
+    if args.json:
+        print_json(report.to_json())
+    return 130 if report.status == "interrupted" else 0
