@@ -59,7 +59,7 @@ INTERRUPT_DIR = Path("twograd-out")  # where an interrupted run without --out is
 #: measured cost of the graph engine per node and step (forward + backward), for the warning.
 GRAPH_SECONDS_PER_NODE = 2e-6
 GRAPH_WARN_SECONDS = 10.0
-#: refuse larger networks: theta, its gradient and Adam's two moments are four float64
+#: refuse larger networks: flat_params, flat_grads and Adam's two moments are four float64
 #: vectors of this length (1.6 GB), about what full-batch training on one machine can hold.
 MAX_PARAMETERS = 50_000_000
 #: refuse full-batch steps holding more activations (rows x hidden units) than this (400 MB).
@@ -107,7 +107,7 @@ def make_config(
 
 def make_optimizer(name: str, model: MLP, lr: float) -> Optimizer:
     """An nn.optim optimizer over the model's flat parameter vector (one array: a lean step)."""
-    params = [(model.theta, model.dtheta)]
+    params = [(model.flat_params, model.flat_grads)]
     if name == "adam":
         return Adam(params, lr=lr)
     if name == "adamw":
@@ -493,12 +493,12 @@ def train(
     targets = model.targets(y)
 
     def manual_step() -> float:
-        return model.fused_loss_and_grad(X, targets)  # writes dtheta
+        return model.fused_loss_and_grad(X, targets)  # writes flat_grads
 
     def graph_step() -> float:
         model.zero_grad()
         try:
-            return model.loss_and_grads_graph(X, y)  # adds into dtheta
+            return model.loss_and_grads_graph(X, y)  # adds into flat_grads
         except (ValueError, OverflowError):
             # The loops pieces refuse non-finite inputs and `**` raises on overflow, where numpy
             # would give an inf loss: report overflow as the divergence it is, anything else as is.
@@ -762,7 +762,7 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
              f"after {r.steps} Adam steps ({r.seconds:.2f} s)")
     manual, graph = results["manual"], results["graph"]
     echo(f"|loss(manual) - loss(graph)| = {abs(manual.loss - graph.loss):.1e}; "
-         f"largest parameter difference {float(np.max(np.abs(manual.model.theta - graph.model.theta))):.1e}")
+         f"largest parameter difference {float(np.max(np.abs(manual.model.flat_params - graph.model.flat_params))):.1e}")
     echo("(same initialisation, same Adam updates; the two gradients differ only in rounding)")
 
     # The network as both runs started (after training every gradient is ~1e-11: nothing to see).

@@ -66,7 +66,7 @@ def test_composed_graph_and_fused_gradients_agree(config: MLPConfig) -> None:
 
 
 def test_fused_path_is_checked_against_the_registry_three_ways() -> None:
-    """Wrap the fused step as a piece (forward = fused loss, backward = its dtheta) and check it
+    """Wrap the fused step as a piece (forward = fused loss, backward = its flat_grads) and check it
     three ways against the registry's loops form: the fast path is the same math."""
     config = MLPConfig(sizes=[3, 4, 4, 2], activation="tanh", loss="cross_entropy", seed=7)
     names = ["W1", "b1", "W2", "b2", "W3", "b3"]
@@ -88,20 +88,20 @@ def test_fused_path_is_checked_against_the_registry_three_ways() -> None:
     assert_three_way(loops, forward, backward, inputs, {"targets": y}, name="mlp fused")
 
 
-def test_params_are_views_of_theta() -> None:
+def test_params_are_views_of_flat_params() -> None:
     model = MLP(sizes=[2, 3, 1])
-    assert model.theta.size == model.num_parameters() == 2 * 3 + 3 + 3 * 1 + 1
-    model.theta[:] = np.arange(model.theta.size)
-    assert model.params["W1"][0, 0] == 0.0 and model.params["b2"][0] == model.theta.size - 1
-    model.dtheta[:] = 1.0
+    assert model.flat_params.size == model.num_parameters() == 2 * 3 + 3 + 3 * 1 + 1
+    model.flat_params[:] = np.arange(model.flat_params.size)
+    assert model.params["W1"][0, 0] == 0.0 and model.params["b2"][0] == model.flat_params.size - 1
+    model.flat_grads[:] = 1.0
     assert all(np.all(g == 1.0) for _, g in model.named_grads())
     model.zero_grad()
-    assert not model.dtheta.any()
+    assert not model.flat_grads.any()
 
 
 def test_same_seed_same_weights_and_config_errors() -> None:
-    assert np.array_equal(MLP(seed=3).theta, MLP(seed=3).theta)
-    assert not np.array_equal(MLP(seed=3).theta, MLP(seed=4).theta)
+    assert np.array_equal(MLP(seed=3).flat_params, MLP(seed=3).flat_params)
+    assert not np.array_equal(MLP(seed=3).flat_params, MLP(seed=4).flat_params)
     with pytest.raises(ValueError, match="activation"):
         MLP(activation="gelu")
     with pytest.raises(ValueError, match="loss"):
@@ -122,12 +122,12 @@ def test_shape_mismatch_names_the_piece() -> None:
 
 def test_save_and_load_roundtrip(tmp_path) -> None:
     model = MLP(sizes=[2, 5, 3], activation="relu", loss="cross_entropy", seed=5)
-    model.theta += 0.25
+    model.flat_params += 0.25
     base = model.save(tmp_path / "mlp")
     loaded = MLP.load(base)
     assert loaded.config == model.config
-    assert np.array_equal(loaded.theta, model.theta)
-    assert np.shares_memory(loaded.params["W1"], loaded.theta)  # still views after loading
+    assert np.array_equal(loaded.flat_params, model.flat_params)
+    assert np.shares_memory(loaded.params["W1"], loaded.flat_params)  # still views after loading
 
 
 def test_xor_reaches_100_percent_with_both_engines_and_they_agree() -> None:
@@ -137,7 +137,7 @@ def test_xor_reaches_100_percent_with_both_engines_and_they_agree() -> None:
         assert r.train_accuracy == 1.0 and r.loss < XOR_LOSS_TARGET
     assert abs(manual.loss - graph.loss) <= ENGINES_LOSS_ATOL
     np.testing.assert_allclose(graph.losses, manual.losses, rtol=ENGINES_LOSS_RTOL, atol=ENGINES_LOSS_ATOL)
-    assert np.max(np.abs(manual.model.theta - graph.model.theta)) <= ENGINES_PARAM_ATOL
+    assert np.max(np.abs(manual.model.flat_params - graph.model.flat_params)) <= ENGINES_PARAM_ATOL
 
 
 def test_targets_and_predictions() -> None:

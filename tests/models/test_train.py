@@ -92,7 +92,7 @@ def test_graph_engine_works_for_a_few_moons_steps() -> None:
     manual = train(dataset="moons", steps=2)
     graph = train(dataset="moons", steps=2, engine="graph")
     np.testing.assert_allclose(graph.losses, manual.losses, rtol=FEW_STEPS_LOSS_RTOL)
-    assert np.max(np.abs(graph.model.theta - manual.model.theta)) <= FEW_STEPS_PARAM_ATOL
+    assert np.max(np.abs(graph.model.flat_params - manual.model.flat_params)) <= FEW_STEPS_PARAM_ATOL
 
 
 def test_graph_node_estimate_and_slow_warning(tmp_path) -> None:
@@ -164,7 +164,7 @@ def test_resume_is_bit_for_bit(tmp_path) -> None:
     assert half.steps == N_STEPS // 2
     resumed = train(steps=N_STEPS, resume=tmp_path / "split", plots=False)
     assert resumed.resumed_from == N_STEPS // 2 and resumed.steps == N_STEPS
-    assert np.array_equal(resumed.model.theta, straight.model.theta)
+    assert np.array_equal(resumed.model.flat_params, straight.model.flat_params)
     assert np.array_equal(np.array(resumed.losses), np.array(straight.losses))
     a, meta_a = _run_state(tmp_path / "straight")
     b, meta_b = _run_state(tmp_path / "split")
@@ -204,7 +204,7 @@ def test_interrupt_saves_the_last_finished_step_and_resumes_exactly(tmp_path) ->
     assert meta["optimizer_state"]["step"] == k
     resumed = train(resume=tmp_path, plots=False)  # goes on to the run's own target, N_STEPS
     assert resumed.steps == N_STEPS
-    assert np.array_equal(resumed.model.theta, straight.model.theta)
+    assert np.array_equal(resumed.model.flat_params, straight.model.flat_params)
 
 
 @pytest.fixture
@@ -486,7 +486,7 @@ def _assert_resumes_exactly(run_dir: Path, k: int, straight) -> None:
     assert meta["step"] == k and meta["optimizer_state"]["step"] == k and arrays["losses"].shape == (k,)
     resumed = train(resume=run_dir, plots=False)
     assert resumed.steps == N_STEPS
-    assert np.array_equal(resumed.model.theta, straight.model.theta)
+    assert np.array_equal(resumed.model.flat_params, straight.model.flat_params)
     assert np.array_equal(np.array(resumed.losses), np.array(straight.losses))
 
 
@@ -633,7 +633,7 @@ def test_an_interrupt_on_any_line_of_the_loop_leaves_a_whole_state_or_none(tmp_p
             meta = load_run(run_dir).meta
             assert meta["step"] == meta["optimizer_state"]["step"] == stopped.steps, line
             resumed = train(resume=run_dir, plots=False)
-            assert np.array_equal(resumed.model.theta, straight.model.theta), line
+            assert np.array_equal(resumed.model.flat_params, straight.model.flat_params), line
             assert np.array_equal(np.array(resumed.losses), np.array(straight.losses)), line
             outcomes[line] = "saved"
         else:
