@@ -7,8 +7,9 @@ import pytest
 
 from engine import EXACT, NUMERIC
 from models.datasets import xor
-from models.mlp import MLP, MLP_PIECE, MLPConfig, make_targets, mlp_backward, mlp_forward, mlp_loops
+from models.mlp import ACTIVATIONS, MLP, MLP_PIECE, MLPConfig, make_targets, mlp_backward, mlp_forward, mlp_loops
 from models.train import train
+from nn.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
 from nn.registry import assert_three_way, check_piece, get_piece
 
 # graph vs manual: the same float64 arithmetic in another order (see engine.EXACT).
@@ -86,6 +87,55 @@ def test_fused_path_is_checked_against_the_registry_three_ways() -> None:
 
     inputs = {n: p.copy() for n, p in zip(names, model.param_list)}
     assert_three_way(loops, forward, backward, inputs, {"targets": y}, name="mlp fused")
+
+
+# MLP.forward/backward run the manual pair's layer functions on the same arrays: bit-identical.
+SAME = 0.0
+
+
+def _loss_gradient(model: MLP, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dloss/dz from the loss pieces, the upstream gradient the Module's backward takes."""
+    if model.loss_name == "cross_entropy":
+        _, cache = cross_entropy_forward(z, targets=model.targets(y))
+        (dz,) = cross_entropy_backward(np.ones(()), cache)
+        return dz
+    _, cache = mse_forward(z, model.targets(y))
+    return mse_backward(np.ones(()), cache)[0]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{'-'.join(map(str, c.sizes))}-{c.activation}-{c.loss}")
+def test_module_forward_backward_is_the_manual_pair(config: MLPConfig) -> None:
+    """forward(x) -> z and backward(dz) -> dx (accumulating into grads) give the manual pair's numbers."""
+    model = MLP(config)
+    X, y = _data(config, B=4)
+    z = model.forward(X)
+    dx = model.backward(_loss_gradient(model, z, y))
+    _, cache = mlp_forward(X, *model.param_list, targets=model.targets(y), activation=model.activation, loss=model.loss_name)
+    ref_dx, *ref_grads = mlp_backward(np.ones(()), cache)
+    np.testing.assert_allclose(dx, ref_dx, rtol=SAME, atol=SAME)
+    for (name, g), ref in zip(model.named_grads(), ref_grads):
+        np.testing.assert_allclose(g, ref, rtol=SAME, atol=SAME, err_msg=name)
+    model.backward(_loss_gradient(model, z, y))  # a second backward adds: g + g is exact
+    for (name, g), ref in zip(model.named_grads(), ref_grads):
+        np.testing.assert_allclose(g, 2 * ref, rtol=SAME, atol=SAME, err_msg=name)
+    with pytest.raises(RuntimeError, match="before forward"):
+        MLP(config).backward(np.zeros_like(z))
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_table_rows_agree_with_the_pieces(name: str) -> None:
+    """The fused path's in-place apply and derivative-from-output against the piece's manual pair."""
+    act = ACTIVATIONS[name]
+    rng = np.random.default_rng(8)
+    a = 2.0 * rng.standard_normal((5, 4))
+    a[np.abs(a) < 0.05] = 0.5  # relu: keep away from the kink, where both use the subgradient 0 anyway
+    h_ref, cache = act.forward(a)
+    h = a.copy()
+    act.apply_(h)
+    np.testing.assert_allclose(h, h_ref, rtol=SAME, atol=SAME)
+    dh = rng.standard_normal(a.shape)
+    (da_ref,) = act.backward(dh, cache)
+    np.testing.assert_allclose(dh * act.grad_from_output(h), da_ref, rtol=GRAD_RTOL, atol=GRAD_ATOL)
 
 
 def test_params_are_views_of_flat_params() -> None:
