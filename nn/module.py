@@ -33,7 +33,9 @@ The contract every Module keeps (layers, models, `Sequential`):
   module nested in a second parent (ValueError: its arrays can be views into one buffer
   only; build a second instance instead). A module built on its own and then nested is
   flattened twice: its arrays move into the new root's buffer when that root's `__init__`
-  returns, so nest a module before handing its arrays to an optimizer.
+  returns, so nest a module before handing its arrays to an optimizer. (`copy.deepcopy`
+  copies each array on its own and loses the views: to clone, build a new instance and
+  `load_state_dict(old.state_dict())`.)
 * `forward(x) -> y` caches what backward needs; `backward(dout) -> dx` ADDS (`+=`) each
   parameter's gradient into `self.grads[...]` (two backwards give the sum) and returns
   the gradient of the input (None when the input has none, e.g. integer token ids).
