@@ -544,5 +544,7 @@ MLP_PIECE = register(
         description="whole MLP loss: linear/activation layers then mse or cross_entropy",
         tags=("model",),
         torch=_mlp_torch,
+        # mlp_forward/mlp_backward are the layer pair (shared with MLP.forward/backward) plus the loss.
+        covers=((_layers_forward, _layers_backward),),
     )
 )
