@@ -320,6 +320,7 @@ class MLP(Module):
             self.add_param(name, a)
         self._buffers: dict[int, list[np.ndarray]] = {}
         self._cache: tuple[list[Any], list[Any]] | None = None
+        self._arrays: tuple[list[np.ndarray], ...] | None = None  # see _layer_arrays
 
     @property
     def param_list(self) -> list[np.ndarray]:
@@ -408,6 +409,16 @@ class MLP(Module):
             self._buffers = {B: bufs}  # keep one batch size: training is full batch
         return bufs
 
+    def _layer_arrays(self) -> tuple[list[np.ndarray], ...]:
+        """(W_l list, b_l list, dW_l list, db_l list), looked up once: after construction the
+        Module never replaces these views, so the lists stay valid (and save the fused step
+        a dozen dict lookups)."""
+        if self._arrays is None:
+            names = _layer_names(self.n_layers)
+            params, grads = [self.params[n] for n in names], [self.grads[n] for n in names]
+            self._arrays = (params[0::2], params[1::2], grads[0::2], grads[1::2])
+        return self._arrays
+
     def fused_loss_and_grad(self, x: np.ndarray, targets: np.ndarray) -> float:
         """Loss on (x, targets) and its gradient written (=, not +=) into `flat_grads`.
 
@@ -425,8 +436,7 @@ class MLP(Module):
         B = x.shape[0]
         bufs = self._workspace(B)
         ones_B, ones_K = bufs[-2], bufs[-1]
-        params, grads = self.param_list, [self.grads[n] for n in _layer_names(self.n_layers)]
-        Ws, bs, dWs, dbs = params[0::2], params[1::2], grads[0::2], grads[1::2]
+        Ws, bs, dWs, dbs = self._layer_arrays()
         L = self.n_layers
         act = ACTIVATIONS[self.activation]
         h = x
