@@ -59,7 +59,7 @@ def ours_factory(name: str, seed: int) -> tuple[Callable[[], float], MLP]:
     sizes, loss = WORKLOADS[name]
     data = load_dataset(name, seed=seed)
     model = MLP(MLPConfig(sizes=sizes, activation="tanh", loss=loss, seed=seed))
-    opt = Adam([(model.theta, model.dtheta)], lr=LR)
+    opt = Adam([(model.flat_params, model.flat_grads)], lr=LR)
     X = data.X_train
     T = model.targets(data.y_train)
 
@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 if k == 0 and not np.isclose(a, b, rtol=AGREE_RTOL, atol=AGREE_ATOL):
                     print(f"FAIL: {name}: first loss {a!r} (twograd) vs {b!r} (torch)")
                     return 1
-            diff = float(np.max(np.abs(model.theta - torch_flat())))
-            if not np.allclose(model.theta, torch_flat(), rtol=AGREE_RTOL, atol=AGREE_ATOL):
+            diff = float(np.max(np.abs(model.flat_params - torch_flat())))
+            if not np.allclose(model.flat_params, torch_flat(), rtol=AGREE_RTOL, atol=AGREE_ATOL):
                 print(f"FAIL: {name}: weights differ by {diff:.3e} after {CHECK_STEPS} steps")
                 return 1
             sides.append((torch_t, torch_step))

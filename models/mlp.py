@@ -15,12 +15,17 @@ Three forms of the same network, all reading the same parameters:
   function with preallocated buffers, for fast full-batch training (checked against the
   composed pair in tests/models/test_mlp.py).
 
+`MLP.forward` / `MLP.backward` (the Module interface, without the loss) are the layer part
+of the manual pair, `_layers_forward` / `_layers_backward`, not another implementation.
+Each activation is one row of `ACTIVATIONS`: its loops form, its manual pair, and the
+in-place apply and derivative-from-output that the fused path uses.
+
 `mlp` is registered in `nn.registry`, so `twograd check mlp` and tests/nn/test_registry.py
 check the whole-model gradient three ways (graph, manual, numeric).
 
-Parameters live in one flat float64 vector `theta` and the named arrays `W1, b1, ...` are
-views into it (gradients likewise in `dtheta`): an optimizer can then update the whole
-model with a handful of array operations instead of a handful per parameter.
+Parameters live in the Module's one flat float64 vector `flat_params` and the named arrays
+`W1, b1, ...` are views into it (gradients likewise in `flat_grads`): an optimizer can then
+update the whole model with a handful of array operations instead of a handful per parameter.
 """
 
 # Shape legend: B batch (rows), D input features (sizes[0]), H_l width of layer l,
@@ -31,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -53,11 +58,51 @@ from nn.losses import cross_entropy_backward, cross_entropy_forward, cross_entro
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
-ACTIVATIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
-    # name: (loops, forward, backward)
-    "sigmoid": (sigmoid_loops, sigmoid_forward, sigmoid_backward),
-    "relu": (relu_loops, relu_forward, relu_backward),
-    "tanh": (tanh_loops, tanh_forward, tanh_backward),
+class Activation(NamedTuple):
+    """One hidden nonlinearity h = f(a), every form of it the MLP uses."""
+
+    loops: Callable[..., Any]  # the nn piece's loops form (nested lists, floats or Values)
+    forward: Callable[..., Any]  # the nn piece's manual pair: forward(a) -> (h, cache)
+    backward: Callable[..., Any]  # backward(dh, cache) -> (da,)
+    apply_: Callable[[np.ndarray], None]  # fused path: a <- f(a), in place
+    grad_from_output: Callable[[np.ndarray], np.ndarray]  # fused path: f'(a) from h = f(a) alone
+
+
+def _tanh_(a: np.ndarray) -> None:
+    np.tanh(a, out=a)
+
+
+def _tanh_grad(h: np.ndarray) -> np.ndarray:
+    """tanh' = 1 - tanh^2 = 1 - h^2."""
+    deriv = h * h
+    np.subtract(1.0, deriv, out=deriv)
+    return deriv
+
+
+def _relu_(a: np.ndarray) -> None:
+    np.maximum(a, 0.0, out=a)
+
+
+def _relu_grad(h: np.ndarray) -> np.ndarray:
+    """relu' = [a > 0] = [h > 0] (0 at the kink, as relu_backward)."""
+    return h > 0.0
+
+
+def _sigmoid_(a: np.ndarray) -> None:
+    a[...] = stable_sigmoid(a)
+
+
+def _sigmoid_grad(h: np.ndarray) -> np.ndarray:
+    """sigmoid' = s (1 - s) = h (1 - h)."""
+    deriv = 1.0 - h
+    deriv *= h
+    return deriv
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation(sigmoid_loops, sigmoid_forward, sigmoid_backward, _sigmoid_, _sigmoid_grad),
+    "relu": Activation(relu_loops, relu_forward, relu_backward, _relu_, _relu_grad),
+    "tanh": Activation(tanh_loops, tanh_forward, tanh_backward, _tanh_, _tanh_grad),
 }
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
 
@@ -142,7 +187,7 @@ def mlp_loops(x: Any, *params: Any, targets: Any, activation: str = "tanh", loss
     parameters are Values: the inputs are then constants of the graph).
     """
     _check_param_count(len(params))
-    act_loops = ACTIVATIONS[activation][0]
+    act_loops = ACTIVATIONS[activation].loops
     h = x.tolist() if isinstance(x, np.ndarray) else x  # (B, D)
     n_layers = len(params) // 2
     for l in range(n_layers):
@@ -166,12 +211,14 @@ class MLPCache:
     loss_name: str
 
 
-def mlp_forward(
-    x: Any, *params: Any, targets: Any, activation: str = "tanh", loss: str = "mse"
-) -> tuple[np.ndarray, MLPCache]:
-    """loss (0-d array) of the MLP on x (B, D), composing the nn manual forwards."""
+def _layers_forward(x: Any, params: Sequence[Any], activation: str) -> tuple[np.ndarray, list[Any], list[Any]]:
+    """z (B, K) from x (B, D): linear_forward, then the activation's forward, layer by layer.
+
+    Returns z and the pieces' caches (one LinearCache per layer, one activation cache per
+    hidden layer), which `_layers_backward` takes.
+    """
     _check_param_count(len(params))
-    act_forward = ACTIVATIONS[activation][1]
+    act_forward = ACTIVATIONS[activation].forward
     n_layers = len(params) // 2
     lin_caches, act_caches = [], []
     h = x
@@ -181,37 +228,57 @@ def mlp_forward(
         if l < n_layers - 1:
             h, c = act_forward(h)
             act_caches.append(c)
+    return h, lin_caches, act_caches
+
+
+def _layers_backward(
+    dz: Any, lin_caches: Sequence[Any], act_caches: Sequence[Any], activation: str
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(dx, [dW1, db1, ..., dW_L, db_L]) from dz = dloss/dz: the pieces' backwards in reverse.
+
+        dh_{l-1}, dW_l, db_l = linear_backward(G_l)       (dW_l = h_{l-1}^T G_l, db_l = sum_rows G_l,
+                                                           dh_{l-1} = G_l W_l^T)
+        G_{l-1} = dh_{l-1} * f'(a_{l-1})                  (the activation's backward)
+
+    starting from G_L = dz; dx = dh_0.
+    """
+    act_backward = ACTIVATIONS[activation].backward
+    n_layers = len(lin_caches)
+    grads: list[np.ndarray] = [np.empty(0)] * (2 * n_layers)
+    dh = dz
+    for l in range(n_layers - 1, -1, -1):
+        dh, dW, db = linear_backward(dh, lin_caches[l])  # dh: (B, H_{l-1})
+        grads[2 * l], grads[2 * l + 1] = dW, db
+        if l > 0:
+            (dh,) = act_backward(dh, act_caches[l - 1])
+    return dh, grads
+
+
+def mlp_forward(
+    x: Any, *params: Any, targets: Any, activation: str = "tanh", loss: str = "mse"
+) -> tuple[np.ndarray, MLPCache]:
+    """loss (0-d array) of the MLP on x (B, D): `_layers_forward`, then the loss's forward."""
+    z, lin_caches, act_caches = _layers_forward(x, params, activation)  # z: (B, K)
     if loss == "cross_entropy":
-        value, loss_cache = cross_entropy_forward(h, targets=targets)
+        value, loss_cache = cross_entropy_forward(z, targets=targets)
     else:
-        value, loss_cache = mse_forward(h, targets)
+        value, loss_cache = mse_forward(z, targets)
     return value, MLPCache(lin_caches, act_caches, loss_cache, activation, loss)
 
 
 def mlp_backward(dout: Any, cache: MLPCache) -> tuple[np.ndarray, ...]:
-    """(dx, dW1, db1, ..., dW_L, db_L): the pieces' backwards in reverse order.
+    """(dx, dW1, db1, ..., dW_L, db_L): the loss's backward, then the layers' in reverse order.
 
-    Chain rule, one layer at a time. With G_L = dloss/dz from the loss's backward,
-
-        dW_l, db_l, dh_{l-1} = linear_backward(G_l)       (dW_l = h_{l-1}^T G_l, db_l = sum_rows G_l,
-                                                            dh_{l-1} = G_l W_l^T)
-        G_{l-1} = dh_{l-1} * f'(a_{l-1})                   (the activation's backward)
-
+    Chain rule, one layer at a time: G_L = dloss/dz from the loss's backward, then
+    `_layers_backward` (linear_backward and the activation's backward per layer).
     The target of mse is not a parameter, so its gradient is dropped.
     """
     if cache.loss_name == "cross_entropy":
-        (dh,) = cross_entropy_backward(dout, cache.loss)
+        (dz,) = cross_entropy_backward(dout, cache.loss)
     else:
-        dh, _ = mse_backward(dout, cache.loss)  # (B, K); dtarget unused
-    act_backward = ACTIVATIONS[cache.activation][2]
-    n_layers = len(cache.linear)
-    grads: list[np.ndarray] = [np.empty(0)] * (2 * n_layers)
-    for l in range(n_layers - 1, -1, -1):
-        dh, dW, db = linear_backward(dh, cache.linear[l])  # dh: (B, H_{l-1})
-        grads[2 * l], grads[2 * l + 1] = dW, db
-        if l > 0:
-            (dh,) = act_backward(dh, cache.act[l - 1])
-    return (dh, *grads)
+        dz, _ = mse_backward(dout, cache.loss)  # (B, K); dtarget unused
+    dx, grads = _layers_backward(dz, cache.linear, cache.act, cache.activation)
+    return (dx, *grads)
 
 
 # ---------------------------------------------------------------------------- the model
@@ -232,12 +299,15 @@ def init_params(config: MLPConfig) -> dict[str, np.ndarray]:
 
 
 class MLP(Module):
-    """An MLP with parameters W1, b1, W2, b2, ... (views into the flat vector `theta`).
+    """An MLP with parameters W1, b1, W2, b2, ... (views into the Module's `flat_params`).
 
         model = MLP(MLPConfig(sizes=[2, 4, 1]))     or     MLP(sizes=[2, 4, 1], activation="tanh")
 
-    `loss_and_grads` (composed nn pieces), `loss_and_grads_graph` (engine) and
-    `fused_loss_and_grad` (one lean function) compute the same loss and gradient.
+    The Module interface: `forward(x) -> z` keeps the layer caches (references to the
+    arrays it computes anyway, no copies) so that `backward(dz) -> dx` can add the
+    parameters' gradients into `grads`. With a loss: `loss_and_grads` (composed nn pieces),
+    `loss_and_grads_graph` (engine) and `fused_loss_and_grad` (one lean function) compute
+    the same loss and gradient.
     """
 
     def __init__(self, config: MLPConfig | None = None, **overrides: Any) -> None:
@@ -245,33 +315,12 @@ class MLP(Module):
         self.config = replace(config or MLPConfig(), **overrides).validate()
         self.activation = self.config.activation
         self.loss_name = self.config.loss
+        self.n_layers = len(self.config.sizes) - 1
         for name, a in init_params(self.config).items():
             self.add_param(name, a)
-        self._flatten_storage()
         self._buffers: dict[int, list[np.ndarray]] = {}
-
-    def _flatten_storage(self) -> None:
-        """Move every parameter (and gradient) into one flat vector and keep views into it.
-
-        Done once, here, before anything else holds a reference to the arrays; afterwards
-        arrays are only updated in place, as Module promises.
-        """
-        names = list(self.params)
-        sizes = [self.params[n].size for n in names]
-        self.theta = np.empty(sum(sizes))  # (P,)
-        self.dtheta = np.zeros(sum(sizes))  # (P,)
-        offset = 0
-        for n, size in zip(names, sizes):
-            shape = self.params[n].shape
-            self.theta[offset : offset + size] = self.params[n].reshape(-1)
-            self.params[n] = self.theta[offset : offset + size].reshape(shape)
-            self.grads[n] = self.dtheta[offset : offset + size].reshape(shape)
-            offset += size
-        self.n_layers = len(names) // 2
-        self._W = [self.params[f"W{l}"] for l in range(1, self.n_layers + 1)]
-        self._b = [self.params[f"b{l}"] for l in range(1, self.n_layers + 1)]
-        self._dW = [self.grads[f"W{l}"] for l in range(1, self.n_layers + 1)]
-        self._db = [self.grads[f"b{l}"] for l in range(1, self.n_layers + 1)]
+        self._cache: tuple[list[Any], list[Any]] | None = None
+        self._arrays: tuple[list[np.ndarray], ...] | None = None  # see _layer_arrays
 
     @property
     def param_list(self) -> list[np.ndarray]:
@@ -282,15 +331,24 @@ class MLP(Module):
         """`make_targets` for this model's output size and loss."""
         return make_targets(y, self.config.sizes[-1], self.loss_name)
 
-    # ------------------------------------------------------------------ inference
+    # ------------------------------------------------------------------ Module interface
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Outputs z (B, K) for inputs x (B, D), without caching (inference)."""
-        h = np.asarray(x, dtype=np.float64)
-        for l in range(self.n_layers):
-            h = h @ self._W[l] + self._b[l]  # (B, H_l)
-            if l < self.n_layers - 1:
-                h = _activate(self.activation, h)
-        return h
+        """Outputs z (B, K) for inputs x (B, D): the manual pair's layers (`_layers_forward`).
+
+        Keeps the layers' caches for `backward`; nothing is copied for them.
+        """
+        z, lin_caches, act_caches = _layers_forward(x, self.param_list, self.activation)
+        self._cache = (lin_caches, act_caches)
+        return z
+
+    def backward(self, dz: np.ndarray) -> np.ndarray:
+        """dx (B, D) from dz = dL/dz (B, K) after `forward`; adds (+=) dW_l, db_l into `grads`."""
+        if self._cache is None:
+            raise RuntimeError("MLP.backward called before forward")
+        dx, grads = _layers_backward(dz, *self._cache, self.activation)
+        for name, g in zip(_layer_names(self.n_layers), grads):
+            self.grads[name] += g
+        return dx
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class per row of x (B,)."""
@@ -351,8 +409,18 @@ class MLP(Module):
             self._buffers = {B: bufs}  # keep one batch size: training is full batch
         return bufs
 
+    def _layer_arrays(self) -> tuple[list[np.ndarray], ...]:
+        """(W_l list, b_l list, dW_l list, db_l list), looked up once: after construction the
+        Module never replaces these views, so the lists stay valid (and save the fused step
+        a dozen dict lookups)."""
+        if self._arrays is None:
+            names = _layer_names(self.n_layers)
+            params, grads = [self.params[n] for n in names], [self.grads[n] for n in names]
+            self._arrays = (params[0::2], params[1::2], grads[0::2], grads[1::2])
+        return self._arrays
+
     def fused_loss_and_grad(self, x: np.ndarray, targets: np.ndarray) -> float:
-        """Loss on (x, targets) and its gradient written (=, not +=) into `dtheta`.
+        """Loss on (x, targets) and its gradient written (=, not +=) into `flat_grads`.
 
         The same math as `mlp_forward`/`mlp_backward` without the per-piece checks and
         allocations: x must be float64 (B, D) and `targets` as from `self.targets(y)`.
@@ -362,26 +430,22 @@ class MLP(Module):
             xent:     loss = mean_b (log sum_c e^{z_bc - m_b} - (z_{b,t_b} - m_b)),
                       G = (softmax(z) - onehot(t)) / B
             backward: dW_l = h_{l-1}^T G_l,  db_l = sum_rows G_l,  G_{l-1} = (G_l W_l^T) * f'(h_{l-1})
-            with f' from the output h: tanh 1 - h^2, sigmoid h (1 - h), relu [h > 0].
+            with f' from the output h (`Activation.grad_from_output`): tanh 1 - h^2,
+            sigmoid h (1 - h), relu [h > 0].
         """
         B = x.shape[0]
         bufs = self._workspace(B)
         ones_B, ones_K = bufs[-2], bufs[-1]
-        Ws, bs = self._W, self._b
+        Ws, bs, dWs, dbs = self._layer_arrays()
         L = self.n_layers
-        act = self.activation
+        act = ACTIVATIONS[self.activation]
         h = x
         for l in range(L):
             out = bufs[l]
             np.matmul(h, Ws[l], out=out)  # (B, H_l)
             out += bs[l]
             if l < L - 1:
-                if act == "tanh":
-                    np.tanh(out, out=out)
-                elif act == "relu":
-                    np.maximum(out, 0.0, out=out)
-                else:
-                    out[...] = stable_sigmoid(out)
+                act.apply_(out)
             h = out
         z = bufs[L - 1]  # (B, K); becomes G in place
         if self.loss_name == "mse":
@@ -405,20 +469,11 @@ class MLP(Module):
         G = z
         for l in range(L - 1, -1, -1):
             h_prev = bufs[l - 1] if l > 0 else x
-            np.matmul(h_prev.T, G, out=self._dW[l])  # (H_{l-1}, H_l)
-            np.matmul(ones_B, G, out=self._db[l])  # (H_l,), the sum over rows
+            np.matmul(h_prev.T, G, out=dWs[l])  # (H_{l-1}, H_l)
+            np.matmul(ones_B, G, out=dbs[l])  # (H_l,), the sum over rows
             if l > 0:
                 dh = G @ Ws[l].T  # (B, H_{l-1})
-                if act == "tanh":
-                    deriv = h_prev * h_prev
-                    np.subtract(1.0, deriv, out=deriv)
-                    dh *= deriv
-                elif act == "relu":
-                    dh *= h_prev > 0.0
-                else:
-                    deriv = 1.0 - h_prev
-                    deriv *= h_prev
-                    dh *= deriv
+                dh *= act.grad_from_output(h_prev)
                 G = dh
         return loss
 
@@ -433,15 +488,6 @@ def _grads_of(nested: Any) -> Any:
     if isinstance(nested, list):
         return [_grads_of(v) for v in nested]
     return nested.grad
-
-
-def _activate(name: str, a: np.ndarray) -> np.ndarray:
-    """f(a) for inference (new array)."""
-    if name == "tanh":
-        return np.tanh(a)
-    if name == "relu":
-        return np.maximum(a, 0.0)
-    return stable_sigmoid(a)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -508,5 +554,7 @@ MLP_PIECE = register(
         description="whole MLP loss: linear/activation layers then mse or cross_entropy",
         tags=("model",),
         torch=_mlp_torch,
+        # mlp_forward/mlp_backward are the layer pair (shared with MLP.forward/backward) plus the loss.
+        covers=((_layers_forward, _layers_backward),),
     )
 )

@@ -1,4 +1,4 @@
-"""`Module`: a named collection of numpy parameters, their gradients and submodules.
+"""`Module`: named numpy parameters and gradients in one flat buffer per module tree.
 
 How a layer registers what it owns (two explicit calls, no attribute magic):
 
@@ -8,23 +8,54 @@ How a layer registers what it owns (two explicit calls, no attribute magic):
             self.ln1 = self.add_module("ln1", LayerNorm(C))
             self.add_param("W", np.zeros((C, C)))      # lives in self.params["W"]
 
-* `add_param(name, array)` stores a float64 copy in `self.params[name]` and a zero array
-  of the same shape in `self.grads[name]`. Backward passes add (`+=`) into `self.grads`.
-* `add_module(name, module)` nests a module; its parameters appear under dotted names
-  ("block.ln1.gamma") in `named_parameters()`, `state_dict()` and checkpoints.
-* Order is registration order (params and submodules interleaved as they were added),
-  so names, optimizer state and checkpoints line up from run to run.
+The contract every Module keeps (layers, models, `Sequential`):
 
-Parameter arrays are never replaced, only updated in place (optimizers, `load_state_dict`,
-`zero_grad`), so references held by an optimizer or a cache stay valid.
+* Registration. `add_param(name, array)` stores a float64 copy in `self.params[name]` and
+  a zero array of the same shape in `self.grads[name]`; `add_module(name, module)` nests a
+  module, whose parameters appear under dotted names ("block.ln1.gamma") in
+  `named_parameters()`, `state_dict()` and checkpoints. Order is registration order (params
+  and submodules interleaved as they were added), so names, optimizer state and
+  checkpoints line up from run to run.
+* Flat storage. When the outermost `__init__` of an instance returns (the metaclass sees
+  it; a subclass calls nothing), the whole tree is flattened: every parameter is copied
+  into one 1-D float64 buffer `root.flat_params` (P,) and every gradient into
+  `root.flat_grads` (P,), and `params[name]` / `grads[name]` of the root and of every
+  submodule become VIEWS into them. Each submodule's `flat_params` / `flat_grads` is its
+  own contiguous slice of the root's buffers (depth first, registration order, the order
+  of `named_parameters()`). So one optimizer can step the whole model as one vector:
+
+      Adam([(model.flat_params, model.flat_grads)], lr=1e-3)
+
+  From then on arrays are never replaced, only updated in place (optimizers,
+  `load_state_dict`, `zero_grad`), so a reference held by an optimizer or a cache stays
+  valid. Hence two refusals, each a clear error: registering a parameter or submodule in a
+  tree that is already flattened (RuntimeError: register everything in `__init__`), and a
+  module nested in a second parent (ValueError: its arrays can be views into one buffer
+  only; build a second instance instead). A module built on its own and then nested is
+  flattened twice: its arrays move into the new root's buffer when that root's `__init__`
+  returns, so nest a module before handing its arrays to an optimizer. (`copy.deepcopy`
+  copies each array on its own and loses the views: to clone, build a new instance and
+  `load_state_dict(old.state_dict())`.)
+* `forward(x) -> y` caches what backward needs; `backward(dout) -> dx` ADDS (`+=`) each
+  parameter's gradient into `self.grads[...]` (two backwards give the sum) and returns
+  the gradient of the input (None when the input has none, e.g. integer token ids).
+  `zero_grad()` sets every gradient to 0 in place.
+* State. `state_dict()` gives copies; `load_state_dict(state)` checks every name and
+  shape, reports all problems in one ValueError and changes nothing unless all is well.
+  `save` / `load` / `load_weights` write and read npz + json (nn/checkpoint.py).
+* dtype: every parameter and gradient is float64 (integers are converted; anything else,
+  complex or text, is refused).
+
+`Sequential(*modules)` chains modules: forward in order, backward in reverse.
 """
 
-# Shape legend: every parameter keeps the shape it was registered with; its gradient shares it.
+# Shape legend: P number of parameters in a module tree (flat_params, flat_grads are (P,));
+# every parameter keeps the shape it was registered with, and its gradient shares it.
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 import numpy as np
 
@@ -34,28 +65,68 @@ from nn.checkpoint import load_checkpoint, save_checkpoint
 M = TypeVar("M", bound="Module")
 
 
-class Module:
-    """Base class of layers and models that own parameters (see the module docstring)."""
+class _FlattenAfterInit(type):
+    """Metaclass of Module: after the outermost `__init__` of an instance, flatten its tree.
+
+    `type.__call__` runs `__init__` once per construction (a subclass's `super().__init__()`
+    does not pass through here), so this is exactly "when construction has finished".
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        module = super().__call__(*args, **kwargs)
+        module._flatten()
+        return module
+
+
+class Module(metaclass=_FlattenAfterInit):
+    """Base class of layers and models that own parameters (the contract: module docstring)."""
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self._modules: dict[str, Module] = {}
         self._order: list[str] = []  # names of params and submodules, as registered
+        self._parent: Module | None = None  # the module this one is registered in
+        self._name_in_parent = ""
+        # Slices of the root's buffers once the tree is flattened; None while it is being built.
+        self._flat_params: np.ndarray | None = None
+        self._flat_grads: np.ndarray | None = None
 
     # -------------------------------------------------------------- registration
-    def _check_new_name(self, name: str) -> None:
+    def _check_initialised(self) -> None:
         if "_order" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before registering parameters")
+
+    def _root(self) -> "Module":
+        module = self
+        while module._parent is not None:
+            module = module._parent
+        return module
+
+    def _check_new_name(self, name: str, what: str) -> None:
+        self._check_initialised()
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(f"{type(self).__name__}: a parameter or submodule name must be a non-empty str without '.', got {name!r}")
         if name in self.params or name in self._modules:
             raise ValueError(f"{type(self).__name__}: the name {name!r} is already registered")
+        if self._root()._flat_params is not None:
+            raise RuntimeError(
+                f"{type(self).__name__}: cannot add {what} {name!r} after construction: the module tree's "
+                f"flat buffer is fixed once the outermost __init__ returns; register it in __init__"
+            )
 
     def add_param(self, name: str, array: Any) -> np.ndarray:
-        """Register a parameter (stored as a float64 copy) and its zero gradient; return the stored array."""
-        self._check_new_name(name)
-        param = np.array(array, dtype=np.float64, copy=True)
+        """Register a parameter (a float64 copy) and its zero gradient; return the stored array.
+
+        Only inside `__init__`. The returned array may be initialised in place there, but do
+        not keep it: at the end of construction the parameter moves into the flat buffer,
+        so read `self.params[name]` afterwards.
+        """
+        self._check_new_name(name, "parameter")
+        given = np.asarray(array)
+        if given.dtype.kind not in "iuf":  # bool, complex, text, objects: not a real parameter
+            raise ValueError(f"{type(self).__name__}: parameter {name!r} must hold real numbers, got dtype {given.dtype}")
+        param = np.array(given, dtype=np.float64, copy=True)
         if not np.all(np.isfinite(param)):
             raise ValueError(f"{type(self).__name__}: parameter {name!r} has non-finite values")
         self.params[name] = param
@@ -64,13 +135,94 @@ class Module:
         return param
 
     def add_module(self, name: str, module: M) -> M:
-        """Register a submodule under `name`; return it (for `self.x = self.add_module("x", ...)`)."""
-        self._check_new_name(name)
+        """Register a submodule under `name` (only inside `__init__`); return it.
+
+        A module has at most one parent: its arrays become views into that tree's buffer.
+        """
+        self._check_new_name(name, "submodule")
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}: submodule {name!r} must be a Module, got {type(module).__name__}")
+        module._check_initialised()
+        if module._parent is not None:
+            raise ValueError(
+                f"{type(self).__name__}: submodule {name!r} ({type(module).__name__}) is already registered as "
+                f"{module._name_in_parent!r} in a {type(module._parent).__name__}; a module can have one parent only "
+                f"(its arrays are views into one buffer), so build a second instance"
+            )
+        ancestor: Module | None = self
+        while ancestor is not None:
+            if ancestor is module:
+                raise ValueError(f"{type(self).__name__}: submodule {name!r} would contain itself")
+            ancestor = ancestor._parent
+        module._parent, module._name_in_parent = self, name
+        for _, sub in module.named_modules():
+            sub._flat_params = sub._flat_grads = None  # stale until this tree is flattened
         self._modules[name] = module
         self._order.append(name)
         return module
+
+    # -------------------------------------------------------------- flat storage
+    def _flatten(self) -> None:
+        """Copy the tree's parameters and gradients into two flat buffers and keep views.
+
+        Called once construction has finished (by the metaclass). A submodule waits for
+        its root: the root's flatten places the whole tree.
+        """
+        self._check_initialised()
+        if self._parent is not None:
+            return
+        total = self.num_parameters()
+        flat_params = np.empty(total)  # (P,)
+        flat_grads = np.empty(total)  # (P,)
+        self._place(flat_params, flat_grads, 0)
+
+    def _place(self, flat_params: np.ndarray, flat_grads: np.ndarray, start: int) -> int:
+        """Move this module's parameters (then each submodule's, in order) to [start, end); return end."""
+        end = start
+        for name in self._order:
+            if name in self.params:
+                param, grad = self.params[name], self.grads[name]
+                stop = end + param.size
+                flat_params[end:stop] = param.reshape(-1)
+                flat_grads[end:stop] = grad.reshape(-1)  # gradients so far are kept, not reset
+                self.params[name] = flat_params[end:stop].reshape(param.shape)  # a view
+                self.grads[name] = flat_grads[end:stop].reshape(param.shape)
+                end = stop
+            else:
+                end = self._modules[name]._place(flat_params, flat_grads, end)
+        self._flat_params, self._flat_grads = flat_params[start:end], flat_grads[start:end]
+        return end
+
+    @property
+    def flat_params(self) -> np.ndarray:
+        """Every parameter of this module and its submodules as one (P,) view into the root's buffer."""
+        if self._flat_params is None:
+            raise RuntimeError(f"{type(self).__name__}: flat_params exists once the outermost __init__ has returned")
+        return self._flat_params
+
+    @property
+    def flat_grads(self) -> np.ndarray:
+        """The gradients, aligned with `flat_params` (P,)."""
+        if self._flat_grads is None:
+            raise RuntimeError(f"{type(self).__name__}: flat_grads exists once the outermost __init__ has returned")
+        return self._flat_grads
+
+    # `m.flat_params += d` rebinds the attribute to the (same, updated in place) array; only
+    # that is allowed: a different array would disconnect every view and every optimizer.
+    @flat_params.setter
+    def flat_params(self, value: np.ndarray) -> None:
+        self._refuse_replacing("flat_params", self.flat_params, value)
+
+    @flat_grads.setter
+    def flat_grads(self, value: np.ndarray) -> None:
+        self._refuse_replacing("flat_grads", self.flat_grads, value)
+
+    def _refuse_replacing(self, name: str, current: np.ndarray, value: Any) -> None:
+        if value is not current:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is never replaced (the named arrays are views into it); "
+                f"write into it instead: .{name}[...] = values"
+            )
 
     # -------------------------------------------------------------- traversal
     def named_modules(self, prefix: str = "") -> list[tuple[str, "Module"]]:
@@ -105,7 +257,10 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every gradient to 0, in place (arrays held elsewhere see the zeros)."""
-        for _, g in self.named_grads():
+        if self._flat_grads is not None:
+            self._flat_grads.fill(0.0)
+            return
+        for _, g in self.named_grads():  # still being built
             g.fill(0.0)
 
     def num_parameters(self) -> int:
@@ -162,11 +317,60 @@ class Module:
         self.load_state_dict(arrays)
         return meta
 
+    # -------------------------------------------------------------- forward / backward
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """y from x; caches what `backward` needs."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, dout: Any) -> Any:
+        """dL/dx from dL/dy = dout (after a forward); adds (+=) each parameter's gradient into `grads`."""
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.num_parameters()} parameters)"
+
+
+class Sequential(Module):
+    """Modules applied one after another: y = f_n(... f_2(f_1(x))).
+
+    Submodules are named "0", "1", ... (so parameters are "0.W", "1.gamma", ...).
+    Backward is the chain rule, module by module in reverse:
+
+        dx_n = dout,   dx_{i-1} = f_i.backward(dx_i),   returns dx_0 = dL/dx
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        if not modules:
+            raise ValueError("Sequential: give at least one module")
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def forward(self, x: Any) -> Any:
+        for module in self:
+            x = module.forward(x)
+        return x
+
+    def backward(self, dout: Any) -> Any:
+        modules = list(self._modules.items())
+        for i in range(len(modules) - 1, -1, -1):
+            name, module = modules[i]
+            dout = module.backward(dout)
+            if dout is None and i > 0:
+                raise RuntimeError(
+                    f"Sequential: module {name!r} ({type(module).__name__}) returns no input gradient, so the "
+                    f"modules before it cannot be backpropagated; it can only come first"
+                )
+        return dout

@@ -7,8 +7,9 @@ import pytest
 
 from engine import EXACT, NUMERIC
 from models.datasets import xor
-from models.mlp import MLP, MLP_PIECE, MLPConfig, make_targets, mlp_backward, mlp_forward, mlp_loops
-from models.train import train
+from models.mlp import ACTIVATIONS, MLP, MLP_PIECE, MLPConfig, make_targets, mlp_backward, mlp_forward, mlp_loops
+from models.tasks import train
+from nn.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
 from nn.registry import assert_three_way, check_piece, get_piece
 
 # graph vs manual: the same float64 arithmetic in another order (see engine.EXACT).
@@ -66,7 +67,7 @@ def test_composed_graph_and_fused_gradients_agree(config: MLPConfig) -> None:
 
 
 def test_fused_path_is_checked_against_the_registry_three_ways() -> None:
-    """Wrap the fused step as a piece (forward = fused loss, backward = its dtheta) and check it
+    """Wrap the fused step as a piece (forward = fused loss, backward = its flat_grads) and check it
     three ways against the registry's loops form: the fast path is the same math."""
     config = MLPConfig(sizes=[3, 4, 4, 2], activation="tanh", loss="cross_entropy", seed=7)
     names = ["W1", "b1", "W2", "b2", "W3", "b3"]
@@ -88,20 +89,69 @@ def test_fused_path_is_checked_against_the_registry_three_ways() -> None:
     assert_three_way(loops, forward, backward, inputs, {"targets": y}, name="mlp fused")
 
 
-def test_params_are_views_of_theta() -> None:
+# MLP.forward/backward run the manual pair's layer functions on the same arrays: bit-identical.
+SAME = 0.0
+
+
+def _loss_gradient(model: MLP, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dloss/dz from the loss pieces, the upstream gradient the Module's backward takes."""
+    if model.loss_name == "cross_entropy":
+        _, cache = cross_entropy_forward(z, targets=model.targets(y))
+        (dz,) = cross_entropy_backward(np.ones(()), cache)
+        return dz
+    _, cache = mse_forward(z, model.targets(y))
+    return mse_backward(np.ones(()), cache)[0]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{'-'.join(map(str, c.sizes))}-{c.activation}-{c.loss}")
+def test_module_forward_backward_is_the_manual_pair(config: MLPConfig) -> None:
+    """forward(x) -> z and backward(dz) -> dx (accumulating into grads) give the manual pair's numbers."""
+    model = MLP(config)
+    X, y = _data(config, B=4)
+    z = model.forward(X)
+    dx = model.backward(_loss_gradient(model, z, y))
+    _, cache = mlp_forward(X, *model.param_list, targets=model.targets(y), activation=model.activation, loss=model.loss_name)
+    ref_dx, *ref_grads = mlp_backward(np.ones(()), cache)
+    np.testing.assert_allclose(dx, ref_dx, rtol=SAME, atol=SAME)
+    for (name, g), ref in zip(model.named_grads(), ref_grads):
+        np.testing.assert_allclose(g, ref, rtol=SAME, atol=SAME, err_msg=name)
+    model.backward(_loss_gradient(model, z, y))  # a second backward adds: g + g is exact
+    for (name, g), ref in zip(model.named_grads(), ref_grads):
+        np.testing.assert_allclose(g, 2 * ref, rtol=SAME, atol=SAME, err_msg=name)
+    with pytest.raises(RuntimeError, match="before forward"):
+        MLP(config).backward(np.zeros_like(z))
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_table_rows_agree_with_the_pieces(name: str) -> None:
+    """The fused path's in-place apply and derivative-from-output against the piece's manual pair."""
+    act = ACTIVATIONS[name]
+    rng = np.random.default_rng(8)
+    a = 2.0 * rng.standard_normal((5, 4))
+    a[np.abs(a) < 0.05] = 0.5  # relu: keep away from the kink, where both use the subgradient 0 anyway
+    h_ref, cache = act.forward(a)
+    h = a.copy()
+    act.apply_(h)
+    np.testing.assert_allclose(h, h_ref, rtol=SAME, atol=SAME)
+    dh = rng.standard_normal(a.shape)
+    (da_ref,) = act.backward(dh, cache)
+    np.testing.assert_allclose(dh * act.grad_from_output(h), da_ref, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+def test_params_are_views_of_flat_params() -> None:
     model = MLP(sizes=[2, 3, 1])
-    assert model.theta.size == model.num_parameters() == 2 * 3 + 3 + 3 * 1 + 1
-    model.theta[:] = np.arange(model.theta.size)
-    assert model.params["W1"][0, 0] == 0.0 and model.params["b2"][0] == model.theta.size - 1
-    model.dtheta[:] = 1.0
+    assert model.flat_params.size == model.num_parameters() == 2 * 3 + 3 + 3 * 1 + 1
+    model.flat_params[:] = np.arange(model.flat_params.size)
+    assert model.params["W1"][0, 0] == 0.0 and model.params["b2"][0] == model.flat_params.size - 1
+    model.flat_grads[:] = 1.0
     assert all(np.all(g == 1.0) for _, g in model.named_grads())
     model.zero_grad()
-    assert not model.dtheta.any()
+    assert not model.flat_grads.any()
 
 
 def test_same_seed_same_weights_and_config_errors() -> None:
-    assert np.array_equal(MLP(seed=3).theta, MLP(seed=3).theta)
-    assert not np.array_equal(MLP(seed=3).theta, MLP(seed=4).theta)
+    assert np.array_equal(MLP(seed=3).flat_params, MLP(seed=3).flat_params)
+    assert not np.array_equal(MLP(seed=3).flat_params, MLP(seed=4).flat_params)
     with pytest.raises(ValueError, match="activation"):
         MLP(activation="gelu")
     with pytest.raises(ValueError, match="loss"):
@@ -122,22 +172,22 @@ def test_shape_mismatch_names_the_piece() -> None:
 
 def test_save_and_load_roundtrip(tmp_path) -> None:
     model = MLP(sizes=[2, 5, 3], activation="relu", loss="cross_entropy", seed=5)
-    model.theta += 0.25
+    model.flat_params += 0.25
     base = model.save(tmp_path / "mlp")
     loaded = MLP.load(base)
     assert loaded.config == model.config
-    assert np.array_equal(loaded.theta, model.theta)
-    assert np.shares_memory(loaded.params["W1"], loaded.theta)  # still views after loading
+    assert np.array_equal(loaded.flat_params, model.flat_params)
+    assert np.shares_memory(loaded.params["W1"], loaded.flat_params)  # still views after loading
 
 
 def test_xor_reaches_100_percent_with_both_engines_and_they_agree() -> None:
-    manual = train(dataset="xor", engine="manual")
-    graph = train(dataset="xor", engine="graph")
+    manual = train("xor", engine="manual")
+    graph = train("xor", engine="graph")
     for r in (manual, graph):
-        assert r.train_accuracy == 1.0 and r.loss < XOR_LOSS_TARGET
-    assert abs(manual.loss - graph.loss) <= ENGINES_LOSS_ATOL
-    np.testing.assert_allclose(graph.losses, manual.losses, rtol=ENGINES_LOSS_RTOL, atol=ENGINES_LOSS_ATOL)
-    assert np.max(np.abs(manual.model.theta - graph.model.theta)) <= ENGINES_PARAM_ATOL
+        assert r.metrics["train_accuracy"] == 1.0 and r.metrics["loss"] < XOR_LOSS_TARGET
+    assert abs(manual.metrics["loss"] - graph.metrics["loss"]) <= ENGINES_LOSS_ATOL
+    np.testing.assert_allclose(graph.outcome.state.losses, manual.outcome.state.losses, rtol=ENGINES_LOSS_RTOL, atol=ENGINES_LOSS_ATOL)
+    assert np.max(np.abs(manual.model.flat_params - graph.model.flat_params)) <= ENGINES_PARAM_ATOL
 
 
 def test_targets_and_predictions() -> None:
@@ -146,7 +196,7 @@ def test_targets_and_predictions() -> None:
     assert make_targets(y, 2, "mse").tolist() == [[1, 0], [0, 1], [0, 1], [1, 0]]
     assert make_targets(y, 2, "cross_entropy").dtype == np.int64
     data = xor()
-    model = train(dataset="xor").model
+    model = train("xor").model
     assert model.predict(data.X_test).tolist() == data.y_test.tolist()
 
 

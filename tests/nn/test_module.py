@@ -1,4 +1,5 @@
-"""Module (named parameters, nesting, state) and checkpoints (atomic npz + json, damage)."""
+"""Module (the contract: flat storage, accumulating backward, nesting, state, Sequential)
+and checkpoints (atomic npz + json, damage)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine import NUMERIC, assert_gradients_close, numerical_gradient_arrays
 from nn.checkpoint import FORMAT, CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
 from nn.embedding import Embedding
-from nn.module import Module
-from nn.normalization import LayerNorm
+from nn.linear import Linear, linear_loops
+from nn.module import Module, Sequential
+from nn.normalization import LayerNorm, layer_norm_loops
+from nn.optim import SGD
+from nn.registry import assert_three_way
 
 
 class Block(Module):
@@ -32,6 +37,13 @@ class Net(Module):
         self.emb = self.add_module("emb", Embedding(V, C, np.random.default_rng(seed)))
         self.block = self.add_module("block", Block(C, seed + 1))
         self.ln_f = self.add_module("ln_f", LayerNorm(C))
+
+
+# An SGD step p - lr g on the flat vector against the same formula on each named array:
+# identical float64 operations, so only a last-bit difference could appear.
+FLAT_STEP_RTOL = 1e-15
+# Two backwards add g + g: exactly 2 g in float64.
+ACCUMULATE_RTOL = 0.0
 
 
 def _net() -> Net:
@@ -91,15 +103,26 @@ def test_load_state_dict_names_all_problems_at_once() -> None:
         np.testing.assert_array_equal(p, before[n])
 
 
+def _built(register) -> Module:
+    """A Module whose __init__ runs `register(self)`: registration happens during construction."""
+
+    class Probe(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            register(self)
+
+    return Probe()
+
+
 def test_registration_errors() -> None:
-    m = Module()
-    m.add_param("w", np.zeros(2))
     with pytest.raises(ValueError, match="already registered"):
-        m.add_param("w", np.zeros(2))
+        _built(lambda m: [m.add_param("w", np.zeros(2)), m.add_param("w", np.zeros(2))])
     with pytest.raises(ValueError, match="'.'"):
-        m.add_param("a.b", np.zeros(2))
+        _built(lambda m: m.add_param("a.b", np.zeros(2)))
     with pytest.raises(TypeError):
-        m.add_module("sub", object())  # type: ignore[arg-type]
+        _built(lambda m: m.add_module("sub", object()))
+    with pytest.raises(ValueError, match="real numbers"):
+        _built(lambda m: m.add_param("z", np.array([1 + 2j])))
 
     class Forgot(Module):
         def __init__(self) -> None:
@@ -107,6 +130,179 @@ def test_registration_errors() -> None:
 
     with pytest.raises(RuntimeError, match="super"):
         Forgot()
+
+
+# ------------------------------------------------------------------------------ flat storage
+def test_params_and_grads_are_views_into_one_flat_buffer() -> None:
+    net = _net()
+    P = net.num_parameters()
+    assert net.flat_params.shape == net.flat_grads.shape == (P,)
+    assert net.flat_params.dtype == net.flat_grads.dtype == np.float64
+    # Depth first, registration order: the flat vector is named_parameters() concatenated.
+    np.testing.assert_array_equal(net.flat_params, np.concatenate([p.reshape(-1) for p in net.parameters()]))
+    for (name, p), (_, g) in zip(net.named_parameters(), net.named_grads()):
+        assert np.shares_memory(p, net.flat_params) and np.shares_memory(g, net.flat_grads), name
+    # A submodule's flat vectors are its contiguous slice of the root's.
+    sub = net.block
+    assert np.shares_memory(sub.flat_params, net.flat_params) and sub.flat_params.size == sub.num_parameters()
+    np.testing.assert_array_equal(sub.flat_params, np.concatenate([p.reshape(-1) for p in sub.parameters()]))
+    net.flat_params[:] = np.arange(P)
+    assert net.emb.params["W"][0, 0] == 0.0 and net.ln_f.params["beta"][-1] == P - 1
+    net.flat_grads[:] = 2.0
+    assert all(np.all(g == 2.0) for _, g in net.named_grads())
+
+
+def test_a_module_built_alone_moves_into_its_parents_buffer() -> None:
+    ln = LayerNorm(3)
+    alone = ln.flat_params
+    net = Sequential(Linear(2, 3, np.random.default_rng(0)), ln)
+    assert not np.shares_memory(ln.params["gamma"], alone)
+    assert np.shares_memory(ln.params["gamma"], net.flat_params)
+    assert np.shares_memory(ln.flat_params, net.flat_params)
+    np.testing.assert_array_equal(ln.params["gamma"], np.ones(3))  # values carried over
+
+
+def test_an_optimizer_step_on_the_flat_vector_moves_the_named_arrays() -> None:
+    net = _net()
+    lr = 0.1
+    before = net.state_dict()
+    rng = np.random.default_rng(5)
+    for _, g in net.named_grads():
+        g += rng.standard_normal(g.shape)
+    grads = {n: g.copy() for n, g in net.named_grads()}
+    SGD([(net.flat_params, net.flat_grads)], lr=lr).step()
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(p, before[name] - lr * grads[name], rtol=FLAT_STEP_RTOL, atol=0.0, err_msg=name)
+
+
+def test_flat_vectors_are_never_replaced() -> None:
+    net = _net()
+    held = net.flat_params
+    net.flat_params += 1.0  # in place: rebinding to the same array is allowed
+    assert net.flat_params is held
+    with pytest.raises(AttributeError, match="never replaced"):
+        net.flat_params = held.copy()
+    with pytest.raises(AttributeError, match="never replaced"):
+        net.flat_grads = np.zeros_like(held)
+
+
+def test_registering_after_construction_is_refused() -> None:
+    net = _net()
+    with pytest.raises(RuntimeError, match="after construction"):
+        net.add_param("late", np.zeros(2))
+    with pytest.raises(RuntimeError, match="after construction"):
+        net.block.add_param("late", np.zeros(2))  # a submodule's tree is fixed too
+    with pytest.raises(RuntimeError, match="after construction"):
+        net.add_module("late", LayerNorm(3))
+    with pytest.raises(RuntimeError, match="after construction"):
+        Module().add_param("w", np.zeros(1))
+    # Inside __init__ the flat buffer does not exist yet, and says so.
+    with pytest.raises(RuntimeError, match="outermost __init__"):
+        _built(lambda m: [m.add_param("w", np.zeros(2)), m.flat_params])
+
+
+def test_a_module_cannot_have_two_parents() -> None:
+    shared = LayerNorm(3)
+    Sequential(shared)
+    with pytest.raises(ValueError, match="already registered as '0' in a Sequential") as err:
+        Sequential(shared)
+    assert "second instance" in str(err.value)
+    with pytest.raises(ValueError, match="already registered"):
+        ln = LayerNorm(2)
+        Sequential(ln, ln)  # twice in one parent is two parents' worth of views too
+
+
+def test_integer_parameters_become_float64() -> None:
+    m = _built(lambda m: m.add_param("w", np.arange(3)))
+    assert m.params["w"].dtype == np.float64 and m.grads["w"].dtype == np.float64
+    np.testing.assert_array_equal(m.params["w"], [0.0, 1.0, 2.0])
+
+
+def test_a_module_without_parameters_has_empty_flat_vectors() -> None:
+    m = Module()
+    assert m.flat_params.shape == (0,) and m.num_parameters() == 0
+    m.zero_grad()
+
+
+# ------------------------------------------------------------------------------ backward, Sequential
+def _mlp_seq(seed: int = 0) -> Sequential:
+    rng = np.random.default_rng(seed)
+    return Sequential(Linear(3, 4, rng), LayerNorm(4), Linear(4, 2, rng))
+
+
+def test_backward_accumulates_over_two_calls_and_zero_grad_resets() -> None:
+    rng = np.random.default_rng(1)
+    seq = _mlp_seq()
+    x, R = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    seq.forward(x)
+    dx1 = seq.backward(R)
+    first = seq.flat_grads.copy()
+    assert np.any(first != 0.0)
+    dx2 = seq.backward(R)
+    np.testing.assert_allclose(seq.flat_grads, 2.0 * first, rtol=ACCUMULATE_RTOL, atol=0.0)
+    np.testing.assert_array_equal(dx1, dx2)  # dx is returned, not accumulated
+    held = seq[0].grads["W"]
+    seq.zero_grad()
+    assert not seq.flat_grads.any() and held is seq[0].grads["W"] and not held.any()
+
+
+def test_sequential_three_ways() -> None:
+    """Sequential's forward/backward against the pieces' loops forms on the engine (graph)
+    and finite differences (numeric), with the parameters as inputs alongside x."""
+    rng = np.random.default_rng(2)
+    seq = _mlp_seq(seed=3)
+    names = [n for n, _ in seq.named_parameters()]
+    assert names == ["0.W", "0.b", "1.gamma", "1.beta", "2.W", "2.b"]
+
+    def loops(x, W0, b0, gamma, beta, W2, b2):
+        return linear_loops(layer_norm_loops(linear_loops(x, W0, b0), gamma, beta), W2, b2)
+
+    def forward(x, *params):
+        seq.load_state_dict(dict(zip(names, params)))
+        return seq.forward(x), None
+
+    def backward(dout, _cache):
+        seq.zero_grad()
+        dx = seq.backward(dout)
+        return (dx, *(g.copy() for _, g in seq.named_grads()))
+
+    inputs = {"x": rng.standard_normal((3, 3)), **{n: p + 0.1 * rng.standard_normal(p.shape) for n, p in seq.named_parameters()}}
+    assert_three_way(loops, forward, backward, inputs, name="Sequential(Linear, LayerNorm, Linear)")
+
+
+def test_sequential_flat_gradient_matches_finite_differences() -> None:
+    """flat_grads lines up with flat_params: nudge the flat vector itself."""
+    rng = np.random.default_rng(4)
+    seq = _mlp_seq(seed=5)
+    x, R = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    seq.forward(x)
+    seq.backward(R)
+
+    def loss(arrays: dict[str, np.ndarray]) -> float:
+        saved = seq.flat_params.copy()
+        seq.flat_params[:] = arrays["flat"]
+        value = float(np.sum(seq.forward(x) * R))
+        seq.flat_params[:] = saved
+        return value
+
+    numeric = numerical_gradient_arrays(loss, {"flat": seq.flat_params})
+    assert_gradients_close({"manual": {"flat": seq.flat_grads}, "numeric": numeric}, pairs=[("manual", "numeric", NUMERIC)])
+
+
+def test_sequential_refuses_a_gradient_gap_and_bad_arguments() -> None:
+    rng = np.random.default_rng(6)
+    seq = Sequential(Linear(2, 3, rng), Embedding(4, 3, rng))
+    seq[1].forward(np.array([[1]]))  # an embedding mid-chain cannot even take floats; prime its cache
+    with pytest.raises(RuntimeError, match="'1' \\(Embedding\\) returns no input gradient"):
+        seq.backward(np.ones((1, 1, 3)))
+    first = Sequential(Embedding(4, 3, rng), LayerNorm(3))
+    out = first.forward(np.array([[0, 3]]))
+    assert out.shape == (1, 2, 3) and first.backward(np.ones(out.shape)) is None
+    with pytest.raises(ValueError, match="at least one"):
+        Sequential()
+    with pytest.raises(TypeError):
+        Sequential(Linear(2, 2), "relu")  # type: ignore[arg-type]
+    assert len(seq) == 2 and isinstance(seq[1], Embedding) and [type(m) for m in seq] == [Linear, Embedding]
 
 
 def test_module_save_and_load(tmp_path: Path) -> None:

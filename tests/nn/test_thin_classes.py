@@ -1,4 +1,4 @@
-"""The thin classes that own parameters: Linear and MultiHeadAttention.
+"""The thin classes that own parameters: Linear, LayerNorm, Embedding and MultiHeadAttention.
 
 Their math is the registered pieces' (checked three ways in test_registry.py); here we
 check the bookkeeping: the same numbers as the pieces, gradients that accumulate, and a
@@ -12,7 +12,9 @@ import pytest
 
 from engine import NUMERIC, assert_gradients_close, numerical_gradient_arrays
 from nn.attention import MultiHeadAttention, causal_mask, mha_forward, self_attention_backward, self_attention_forward
+from nn.embedding import Embedding, embedding_forward
 from nn.linear import Linear, linear_forward
+from nn.normalization import LayerNorm, layer_norm_backward, layer_norm_forward
 
 SAME = 0.0  # the class calls the same function on the same arrays: bit-identical
 
@@ -61,6 +63,50 @@ def test_linear_checkpoint_round_trip(tmp_path) -> None:
     loaded = Linear.load(tmp_path / "lin")
     for name, value in layer.named_parameters():
         assert np.array_equal(dict(loaded.named_parameters())[name], value)
+
+
+def test_layer_norm_matches_the_piece_accumulates_and_returns_dx() -> None:
+    rng = np.random.default_rng(5)
+    ln = LayerNorm(4)
+    ln.params["gamma"][...] += 0.3 * rng.standard_normal(4)
+    x = rng.standard_normal((2, 3, 4))
+    out = ln.forward(x)
+    ref, cache = layer_norm_forward(x, ln.params["gamma"], ln.params["beta"], eps=ln.eps)
+    np.testing.assert_allclose(out, ref, rtol=SAME, atol=SAME)
+    dout = rng.standard_normal(out.shape)
+    dx = ln.backward(dout)
+    ref_dx, ref_dgamma, ref_dbeta = layer_norm_backward(dout, cache)
+    np.testing.assert_allclose(dx, ref_dx, rtol=SAME, atol=SAME)
+    np.testing.assert_allclose(ln.grads["gamma"], ref_dgamma, rtol=SAME, atol=SAME)
+    ln.backward(dout)
+    np.testing.assert_allclose(ln.grads["beta"], 2 * ref_dbeta, rtol=SAME, atol=SAME)  # g + g is exact
+    assert np.shares_memory(ln.grads["gamma"], ln.flat_grads) and ln.flat_params.shape == (8,)
+    ln.zero_grad()
+    assert not ln.flat_grads.any()
+    with pytest.raises(RuntimeError, match="before forward"):
+        LayerNorm(3).backward(np.zeros((1, 3)))
+
+
+def test_embedding_accumulates_and_has_no_input_gradient() -> None:
+    rng = np.random.default_rng(6)
+    emb = Embedding(5, 3, rng)
+    ids = np.array([[0, 2, 2], [4, 0, 1]])
+    out = emb.forward(ids)
+    np.testing.assert_allclose(out, embedding_forward(emb.params["W"], ids)[0], rtol=SAME, atol=SAME)
+    dout = rng.standard_normal(out.shape)
+    assert emb.backward(dout) is None  # integer ids: nothing to differentiate
+    first = emb.grads["W"].copy()
+    np.testing.assert_allclose(first[2], dout[0, 1] + dout[0, 2], rtol=SAME, atol=SAME)  # repeated id: both rows add
+    emb.backward(dout)
+    np.testing.assert_allclose(emb.grads["W"], 2 * first, rtol=SAME, atol=SAME)
+    assert np.shares_memory(emb.params["W"], emb.flat_params)
+
+
+def test_linear_params_are_views_into_its_flat_buffer() -> None:
+    layer = Linear(3, 2, np.random.default_rng(7))
+    assert layer.flat_params.shape == layer.flat_grads.shape == (3 * 2 + 2,)
+    layer.flat_params[:] = 0.5
+    assert np.all(layer.params["W"] == 0.5) and np.all(layer.params["b"] == 0.5)
 
 
 def test_mha_self_attention_matches_the_piece() -> None:
