@@ -597,7 +597,7 @@ def _overflows(model: MLP, X: np.ndarray) -> bool:
 
 def _draw(result: TrainResult, out_dir: Path) -> None:
     """Loss curve and (2-D data) decision boundary into `out_dir`, or a note saying how to get them."""
-    from models.plots import PlotsUnavailable, plot_decision_boundary, plot_loss
+    from viz.plots import PlotsUnavailable, plot_decision_boundary, plot_loss
 
     data, model = result.data, result.model
     try:

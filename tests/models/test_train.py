@@ -290,7 +290,7 @@ def test_out_writes_pictures_and_names_them(capsys, tmp_path) -> None:
 
 
 def test_without_matplotlib_training_still_works(capsys, tmp_path, monkeypatch) -> None:
-    import models.plots as plots
+    import viz.plots as plots
 
     def missing(*args, **kwargs):
         raise plots.PlotsUnavailable(f"pictures need matplotlib: {plots.INSTALL_HINT}")
@@ -298,7 +298,7 @@ def test_without_matplotlib_training_still_works(capsys, tmp_path, monkeypatch) 
     monkeypatch.setattr(plots, "_figure", missing)
     code, out, _ = run_cli(capsys, "xor", "--out", str(tmp_path))
     assert code == 0
-    assert "pip install 'twograd[plot]'" in out
+    assert 'pip install -e ".[plot]"' in out
     assert (tmp_path / "checkpoint.npz").is_file() and not (tmp_path / "loss.png").exists()
 
 
@@ -443,7 +443,7 @@ def test_quiet_interrupt_still_says_where_it_saved(capsys, tmp_path, ctrl_c_at_s
 
 
 def test_json_carries_the_notes(capsys, tmp_path, monkeypatch) -> None:
-    import models.plots as plots
+    import viz.plots as plots
 
     def missing(*args, **kwargs):
         raise plots.PlotsUnavailable(f"pictures need matplotlib: {plots.INSTALL_HINT}")
@@ -451,7 +451,7 @@ def test_json_carries_the_notes(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(plots, "_figure", missing)
     code, out, _ = run_cli(capsys, "xor", "--out", str(tmp_path), "--json")
     assert code == 0 and len(out.strip().splitlines()) == 1  # --json: nothing but the JSON line
-    assert any("pip install 'twograd[plot]'" in note for note in json_line(out)["notes"])
+    assert any('pip install -e ".[plot]"' in note for note in json_line(out)["notes"])
 
 
 def test_without_out_a_line_suggests_it(capsys) -> None:
