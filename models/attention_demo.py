@@ -142,7 +142,7 @@ def gradient_table(report: GradientReport) -> str:
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     """Tour stage: causal multi-head attention checked three ways, its heatmap and a head's graph."""
     from viz import GraphvizNotFound
-    from viz.attention_plot import PlotsUnavailable, plot_attention
+    from viz.plots import PlotsUnavailable, plot_attention
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

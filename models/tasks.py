@@ -194,9 +194,13 @@ def _validated(config: MLPConfig) -> MLPConfig:
 
 def _draw_tabular(folder: Path, state: TrainState, model: MLP, data: Dataset, net: str) -> dict[str, str]:
     """Loss curve and (2-D data) decision boundary; raises PlotsUnavailable without matplotlib."""
-    from models.plots import plot_decision_boundary, plot_loss
+    from viz.plots import plot_decision_boundary, plot_loss
 
-    files = {"loss_curve": str(plot_loss(state.losses, folder / "loss.png", title=f"{data.name}: training loss"))}
+    steps = [e["step"] for e in state.evals]
+    metrics = {name.replace("_", " "): (steps, [e[name] for e in state.evals]) for name in ("train_accuracy", "test_accuracy")
+               if len(steps) > 1}  # with --eval-every: accuracy over the run on the right-hand axis
+    files = {"loss_curve": str(plot_loss(state.losses, folder / "loss.png", metrics=metrics or None,
+                                         title=f"{data.name}: training loss"))}
     if data.n_features == 2:
         accuracy = model.accuracy(data.X_test, data.y_test)
         files["decision_boundary"] = str(plot_decision_boundary(
@@ -429,7 +433,7 @@ def format_report(report: TrainReport) -> str:
 
 
 def _pictures(setup: Setup, folder: Path, state: TrainState, notes: list[str]) -> dict[str, str]:
-    from models.plots import PlotsUnavailable
+    from viz.plots import PlotsUnavailable
 
     try:
         return setup.draw(folder, state)

@@ -11,13 +11,11 @@ keyword arguments). The `.json` records
      "sha256": <hash of the npz>, "arrays": {name: {"shape": [...], "dtype": "float64"}},
      "meta": <the caller's meta>}
 
-Crash safety: each file is written to a temporary file in the same directory, flushed,
-fsynced and moved into place with `os.replace` (atomic on POSIX and Windows), then the
-directory is fsynced. The npz goes first and the json second, and the json carries the
-npz's sha256: a crash between the two leaves the old json next to the new npz, and the
-hash mismatch is reported instead of loading a mismatched pair. The temporary file is
-created with mode 0o666 less the umask (0644 under the usual umask 022), like any file the
-user writes, not mkstemp's private 0600.
+Crash safety: each file is written by `engine.atomic.atomic_write` (a temporary file in
+the same folder, fsynced, moved into place with `os.replace`, the folder fsynced; mode
+0o666 less the umask, like any file the user writes). The npz goes first and the json
+second, and the json carries the npz's sha256: a crash between the two leaves the old json
+next to the new npz, and the hash mismatch is reported instead of loading a mismatched pair.
 
 Loading never unpickles (`np.load(..., allow_pickle=False)`); every kind of damage
 (missing file, truncated or non-zip npz, bad JSON, wrong format tag, hash mismatch, object
@@ -29,23 +27,20 @@ and what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import secrets
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any, Mapping
 
 import numpy as np
 
+from engine.atomic import atomic_write, sha256_file
 from engine.errors import InputError
 
 FORMAT = "twograd-checkpoint"
 VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
-_HASH_CHUNK = 1 << 20
 
 
 class CheckpointError(InputError):  # the user named a bad file: exit 2, see engine/errors.py
@@ -61,61 +56,6 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 # ------------------------------------------------------------------------------ writing
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable; not every platform lets a directory be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _create_temp(target: Path, attempts: int = 100) -> tuple[int, Path]:
-    """A new, exclusive temporary file next to `target`: (fd, path).
-
-    Opened with mode 0o666 so the kernel applies the umask (reading the umask would mean
-    setting it, which races with other threads); O_EXCL refuses an existing file or symlink.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(attempts):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{target.parent}: could not create a temporary file for {target.name}")
-
-
-def _atomic_write(target: Path, write: Callable[[IO[bytes]], None]) -> str:
-    """Write `target` via a fsynced temp file and os.replace; return the file's sha256."""
-    fd, tmp = _create_temp(target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = _sha256_file(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-    return digest
-
-
 def _check_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
     out = {}
     for name, a in arrays.items():
@@ -157,9 +97,9 @@ def save_checkpoint(path: str | Path, arrays: Mapping[str, Any], meta: Mapping[s
                 with zf.open(name + ".npy", mode="w", force_zip64=True) as member:
                     np.lib.format.write_array(member, arr, allow_pickle=False)
 
-    record["sha256"] = _atomic_write(npz_path, write_npz)
+    record["sha256"] = atomic_write(npz_path, write_npz)
     text = json.dumps(record, indent=2, sort_keys=False) + "\n"
-    _atomic_write(json_path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(json_path, text.encode("utf-8"))
     return npz_path.with_suffix("")
 
 
@@ -217,7 +157,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
     record = _read_record(json_path)
     if not npz_path.is_file():
         raise CheckpointError(f"{npz_path}: array file is missing (its metadata {json_path.name} exists)")
-    digest = _sha256_file(npz_path)
+    digest = sha256_file(npz_path)
     if digest != record["sha256"]:
         raise CheckpointError(
             f"{npz_path}: sha256 {digest[:16]}... does not match {record['sha256'][:16]}... recorded in "

@@ -1,10 +1,14 @@
-"""Drawing twograd computation graphs with Graphviz.
+"""Pictures of twograd: computation graphs with Graphviz, plots with matplotlib.
 
     >>> from viz import draw
     >>> draw(loss).save("loss.svg")
+    >>> from viz.plots import plot_loss              # loss curves, decision boundaries, attention
+    >>> plot_loss(losses, "loss.png")
 
-This package imports no plotting or ML library at import time; `viz.draw` needs only
-the standard library (and Graphviz's `dot` program for image formats).
+This package imports no plotting or ML library at import time: `viz.draw` needs only the
+standard library (and Graphviz's `dot` program for image formats), and `viz.plots` imports
+matplotlib (the `plot` extra) only when it draws. `viz.plots` is therefore not imported
+here; import it by name.
 """
 
 from viz.draw import GraphDrawing, GraphvizNotFound, draw

@@ -32,11 +32,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
+from engine.atomic import atomic_write
 from engine.value import Value, topological_order
 
 RANKDIRS = ("LR", "TB")
@@ -284,34 +284,6 @@ def _render(source: str, fmt: str) -> bytes:
     return proc.stdout
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` through a temp file in the same directory and os.replace.
-
-    A reader never sees a half-written file, and a failed write leaves any old file as it was.
-    """
-    parent = path.parent
-    if not parent.exists():
-        raise FileNotFoundError(f"cannot save {path}: the directory {parent} does not exist (create it first)")
-    if not parent.is_dir():
-        raise NotADirectoryError(f"cannot save {path}: {parent} is not a directory")
-    # mkstemp makes the file 0600; give the result the mode an existing file had, or 0644.
-    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 class GraphDrawing:
     """A drawn computation graph: DOT text plus ways to render, save and display it.
 
@@ -343,7 +315,8 @@ class GraphDrawing:
         """Write the drawing to `path`, in the format its suffix names (.svg .png .pdf .dot).
 
         `.dot` writes the DOT text and needs nothing else; the image formats run `dot`.
-        The file is written atomically. Returns the path written.
+        The file is written atomically (`engine.atomic.atomic_write`: mode 0o666 less the
+        umask; an old file stays intact on failure). Returns the path written.
         """
         path = Path(path)
         suffix = path.suffix.lower()
@@ -354,7 +327,7 @@ class GraphDrawing:
             payload = self.source.encode("utf-8", errors="replace")
         else:
             payload = _render(self.source, suffix[1:])
-        _write_atomic(path, payload)
+        atomic_write(path, payload)
         return path
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 
 import numpy as np
@@ -532,37 +531,7 @@ def test_backwards_refuse_a_non_finite_dout(dtype, bad: float) -> None:
 
 
 # ---------------------------------------------------------------------------- pictures
-def test_importing_viz_and_the_plot_module_does_not_import_matplotlib() -> None:
-    code = "import sys, viz, viz.attention_plot, models.attention_demo; print('matplotlib' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert res.stdout.strip() == "False"
-
-
-def test_plot_attention_writes_a_png(tmp_path) -> None:
-    pytest.importorskip("matplotlib")
-    from viz.attention_plot import plot_attention
-
-    x, p = _self_attention_inputs(21, B=1, T=4, C=6)
-    _, cache = self_attention_forward(x, *p.values(), n_heads=3, mask=causal_mask(4))
-    tokens = ["a", "b", "c", "d"]
-    path = plot_attention(attention_weights(cache)[0], tokens, tokens, tmp_path / "heads.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    path2 = plot_attention(attention_weights(cache)[0, 0], tokens, tokens, tmp_path / "one.png")  # (Tq, Tk)
-    assert path2.stat().st_size > 0
-    with pytest.raises(ValueError, match="3 query tokens for 4 rows"):
-        plot_attention(attention_weights(cache)[0], tokens[:3], tokens, tmp_path / "bad.png")
-
-
-def test_plot_attention_without_matplotlib_names_the_install(monkeypatch, tmp_path) -> None:
-    from viz.attention_plot import PlotsUnavailable, plot_attention
-
-    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends", "matplotlib.backends.backend_agg"):
-        monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
-    with pytest.raises(PlotsUnavailable, match=r"pip install 'twograd\[plot\]'") as err:
-        plot_attention(np.full((2, 2), 0.5), ["a", "b"], ["a", "b"], tmp_path / "x.png")
-    assert "\n" not in str(err.value)
-
-
+# (the heatmap itself is tested in tests/viz/test_plots.py)
 def test_attention_graph_is_labelled_and_grouped(tmp_path) -> None:
     from models.attention_demo import attention_graph
 
@@ -591,7 +560,7 @@ def test_tour_stage_passes_and_writes_files(tmp_path) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        assert "pip install 'twograd[plot]'" in text
+        assert 'pip install -e ".[plot]"' in text
     else:
         assert (tmp_path / "attention_heads.png").exists()
 
@@ -605,7 +574,7 @@ def test_tour_stage_without_matplotlib_or_graphviz(monkeypatch, tmp_path) -> Non
     echoed: list[str] = []
     assert tour_stage(tmp_path, echoed.append) is True
     text = "\n".join(echoed)
-    assert "pip install 'twograd[plot]'" in text
+    assert 'pip install -e ".[plot]"' in text
     assert (tmp_path / "attention_graph.dot").exists() and not (tmp_path / "attention_heads.png").exists()
 
 
