@@ -6,7 +6,7 @@ Shapes: B=16, T=64, d_model=64, 4 heads (head width 16), float32, with all four
 projections and their biases. One timed step is forward + backward with a fixed upstream
 gradient dout. Both sides do the same math:
 
-* twograd: `nn.attention.self_attention_forward` / `self_attention_backward` with
+* twograd: `nn.mha.self_attention_forward` / `self_attention_backward` with
   `causal_mask(T)` (numpy, hand-derived backward, attention weights cached).
 * torch:   x @ Wq + bq etc. as matmuls, `torch.nn.functional.scaled_dot_product_attention
   (is_causal=True)`, output projection, `out.backward(dout)` (autograd).
@@ -42,7 +42,7 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def make_inputs(np: Any, seed: int) -> tuple[Any, dict[str, Any], Any]:
-    from nn.attention import init_mha_params
+    from nn.mha import init_mha_params
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, C)).astype(np.float32)
@@ -54,7 +54,8 @@ def make_inputs(np: Any, seed: int) -> tuple[Any, dict[str, Any], Any]:
 
 
 def ours_step_factory(x: Any, p: dict[str, Any], dout: Any) -> Callable[[], tuple[Any, ...]]:
-    from nn.attention import causal_mask, self_attention_backward, self_attention_forward
+    from nn.masks import causal_mask
+    from nn.mha import self_attention_backward, self_attention_forward
 
     mask = causal_mask(T)
     weights = [p[n] for n in NAMES]

@@ -20,7 +20,9 @@ import numpy as np
 
 from engine import Value
 from engine.gradcheck import GradientReport
-from nn.attention import attention_loops, attention_weights, causal_mask, init_mha_params, mha_backward, mha_forward, mha_loops
+from nn.attention import attention_loops
+from nn.masks import causal_mask
+from nn.mha import attention_weights, init_mha_params, mha_backward, mha_forward, mha_loops
 from nn.registry import check_three_way
 
 TOUR_SENTENCE = "the cat sat on the mat"

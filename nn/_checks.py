@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from engine import InputError, Value
+from nn._nested import shape_of
 
 
 def shape_text(shape: Sequence[int]) -> str:
@@ -41,6 +42,32 @@ def as_float_array(piece: str, name: str, a: Any) -> np.ndarray:
     except (TypeError, ValueError) as err:
         raise fail(piece, f"{name} must be an array of real numbers, got {type(a).__name__}: {err}") from None
     return out
+
+
+def real_array(piece: str, name: str, a: Any) -> np.ndarray:
+    """`a` as an array of real numbers with its own dtype kept (float32 stays float32, unlike
+    `as_float_array`); ValueError naming the argument for ragged lists or non-numbers
+    (strings, Values)."""
+    try:
+        arr = np.asarray(a)
+    except ValueError as err:  # ragged nested lists
+        raise fail(piece, f"{name} must be an array of real numbers, got {type(a).__name__}: {err}") from None
+    if arr.dtype.kind not in "biuf":
+        raise fail(piece, f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def float_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The common floating dtype of the arrays: float32 stays float32, integers become float64."""
+    dt = np.result_type(*arrays)
+    return dt if np.issubdtype(dt, np.floating) else np.dtype(np.float64)
+
+
+def positive_int(piece: str, name: str, n: Any) -> int:
+    """`n` as an int; ValueError unless it is a positive integer (bools are refused)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < 1:
+        raise fail(piece, f"{name} must be a positive integer, got {n!r}")
+    return int(n)
 
 
 def check_finite(piece: str, name: str, a: np.ndarray) -> None:
@@ -80,13 +107,16 @@ def nonempty_last_axis(piece: str, name: str, a: np.ndarray, axis_name: str) -> 
         raise fail(piece, f"{name} needs at least one entry along its last axis ({axis_name}), got shape {shape_text(a.shape)}")
 
 
-def dout_array(piece: str, dout: Any, shape: Sequence[int]) -> np.ndarray:
+def dout_array(piece: str, dout: Any, shape: Sequence[int], dtype: np.dtype | None = None) -> np.ndarray:
     """The upstream gradient given to a backward: real numbers, the output's shape, all finite.
 
     A NaN or inf in dout would spread silently into every gradient it reaches, so it is
     refused here (one isfinite pass, as for the inputs), naming the piece and "dout".
+    With `dtype` (a piece that keeps float32 as float32), dout is cast to it.
     """
-    if type(dout) is not np.ndarray or dout.dtype.kind not in "fiu":
+    if dtype is not None:
+        dout = real_array(piece, "dout", dout).astype(dtype, copy=False)
+    elif type(dout) is not np.ndarray or dout.dtype.kind not in "fiu":
         dout = as_float_array(piece, "dout", dout)
     if dout.shape != tuple(shape):
         raise fail(piece, f"dout has shape {shape_text(dout.shape)} but the output has shape {shape_text(shape)}")
@@ -111,6 +141,72 @@ def class_targets(piece: str, targets: Any, n_rows: int, n_classes: int, logits_
     return t
 
 
+# ------------------------------------------------------------------------------ attention inputs
+def check_qkv(piece: str, q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int]) -> None:
+    """Shapes of attention's q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv): same leading axes,
+    q and k of one width d, k and v of one length Tk, no empty axis."""
+    q_shape, k_shape, v_shape = tuple(q_shape), tuple(k_shape), tuple(v_shape)
+    for name, s in (("q", q_shape), ("k", k_shape), ("v", v_shape)):
+        if len(s) < 2:
+            raise fail(piece, f"{name} must have shape (..., T, d) with at least 2 axes, got {s}")
+        if 0 in s:
+            raise fail(piece, f"{name} has an empty axis, shape {s}")
+    if q_shape[:-2] != k_shape[:-2] or k_shape[:-2] != v_shape[:-2]:
+        raise fail(piece, f"q, k, v must share their leading axes, got q {q_shape}, k {k_shape}, v {v_shape}")
+    if q_shape[-1] != k_shape[-1]:
+        raise fail(piece, f"q has shape {q_shape} and k has shape {k_shape}: their last axes (d) must agree")
+    if k_shape[-2] != v_shape[-2]:
+        raise fail(piece, f"k has shape {k_shape} and v has shape {v_shape}: their key axes (Tk) must agree")
+
+
+def check_mask(piece: str, mask: Any, scores_shape: Sequence[int]) -> np.ndarray | None:
+    """Validate a boolean attention mask against the scores' shape (..., Tq, Tk); return it as an array.
+
+    True means "may attend". The mask must broadcast to the scores without enlarging them,
+    and every query row must keep at least one key (a softmax over no keys is undefined).
+    """
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise fail(
+            piece,
+            f"mask must be boolean (True = may attend), got dtype {m.dtype}; "
+            f"additive float masks are not used here, masking is by exclusion",
+        )
+    try:
+        ok = np.broadcast_shapes(m.shape, tuple(scores_shape)) == tuple(scores_shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise fail(
+            piece,
+            f"mask has shape {m.shape}, which does not broadcast to the scores' shape {tuple(scores_shape)} "
+            f"(..., Tq, Tk); for single-head (B, Tq, Tk) scores use padding_mask(..., heads=False)",
+        )
+    rows = m.any(axis=-1)  # a fully masked row of the broadcast mask is one of `m`
+    if not rows.all():
+        bad = tuple(int(i) for i in np.argwhere(~np.asarray(rows))[0]) if rows.ndim else ()
+        raise fail(
+            piece,
+            f"the mask leaves query row {list(bad)} (mask index, leading axes then query position) "
+            f"with no key it may attend to; a softmax over no keys is undefined",
+        )
+    return m
+
+
+def attention_arrays(piece: str, q: Any, k: Any, v: Any, mask: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """q, k, v as arrays of their common float dtype (float32 stays float32), shapes and
+    finiteness checked, and the mask checked against the scores (..., Tq, Tk)."""
+    q, k, v = (real_array(piece, n, a) for n, a in (("q", q), ("k", k), ("v", v)))
+    dt = float_dtype(q, k, v)
+    q, k, v = (np.asarray(a, dtype=dt) for a in (q, k, v))
+    check_qkv(piece, q.shape, k.shape, v.shape)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        check_finite(piece, name, a)
+    return q, k, v, check_mask(piece, mask, q.shape[:-1] + (k.shape[-2],))
+
+
 # ------------------------------------------------------------------------------ loops inputs
 def _leaf_number(x: Any) -> float | None:
     """The number behind a leaf (Value, int, float, numpy scalar), or None if it is not one."""
@@ -130,15 +226,7 @@ def nested_input(
     """
     if isinstance(x, np.ndarray):
         x = x.tolist()
-    # The shape is read along the first entries, then every list is checked against it.
-    shape_list: list[int] = []
-    probe = x
-    while isinstance(probe, (list, tuple)):
-        shape_list.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
-    shape = tuple(shape_list)
+    shape = shape_of(x)  # read along the first entries; every list is checked against it below
     if ndims is not None and len(shape) not in ndims:
         want = layout or " or ".join(f"{d}-d" for d in ndims)
         raise fail(piece, f"{name} must have shape {want}, got shape {shape_text(shape)}")

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine import erf, relu, sigmoid, tanh
 from nn._checks import array_input, dout_array, nested_input
+from nn._nested import map_leaves
 from nn.registry import Case, Piece, register
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -40,13 +41,6 @@ def _out(ufunc: np.ufunc, *operands: Any, out: Any) -> Any:
     if type(out) is np.ndarray:
         return ufunc(*operands, out=out)
     return ufunc(*operands)
-
-
-def _map(f: Callable[[Any], Any], x: Any) -> Any:
-    """Apply `f` to every scalar leaf of nested lists, keeping the nesting."""
-    if isinstance(x, list):
-        return [_map(f, v) for v in x]
-    return f(x)
 
 
 # ------------------------------------------------------------------------------ erf for arrays
@@ -109,7 +103,7 @@ def erf_array(x: np.ndarray) -> np.ndarray:
 def sigmoid_loops(x: Any) -> Any:
     """s(x) = 1 / (1 + e^-x) of every leaf (engine.sigmoid: no overflow for any x)."""
     x, _ = nested_input("sigmoid", "x", x)
-    return _map(sigmoid, x)
+    return map_leaves(sigmoid, x)
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -151,7 +145,7 @@ def sigmoid_backward(dout: Any, cache: SigmoidCache) -> tuple[np.ndarray]:
 def relu_loops(x: Any) -> Any:
     """max(0, x) of every leaf."""
     x, _ = nested_input("relu", "x", x)
-    return _map(relu, x)
+    return map_leaves(relu, x)
 
 
 class ReluCache(NamedTuple):
@@ -176,7 +170,7 @@ def relu_backward(dout: Any, cache: ReluCache) -> tuple[np.ndarray]:
 def tanh_loops(x: Any) -> Any:
     """tanh(x) of every leaf."""
     x, _ = nested_input("tanh", "x", x)
-    return _map(tanh, x)
+    return map_leaves(tanh, x)
 
 
 class TanhCache(NamedTuple):
@@ -204,7 +198,7 @@ def tanh_backward(dout: Any, cache: TanhCache) -> tuple[np.ndarray]:
 def gelu_loops(x: Any) -> Any:
     """GELU(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) of every leaf."""
     x, _ = nested_input("gelu", "x", x)
-    return _map(lambda v: 0.5 * v * (1.0 + erf(v * _INV_SQRT2)), x)
+    return map_leaves(lambda v: 0.5 * v * (1.0 + erf(v * _INV_SQRT2)), x)
 
 
 class GeluCache(NamedTuple):
@@ -242,7 +236,7 @@ def gelu_backward(dout: Any, cache: GeluCache) -> tuple[np.ndarray]:
 def gelu_tanh_loops(x: Any) -> Any:
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) of every leaf."""
     x, _ = nested_input("gelu_tanh", "x", x)
-    return _map(lambda v: 0.5 * v * (1.0 + tanh(_SQRT_2_OVER_PI * (v + GELU_TANH_CUBIC * v**3))), x)
+    return map_leaves(lambda v: 0.5 * v * (1.0 + tanh(_SQRT_2_OVER_PI * (v + GELU_TANH_CUBIC * v**3))), x)
 
 
 class GeluTanhCache(NamedTuple):

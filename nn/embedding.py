@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nn._checks import array_input, dout_array, fail, nested_input, shape_text
+from nn._nested import map_leaves
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
@@ -50,12 +51,8 @@ def embedding_loops(W: Any, ids: Any) -> Any:
     W, W_shape = nested_input(PIECE, "W", W, ndims=(2,), layout="(V, C)")
     idx = _check_ids(ids, W_shape[0]).tolist()
 
-    def walk(a: Any) -> Any:
-        if isinstance(a, list):
-            return [walk(sub) for sub in a]
-        return list(W[a])  # a fresh list holding the same scalars: the graph sees W's leaves
-
-    return walk(idx)
+    # each id becomes a fresh list holding W's row of scalars: the graph sees W's leaves
+    return map_leaves(lambda i: list(W[i]), idx)
 
 
 # ------------------------------------------------------------------------------ manual pair

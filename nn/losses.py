@@ -30,23 +30,9 @@ from nn._checks import (
     same_shape,
     shape_text,
 )
+from nn._nested import flatten
 from nn.registry import Case, Piece, register
 from nn.softmax import _shifted_exps
-
-
-def _leaves(x: Any) -> list:
-    """Scalars of nested lists in row-major order (a scalar is one leaf)."""
-    if not isinstance(x, list):
-        return [x]
-    out: list = []
-    stack = [x]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(reversed(node))
-        else:
-            out.append(node)
-    return out
 
 
 def _scalar_dout(piece: str, dout: Any) -> float:
@@ -65,7 +51,7 @@ def mse_loops(pred: Any, target: Any) -> Any:
     target, t_shape = nested_input("mse", "target", target)
     same_shape("mse", "pred", p_shape, "target", t_shape)
     _nonempty("mse", "pred", p_shape)
-    p_leaves, t_leaves = _leaves(pred), _leaves(target)
+    p_leaves, t_leaves = flatten(pred), flatten(target)
     d = p_leaves[0] - t_leaves[0]
     total = d * d
     for p, t in zip(p_leaves[1:], t_leaves[1:]):
@@ -180,7 +166,7 @@ def binary_cross_entropy_loops(logits: Any, *, targets: Any) -> Any:
     _nonempty("binary_cross_entropy", "logits", shape)
     y = _bce_targets(targets, shape)
     total = None
-    for z, yi in zip(_leaves(logits), y.reshape(-1).tolist()):
+    for z, yi in zip(flatten(logits), y.reshape(-1).tolist()):
         if z > 0:  # max(z, 0) = z, |z| = z
             term = z - z * yi + log(1.0 + exp(-z))
         else:  # max(z, 0) = 0, |z| = -z (z = 0 lands here: the slope there is s(0) - y = 0.5 - y)

@@ -18,6 +18,7 @@ import numpy as np
 
 from engine import sqrt
 from nn._checks import array_input, dout_array, fail, nested_input, shape_text
+from nn._nested import map_rows
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
@@ -75,12 +76,7 @@ def layer_norm_loops(x: Any, gamma: Any, beta: Any, eps: float = DEFAULT_EPS) ->
         rstd = 1.0 / sqrt(var + eps)
         return [gamma[j] * (centered[j] * rstd) + beta[j] for j in range(C)]
 
-    def walk(a: list) -> list:
-        if a and isinstance(a[0], list):
-            return [walk(sub) for sub in a]
-        return row_norm(a)
-
-    return walk(x)
+    return map_rows(row_norm, x)
 
 
 # ------------------------------------------------------------------------------ manual pair

@@ -10,20 +10,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from nn._checks import array_input, dout_array, fail, nested_input, same_shape
+from nn._nested import map_leaves
 from nn.registry import Case, Piece, register
-
-
-# ------------------------------------------------------------------------------ helpers
-def _map2(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
-    """fn applied elementwise to two nested lists of the same shape."""
-    if isinstance(a, list):
-        return [_map2(fn, u, v) for u, v in zip(a, b)]
-    return fn(a, b)
 
 
 # ------------------------------------------------------------------------------ residual
@@ -32,7 +25,7 @@ def residual_loops(x: Any, f: Any) -> Any:
     x, x_shape = nested_input("residual", "x", x)
     f, f_shape = nested_input("residual", "f", f)
     same_shape("residual", "x", x_shape, "f", f_shape)
-    return _map2(lambda u, v: u + v, x, f)
+    return map_leaves(lambda u, v: u + v, x, f)
 
 
 def residual_forward(x: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -81,9 +74,9 @@ def dropout_loops(x: Any, p: float, seed: int, training: bool = True) -> Any:
     _check_dropout_args(p, seed, training)
     x, x_shape = nested_input("dropout", "x", x)
     if not _dropout_active(p, training):
-        return _map2(lambda u, _: u, x, x)  # identity, as a fresh nested list
+        return map_leaves(lambda u: u, x)  # identity, as a fresh nested list
     mask = dropout_mask(x_shape, p, seed).tolist()
-    return _map2(lambda u, m: u * m, x, mask)
+    return map_leaves(lambda u, m: u * m, x, mask)
 
 
 class DropoutCache(NamedTuple):

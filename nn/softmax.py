@@ -20,6 +20,7 @@ import numpy as np
 
 from engine import data_of, exp, log
 from nn._checks import array_input, dout_array, fail, nested_input, nonempty_last_axis, shape_text
+from nn._nested import map_rows
 from nn.registry import Case, Piece, register
 
 
@@ -38,13 +39,6 @@ def _shifted_exps(row: list) -> tuple[list, list, Any]:
     return shifted, exps, total
 
 
-def _rows(f: Any, x: list) -> list:
-    """Apply `f` to every innermost list (a row along the last axis)."""
-    if x and isinstance(x[0], list):
-        return [_rows(f, sub) for sub in x]
-    return f(x)
-
-
 def _check_loops(piece: str, x: Any) -> list:
     x, shape = nested_input(piece, "x", x)
     if len(shape) < 1 or shape[-1] == 0:
@@ -61,7 +55,7 @@ def softmax_loops(x: Any) -> list:
         _, exps, total = _shifted_exps(row)
         return [e / total for e in exps]
 
-    return _rows(row_softmax, x)
+    return map_rows(row_softmax, x)
 
 
 class SoftmaxCache(NamedTuple):
@@ -101,7 +95,7 @@ def log_softmax_loops(x: Any) -> list:
         log_total = log(total)
         return [z - log_total for z in shifted]
 
-    return _rows(row_log_softmax, x)
+    return map_rows(row_log_softmax, x)
 
 
 class LogSoftmaxCache(NamedTuple):

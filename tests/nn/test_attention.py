@@ -10,23 +10,21 @@ import pytest
 
 from engine import Value
 from engine.gradcheck import _flatten, to_values
-from nn.attention import (
-    attention_backward,
-    attention_forward,
-    attention_loops,
+from nn._attention_fast import attention_fast_backward, attention_fast_forward
+from nn.attention import attention_backward, attention_forward, attention_loops
+from nn.masks import causal_mask, padding_mask
+from nn.mha import (
     attention_weights,
-    causal_mask,
     init_mha_params,
     mha_backward,
     mha_forward,
     mha_loops,
     mha_nobias_backward,
     mha_nobias_forward,
-    padding_mask,
     self_attention_backward,
     self_attention_forward,
 )
-from nn.registry import _REGISTRY, check_piece
+from nn.registry import all_pieces, check_piece, get_piece
 
 # graph vs manual in float64: the same arithmetic, only the rounding order differs
 EXACT_RTOL = 1e-10
@@ -52,7 +50,13 @@ REBLOCKED_GRAD_ATOL = 1e-12
 # weight underflows; what is left is float32's rounding of the top weight (6e-8)
 ONE_HOT_TOL = 1e-6
 
-ATTENTION_PIECES = ("attention", "mha", "mha_nobias", "self_attention")
+ATTENTION_PIECES = ("attention", "attention_fast", "mha", "mha_nobias", "self_attention")
+# the reference manual pair and the fast kernel: the stability tests hold for both
+MANUAL_FORMS = pytest.mark.parametrize(
+    "forward, backward",
+    [(attention_forward, attention_backward), (attention_fast_forward, attention_fast_backward)],
+    ids=["reference", "fast"],
+)
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -75,36 +79,39 @@ def _graph_grads(fn, arrays: dict[str, np.ndarray], R: np.ndarray, **static):
 # ---------------------------------------------------------------------------- three ways
 @pytest.mark.parametrize(
     "piece_name, case_name",
-    [(p, c.name) for p in ATTENTION_PIECES for c in _REGISTRY[p].cases],
+    [(p, c.name) for p in ATTENTION_PIECES for c in get_piece(p).cases],
 )
 def test_three_way(piece_name: str, case_name: str) -> None:
-    piece = _REGISTRY[piece_name]
+    piece = get_piece(piece_name)
     case = next(c for c in piece.cases if c.name == case_name)
     (report,) = check_piece(piece, case)
     assert report.passed, str(report)
 
 
 def test_registry_has_required_pieces_and_cases() -> None:
-    assert {"attention", "mha"} <= set(_REGISTRY)
-    assert {"no_mask", "causal", "padding", "T1"} <= {c.name for c in _REGISTRY["attention"].cases}
-    assert {"self_causal", "T1"} <= {c.name for c in _REGISTRY["mha"].cases}
-    assert any("cross" in c.name for c in _REGISTRY["mha"].cases)
+    assert {"attention", "attention_fast", "mha"} <= {p.name for p in all_pieces()}
+    assert get_piece("attention_fast").cases == get_piece("attention").cases
+    assert get_piece("attention_fast").loops is get_piece("attention").loops
+    assert {"no_mask", "causal", "padding", "T1"} <= {c.name for c in get_piece("attention").cases}
+    assert {"self_causal", "T1"} <= {c.name for c in get_piece("mha").cases}
+    assert any("cross" in c.name for c in get_piece("mha").cases)
 
 
-def test_large_scores_three_way() -> None:
-    """Scores beyond the shift-free range take the per-row-max path; graph and manual still agree."""
+@MANUAL_FORMS
+def test_large_scores_three_way(forward, backward) -> None:
+    """Scores beyond the fast kernel's shift-free range (its per-row-max path); graph and manual still agree."""
     rng = _rng(1)
     q = rng.standard_normal((2, 3, 4)) * 30.0  # scores ~ 30*30*2/2 = hundreds, above float64's 354 sometimes
     q[0, 0] *= 10.0  # make sure: one query's scores are in the thousands
     k = rng.standard_normal((2, 5, 4)) * 30.0
     v = rng.standard_normal((2, 5, 3))
     mask = causal_mask(3, 5, offset=2)
-    out, cache = attention_forward(q, k, v, mask=mask)
-    assert np.abs(cache.Pt).max() <= 1.0 and np.isfinite(out).all()
+    out, cache = forward(q, k, v, mask=mask)
+    assert np.abs(attention_weights(cache)).max() <= 1.0 and np.isfinite(out).all()
     R = rng.standard_normal(out.shape)
     g_out, g, _ = _graph_grads(attention_loops, {"q": q, "k": k, "v": v}, R, mask=mask)
     np.testing.assert_allclose(out, g_out, rtol=EXACT_RTOL, atol=EXACT_ATOL)
-    for name, dmanual in zip("qkv", attention_backward(R, cache)):
+    for name, dmanual in zip("qkv", backward(R, cache)):
         np.testing.assert_allclose(dmanual, g[name], rtol=EXACT_RTOL, atol=LARGE_SCORE_GRAD_ATOL, err_msg=name)
 
 
@@ -171,16 +178,18 @@ def test_padded_keys_get_exactly_zero_gradient_in_mha() -> None:
     assert np.all(dxkv[1, 2:] == 0.0) and np.all(dxkv[0] != 0.0)
 
 
-def test_masked_zero_gradient_on_the_large_score_path_too() -> None:
+@MANUAL_FORMS
+def test_masked_zero_gradient_on_the_large_score_path_too(forward, backward) -> None:
     rng = _rng(3)
     q, k, v = 100 * rng.standard_normal((4, 3)), 100 * rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
-    out, cache = attention_forward(q, k, v, mask=causal_mask(4))
+    out, cache = forward(q, k, v, mask=causal_mask(4))
     assert np.all(np.triu(attention_weights(cache), 1) == 0.0)
-    dq, dk, dv = attention_backward(np.ones_like(out), cache)
+    dq, dk, dv = backward(np.ones_like(out), cache)
+    assert all(np.isfinite(g).all() for g in (dq, dk, dv))
     # with dout only on the first query, nothing reaches keys 1..3 (all masked for query 0)
     dout = np.zeros_like(out)
     dout[0] = 1.0
-    _, dk0, dv0 = attention_backward(dout, cache)
+    _, dk0, dv0 = backward(dout, cache)
     assert np.all(dk0[1:] == 0.0) and np.all(dv0[1:] == 0.0)
 
 
@@ -251,13 +260,15 @@ def test_causal_gradient_of_an_output_reaches_no_later_input() -> None:
 
 
 # ---------------------------------------------------------------------------- stability
+@MANUAL_FORMS
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_huge_logits_stay_finite_and_one_hot(dtype) -> None:
+def test_huge_logits_stay_finite_and_one_hot(forward, backward, dtype) -> None:
     rng = _rng(8)
     q = (rng.standard_normal((2, 4, 3)) * 1e4).astype(dtype)
     k = rng.standard_normal((2, 6, 3)).astype(dtype)
     v = rng.standard_normal((2, 6, 2)).astype(dtype)
-    out, cache = attention_forward(q, k, v)
+    out, cache = forward(q, k, v)
+    assert out.dtype == dtype
     P = attention_weights(cache)
     assert np.isfinite(out).all() and np.isfinite(P).all()
     scores = np.einsum("bid,bjd->bij", q.astype(np.float64), k.astype(np.float64))
@@ -265,7 +276,7 @@ def test_huge_logits_stay_finite_and_one_hot(dtype) -> None:
     np.testing.assert_array_equal(P.argmax(-1), top)
     assert P.max(-1).min() > 1 - ONE_HOT_TOL
     np.testing.assert_allclose(out, np.take_along_axis(v, top[..., None], axis=1), rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
-    grads = attention_backward(np.ones_like(out), cache)
+    grads = backward(np.ones_like(out), cache)
     assert all(np.isfinite(g).all() for g in grads)
     # the loops form agrees (float64)
     if dtype == np.float64:
@@ -273,21 +284,23 @@ def test_huge_logits_stay_finite_and_one_hot(dtype) -> None:
         np.testing.assert_allclose(lo, out, rtol=EXACT_RTOL, atol=EXACT_ATOL)
 
 
-def test_huge_logits_with_mask() -> None:
+@MANUAL_FORMS
+def test_huge_logits_with_mask(forward, backward) -> None:
     rng = _rng(9)
     q, k, v = rng.standard_normal((5, 3)) * 1e4, rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
-    out, cache = attention_forward(q, k, v, mask=causal_mask(5))
+    out, cache = forward(q, k, v, mask=causal_mask(5))
     assert np.isfinite(out).all()
     assert np.all(np.triu(attention_weights(cache), 1) == 0.0)
     np.testing.assert_allclose(out[0], v[0], rtol=0, atol=FEW_ULPS)  # the first query sees only key 0
+    assert all(np.isfinite(g).all() for g in backward(np.ones_like(out), cache))
 
 
 # ---------------------------------------------------------------------------- chunking
 @pytest.mark.parametrize("chunk_bytes", [1, 200, 10**9])
 def test_chunked_manual_path_gives_the_same_results(monkeypatch, chunk_bytes: int) -> None:
-    """The manual path walks the batch in cache-sized chunks; chunk boundaries change nothing,
+    """The fast kernel walks the batch in cache-sized chunks; chunk boundaries change nothing,
     with a per-batch padding mask and with one batch entry on the large-score path."""
-    import nn.attention as attention_module
+    import nn._attention_fast as attention_module
 
     rng = _rng(22)
     B, H, Tq, Tk, d = 5, 2, 3, 4, 3
@@ -295,12 +308,12 @@ def test_chunked_manual_path_gives_the_same_results(monkeypatch, chunk_bytes: in
     q[3] *= 300.0  # batch entry 3: scores beyond the shift-free range
     mask = padding_mask([4, 3, 1, 2, 4]) & causal_mask(Tq, Tk, offset=1)
     R = rng.standard_normal((B, H, Tq, 2))
-    ref_out, ref_cache = attention_forward(q, k, v, mask=mask)  # default chunking
-    ref_grads = attention_backward(R, ref_cache)
+    ref_out, ref_cache = attention_fast_forward(q, k, v, mask=mask)  # default chunking
+    ref_grads = attention_fast_backward(R, ref_cache)
     monkeypatch.setattr(attention_module, "CHUNK_BYTES", chunk_bytes)
-    out, cache = attention_forward(q, k, v, mask=mask)
+    out, cache = attention_fast_forward(q, k, v, mask=mask)
     np.testing.assert_allclose(out, ref_out, rtol=0, atol=REPEAT_ATOL)
-    for g, g_ref in zip(attention_backward(R, cache), ref_grads):
+    for g, g_ref in zip(attention_fast_backward(R, cache), ref_grads):
         np.testing.assert_allclose(g, g_ref, rtol=0, atol=REBLOCKED_GRAD_ATOL)
     lo = np.array(attention_loops(q.tolist(), k.tolist(), v.tolist(), mask=mask))
     np.testing.assert_allclose(lo, out, rtol=EXACT_RTOL, atol=EXACT_ATOL)
@@ -316,16 +329,17 @@ def test_chunked_manual_path_gives_the_same_results(monkeypatch, chunk_bytes: in
 
 
 # ---------------------------------------------------------------------------- float32
-def test_float32_attention_keeps_dtype_and_matches_float64() -> None:
+@MANUAL_FORMS
+def test_float32_attention_keeps_dtype_and_matches_float64(forward, backward) -> None:
     rng = _rng(10)
     q, k, v = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((2, 2, 7, 4)), rng.standard_normal((2, 2, 7, 3))
     mask = causal_mask(5, 7, offset=2)
-    out64, c64 = attention_forward(q, k, v, mask=mask)
-    out32, c32 = attention_forward(*(a.astype(np.float32) for a in (q, k, v)), mask=mask)
+    out64, c64 = forward(q, k, v, mask=mask)
+    out32, c32 = forward(*(a.astype(np.float32) for a in (q, k, v)), mask=mask)
     assert out32.dtype == np.float32 and attention_weights(c32).dtype == np.float32
     np.testing.assert_allclose(out32, out64, rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
     R = rng.standard_normal(out64.shape)
-    for g32, g64 in zip(attention_backward(R.astype(np.float32), c32), attention_backward(R, c64)):
+    for g32, g64 in zip(backward(R.astype(np.float32), c32), backward(R, c64)):
         assert g32.dtype == np.float32
         np.testing.assert_allclose(g32, g64, rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nn.attention import (
-    attention_backward,
-    attention_forward,
+from nn.attention import attention_backward, attention_forward
+from nn.masks import causal_mask, padding_mask
+from nn.mha import (
     attention_weights,
-    causal_mask,
     mha_backward,
     mha_forward,
     mha_nobias_backward,
     mha_nobias_forward,
-    padding_mask,
     self_attention_backward,
     self_attention_forward,
 )

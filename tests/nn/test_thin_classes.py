@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from engine import NUMERIC, assert_gradients_close, numerical_gradient_arrays
-from nn.attention import MultiHeadAttention, causal_mask, mha_forward, self_attention_backward, self_attention_forward
 from nn.embedding import Embedding, embedding_forward
+from nn.masks import causal_mask
+from nn.mha import MultiHeadAttention, mha_backward, mha_forward, self_attention_backward, self_attention_forward
 from nn.linear import Linear, linear_forward
 from nn.normalization import LayerNorm, layer_norm_backward, layer_norm_forward
 
@@ -120,11 +121,31 @@ def test_mha_self_attention_matches_the_piece() -> None:
     assert mha.weights.shape == (2, 2, 5, 5)
     assert np.all(mha.weights[..., ~mask] == 0.0)  # masked positions get exactly zero weight
     dout = rng.standard_normal(out.shape)
-    dx, none = mha.backward(dout)
-    assert none is None
+    dx = mha.backward(dout)  # the Module contract: backward(dout) -> dx
+    assert mha.dxkv is None
     ref_grads = self_attention_backward(dout, cache)
-    np.testing.assert_allclose(dx, ref_grads[0], rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(mha.grads["Wq"], ref_grads[1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dx, ref_grads[0], rtol=SAME, atol=SAME)  # dx = dxq + dxkv, the same fused product
+    for name, g in zip(("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo"), ref_grads[1:]):
+        np.testing.assert_allclose(mha.grads[name], g, rtol=SAME, atol=SAME, err_msg=name)
+    mha.backward(dout)  # a second backward adds (+=) into the grads
+    np.testing.assert_allclose(mha.grads["Wq"], 2 * ref_grads[1], rtol=1e-14)
+
+
+def test_mha_cross_attention_returns_dxq_and_keeps_dxkv() -> None:
+    rng = np.random.default_rng(5)
+    mha = MultiHeadAttention(6, 3, rng)
+    xq, xkv = rng.standard_normal((2, 3, 6)), rng.standard_normal((2, 4, 6))
+    out = mha.forward(xq, xkv)
+    dout = rng.standard_normal(out.shape)
+    dxq = mha.backward(dout)
+    _, cache = mha_forward(xq, xkv, *(mha.params[n] for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=3)
+    ref = mha_backward(dout, cache)
+    np.testing.assert_allclose(dxq, ref[0], rtol=SAME, atol=SAME)
+    assert mha.dxkv is not None and mha.dxkv.shape == xkv.shape
+    np.testing.assert_allclose(mha.dxkv, ref[1], rtol=SAME, atol=SAME)
+    mha.forward(xq)  # a self-attention step afterwards forgets the cross-attention dxkv
+    mha.backward(dout)
+    assert mha.dxkv is None
 
 
 def test_mha_cross_attention_gradient_matches_finite_differences() -> None:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import viz.plots as plots
-from nn.attention import attention_weights, causal_mask, init_mha_params, self_attention_forward
+from nn.masks import causal_mask
+from nn.mha import attention_weights, init_mha_params, self_attention_forward
 from viz.plots import INSTALL_HINT, PlotsUnavailable, plot_attention, plot_decision_boundary, plot_loss
 
 ROOT = Path(__file__).resolve().parents[2]
