@@ -260,5 +260,6 @@ register(
         description="position-wise feed-forward act(x W1 + b1) W2 + b2, act relu / gelu / gelu_tanh, biases optional",
         torch=ffn_torch,
         tags=("layer",),
+        covers=((_affine_forward, _affine_backward),),  # each affine step: linear or (no bias) matmul
     )
 )
