@@ -1,6 +1,7 @@
 """Forward + backward of one Transformer block: twograd's manual pair vs torch.nn.TransformerEncoderLayer.
 
-    python benchmarks/transformer_block.py [--repeats 50] [--pre-norm] [--causal] [--threads N] [--seed 0]
+    python benchmarks/transformer_block.py [--repeats 50] [--pre-norm] [--causal] [--seed 0]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/transformer_block.py     # one core each
 
 Shapes: B=8, T=32, d_model=64, 4 heads, d_ff=256, ReLU, layer norm, biases; post-norm (the
 paper) unless --pre-norm. Both sides get the same weights; one step is forward + backward
@@ -9,9 +10,10 @@ checked to agree with torch, then both sides are timed, alternating step by step
 drifts hit both alike), and the median step is printed in ms. No target: a measurement.
 
 Threads: by default each library uses its own pool (a thread per core). On a busy machine
-the pools oversubscribe the cores and both times balloon (here, two cores under load:
-~140 ms per step instead of ~3 ms); `--threads 1` pins numpy's BLAS and torch to one
-thread (set before numpy is imported) and measures single-core work.
+the pools oversubscribe the cores and both times balloon (two cores under load: ~140 ms a
+step instead of ~3 ms); OMP_NUM_THREADS=1 (torch, and OpenBLAS built with OpenMP) with
+OPENBLAS_NUM_THREADS=1 pins both to one thread and measures single-core work. The line
+printed first says which pools ran.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout too
+
 B, T, C, H, F = 8, 32, 64, 4, 256
 #: Agreement with torch before timing, by dtype name: float64 is rounding order only;
 #: float32 keeps ~7 digits through two norms, softmax and the FFN.
 AGREE_ATOL = {"float32": 2e-3, "float64": 1e-10}
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def ours_factory(block: Any, x: Any, dout: Any) -> Callable[[], tuple[Any, ...]]:
@@ -91,25 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--pre-norm", action="store_true", help="norm_first=True (GPT-2) instead of the paper's post-norm")
     ap.add_argument("--causal", action="store_true", help="a causal mask")
-    ap.add_argument("--threads", type=int, default=None, help="pin numpy's BLAS and torch to this many threads")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.threads is not None:
-        if "numpy" in sys.modules:
-            print("note: numpy was imported before --threads was read; its BLAS keeps its thread count")
-        for var in THREAD_VARIABLES:
-            os.environ[var] = str(args.threads)
-    import numpy as np
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout too
     from nn.transformer_block import TransformerBlock
 
     try:
         import torch
     except ImportError:
         torch = None
-    if torch is not None and args.threads is not None:
-        torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(args.seed)
     block = TransformerBlock(C, H, F, norm_first=args.pre_norm, causal=args.causal, rng=rng)
@@ -117,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     x64, dout64 = rng.standard_normal((B, T, C)), rng.standard_normal((B, T, C))
     print(f"Transformer block ({'pre' if args.pre_norm else 'post'}-norm{', causal' if args.causal else ''}), "
           f"B={B} T={T} d_model={C} heads={H} d_ff={F}, forward+backward, median of {args.repeats}, "
-          f"threads: {args.threads or 'library defaults'}")
+          f"threads: torch {torch.get_num_threads() if torch is not None else '-'}, "
+          f"OpenBLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
     status = 0
     for dtype in (np.float32, np.float64):
         x, dout = x64.astype(dtype), dout64.astype(dtype)
