@@ -93,6 +93,9 @@ def _check_shapes(shapes: dict[str, tuple[int, ...]], norm: str, n_heads: Any) -
 
     Biases come all together or not at all; beta1, beta2 only with layer norm and biases.
     """
+    missing = [n for n in WEIGHT_NAMES + GAIN_NAMES if n not in shapes]
+    if missing:
+        raise fail(PIECE, f"the parameters {missing} are required, got None")
     x = shapes["x"]
     if len(x) != 3 or 0 in x:
         raise fail(PIECE, f"x must have shape (B, T, C) with no empty axis, got {shape_text(x)}")

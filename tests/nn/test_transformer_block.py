@@ -12,6 +12,7 @@ import pytest
 from engine import NUMERIC, InputError, assert_gradients_close, numerical_gradient_arrays
 from nn.masks import padding_mask
 from nn.module import Sequential
+from nn.registry import all_pieces
 from nn.transformer_block import (
     TransformerBlock,
     block_param_names,
@@ -45,6 +46,7 @@ def _block_args(norm: str = "layer", bias: bool = True, seed: int = 0) -> tuple[
     (lambda a: a.__setitem__(8, np.ones(C + 1)), "transformer_block: gamma2 must have shape (C,) = (8,)"),
     (lambda a: a.__delitem__(slice(-1, None)), "transformer_block: beta1 and beta2 go together"),
     (lambda a: a.__delitem__(slice(-3, None)), "transformer_block: give all the biases"),
+    (lambda a: a.__setitem__(5, None), "transformer_block: the parameters ['W1'] are required"),
 ])
 def test_bad_shapes_give_one_input_error_naming_the_piece_and_argument(change, message: str) -> None:
     x, params = _block_args()
@@ -154,3 +156,10 @@ def test_stacked_blocks_backpropagate_through_each_other() -> None:
     numeric = numerical_gradient_arrays(loss, {**{n: p.copy() for n, p in params.items()}, "x": x})
     manual = {**dict(stack.named_grads()), "x": dx}
     assert_gradients_close({"manual": manual, "numeric": numeric}, pairs=[("manual", "numeric", NUMERIC)])
+
+
+def test_the_transformer_pieces_are_registered() -> None:
+    """Each is then checked three ways and by torch with no edit elsewhere; losing one would hide it."""
+    names = {p.name for p in all_pieces()}
+    assert {"feedforward", "rms_norm", "token_embedding", "sinusoidal_positions", "learned_positions",
+            "transformer_block"} <= names
