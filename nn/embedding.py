@@ -1,17 +1,19 @@
-"""Token embeddings (a table lookup) and sinusoidal positional encodings.
+"""Token embeddings: a table lookup, and the Transformer's lookup scaled by sqrt(C).
 
-    embedding:            out[b, t, :] = W[ids[b, t], :]
-    positional_encoding:  PE[pos, 2i]   = sin(pos / 10000^(2i/C))
-                          PE[pos, 2i+1] = cos(pos / 10000^(2i/C))
-                          ("Attention Is All You Need", Vaswani et al. 2017, section 3.5)
+    embedding:        out[b, t, :] = W[ids[b, t], :]
+    token_embedding:  out[b, t, :] = s W[ids[b, t], :],   s = sqrt(C), or 1 with scale=False
+                      (Vaswani et al. 2017, section 3.4, scale the shared embedding
+                      weights by sqrt(d_model) in the embedding layers)
 
-The lookup is differentiable in W only; the ids are integers (a static argument).
+The lookup is differentiable in W only; the ids are integers (a static argument). Positions
+(sinusoidal and learned) are in `nn.positions`.
 """
 
 # Shape legend: B batch, T time (positions), V vocabulary size, C channels (embedding width).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,7 +24,6 @@ from nn.module import Module
 from nn.registry import Case, Piece, register
 
 PIECE = "embedding"
-PE_BASE = 10000.0  # the base of the wavelengths' geometric progression in the paper
 
 
 # ------------------------------------------------------------------------------ checks
@@ -87,24 +88,43 @@ def embedding_backward(dout: np.ndarray, cache: EmbeddingCache) -> tuple[np.ndar
     return (dW,)
 
 
-# ------------------------------------------------------------------------------ positions
-def positional_encoding(T: int, C: int, base: float = PE_BASE) -> np.ndarray:
-    """Sinusoidal positional encodings (T, C), not learned and not differentiated.
+# ------------------------------------------------------------------------------ scaled (the Transformer's)
+def _token_scale(C: int, scale: Any) -> float:
+    if not isinstance(scale, (bool, np.bool_)):
+        raise fail("token_embedding", f"scale must be a bool (True: multiply by sqrt(C)), got {scale!r}")
+    return math.sqrt(C) if scale else 1.0
 
-    Column pair (2i, 2i+1) is a sine and a cosine of wavelength 2 pi base^(2i/C), so
-    PE[pos + k] is a linear function (a rotation per pair) of PE[pos]. For odd C the last
-    column 2i = C - 1 is a sine without its cosine partner.
+
+def token_embedding_loops(W: Any, ids: Any, *, scale: bool = True) -> Any:
+    """s W[ids] on nested lists, s = sqrt(C) (or 1 with scale=False)."""
+    rows = embedding_loops(W, ids)
+    s = _token_scale(len(W[0]), scale)
+    return map_leaves(lambda v: v * s, rows) if scale else rows
+
+
+class TokenEmbeddingCache(NamedTuple):
+    lookup: EmbeddingCache  # the table lookup's cache: ids (B, T), V, C
+    scale: float  # s
+
+
+def token_embedding_forward(W: np.ndarray, ids: Any, *, scale: bool = True) -> tuple[np.ndarray, TokenEmbeddingCache]:
+    """out = s W[ids], s = sqrt(C): (V, C) table, (B, T) ids -> (B, T, C).
+
+    Why: a table of entries ~ N(0, 1/C) (the size a tied output projection has) then gives
+    rows of unit-size entries, the size of the sinusoidal encodings added to them.
     """
-    for name, n in (("T", T), ("C", C)):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"positional_encoding: {name} must be a positive int, got {n!r}")
-    pos = np.arange(T, dtype=np.float64)[:, None]  # (T, 1)
-    two_i = np.arange(0, C, 2, dtype=np.float64)  # (ceil(C/2),)
-    angle = pos / base ** (two_i / C)  # (T, ceil(C/2))
-    pe = np.empty((T, C))
-    pe[:, 0::2] = np.sin(angle)
-    pe[:, 1::2] = np.cos(angle[:, : C // 2])  # odd C: the last sine has no cosine
-    return pe
+    out, lookup = embedding_forward(W, ids)  # (B, T, C)
+    s = _token_scale(lookup.C, scale)
+    if scale:
+        out *= s  # in place: the lookup's output is a fresh copy
+    return out, TokenEmbeddingCache(lookup=lookup, scale=s)
+
+
+def token_embedding_backward(dout: np.ndarray, cache: TokenEmbeddingCache) -> tuple[np.ndarray]:
+    """dW: out = s W[ids] is linear in W, so dW = embedding_backward(s dout), the scatter-add of s dout."""
+    lookup = cache.lookup
+    dout = dout_array("token_embedding", dout, lookup.ids.shape + (lookup.C,))
+    return embedding_backward(dout * cache.scale, lookup)
 
 
 # ------------------------------------------------------------------------------ layer
@@ -134,6 +154,32 @@ class Embedding(Module):
         if self._cache is None:
             raise RuntimeError("Embedding.backward called before forward")
         (dW,) = embedding_backward(dout, self._cache)
+        self.grads["W"] += dW
+
+
+class TokenEmbedding(Embedding):
+    """The Transformer's token embedding: a learned (V, C) table `W`, looked up and scaled by sqrt(C).
+
+    With `scale` (default) W starts N(0, 1/C), so the scaled output has entries of unit
+    variance; with `scale=False` it is `Embedding` (W ~ N(0, 1)). `std` overrides the init.
+    `backward(dout)` adds dW into `self.grads["W"]` and returns None (ids have no gradient).
+    """
+
+    def __init__(self, V: int, C: int, rng: np.random.Generator | None = None, scale: bool = True,
+                 std: float | None = None) -> None:
+        _token_scale(1, scale)  # refuse a non-bool before building anything
+        self.scale = bool(scale)
+        super().__init__(V, C, rng, std=(1.0 / math.sqrt(C) if scale else 1.0) if std is None else std)
+        self._token_cache: TokenEmbeddingCache | None = None
+
+    def forward(self, ids: Any) -> np.ndarray:
+        out, self._token_cache = token_embedding_forward(self.params["W"], ids, scale=self.scale)
+        return out
+
+    def backward(self, dout: np.ndarray) -> None:
+        if self._token_cache is None:
+            raise RuntimeError("TokenEmbedding.backward called before forward")
+        (dW,) = token_embedding_backward(dout, self._token_cache)
         self.grads["W"] += dW
 
 
@@ -167,5 +213,36 @@ register(
         ),
         description="token embedding lookup W[ids]; backward scatter-adds repeated ids",
         torch=_embedding_torch,
+    )
+)
+
+
+def _token_case(B: int, T: int, V: int, C: int, scale: bool) -> Any:
+    def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        inputs, static = _case(B, T, V, C, force_repeat=True)(rng)
+        return inputs, {**static, "scale": scale}
+
+    return make
+
+
+def _token_embedding_torch(torch: Any, W: Any, ids: Any, *, scale: bool = True) -> Any:
+    """The torch referee (see `Piece`): F.embedding times sqrt(C)."""
+    out = torch.nn.functional.embedding(ids, W)
+    return out * math.sqrt(W.shape[1]) if scale else out
+
+
+register(
+    Piece(
+        name="token_embedding",
+        loops=token_embedding_loops,
+        forward=token_embedding_forward,
+        backward=token_embedding_backward,
+        cases=(
+            Case("scaled_B2_T3_V4_C5", _token_case(2, 3, 4, 5, True)),
+            Case("unscaled_B1_T4_V3_C2", _token_case(1, 4, 3, 2, False)),
+            Case("scaled_B3_T2_V6_C8", _token_case(3, 2, 6, 8, True)),
+        ),
+        description="the Transformer's token embedding sqrt(C) W[ids] (scale=False: W[ids])",
+        torch=_token_embedding_torch,
     )
 )

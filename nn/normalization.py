@@ -1,11 +1,18 @@
-"""Layer normalization over the last axis (Ba, Kiros & Hinton 2016), written two ways.
+"""Normalization over the last axis, written two ways: layer norm and RMSNorm.
+
+Layer norm (Ba, Kiros & Hinton 2016):
 
     mean = (1/C) sum_k x_k          var = (1/C) sum_k (x_k - mean)^2     (biased, as PyTorch)
     rstd = 1 / sqrt(var + eps)      xhat = (x - mean) * rstd
     y    = gamma * xhat + beta
 
-`layer_norm_loops` is the row-by-row scalar version (floats or engine.Values);
-`layer_norm_forward` / `layer_norm_backward` are the numpy pair; `LayerNorm` owns gamma, beta.
+RMSNorm (Zhang & Sennrich 2019): no centring and no shift, only the root mean square:
+
+    rrms = 1 / sqrt((1/C) sum_k x_k^2 + eps)      xhat = x * rrms      y = gamma * xhat
+
+`*_loops` are the row-by-row scalar versions (floats or engine.Values); `*_forward` /
+`*_backward` are the numpy pairs (float64 by default; float32 in gives float32 out);
+`LayerNorm` owns gamma, beta and `RMSNorm` owns gamma.
 """
 
 # Shape legend: B batch, T time, C channels (the normalized last axis); "..." any leading axes.
@@ -17,37 +24,51 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine import sqrt
-from nn._checks import array_input, dout_array, fail, nested_input, shape_text
+from nn._checks import check_finite, dout_array, fail, float_dtype, nested_input, real_array, shape_text
 from nn._nested import map_rows
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
 PIECE = "layer_norm"
-DEFAULT_EPS = 1e-5  # PyTorch's default for nn.LayerNorm / F.layer_norm
+RMS_PIECE = "rms_norm"
+DEFAULT_EPS = 1e-5  # PyTorch's default for nn.LayerNorm / F.layer_norm; RMSNorm uses it too
 
 
 # ------------------------------------------------------------------------------ checks
-def _check_shapes(x_shape: tuple[int, ...], gamma_shape: tuple[int, ...], beta_shape: tuple[int, ...], eps: float) -> None:
-    """The shape rules both forms share: x (..., C) with C >= 1, gamma and beta (C,), eps > 0."""
+def _check_shapes(piece: str, x_shape: tuple[int, ...], param_shapes: dict[str, tuple[int, ...]], eps: float) -> None:
+    """The shape rules all forms share: x (..., C) with C >= 1, each parameter (C,), eps > 0."""
     if len(x_shape) < 1 or x_shape[-1] == 0:
-        raise fail(PIECE, f"x needs at least one entry along its last axis (C), got shape {shape_text(x_shape)}")
+        raise fail(piece, f"x needs at least one entry along its last axis (C), got shape {shape_text(x_shape)}")
     C = x_shape[-1]
-    for name, p_shape in (("gamma", gamma_shape), ("beta", beta_shape)):
+    for name, p_shape in param_shapes.items():
         if tuple(p_shape) != (C,):
             raise fail(
-                PIECE,
+                piece,
                 f"{name} must have shape (C,) = {shape_text((C,))} to match x {shape_text(x_shape)}, got {shape_text(p_shape)}",
             )
-    if not eps > 0.0:
-        raise fail(PIECE, f"eps must be > 0 (it keeps a constant row from dividing by zero), got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) or not eps > 0.0:
+        row = "constant" if piece == PIECE else "zero"  # the row whose statistic is 0
+        raise fail(piece, f"eps must be > 0 (it keeps a {row} row from dividing by zero), got {eps!r}")
 
 
-def _check_inputs(x: Any, gamma: Any, beta: Any, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = array_input(PIECE, "x", x)
-    gamma = array_input(PIECE, "gamma", gamma)
-    beta = array_input(PIECE, "beta", beta)
-    _check_shapes(x.shape, gamma.shape, beta.shape, eps)
-    return x, gamma, beta
+def _check_inputs(piece: str, eps: float, **arrays: Any) -> list[np.ndarray]:
+    """The arrays (x first, then the parameters) in their common float dtype (float32 stays
+    float32), shapes and finiteness checked."""
+    given = {name: real_array(piece, name, a) for name, a in arrays.items()}
+    dt = float_dtype(*given.values())
+    out = {name: np.asarray(a, dtype=dt) for name, a in given.items()}
+    x_shape = out["x"].shape
+    _check_shapes(piece, x_shape, {n: a.shape for n, a in out.items() if n != "x"}, eps)
+    for name, a in out.items():
+        check_finite(piece, name, a)
+    return list(out.values())
+
+
+def _nested_inputs(piece: str, eps: float, **nested: Any) -> list[Any]:
+    """The loops forms' version of `_check_inputs`: nested lists, checked with the same messages."""
+    checked = {name: nested_input(piece, name, a) for name, a in nested.items()}
+    _check_shapes(piece, checked["x"][1], {n: shape for n, (_, shape) in checked.items() if n != "x"}, eps)
+    return [a for a, _ in checked.values()]
 
 
 # ------------------------------------------------------------------------------ loops
@@ -57,10 +78,7 @@ def layer_norm_loops(x: Any, gamma: Any, beta: Any, eps: float = DEFAULT_EPS) ->
     The inputs are checked as the manual form checks them (rectangular, finite numbers,
     gamma and beta of shape (C,), eps > 0), with the same messages.
     """
-    x, x_shape = nested_input(PIECE, "x", x)
-    gamma, gamma_shape = nested_input(PIECE, "gamma", gamma)
-    beta, beta_shape = nested_input(PIECE, "beta", beta)
-    _check_shapes(x_shape, gamma_shape, beta_shape, eps)
+    x, gamma, beta = _nested_inputs(PIECE, eps, x=x, gamma=gamma, beta=beta)
 
     def row_norm(row: list) -> list:
         C = len(row)
@@ -95,9 +113,10 @@ def layer_norm_forward(
     """y = gamma * (x - mean) * rstd + beta over the last axis; returns (y, cache).
 
     x (..., C), gamma (C,), beta (C,) -> y (..., C). The variance is the biased one
-    (divide by C), as in PyTorch; eps > 0 keeps rstd finite for a constant row.
+    (divide by C), as in PyTorch; eps > 0 keeps rstd finite for a constant row. The
+    arrays' common float dtype is kept (float32 in, float32 out).
     """
-    x, gamma, beta = _check_inputs(x, gamma, beta, eps)
+    x, gamma, beta = _check_inputs(PIECE, eps, x=x, gamma=gamma, beta=beta)
     mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
     centered = x - mean  # (..., C)
     var = (centered * centered).mean(axis=-1, keepdims=True)  # (..., 1)
@@ -130,7 +149,7 @@ def layer_norm_backward(dout: np.ndarray, cache: LayerNormCache) -> tuple[np.nda
     A constant row has xhat = 0 and r = eps^(-1/2): dx = r (g - mean(g)), finite.
     """
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
-    dout = dout_array(PIECE, dout, xhat.shape)
+    dout = dout_array(PIECE, dout, xhat.shape, dtype=xhat.dtype)
     C = xhat.shape[-1]
     dbeta = dout.reshape(-1, C).sum(axis=0)  # (C,)
     dgamma = (dout * xhat).reshape(-1, C).sum(axis=0)  # (C,)
@@ -207,5 +226,138 @@ register(
         ),
         description="layer norm over the last axis: gamma * (x - mean) / sqrt(var + eps) + beta",
         torch=_layer_norm_torch,
+    )
+)
+
+
+# ============================================================================== RMSNorm
+# ------------------------------------------------------------------------------ loops
+def rms_norm_loops(x: Any, gamma: Any, eps: float = DEFAULT_EPS) -> Any:
+    """RMSNorm of nested lists (..., C) of floats or Values, one row at a time, checked as the
+    manual form checks (rectangular, finite numbers, gamma (C,), eps > 0)."""
+    x, gamma = _nested_inputs(RMS_PIECE, eps, x=x, gamma=gamma)
+
+    def row_norm(row: list) -> list:
+        C = len(row)
+        mean_square = row[0] * row[0]
+        for v in row[1:]:
+            mean_square = mean_square + v * v
+        mean_square = mean_square / C
+        rrms = 1.0 / sqrt(mean_square + eps)
+        return [gamma[j] * (row[j] * rrms) for j in range(C)]
+
+    return map_rows(row_norm, x)
+
+
+# ------------------------------------------------------------------------------ manual pair
+class RMSNormCache(NamedTuple):
+    """What backward needs, computed once by forward."""
+
+    rrms: np.ndarray  # (..., 1) 1 / sqrt(mean(x^2) + eps)
+    xhat: np.ndarray  # (..., C) x * rrms
+    gamma: np.ndarray  # (C,)
+
+
+def rms_norm_forward(x: np.ndarray, gamma: np.ndarray, eps: float = DEFAULT_EPS) -> tuple[np.ndarray, RMSNormCache]:
+    """y = gamma * x / sqrt(mean(x^2) + eps) over the last axis; returns (y, cache).
+
+    x (..., C), gamma (C,) -> y (..., C). eps > 0 keeps the division finite for a zero
+    row. The arrays' common float dtype is kept (float32 in, float32 out).
+    """
+    x, gamma = _check_inputs(RMS_PIECE, eps, x=x, gamma=gamma)
+    mean_square = (x * x).mean(axis=-1, keepdims=True)  # (..., 1)
+    rrms = 1.0 / np.sqrt(mean_square + eps)  # (..., 1)
+    xhat = x * rrms  # (..., C)
+    return xhat * gamma, RMSNormCache(rrms=rrms, xhat=xhat, gamma=gamma)
+
+
+def rms_norm_backward(dout: np.ndarray, cache: RMSNormCache) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (dx, dgamma) of RMSNorm, from the upstream dout (..., C).
+
+    Derivation, for one row (drop the row index; C entries, r = rrms):
+
+        y_j = gamma_j xhat_j
+        =>  dgamma_j = sum over rows of dy_j xhat_j
+            g_j := dL/dxhat_j = dy_j gamma_j
+
+    xhat_j = x_j r with r = (ms + eps)^(-1/2), ms = (1/C) sum_k x_k^2. Using
+        d ms / dx_i = 2 x_i / C
+        d r  / dx_i = -1/2 (ms + eps)^(-3/2) d ms/dx_i = -r^3 x_i / C
+    gives
+        d xhat_j / dx_i = r delta_ij + x_j d r/dx_i = r (delta_ij - xhat_j xhat_i / C)
+    so
+        dx_i = sum_j g_j d xhat_j/dx_i = r (g_i - xhat_i mean_j(g_j xhat_j)).
+
+    That is layer norm's dx without the mean's path (RMSNorm does not centre). A zero row
+    has xhat = 0 and r = eps^(-1/2): dx = r g, finite.
+    """
+    xhat, rrms, gamma = cache.xhat, cache.rrms, cache.gamma
+    dout = dout_array(RMS_PIECE, dout, xhat.shape, dtype=xhat.dtype)
+    C = xhat.shape[-1]
+    dgamma = (dout * xhat).reshape(-1, C).sum(axis=0)  # (C,)
+    dxhat = dout * gamma  # (..., C)
+    dx = rrms * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))  # (..., C): the r-path term
+    return dx, dgamma
+
+
+# ------------------------------------------------------------------------------ layer
+class RMSNorm(Module):
+    """RMSNorm with a learned gamma (ones) of shape (C,).
+
+    `forward(x)` caches for `backward(dout)`, which adds into `self.grads` and returns dx.
+    """
+
+    def __init__(self, C: int, eps: float = DEFAULT_EPS) -> None:
+        super().__init__()
+        if not (isinstance(C, (int, np.integer)) and C >= 1):
+            raise ValueError(f"RMSNorm: C must be a positive int, got {C!r}")
+        self.C = int(C)
+        self.eps = float(eps)
+        self.add_param("gamma", np.ones(self.C))
+        self._cache: RMSNormCache | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, self._cache = rms_norm_forward(x, self.params["gamma"], eps=self.eps)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise RuntimeError("RMSNorm.backward called before forward")
+        dx, dgamma = rms_norm_backward(dout, self._cache)
+        self.grads["gamma"] += dgamma
+        return dx
+
+
+# ------------------------------------------------------------------------------ registry
+def _rms_case(shape: tuple[int, ...], zero_row: bool = False, eps: float = DEFAULT_EPS) -> Any:
+    def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        x = rng.standard_normal(shape)
+        if zero_row:
+            x.reshape(-1, shape[-1])[0] = 0.0  # mean(x^2) = 0 in that row: only eps keeps rrms finite
+        return {"x": x, "gamma": 1.0 + 0.3 * rng.standard_normal(shape[-1])}, {"eps": eps}
+
+    return make
+
+
+def _rms_norm_torch(torch: Any, x: Any, gamma: Any, eps: float = DEFAULT_EPS) -> Any:
+    """The torch referee (see `Piece`): F.rms_norm over the last axis, with our eps passed explicitly."""
+    return torch.nn.functional.rms_norm(x, (x.shape[-1],), gamma, eps=eps)
+
+
+register(
+    Piece(
+        name=RMS_PIECE,
+        loops=rms_norm_loops,
+        forward=rms_norm_forward,
+        backward=rms_norm_backward,
+        cases=(
+            Case("batch1_C5", _rms_case((1, 5))),
+            Case("B2_T3_C4", _rms_case((2, 3, 4))),
+            Case("vector_C3", _rms_case((3,))),
+            Case("zero_row_B2_C5", _rms_case((2, 5), zero_row=True)),
+            Case("eps_0.1_B3_C2", _rms_case((3, 2), eps=0.1)),
+        ),
+        description="RMSNorm over the last axis: gamma * x / sqrt(mean(x^2) + eps)",
+        torch=_rms_norm_torch,
     )
 )
