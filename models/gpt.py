@@ -36,6 +36,7 @@ from engine.errors import InputError
 from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
 from nn.linear import matmul_backward, matmul_forward, matmul_loops
 from nn.losses import IGNORE_INDEX, sequence_cross_entropy_backward, sequence_cross_entropy_forward, sequence_cross_entropy_loops
+from nn.mha import attention_weights
 from nn.module import Module
 from nn.normalization import DEFAULT_EPS
 from nn.positions import (
@@ -330,6 +331,12 @@ class GPT(Module):
     def loss(self, idx: np.ndarray, targets: np.ndarray) -> float:
         loss, _ = gpt_forward(*self.param_list(), idx=self._check_idx(idx), targets=targets, **self.config.static())
         return float(loss)
+
+    def attention_maps(self, idx: np.ndarray) -> list[np.ndarray]:
+        """The attention weights of every block on idx: one (B, H, T, T) array per layer, rows summing to 1."""
+        p = dict(zip(self.names, self.param_list()))
+        _, (_, _, block_caches, _) = gpt_hidden(p, self._check_idx(idx), self.config.static())
+        return [attention_weights(c.attn) for c in block_caches]
 
     def logits(self, idx: np.ndarray) -> np.ndarray:
         """Logits (B, T, V) for idx (B, T): the forward without the loss (inference, sampling)."""

@@ -99,3 +99,13 @@ def test_bad_input_is_one_clear_error() -> None:
 def test_parameter_names_follow_the_config() -> None:
     assert gpt_param_names(1, norm="rms", bias=False, positions="sinusoidal", tied=False) == [
         "wte", "h0.Wq", "h0.Wk", "h0.Wv", "h0.Wo", "h0.W1", "h0.W2", "h0.gamma1", "h0.gamma2", "norm_f.gamma", "head"]
+
+
+def test_attention_maps_are_causal_distributions_per_layer_and_head() -> None:
+    model = GPT(SMALL)
+    idx, _ = batch(SMALL, B=2, T=4)
+    maps = model.attention_maps(idx)
+    assert len(maps) == SMALL.n_layers and all(m.shape == (2, SMALL.n_heads, 4, 4) for m in maps)
+    for m in maps:
+        np.testing.assert_allclose(m.sum(axis=-1), 1.0, rtol=1e-12)
+        assert np.all(np.triu(m, k=1) == 0.0)  # no query sees a later key
