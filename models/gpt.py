@@ -412,3 +412,22 @@ GPT_PIECE = register(
         torch=_gpt_torch,
     )
 )
+
+
+# ---------------------------------------------------------------------------- pictures
+def save_attention_maps(model: GPT, idx: np.ndarray, tokens: list[str], folder: Any, stem: str = "attention") -> list[Any]:
+    """One heatmap per block of the model's attention on one sequence idx (1, T), a panel per head:
+    `folder/<stem>_layer<l>.png`. Raises viz.plots.PlotsUnavailable without matplotlib."""
+    from pathlib import Path
+
+    from viz.plots import plot_attention
+
+    idx = np.asarray(idx)
+    if idx.ndim != 2 or idx.shape[0] != 1 or len(tokens) != idx.shape[1]:
+        raise InputError(f"save_attention_maps: one sequence (1, T) with T token labels, got {idx.shape} and {len(tokens)} labels")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for layer, weights in enumerate(model.attention_maps(idx)):  # (1, H, T, T) each
+        title = f"block {layer + 1} of {model.config.n_layers}: causal self-attention, one panel per head"
+        paths.append(plot_attention(weights[0], tokens, tokens, Path(folder) / f"{stem}_layer{layer}.png", title=title))
+    return paths

@@ -109,3 +109,14 @@ def test_attention_maps_are_causal_distributions_per_layer_and_head() -> None:
     for m in maps:
         np.testing.assert_allclose(m.sum(axis=-1), 1.0, rtol=1e-12)
         assert np.all(np.triu(m, k=1) == 0.0)  # no query sees a later key
+
+
+def test_attention_heatmaps_one_file_per_block(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from models.gpt import save_attention_maps
+
+    paths = save_attention_maps(GPT(SMALL), np.array([[1, 2, 3, 4]]), ["a", "b", "c", "d"], tmp_path / "pics")
+    assert [p.name for p in paths] == ["attention_layer0.png", "attention_layer1.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    with pytest.raises(InputError, match="one sequence"):
+        save_attention_maps(GPT(SMALL), np.array([[1, 2]]), ["a"], tmp_path)
