@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import InputError
+from engine.gradcheck import text_table
 from models.datasets import DATASET_NAMES, Dataset, load_dataset
 from models.mlp import ACTIVATIONS, LOSSES, MLP, MLPConfig
 from models.runs import SavedRun, finite_or_none, load_run, new_run_folder, prepare_out, save_run
@@ -211,13 +212,13 @@ def _draw_tabular(folder: Path, state: TrainState, model: MLP, data: Dataset, ne
 
 TASKS: dict[str, TabularTask] = {
     "xor": TabularTask("xor", Recipe((4,), "tanh", "mse", TrainConfig(steps=500, lr=0.05)),
-                       "the four XOR points; 2-4-1 tanh MLP, mse"),
+                       "the four XOR points"),
     "moons": TabularTask("moons", Recipe((16, 16), "tanh", "cross_entropy", TrainConfig(steps=1000, lr=0.01)),
-                         "two interleaved half circles, 300 noisy points; 2-16-16-2 MLP"),
+                         "two interleaved half circles, 300 noisy points, 2 classes"),
     "spirals": TabularTask("spirals", Recipe((32, 32), "tanh", "cross_entropy", TrainConfig(steps=2000, lr=0.01)),
-                           "three interleaved spirals; 2-32-32-3 MLP"),
+                           "three interleaved spirals, 300 points, 3 classes"),
     "iris": TabularTask("iris", Recipe((8,), "tanh", "cross_entropy", TrainConfig(steps=200, lr=0.01)),
-                        "Fisher's iris flowers (shipped), 4 features, 3 species; 4-8-3 MLP"),
+                        "Fisher's iris flowers (shipped with twograd), 4 features, 3 species"),
 }
 assert set(TASKS) == set(DATASET_NAMES), "every tabular data set has a task"
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
@@ -235,6 +236,17 @@ def task_table() -> list[dict[str, Any]]:
              "recipe": {"hidden": list(t.recipe.hidden), "activation": t.recipe.activation, "loss": t.recipe.loss,
                         "steps": t.recipe.train.steps, "optimizer": t.recipe.train.optimizer, "lr": t.recipe.train.lr}}
             for t in TASKS.values()]
+
+
+def format_task_table(table: list[dict[str, Any]]) -> str:
+    """The task table as `twograd train --list` prints it: one row per task with its recipe."""
+    head = ["task", "model", "network", "recipe", "what"]
+    rows = []
+    for t in table:
+        r = t["recipe"]
+        net = "-".join(["in", *map(str, r["hidden"]), "out"]) + f" {r['activation']}, {r['loss']}"
+        rows.append([t["task"], t["model"], net, f"{r['optimizer']} lr {r['lr']:g}, {r['steps']} steps", t["description"]])
+    return text_table(head, rows)
 
 
 # ---------------------------------------------------------------------------- running a task

@@ -9,9 +9,13 @@ Which inputs are differentiable:
     distillation are a target that may itself be trained). dtarget = -dpred.
   * cross_entropy(logits, *, targets): logits only; integer class targets are static.
   * binary_cross_entropy(logits, *, targets): logits only; float targets in [0, 1] are static.
+  * sequence_cross_entropy(logits, *, targets, ignore_index): a language model's loss over
+    (B, T, V) logits; integer targets (B, T) are static, and positions whose target is
+    `ignore_index` (padding, prompts) take no loss.
 """
 
-# Shape legend: B batch (rows), C classes; "..." any shape; N the number of elements averaged.
+# Shape legend: B batch (rows), C classes; "..." any shape; N the number of elements averaged;
+# for sequences T positions, V vocabulary (the classes), K the positions that take a loss.
 
 from __future__ import annotations
 
@@ -211,6 +215,63 @@ def binary_cross_entropy_backward(dout: Any, cache: BceCache) -> tuple[np.ndarra
     return (dz,)
 
 
+# ------------------------------------------------------------------------------ sequence_cross_entropy
+IGNORE_INDEX = -1  # torch's default is -100; any negative id works, and -1 reads as "none"
+SEQ_PIECE = "sequence_cross_entropy"
+
+
+def _kept_positions(logits_shape: tuple[int, ...], targets: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keep (B*T,) bool, the kept targets (K,)): which positions take a loss, and their classes."""
+    if len(logits_shape) != 3 or 0 in logits_shape:
+        raise fail(SEQ_PIECE, f"logits must have shape (B, T, V) with no empty axis, got {shape_text(logits_shape)}")
+    B, T, V = logits_shape
+    t = np.asarray(targets)
+    if t.dtype.kind not in "iu":
+        raise fail(SEQ_PIECE, f"targets must be integer token ids, got dtype {t.dtype}")
+    if t.shape != (B, T):
+        raise fail(SEQ_PIECE, f"targets must have shape (B, T) = {shape_text((B, T))} to match logits "
+                              f"{shape_text(logits_shape)}, got {shape_text(t.shape)}")
+    flat = t.reshape(-1)
+    keep = flat != ignore_index
+    if not keep.any():
+        raise fail(SEQ_PIECE, f"every target is the ignore index {ignore_index}: there is no position to take a loss at")
+    return keep, class_targets(SEQ_PIECE, flat[keep], int(keep.sum()), V, (int(keep.sum()), V))
+
+
+def sequence_cross_entropy_loops(logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX) -> Any:
+    """L = (1/K) sum over the K positions (b, t) with y_bt != ignore_index of -log softmax(logits_bt)[y_bt]:
+    the rows that take a loss, then `cross_entropy_loops` on them (torch's mean with ignore_index)."""
+    logits, shape = nested_input(SEQ_PIECE, "logits", logits)
+    keep, kept_targets = _kept_positions(shape, targets, ignore_index)
+    rows = [row for seq in logits for row in seq]  # (B*T, V)
+    return cross_entropy_loops([r for r, k in zip(rows, keep.tolist()) if k], targets=kept_targets)
+
+
+class SequenceCrossEntropyCache(NamedTuple):
+    rows: CrossEntropyCache  # cross_entropy's cache over the K kept rows
+    keep: np.ndarray  # (B*T,) which positions take a loss
+    shape: tuple[int, int, int]  # (B, T, V)
+
+
+def sequence_cross_entropy_forward(logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, SequenceCrossEntropyCache]:
+    """The mean cross-entropy over the positions that take a loss: logits (B, T, V) -> 0-d."""
+    logits = array_input(SEQ_PIECE, "logits", logits)
+    keep, kept_targets = _kept_positions(logits.shape, targets, ignore_index)
+    B, T, V = logits.shape
+    loss, cache = cross_entropy_forward(logits.reshape(B * T, V)[keep], targets=kept_targets)  # (K, V) rows
+    return loss, SequenceCrossEntropyCache(cache, keep, (B, T, V))
+
+
+def sequence_cross_entropy_backward(dout: Any, cache: SequenceCrossEntropyCache) -> tuple[np.ndarray]:
+    """dlogits (B, T, V): cross_entropy's (p - onehot) dout / K on the kept rows, 0 on the ignored ones
+    (an ignored position is not in the sum, so the loss does not depend on its logits)."""
+    (drows,) = cross_entropy_backward(_scalar_dout(SEQ_PIECE, dout), cache.rows)  # (K, V)
+    B, T, V = cache.shape
+    dlogits = np.zeros((B * T, V), dtype=drows.dtype)
+    dlogits[cache.keep] = drows
+    return (dlogits.reshape(B, T, V),)
+
+
 # ------------------------------------------------------------------------------ registry
 def _mse_case(shape: tuple[int, ...]):
     def make(rng: np.random.Generator):
@@ -281,6 +342,38 @@ register(
         ),
         description="mean over rows of -log softmax(logits)[target]; integer targets static",
         torch=_cross_entropy_torch,
+        tags=("loss",),
+    )
+)
+
+def _seq_ce_case(B: int, T: int, V: int, n_ignored: int):
+    def make(rng: np.random.Generator):
+        targets = rng.integers(0, V, size=(B, T))
+        targets.reshape(-1)[rng.permutation(B * T)[:n_ignored]] = IGNORE_INDEX
+        return {"logits": 2.0 * rng.standard_normal((B, T, V))}, {"targets": targets, "ignore_index": IGNORE_INDEX}
+
+    return make
+
+
+def _sequence_cross_entropy_torch(torch: Any, logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX) -> Any:
+    """The torch referee (see `Piece`): F.cross_entropy over (B*T, V) rows with ignore_index."""
+    V = logits.shape[-1]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=ignore_index)
+
+
+register(
+    Piece(
+        name=SEQ_PIECE,
+        loops=sequence_cross_entropy_loops,
+        forward=sequence_cross_entropy_forward,
+        backward=sequence_cross_entropy_backward,
+        cases=(
+            Case("one sequence, nothing ignored: (1, 3, 5)", _seq_ce_case(1, 3, 5, 0)),
+            Case("padded: (2, 4, 3), 3 ignored", _seq_ce_case(2, 4, 3, 3)),
+            Case("one position kept: (2, 2, 4)", _seq_ce_case(2, 2, 4, 3)),
+        ),
+        description="mean cross-entropy over (B, T, V) logits; targets equal to ignore_index take no loss",
+        torch=_sequence_cross_entropy_torch,
         tags=("loss",),
     )
 )

@@ -44,7 +44,9 @@ The contract every Module keeps (layers, models, `Sequential`):
   shape, reports all problems in one ValueError and changes nothing unless all is well.
   `save` / `load` / `load_weights` write and read npz + json (nn/checkpoint.py).
 * dtype: every parameter and gradient is float64 (integers are converted; anything else,
-  complex or text, is refused).
+  complex or text, is refused), until `set_dtype(np.float32)` on the root moves the whole
+  tree into float32 buffers (for speed; float64 is for checking). Call it before handing
+  the arrays to an optimizer: like nesting, it gives the tree new buffers.
 
 `Sequential(*modules)` chains modules: forward in order, backward in reverse.
 """
@@ -91,6 +93,7 @@ class Module(metaclass=_FlattenAfterInit):
         # Slices of the root's buffers once the tree is flattened; None while it is being built.
         self._flat_params: np.ndarray | None = None
         self._flat_grads: np.ndarray | None = None
+        self._dtype = np.dtype(np.float64)  # of the flat buffers; see set_dtype
 
     # -------------------------------------------------------------- registration
     def _check_initialised(self) -> None:
@@ -172,9 +175,31 @@ class Module(metaclass=_FlattenAfterInit):
         if self._parent is not None:
             return
         total = self.num_parameters()
-        flat_params = np.empty(total)  # (P,)
-        flat_grads = np.empty(total)  # (P,)
+        flat_params = np.empty(total, dtype=self._dtype)  # (P,)
+        flat_grads = np.empty(total, dtype=self._dtype)  # (P,)
         self._place(flat_params, flat_grads, 0)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of every parameter and gradient of the tree (float64 unless set_dtype changed it)."""
+        return self._root()._dtype
+
+    def set_dtype(self, dtype: Any) -> "Module":
+        """Move the whole tree into new flat buffers of `dtype` (float32 or float64); return self.
+
+        Only on the root (the tree shares one buffer). Values are rounded to the new dtype;
+        arrays held from before (an optimizer's, a cache's) no longer alias the parameters,
+        so build the optimizer afterwards.
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"{type(self).__name__}.set_dtype: float32 or float64, got {dtype}")
+        if self._parent is not None:
+            raise ValueError(f"{type(self).__name__}.set_dtype: call it on the root module, which owns the buffer")
+        self._dtype = dtype
+        if self._flat_params is not None:
+            self._flatten()
+        return self
 
     def _place(self, flat_params: np.ndarray, flat_grads: np.ndarray, start: int) -> int:
         """Move this module's parameters (then each submodule's, in order) to [start, end); return end."""

@@ -1,7 +1,7 @@
 """Optimizers and gradient clipping, written out by hand; every update is in place.
 
 An optimizer takes either a `Module` (its parameters and gradients, by dotted name) or a
-list of `(param, grad)` numpy float64 arrays (named "0", "1", ...). `step()` reads the
+list of `(param, grad)` numpy float64 (or float32) arrays (named "0", "1", ...). `step()` reads the
 gradients and updates the parameters in place; `zero_grad()` zeroes the gradients.
 
 Update rules (g = gradient, t = step count starting at 1, all elementwise):
@@ -38,7 +38,7 @@ CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ adds this to the norm before d
 
 # ------------------------------------------------------------------------------ parameters
 def _entries(params: Params, who: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, param, grad) triples, checked: float64 ndarrays, same shapes, each param once."""
+    """(name, param, grad) triples, checked: float32/float64 ndarrays of one dtype and shape, each param once."""
     if isinstance(params, Module):
         entries = params.named_parameters_and_grads()
     else:
@@ -52,10 +52,12 @@ def _entries(params: Params, who: str) -> list[tuple[str, np.ndarray, np.ndarray
     seen: list[np.ndarray] = []
     for name, p, g in entries:
         for what, a in (("parameter", p), ("gradient", g)):
-            # In-place updates need the caller's own float64 arrays, not converted copies.
-            if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+            # In-place updates need the caller's own float arrays, not converted copies.
+            if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
                 kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
-                raise ValueError(f"{who}: {what} {name!r} must be a float64 numpy array, got {kind}")
+                raise ValueError(f"{who}: {what} {name!r} must be a float64 (or float32) numpy array, got {kind}")
+        if g.dtype != p.dtype:
+            raise ValueError(f"{who}: gradient {name!r} is {g.dtype}, its parameter {p.dtype}")
         if g.shape != p.shape:
             raise ValueError(f"{who}: gradient {name!r} has shape {g.shape}, its parameter has {p.shape}")
         if not p.flags.writeable:
@@ -277,13 +279,13 @@ def clip_grad_norm(grads: Union[Module, Sequence[np.ndarray]], max_norm: float, 
         if total > max_norm:  g <- g * max_norm / (total + eps)      (every array, same factor)
 
     Returns `total`, the norm before clipping (as torch.nn.utils.clip_grad_norm_). Accepts a
-    Module (its gradients) or a list of float64 arrays. A non-finite norm raises ValueError:
+    Module (its gradients) or a list of float64 (or float32) arrays. A non-finite norm raises ValueError:
     scaling cannot repair a NaN or an infinity, and it means training has diverged.
     """
     arrays = [g for _, g in grads.named_grads()] if isinstance(grads, Module) else list(grads)
     for i, g in enumerate(arrays):
-        if not isinstance(g, np.ndarray) or g.dtype != np.float64:
-            raise ValueError(f"clip_grad_norm: gradient {i} must be a float64 numpy array (it is scaled in place)")
+        if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
+            raise ValueError(f"clip_grad_norm: gradient {i} must be a float64 (or float32) numpy array (it is scaled in place)")
     max_norm = _nonneg("clip_grad_norm", "max_norm", max_norm)
     eps = _nonneg("clip_grad_norm", "eps", eps)
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in arrays))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import doctest
 import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -23,3 +27,49 @@ def test_readme_quickstart_commands_are_the_ones_ci_runs() -> None:
     assert 'pip install -e ".[test,plot]" && python -m pytest -q' in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "python -m pytest -q" in ci and os.access(README.parent / ".ci" / "run", os.R_OK)
+
+
+#: what may differ from run to run in a shown command's output: wall times.
+_TIMES = [(re.compile(r"\d+\.\d+ s\)"), "T s)"), (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": T')]
+
+
+def _shell_sessions(text: str) -> list[tuple[str, list[str]]]:
+    """Every `$ twograd ...` command in the README's text blocks with the lines shown under it."""
+    sessions: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```text\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                sessions.append((line[2:], []))
+            elif sessions and block.lstrip().startswith("$ "):
+                sessions[-1][1].append(line)
+    return sessions
+
+
+def _normalized(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        for pattern, repl in _TIMES:
+            line = pattern.sub(repl, line)
+        out.append(line.rstrip())
+    return out
+
+
+def test_readme_commands_print_what_it_shows(tmp_path: Path) -> None:
+    """Run every `$ twograd ...` line of the README in order, in one folder, and compare what it
+    prints with what the README shows under it (wall times aside)."""
+    sessions = _shell_sessions(README.read_text())
+    assert len(sessions) >= 8, "the README lost its command examples"
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    ran = 0
+    for command, shown in sessions:
+        command, _, comment = command.partition("  #")
+        if "no dot on PATH" in comment:
+            continue  # shown for a machine without Graphviz; tests/viz covers that message
+        argv = shlex.split(command)
+        assert argv[0] == "twograd", command
+        res = subprocess.run([sys.executable, "-m", "models.cli", *argv[1:]], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        printed = (res.stdout + res.stderr).splitlines()
+        assert _normalized(printed) == _normalized(shown), f"$ {command}"
+        ran += 1
+    assert ran >= 8

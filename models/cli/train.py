@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from engine.errors import InputError
-from models.tasks import ENGINES, TASK_NAMES, format_report, task_table, train
+from models.tasks import ENGINES, TASK_NAMES, format_report, format_task_table, task_table, train
 from models.cli import types
 from models.cli.output import print_json
 from models.mlp import ACTIVATIONS, LOSSES
@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"tasks": table})
         else:
-            for t in table:
-                print(f"{t['task']:10s} {t['model']:5s} {t['description']}")
+            print(format_task_table(table))
         return 0
     if args.overwrite and args.out is None:
         raise InputError("--overwrite goes with --out DIR (the folder whose run it replaces)")

@@ -483,3 +483,27 @@ def test_object_dtype_npz_is_refused_not_unpickled(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(base)
     assert "object" in str(err.value) and "ck.npz" in str(err.value) and "'a'" in str(err.value)
+
+
+def test_set_dtype_moves_the_whole_tree_into_float32_buffers() -> None:
+    from nn.linear import Linear
+    from nn.module import Sequential
+    from nn.optim import Adam
+
+    rng = np.random.default_rng(0)
+    model = Sequential(Linear(3, 4, rng), Linear(4, 2, rng))
+    before = model.state_dict()
+    assert model.dtype == np.float64
+    model.set_dtype(np.float32)
+    assert model.dtype == np.float32 and model.flat_params.dtype == np.float32 and model.flat_grads.dtype == np.float32
+    for name, p in model.named_parameters():
+        assert p.dtype == np.float32 and np.shares_memory(p, model.flat_params)
+        np.testing.assert_array_equal(p, before[name].astype(np.float32))  # rounded, nothing else
+    opt = Adam([(model.flat_params, model.flat_grads)], lr=0.1)
+    model.flat_grads[...] = 1.0
+    opt.step()
+    assert model.flat_params.dtype == np.float32 and opt.state["m"]["0"].dtype == np.float32
+    with pytest.raises(ValueError, match="call it on the root"):
+        model[0].set_dtype(np.float64)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        model.set_dtype(np.int32)

@@ -1,0 +1,433 @@
+"""A decoder-only GPT built from `nn`, both ways, with its whole backward derived by hand.
+
+    x_0    = E[idx] (* sqrt(C) with scale_embedding) + P[:T]      token embedding + positions
+    x_l    = Block_l(x_{l-1})                 l = 1 .. N          causal pre-norm blocks (GPT-2)
+    h      = Norm_f(x_N)                                          the final norm
+    logits = h W_head,  W_head = E^T when tied                    (B, T, V)
+    loss   = mean over positions with a target of -log softmax(logits)[target]
+
+Three forms of the same model, all reading the same parameters (names: `gpt_param_names`):
+
+* `gpt_loops`: the pieces' loops forms composed (embedding, positions, `transformer_block_loops`,
+  the norm, `matmul_loops`, `sequence_cross_entropy_loops`); on `engine.Value`s the engine
+  backpropagates it (the graph path: for checking and drawing, slow).
+* `gpt_forward` / `gpt_backward`: the pieces' manual pairs composed; the backward runs them in
+  reverse (chain rule, one piece at a time). A tied head gets two gradient contributions
+  (the lookup and the output projection), summed.
+* `GPT`: the Module that owns the parameters in one flat buffer; `loss_and_grad(idx, targets)`
+  is the manual path, `logits(idx)` the inference forward (used by sampling).
+
+`gpt` is registered in `nn.registry`, so `twograd check gpt` checks the whole model three ways.
+float64 is the default (for checking); `dtype="float32"` runs the same code in float32.
+"""
+
+# Shape legend: B batch, T positions (<= context), C d_model, V vocabulary, N blocks,
+# H heads, F d_ff; idx and targets (B, T) int64.
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from engine.errors import InputError
+from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
+from nn.linear import matmul_backward, matmul_forward, matmul_loops
+from nn.losses import IGNORE_INDEX, sequence_cross_entropy_backward, sequence_cross_entropy_forward, sequence_cross_entropy_loops
+from nn.mha import attention_weights
+from nn.module import Module
+from nn.normalization import DEFAULT_EPS
+from nn.positions import (
+    learned_positions_backward,
+    learned_positions_forward,
+    learned_positions_loops,
+    sinusoidal_positions_backward,
+    sinusoidal_positions_forward,
+    sinusoidal_positions_loops,
+)
+from nn.registry import Case, Piece, register
+from nn.transformer_block import (
+    _norm_backward,
+    _norm_forward,
+    _norm_loops,
+    block_param_names,
+    init_block_params,
+    transformer_block_backward,
+    transformer_block_forward,
+    transformer_block_loops,
+)
+
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
+NORMS = ("layer", "rms")
+POSITIONS = ("learned", "sinusoidal")
+DTYPES = ("float64", "float32")
+
+
+@dataclass
+class GPTConfig:
+    """Everything that defines a GPT's shape and its initial weights."""
+
+    vocab_size: int = 32  # V: tokens it reads and predicts
+    context: int = 16  # the longest sequence it reads (rows of the learned position table)
+    d_model: int = 32  # C: the width of every position's vector
+    n_heads: int = 2  # H: attention heads per block (C must be a multiple of H)
+    n_layers: int = 2  # N: causal Transformer blocks
+    d_ff: int | None = None  # F: the feed-forward width; None means 4 C, as in the paper and GPT-2
+    activation: str = "gelu"  # the feed-forward nonlinearity: relu, gelu (exact) or gelu_tanh (GPT-2's)
+    norm: str = "layer"  # layer (layer norm) or rms (RMSNorm, as LLaMA)
+    bias: bool = True  # biases in attention, feed-forward and layer norm; False drops them all
+    positions: str = "learned"  # learned (a table, GPT-2) or sinusoidal (the paper's, fixed)
+    tied: bool = True  # the output head is the token embedding transposed (fewer parameters)
+    scale_embedding: bool = False  # multiply token embeddings by sqrt(C), as the paper does
+    eps: float = DEFAULT_EPS  # the norms' epsilon inside the square root
+    dtype: str = "float64"  # float64 for checking, float32 for speed: one code path
+    seed: int = 0  # seeds the initial weights
+
+    @property
+    def ffn_width(self) -> int:
+        return 4 * self.d_model if self.d_ff is None else self.d_ff
+
+    def validate(self) -> "GPTConfig":
+        """Return self, or raise InputError naming the bad field."""
+        for name in ("vocab_size", "context", "d_model", "n_heads", "n_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"GPTConfig.{name} must be a whole number >= 1, got {value!r}")
+        if self.d_ff is not None and (isinstance(self.d_ff, bool) or not isinstance(self.d_ff, int) or self.d_ff < 1):
+            raise InputError(f"GPTConfig.d_ff must be a whole number >= 1 or None, got {self.d_ff!r}")
+        if self.d_model % self.n_heads:
+            raise InputError(f"GPTConfig: d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
+        for name, choices in (("activation", ACTIVATIONS), ("norm", NORMS), ("positions", POSITIONS), ("dtype", DTYPES)):
+            if getattr(self, name) not in choices:
+                raise InputError(f"GPTConfig.{name}: unknown {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
+        if not (isinstance(self.eps, float) and self.eps > 0):
+            raise InputError(f"GPTConfig.eps must be a positive float, got {self.eps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"GPTConfig.seed must be a whole number >= 0, got {self.seed!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def static(self) -> dict[str, Any]:
+        """The keyword arguments of `gpt_loops` / `gpt_forward` (what the shapes do not tell)."""
+        return {"n_heads": self.n_heads, "n_layers": self.n_layers, "activation": self.activation, "norm": self.norm,
+                "bias": self.bias, "positions": self.positions, "tied": self.tied,
+                "scale_embedding": self.scale_embedding, "eps": self.eps}
+
+
+def count_parameters(config: GPTConfig) -> int:
+    """P, from the config alone (Python ints: nothing is allocated)."""
+    C, V, F = config.d_model, config.vocab_size, config.ffn_width
+    block = 4 * C * C + 2 * C * F + 2 * C  # weights and gains
+    if config.bias:
+        block += 4 * C + F + C + (2 * C if config.norm == "layer" else 0)
+    final = C + (C if config.norm == "layer" and config.bias else 0)
+    return V * C + (config.context * C if config.positions == "learned" else 0) + config.n_layers * block + final \
+        + (0 if config.tied else C * V)
+
+
+def gpt_param_names(n_layers: int, norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True) -> list[str]:
+    """Parameter names in argument order: wte, [wpe], h{l}.<block names>, norm_f.gamma, [norm_f.beta], [head]."""
+    names = ["wte"] + (["wpe"] if positions == "learned" else [])
+    for layer in range(n_layers):
+        names += [f"h{layer}.{n}" for n in block_param_names(norm, bias)]
+    names.append("norm_f.gamma")
+    if norm == "layer" and bias:
+        names.append("norm_f.beta")
+    if not tied:
+        names.append("head")
+    return names
+
+
+def _names(n_layers: int, norm: str, bias: bool, positions: str, tied: bool, **_: Any) -> list[str]:
+    return gpt_param_names(n_layers, norm, bias, positions, tied)
+
+
+def _block_kwargs(n_heads: int, activation: str, norm: str, eps: float, **_: Any) -> dict[str, Any]:
+    """A GPT's blocks are GPT-2's: pre-norm and causal."""
+    return {"n_heads": n_heads, "activation": activation, "norm": norm, "norm_first": True, "causal": True, "eps": eps}
+
+
+def _split(params: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
+    if len(params) != len(names):
+        raise InputError(f"gpt: expected {len(names)} parameter arrays ({', '.join(names)}), got {len(params)}")
+    return dict(zip(names, params))
+
+
+# ---------------------------------------------------------------------------- loops form
+def gpt_loops(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
+              norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
+              scale_embedding: bool = False, eps: float = DEFAULT_EPS, ignore_index: int = IGNORE_INDEX) -> Any:
+    """The loss of the GPT on nested lists (floats or Values): the pieces' loops forms, in order."""
+    names = _names(n_layers, norm, bias, positions, tied)
+    p = _split(params, names)
+    idx = np.asarray(idx)
+    x = token_embedding_loops(p["wte"], idx, scale=scale_embedding)  # (B, T, C)
+    x = learned_positions_loops(x, p["wpe"]) if positions == "learned" else sinusoidal_positions_loops(x)
+    block = _block_kwargs(n_heads, activation, norm, eps)
+    for layer in range(n_layers):
+        prefix = f"h{layer}."
+        x = transformer_block_loops(x, *(p[prefix + n] for n in block_param_names(norm, bias)), **block)
+    h = [_norm_loops(norm, seq, p["norm_f.gamma"], p.get("norm_f.beta"), eps) for seq in x]  # (B, T, C)
+    head = [list(col) for col in zip(*p["wte"])] if tied else p["head"]  # (C, V): E^T when tied
+    logits = [matmul_loops(seq, head) for seq in h]  # (B, T, V)
+    return sequence_cross_entropy_loops(logits, targets=targets, ignore_index=ignore_index)
+
+
+# ---------------------------------------------------------------------------- manual pair
+class GPTCache(NamedTuple):
+    embed: Any  # TokenEmbeddingCache
+    pos: Any  # LearnedPositionsCache or the input shape (sinusoidal)
+    blocks: list[Any]  # one BlockCache per block
+    norm_f: Any  # the final norm's cache
+    head: Any  # MatmulCache of logits = h W_head, over (B*T, C) rows
+    loss: Any  # SequenceCrossEntropyCache
+    names: list[str]
+    static: dict[str, Any]
+    shape: tuple[int, int, int]  # (B, T, C)
+    logits: np.ndarray  # (B, T, V), for evaluation and sampling
+
+
+def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]) -> tuple[np.ndarray, list[Any]]:
+    """h = Norm_f(x_N) (B, T, C) and the caches on the way (embedding, positions, blocks, norm)."""
+    x, embed_cache = token_embedding_forward(p["wte"], idx, scale=static["scale_embedding"])  # (B, T, C)
+    if static["positions"] == "learned":
+        x, pos_cache = learned_positions_forward(x, p["wpe"])
+    else:
+        x, pos_cache = sinusoidal_positions_forward(x)
+    x = x.astype(p["wte"].dtype, copy=False)
+    block = _block_kwargs(**static)
+    block_caches = []
+    for layer in range(static["n_layers"]):
+        prefix = f"h{layer}."
+        x, c = transformer_block_forward(x, *(p[prefix + n] for n in block_param_names(static["norm"], static["bias"])), **block)
+        block_caches.append(c)
+    h, norm_cache = _norm_forward(static["norm"], x, p["norm_f.gamma"], p.get("norm_f.beta"), static["eps"])
+    return h.astype(p["wte"].dtype, copy=False), [embed_cache, pos_cache, block_caches, norm_cache]
+
+
+def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
+                norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
+                scale_embedding: bool = False, eps: float = DEFAULT_EPS,
+                ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, GPTCache]:
+    """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards."""
+    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
+    names = _names(**static)
+    p = _split(params, names)
+    idx = np.asarray(idx)
+    h, (embed_cache, pos_cache, block_caches, norm_cache) = gpt_hidden(p, idx, static)
+    B, T, C = h.shape
+    W_head = p["wte"].T if tied else p["head"]  # (C, V)
+    logits2, head_cache = matmul_forward(h.reshape(B * T, C), W_head)  # (B*T, V)
+    logits = logits2.reshape(B, T, -1)
+    loss, loss_cache = sequence_cross_entropy_forward(logits, targets=targets, ignore_index=ignore_index)
+    cache = GPTCache(embed_cache, pos_cache, block_caches, norm_cache, head_cache, loss_cache, names, static, (B, T, C), logits)
+    return loss, cache
+
+
+def gpt_backward(dout: Any, cache: GPTCache) -> tuple[np.ndarray, ...]:
+    """One gradient per parameter, in `gpt_param_names` order: the pieces' backwards in reverse.
+
+        dlogits           = sequence_cross_entropy'(dout)          (p - onehot) / K on kept positions
+        dh, dW_head       = matmul'(dlogits)                       dh = dlogits W_head^T, dW_head = h^T dlogits
+        dx_N, dgamma_f    = Norm_f'(dh)
+        dx_{l-1}, dθ_l    = Block_l'(dx_l)        l = N .. 1       (each block's two residual paths inside)
+        dx_0 -> dwpe      = positions'(dx_0)                       dwpe[t] = sum_b dx_0[b, t] (learned)
+        dwte              = embedding'(dx_0)  [+ dW_head^T if tied]  the scatter-add of the rows read
+
+    With a tied head E appears twice (rows read at the bottom, columns of the output
+    projection at the top), so its gradient is the sum of both contributions.
+    """
+    static = cache.static
+    B, T, C = cache.shape
+    dt = cache.logits.dtype
+    (dlogits,) = sequence_cross_entropy_backward(dout, cache.loss)  # (B, T, V)
+    dh2, dW_head = matmul_backward(dlogits.reshape(B * T, -1).astype(dt, copy=False), cache.head)  # (B*T, C), (C, V)
+    dx, dgamma_f, dbeta_f = _norm_backward(dh2.reshape(B, T, C), cache.norm_f)
+    grads: dict[str, np.ndarray] = {"norm_f.gamma": dgamma_f}
+    if dbeta_f is not None and "norm_f.beta" in cache.names:
+        grads["norm_f.beta"] = dbeta_f
+    for layer in range(static["n_layers"] - 1, -1, -1):
+        dx, *dblock = transformer_block_backward(dx.astype(dt, copy=False), cache.blocks[layer])
+        for name, g in zip(block_param_names(static["norm"], static["bias"]), dblock):
+            grads[f"h{layer}.{name}"] = g
+    if static["positions"] == "learned":
+        dx, grads["wpe"] = learned_positions_backward(dx, cache.pos)
+    else:
+        (dx,) = sinusoidal_positions_backward(dx, cache.pos)
+    (dwte,) = token_embedding_backward(dx, cache.embed)
+    if static["tied"]:
+        dwte = dwte + dW_head.T  # the second use of E: the output projection's gradient
+    else:
+        grads["head"] = dW_head
+    grads["wte"] = dwte
+    return tuple(np.asarray(grads[n], dtype=dt) for n in cache.names)
+
+
+# ---------------------------------------------------------------------------- the model
+def init_gpt_params(config: GPTConfig) -> dict[str, np.ndarray]:
+    """Initial weights: embeddings and projections ~ N(0, 1/fan-in) (as nn's init), gains 1, biases 0.
+
+    The token table is N(0, 1/C) when tied, so the logits h E^T start near unit size.
+    """
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    C, V = config.d_model, config.vocab_size
+    params: dict[str, np.ndarray] = {"wte": rng.standard_normal((V, C)) / math.sqrt(C)}  # (V, C)
+    if config.positions == "learned":
+        params["wpe"] = rng.standard_normal((config.context, C)) / math.sqrt(C)  # (T_max, C)
+    for layer in range(config.n_layers):
+        block = init_block_params(C, config.n_heads, config.ffn_width, rng, norm=config.norm, bias=config.bias)
+        params.update({f"h{layer}.{n}": a for n, a in block.items()})
+    params["norm_f.gamma"] = np.ones(C)
+    if config.norm == "layer" and config.bias:
+        params["norm_f.beta"] = np.zeros(C)
+    if not config.tied:
+        params["head"] = rng.standard_normal((C, V)) / math.sqrt(C)  # (C, V)
+    return params
+
+
+class GPT(Module):
+    """A decoder-only GPT owning its parameters in one flat buffer (see the module docstring).
+
+        model = GPT(GPTConfig(vocab_size=65, context=64, d_model=64, n_heads=4, n_layers=2))
+        loss = model.loss_and_grad(idx, targets)      # fills model.grads (flat: model.flat_grads)
+    """
+
+    def __init__(self, config: GPTConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        self.config = GPTConfig(**{**(config or GPTConfig()).to_dict(), **overrides}).validate()
+        self.names = gpt_param_names(self.config.n_layers, self.config.norm, self.config.bias, self.config.positions,
+                                     self.config.tied)
+        for name, array in init_gpt_params(self.config).items():
+            self.add_param(name.replace(".", "_"), array)  # Module names have no dots
+        if self.config.dtype == "float32":
+            self.set_dtype(np.float32)
+
+    def param_list(self) -> list[np.ndarray]:
+        """The parameters in `gpt_param_names` order (views into flat_params)."""
+        return [self.params[n.replace(".", "_")] for n in self.names]
+
+    def _check_idx(self, idx: Any, what: str = "idx") -> np.ndarray:
+        idx = np.asarray(idx)
+        if idx.ndim != 2 or idx.dtype.kind not in "iu":
+            raise InputError(f"gpt: {what} must be a (B, T) array of integer token ids, got {idx.dtype} {idx.shape}")
+        if idx.shape[1] > self.config.context:
+            raise InputError(f"gpt: {idx.shape[1]} positions, more than the model's context of {self.config.context}")
+        return idx
+
+    def loss_and_grad(self, idx: np.ndarray, targets: np.ndarray) -> float:
+        """The mean loss over the positions with a target, its gradient ADDED into the grads."""
+        idx = self._check_idx(idx)
+        loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static())
+        for name, g in zip(self.names, gpt_backward(np.ones(()), cache)):
+            self.grads[name.replace(".", "_")] += g
+        return float(loss)
+
+    def loss(self, idx: np.ndarray, targets: np.ndarray) -> float:
+        loss, _ = gpt_forward(*self.param_list(), idx=self._check_idx(idx), targets=targets, **self.config.static())
+        return float(loss)
+
+    def attention_maps(self, idx: np.ndarray) -> list[np.ndarray]:
+        """The attention weights of every block on idx: one (B, H, T, T) array per layer, rows summing to 1."""
+        p = dict(zip(self.names, self.param_list()))
+        _, (_, _, block_caches, _) = gpt_hidden(p, self._check_idx(idx), self.config.static())
+        return [attention_weights(c.attn) for c in block_caches]
+
+    def logits(self, idx: np.ndarray) -> np.ndarray:
+        """Logits (B, T, V) for idx (B, T): the forward without the loss (inference, sampling)."""
+        idx = self._check_idx(idx)
+        p = dict(zip(self.names, self.param_list()))
+        h, _ = gpt_hidden(p, idx, self.config.static())
+        W_head = p["wte"].T if self.config.tied else p["head"]
+        return h @ W_head  # (B, T, V)
+
+
+# ---------------------------------------------------------------------------- registry
+def _gpt_case(config: GPTConfig, B: int, T: int, n_ignored: int = 0) -> Any:
+    def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        params = init_gpt_params(GPTConfig(**{**config.to_dict(), "seed": int(rng.integers(0, 2**31))}))
+        for name, a in params.items():  # move gains and biases off 1 and 0 so every term is exercised
+            if "gamma" in name or name.endswith(("beta", ".bq", ".bk", ".bv", ".bo", ".b1", ".b2", "beta1", "beta2")):
+                params[name] = a + 0.2 * rng.standard_normal(a.shape)
+        idx = rng.integers(0, config.vocab_size, size=(B, T))
+        targets = rng.integers(0, config.vocab_size, size=(B, T))
+        targets.reshape(-1)[rng.permutation(B * T)[:n_ignored]] = IGNORE_INDEX
+        return params, {"idx": idx, "targets": targets, **config.static()}
+
+    return make
+
+
+def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
+               norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
+               scale_embedding: bool = False, eps: float = DEFAULT_EPS, ignore_index: int = IGNORE_INDEX) -> Any:
+    """The torch referee (see `nn.registry.Piece`): the same GPT from torch ops and the block's torch form."""
+    from nn.transformer_block import _block_torch
+
+    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
+    p = _split(params, _names(**static))
+    C = p["wte"].shape[1]
+    T = idx.shape[1]
+    x = p["wte"][idx] * (math.sqrt(C) if scale_embedding else 1.0)
+    if positions == "learned":
+        x = x + p["wpe"][:T]
+    else:
+        from nn.positions import positional_encoding
+
+        x = x + torch.tensor(positional_encoding(T, C), dtype=x.dtype)
+    block = _block_kwargs(**static)
+    for layer in range(n_layers):
+        x = _block_torch(torch, x, *(p[f"h{layer}.{n}"] for n in block_param_names(norm, bias)), **block)
+    if norm == "rms":
+        h = torch.nn.functional.rms_norm(x, (C,), p["norm_f.gamma"], eps=eps)
+    else:
+        h = torch.nn.functional.layer_norm(x, (C,), p["norm_f.gamma"], p.get("norm_f.beta"), eps=eps)
+    logits = h @ (p["wte"].T if tied else p["head"])
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=ignore_index)
+
+
+#: the issue's small configuration: vocabulary 7, context 4, width 8, 2 heads, 2 blocks.
+SMALL = GPTConfig(vocab_size=7, context=4, d_model=8, n_heads=2, n_layers=2)
+
+GPT_PIECE = register(
+    Piece(
+        name="gpt",
+        loops=gpt_loops,
+        forward=gpt_forward,
+        backward=gpt_backward,
+        cases=(
+            Case("tied, learned positions, layer norm, gelu: V=7 T=4 C=8 H=2 N=2", _gpt_case(SMALL, B=2, T=4, n_ignored=2)),
+            Case("untied, sinusoidal, scaled embedding", _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False,
+                 "positions": "sinusoidal", "scale_embedding": True}), B=1, T=3)),
+            Case("untied, RMSNorm, relu, no biases (the micro GPT's shape)", _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False,
+                 "norm": "rms", "activation": "relu", "bias": False, "n_layers": 1}), B=2, T=4, n_ignored=1)),
+        ),
+        description="whole GPT loss: embeddings, positions, N causal pre-norm blocks, final norm, head, sequence CE",
+        tags=("model",),
+        torch=_gpt_torch,
+    )
+)
+
+
+# ---------------------------------------------------------------------------- pictures
+def save_attention_maps(model: GPT, idx: np.ndarray, tokens: list[str], folder: Any, stem: str = "attention") -> list[Any]:
+    """One heatmap per block of the model's attention on one sequence idx (1, T), a panel per head:
+    `folder/<stem>_layer<l>.png`. Raises viz.plots.PlotsUnavailable without matplotlib."""
+    from pathlib import Path
+
+    from viz.plots import plot_attention
+
+    idx = np.asarray(idx)
+    if idx.ndim != 2 or idx.shape[0] != 1 or len(tokens) != idx.shape[1]:
+        raise InputError(f"save_attention_maps: one sequence (1, T) with T token labels, got {idx.shape} and {len(tokens)} labels")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for layer, weights in enumerate(model.attention_maps(idx)):  # (1, H, T, T) each
+        title = f"block {layer + 1} of {model.config.n_layers}: causal self-attention, one panel per head"
+        paths.append(plot_attention(weights[0], tokens, tokens, Path(folder) / f"{stem}_layer{layer}.png", title=title))
+    return paths
