@@ -353,10 +353,9 @@ class TransformerBlock(Module):
                 "norm": self.norm, "norm_first": self.norm_first, "bias": self.bias, "causal": self.causal, "eps": self.eps}
 
     def forward(self, x: Array, mask: Array | None = None) -> Array:
-        """y (B, T, C) from x (B, T, C), in x's dtype: a float32 x runs the block in float32."""
+        """y (B, T, C) from x (B, T, C), in the common dtype of x and the parameters: after
+        `set_dtype(np.float32)` a float32 x runs the block in float32."""
         params = [self.params[n] for n in block_param_names(self.norm, self.bias)]
-        if isinstance(x, np.ndarray) and x.dtype == np.float32:
-            params = [p.astype(np.float32) for p in params]  # the stored parameters stay float64
         out, self._cache = transformer_block_forward(
             x, *params, n_heads=self.n_heads, activation=self.activation, norm=self.norm,
             norm_first=self.norm_first, causal=self.causal, mask=mask, eps=self.eps,

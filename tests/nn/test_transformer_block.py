@@ -102,14 +102,14 @@ def test_float32_in_float32_out(norm_first: bool, norm: str) -> None:
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, atol=FLOAT32_ATOL)
     assert all(g.dtype == np.float32 for g in transformer_block_backward(np.ones_like(y32), cache))
-    # the class keeps float64 parameters (the Module contract) and runs in its input's dtype
-    block = TransformerBlock(C, H, F, norm=norm, norm_first=norm_first, causal=True, rng=np.random.default_rng(5))
-    y64 = block.forward(x)
-    block.backward(np.ones_like(y64))
-    y32 = block.forward(x.astype(np.float32))
-    dx32 = block.backward(np.ones_like(y32))
-    assert y32.dtype == np.float32 and dx32.dtype == np.float32
-    np.testing.assert_allclose(y32, y64, atol=FLOAT32_ATOL)
+    # the class: float32 buffers (Module.set_dtype) and a float32 x run the same path in float32
+    block = TransformerBlock(C, H, F, norm=norm, norm_first=norm_first, rng=np.random.default_rng(5))
+    block.load_state_dict(dict(zip(block_param_names(norm, True), params)))
+    block.set_dtype(np.float32)
+    y_class = block.forward(x.astype(np.float32))
+    dx32 = block.backward(np.ones_like(y_class))
+    assert y_class.dtype == np.float32 and dx32.dtype == np.float32 and block.flat_grads.dtype == np.float32
+    np.testing.assert_allclose(y_class, y64, atol=FLOAT32_ATOL)
 
 
 def test_class_accumulates_and_rebuilds_from_its_config(tmp_path: Path) -> None:
