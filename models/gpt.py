@@ -291,11 +291,24 @@ def init_gpt_params(config: GPTConfig) -> dict[str, np.ndarray]:
     return params
 
 
+class _Arrays(Module):
+    """A submodule that only holds named arrays (a block's, the final norm's), so that the GPT's
+    checkpoint names are the dotted `gpt_param_names` ("h0.Wq", "norm_f.gamma")."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        for name, a in arrays.items():
+            self.add_param(name, a)
+
+
 class GPT(Module):
     """A decoder-only GPT owning its parameters in one flat buffer (see the module docstring).
 
         model = GPT(GPTConfig(vocab_size=65, context=64, d_model=64, n_heads=4, n_layers=2))
-        loss = model.loss_and_grad(idx, targets)      # fills model.grads (flat: model.flat_grads)
+        loss = model.loss_and_grad(idx, targets)      # adds into model.grads (flat: model.flat_grads)
+
+    Its parameter names (in `state_dict()`, checkpoints and `flat_params` order) are
+    `gpt_param_names(config)`: wte, [wpe], h0.Wq ... h{N-1}.beta2, norm_f.gamma, [norm_f.beta], [head].
     """
 
     def __init__(self, config: GPTConfig | None = None, **overrides: Any) -> None:
@@ -303,14 +316,36 @@ class GPT(Module):
         self.config = GPTConfig(**{**(config or GPTConfig()).to_dict(), **overrides}).validate()
         self.names = gpt_param_names(self.config.n_layers, self.config.norm, self.config.bias, self.config.positions,
                                      self.config.tied)
-        for name, array in init_gpt_params(self.config).items():
-            self.add_param(name.replace(".", "_"), array)  # Module names have no dots
+        # wte, wpe, head are the GPT's own; "h0.Wq" lives in submodule h0 as "Wq" (same order)
+        entries: list[tuple[str, Any]] = []
+        for name, array in init_gpt_params(self.config).items():  # in gpt_param_names order
+            prefix, _, rest = name.partition(".")
+            if not rest:
+                entries.append((name, array))
+            elif entries and entries[-1][0] == prefix:
+                entries[-1][1][rest] = array
+            else:
+                entries.append((prefix, {rest: array}))
+        for name, item in entries:
+            if isinstance(item, dict):
+                self.add_module(name, _Arrays(item))
+            else:
+                self.add_param(name, item)
         if self.config.dtype == "float32":
             self.set_dtype(np.float32)
 
+    def save(self, path: Any, config: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
+        """Checkpoint (npz + json) with this model's config, so `GPT.load(path)` rebuilds it."""
+        return super().save(path, config if config is not None else self.config.to_dict())
+
     def param_list(self) -> list[np.ndarray]:
         """The parameters in `gpt_param_names` order (views into flat_params)."""
-        return [self.params[n.replace(".", "_")] for n in self.names]
+        params = dict(self.named_parameters())
+        return [params[n] for n in self.names]
+
+    def grad_list(self) -> list[np.ndarray]:
+        grads = dict(self.named_grads())
+        return [grads[n] for n in self.names]
 
     def _check_idx(self, idx: Any, what: str = "idx") -> np.ndarray:
         idx = np.asarray(idx)
@@ -324,8 +359,8 @@ class GPT(Module):
         """The mean loss over the positions with a target, its gradient ADDED into the grads."""
         idx = self._check_idx(idx)
         loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static())
-        for name, g in zip(self.names, gpt_backward(np.ones(()), cache)):
-            self.grads[name.replace(".", "_")] += g
+        for acc, g in zip(self.grad_list(), gpt_backward(np.ones(()), cache)):
+            acc += g
         return float(loss)
 
     def loss(self, idx: np.ndarray, targets: np.ndarray) -> float:

@@ -22,6 +22,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("every nn piece, checked three ways", "models.check"),
     ("an MLP learns XOR, by manual backprop and on the graph", "models.tasks"),
     ("causal multi-head attention, three ways", "models.attention_demo"),
+    ("the Transformer block, three ways and drawn by sub-layer", "models.transformer_demo"),
 )
 
 

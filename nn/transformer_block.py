@@ -144,9 +144,14 @@ def transformer_block_loops(
     bq: Any = None, bk: Any = None, bv: Any = None, bo: Any = None, b1: Any = None, b2: Any = None,
     beta1: Any = None, beta2: Any = None,
     *, n_heads: int, activation: str = "relu", norm: str = "layer", norm_first: bool = False,
-    causal: bool = False, mask: Any = None, eps: float = DEFAULT_EPS,
+    causal: bool = False, mask: Any = None, eps: float = DEFAULT_EPS, trace: dict[str, Any] | None = None,
 ) -> Any:
-    """The block on nested lists (B, T, C) of floats or Values, built from the pieces' loops forms."""
+    """The block on nested lists (B, T, C) of floats or Values, built from the pieces' loops forms.
+
+    `trace`, if given, receives each sub-layer's output in order, so a drawing can box them:
+    post-norm "attention", "add & norm 1", "feed-forward", "add & norm 2"; pre-norm "norm 1",
+    "attention", "add 1", "norm 2", "feed-forward", "add 2".
+    """
     _check_config(norm, activation, norm_first, causal)
     given = {n: a for n, a in zip(("x",) + PARAM_NAMES, (x, Wq, Wk, Wv, Wo, W1, W2, gamma1, gamma2, bq, bk, bv, bo, b1, b2, beta1, beta2))
              if a is not None}
@@ -170,11 +175,19 @@ def transformer_block_loops(
     def norm2(z: Any) -> Any:
         return _norm_loops(norm, z, p["gamma2"], p.get("beta2"), eps)
 
+    seen = trace if trace is not None else {}
+
+    def step(name: str, value: Any) -> Any:
+        seen[name] = value
+        return value
+
     if norm_first:
-        h = residual_loops(x, mha(norm1(x)))
-        return residual_loops(h, ffn(norm2(h)))
-    h = norm1(residual_loops(x, mha(x)))
-    return norm2(residual_loops(h, ffn(h)))
+        n1 = step("norm 1", norm1(x))
+        h = step("add 1", residual_loops(x, step("attention", mha(n1))))
+        n2 = step("norm 2", norm2(h))
+        return step("add 2", residual_loops(h, step("feed-forward", ffn(n2))))
+    h = step("add & norm 1", norm1(residual_loops(x, step("attention", mha(x)))))
+    return step("add & norm 2", norm2(residual_loops(h, step("feed-forward", ffn(h)))))
 
 
 # ============================================================================ manual pair

@@ -36,10 +36,10 @@ def test_the_module_is_the_composed_manual_pair_and_accumulates(overrides) -> No
     first = model.loss_and_grad(idx, targets)
     assert first == float(loss)
     for name, g in zip(model.names, grads):
-        np.testing.assert_allclose(model.grads[name.replace(".", "_")], g, rtol=SAME, atol=SAME)
+        np.testing.assert_allclose(dict(model.named_grads())[name], g, rtol=SAME, atol=SAME)
     model.loss_and_grad(idx, targets)  # a second call adds the same again
     for name, g in zip(model.names, grads):
-        np.testing.assert_allclose(model.grads[name.replace(".", "_")], 2 * g, rtol=SAME, atol=SAME)
+        np.testing.assert_allclose(dict(model.named_grads())[name], 2 * g, rtol=SAME, atol=SAME)
     assert model.logits(idx).shape == (3, 4, model.config.vocab_size)
     np.testing.assert_allclose(model.logits(idx), cache.logits, rtol=1e-14, atol=1e-14)
 
@@ -56,7 +56,7 @@ def test_logits_and_loss_match_torch_with_the_weights_copied_in() -> None:
     loss = model.loss_and_grad(idx, targets)
     assert loss == pytest.approx(t_loss.item(), rel=TORCH_RTOL)
     for name, t in zip(model.names, tensors):
-        np.testing.assert_allclose(model.grads[name.replace(".", "_")], t.grad.numpy(), rtol=TORCH_RTOL, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(dict(model.named_grads())[name], t.grad.numpy(), rtol=TORCH_RTOL, atol=1e-13, err_msg=name)
     # logits, from torch's own modules end to end
     with torch.no_grad():
         p = dict(zip(model.names, (torch.tensor(a) for a in model.param_list())))
@@ -120,3 +120,11 @@ def test_attention_heatmaps_one_file_per_block(tmp_path) -> None:
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
     with pytest.raises(InputError, match="one sequence"):
         save_attention_maps(GPT(SMALL), np.array([[1, 2]]), ["a"], tmp_path)
+
+
+def test_checkpoint_names_are_the_dotted_parameter_names_and_round_trip(tmp_path) -> None:
+    model = GPT(SMALL, tied=False)
+    assert [n for n, _ in model.named_parameters()] == model.names  # what the README's schema lists
+    model.flat_params[...] += 0.5
+    loaded = GPT.load(model.save(tmp_path / "gpt"))
+    assert loaded.config == model.config and np.array_equal(loaded.flat_params, model.flat_params)
