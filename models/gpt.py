@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine.errors import InputError
+from engine.gradcheck import graph_gradients
 from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
 from nn.linear import matmul_backward, matmul_forward, matmul_loops
 from nn.losses import IGNORE_INDEX, sequence_cross_entropy_backward, sequence_cross_entropy_forward, sequence_cross_entropy_loops
@@ -361,6 +362,20 @@ class GPT(Module):
         loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static())
         for acc, g in zip(self.grad_list(), gpt_backward(np.ones(()), cache)):
             acc += g
+        return float(loss)
+
+    def loss_and_grad_graph(self, idx: np.ndarray, targets: np.ndarray) -> float:
+        """The graph path: `gpt_loops` on engine.Values, backward, the leaves' grads ADDED into the grads.
+
+        One Python object per scalar operation: for tiny models (the issue's micro GPT), for
+        checking and for watching nothing hidden happen.
+        """
+        idx = self._check_idx(idx)
+        arrays = dict(zip(self.names, (p.astype(np.float64) for p in self.param_list())))
+        loss, grads = graph_gradients(
+            lambda leaves: gpt_loops(*(leaves[n] for n in self.names), idx=idx, targets=targets, **self.config.static()), arrays)
+        for acc, name in zip(self.grad_list(), self.names):
+            acc += grads[name]
         return float(loss)
 
     def loss(self, idx: np.ndarray, targets: np.ndarray) -> float:

@@ -172,6 +172,20 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+ENGINES: tuple[str, ...] = ("manual", "graph")  # how a task computes its gradient: numpy, or the engine's graph
+
+
+@dataclass
+class Setup:
+    """What a task hands the trainer, and how it reports and draws the result."""
+
+    model: Module  # owns flat_params / flat_grads
+    objective: Objective
+    batches: Callable[[np.random.Generator], Any]
+    summary: list[str]  # lines describing the data and the model
+    draw: Callable[[Any, TrainState], dict[str, str]]  # pictures into a folder -> {what: path}
+
+
 class Diverged(RunError):
     """A non-finite loss or gradient stopped the run; `.state` is the last good state (k - 1 steps)."""
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from models import runs, tasks
+from models import runs, tabular
 from models.runs import RunExists, load_run, prepare_out
 from models.tasks import train
 from nn.checkpoint import CheckpointError
@@ -167,7 +167,7 @@ def test_a_tampered_network_size_is_refused_before_anything_is_built(finished_ru
     def refuse(*args, **kwargs):
         raise AssertionError("the model was built from unchecked metadata")
 
-    monkeypatch.setattr(tasks.MLP, "__init__", refuse)
+    monkeypatch.setattr(tabular.MLP, "__init__", refuse)
     with pytest.raises(CheckpointError, match="the recorded model does not fit.*parameters"):
         train(resume=finished_run)
 

@@ -13,7 +13,7 @@ import pytest
 from engine.errors import InputError, RunError
 from models.datasets import load_dataset
 from models.mlp import MLP, MLPConfig
-from models.tasks import ClassifierObjective
+from models.tabular import ClassifierObjective
 from models.trainer import Diverged, RowBatches, Trainer, TrainConfig, full_batch
 from nn.optim import scheduled_lr
 
