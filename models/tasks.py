@@ -23,11 +23,12 @@ from engine.gradcheck import text_table
 from models.datasets import load_dataset
 from models.mlp import MLP, MLPConfig
 from models.runs import SavedRun, finite_or_none, load_run, new_run_folder, prepare_out, save_run
+from models.lm import LM_TASKS
 from models.tabular import TABULAR_TASKS
 from models.trainer import ENGINES, Diverged, Outcome, Setup, Trainer, TrainConfig, TrainState
 from nn.checkpoint import CheckpointError
 
-TASKS: dict[str, Any] = {**TABULAR_TASKS}
+TASKS: dict[str, Any] = {**TABULAR_TASKS, **LM_TASKS}
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
 def get_task(name: str) -> Any:

@@ -1,0 +1,268 @@
+"""Language-model tasks: a GPT (models/gpt.py) learns copy, reverse, chars or lines (models/sequences.py).
+
+Each `SequenceTask` is one row of the task table (models/tasks.py). Its model config is
+JSON-able and holds two parts, so that a run folder rebuilds exactly the same thing:
+
+    {"gpt": GPTConfig fields, "data": what the data is (the task's settings, or a file and its sha256)}
+
+The objective is next-token cross-entropy on (idx, targets) batches drawn from the trainer's
+generator; the evaluation reports the held-out loss in nats per token (`val_loss`), and
+
+* copy / reverse: `test_exact_accuracy`, the fraction of held-out questions whose whole answer
+  the model gets right (greedy). Under teacher forcing every answer token is the argmax
+  exactly when greedy decoding reproduces the answer, so one forward pass measures it;
+* chars: `unigram_val_loss`, the add-one unigram model's held-out loss, the floor to beat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InputError
+from models.gpt import GPT, GPTConfig, count_parameters
+from models.sequences import CharText, DigitSequences, LineDocuments, bundled_text, read_text
+from models.trainer import Setup, TrainConfig, TrainState
+
+#: refuse larger models: parameters, gradient and AdamW's two moments (4 float64 vectors, 1.6 GB).
+MAX_PARAMETERS = 50_000_000
+#: refuse steps holding more than this many activations (B T C per block, roughly; 2 GB of float64).
+MAX_ACTIVATIONS = 250_000_000
+#: held-out windows (chars) or documents (lines) per evaluation: enough for a stable loss, quick.
+EVAL_WINDOWS = 256
+EVAL_BATCH = 64
+#: model options the command line may give a sequence task (the recipe fills the rest).
+MODEL_OPTIONS = ("context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
+#: a rough cost of the graph engine per scalar node and step, for the warning.
+GRAPH_SECONDS_PER_NODE = 2e-6
+#: refuse graph-engine steps building more nodes than this (~120 bytes each: about 1.2 GB).
+MAX_GRAPH_NODES = 10_000_000
+
+
+@dataclass(frozen=True)
+class SequenceRecipe:
+    """Defaults that train the task well from the default seed."""
+
+    gpt: GPTConfig
+    train: TrainConfig
+    symbols: int = 10  # copy / reverse: how many distinct symbols
+    length: int = 5  # copy / reverse: how many tokens to copy or reverse
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class LMObjective:
+    """Next-token cross-entropy of a GPT on batches from a sequence data set (see models.trainer.Objective)."""
+
+    model: GPT
+    data: Any  # DigitSequences | CharText | LineDocuments
+    engine: str
+    batch_size: int
+    _eval: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def batches(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The trainer's batch source: (idx, targets), each (B, T)."""
+        if isinstance(self.data, DigitSequences):
+            return self.data.batch(rng, self.batch_size)
+        return self.data.batch(rng, self.batch_size, self.model.config.context)
+
+    def loss_and_grad(self, batch: tuple[np.ndarray, np.ndarray]) -> float:
+        idx, targets = batch
+        if self.engine == "graph":
+            return self.model.loss_and_grad_graph(idx, targets)
+        return self.model.loss_and_grad(idx, targets)
+
+    def held_out(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The held-out batches, the same at every evaluation."""
+        if not self._eval:
+            if isinstance(self.data, DigitSequences):
+                idx, targets = self.data.encode_pairs(self.data.test_x)
+                self._eval = [(idx[i : i + EVAL_BATCH * 4], targets[i : i + EVAL_BATCH * 4]) for i in range(0, len(idx), EVAL_BATCH * 4)]
+            else:
+                self._eval = self.data.val_batches(self.model.config.context, EVAL_WINDOWS, EVAL_BATCH)
+        return self._eval
+
+    def evaluate(self) -> dict[str, float]:
+        """val_loss (nats per token over the held-out positions with a target) and the task's own measure."""
+        total, count, exact, n_seq = 0.0, 0, 0, 0
+        for idx, targets in self.held_out():
+            logits = self.model.logits(idx).astype(np.float64)  # (B, T, V)
+            keep = targets >= 0
+            z = logits - logits.max(axis=-1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # log softmax
+            picked = np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], axis=-1)[..., 0]
+            total += float(-(picked * keep).sum())
+            count += int(keep.sum())
+            right = (logits.argmax(axis=-1) == targets) | ~keep  # (B, T)
+            exact += int(right.all(axis=1).sum())
+            n_seq += idx.shape[0]
+        metrics = {"val_loss": total / count if count else math.nan}
+        if isinstance(self.data, DigitSequences):
+            metrics["test_exact_accuracy"] = exact / n_seq
+        if isinstance(self.data, CharText):
+            metrics["unigram_val_loss"] = self.data.unigram_val_loss()
+        return metrics
+
+
+@dataclass(frozen=True)
+class SequenceTask:
+    """A GPT on one of the sequence data sets."""
+
+    name: str  # copy | reverse | chars | lines
+    recipe: SequenceRecipe
+    description: str
+    kind: str = "gpt"
+
+    # ------------------------------------------------------------------ configs
+    def _data_config(self, options: dict[str, Any]) -> dict[str, Any]:
+        if self.name in ("copy", "reverse"):
+            if "data" in options:
+                raise InputError(f"{self.name}: generates its sequences; --data is for chars and lines")
+            return {"kind": self.name, "symbols": int(options.get("symbols", self.recipe.symbols)),
+                    "length": int(options.get("length", self.recipe.length))}
+        for key in ("symbols", "length"):
+            if key in options:
+                raise InputError(f"{self.name}: --{key} is for copy and reverse")
+        path = options.get("data")
+        if path is None:
+            if self.name == "lines":
+                raise InputError("lines needs --data FILE: a UTF-8 text with one document per line (a list of names, say)")
+            return {"kind": self.name, "source": "pydoc_data.topics", "sha256": _sha256(bundled_text())}
+        resolved = Path(path).expanduser().resolve()
+        return {"kind": self.name, "source": str(resolved), "sha256": _sha256(read_text(resolved))}
+
+    def load_data(self, data_config: dict[str, Any], seed: int) -> Any:
+        """The data set a config names; InputError when a file changed since the run began."""
+        kind = data_config.get("kind")
+        if kind in ("copy", "reverse"):
+            return DigitSequences(kind, n_symbols=data_config["symbols"], length=data_config["length"], seed=seed)
+        source = data_config.get("source")
+        text = bundled_text() if source == "pydoc_data.topics" else read_text(source)
+        if _sha256(text) != data_config.get("sha256"):
+            raise InputError(f"{self.name}: the text {source} is not the one this run was trained on (its sha256 differs)")
+        name = "pydoc" if source == "pydoc_data.topics" else Path(source).name
+        return CharText(text, name=name) if kind == "chars" else LineDocuments(text, name=name, seed=seed)
+
+    def model_config(self, options: dict[str, Any], seed: int) -> dict[str, Any]:
+        """{"gpt": ..., "data": ...} from the command line's model options, the recipe filling the rest."""
+        unknown = sorted(set(options) - set(MODEL_OPTIONS))
+        if unknown:
+            raise InputError(f"{self.name}: unknown model options {', '.join(unknown)} (a GPT task takes "
+                             f"{', '.join(MODEL_OPTIONS)})")
+        data_config = self._data_config(options)
+        data = self.load_data(data_config, seed)
+        gpt = {**self.recipe.gpt.to_dict(), "vocab_size": data.vocab.size, "seed": seed}
+        if isinstance(data, DigitSequences):
+            gpt["context"] = data.context
+        elif isinstance(data, LineDocuments):
+            gpt["context"] = data.context
+        for key in ("context", "d_model", "n_heads", "n_layers", "dtype"):
+            if key in options:
+                gpt[key] = options[key]
+        if isinstance(data, DigitSequences) and gpt["context"] < data.context:
+            raise InputError(f"{self.name}: a context of {gpt['context']} cannot hold question and answer ({data.context} tokens)")
+        return {"gpt": GPTConfig(**gpt).validate().to_dict(), "data": data_config}
+
+    def options_of(self, model_config: dict[str, Any]) -> dict[str, Any]:
+        gpt, data = model_config.get("gpt", {}), model_config.get("data", {})
+        out = {k: gpt.get(k) for k in ("context", "d_model", "n_heads", "n_layers", "dtype")}
+        if "symbols" in data:
+            out.update(symbols=data["symbols"], length=data["length"])
+        else:
+            out["data"] = data.get("source")
+        return out
+
+    def table_row(self) -> dict[str, Any]:
+        g = self.recipe.gpt
+        return {"task": self.name, "model": self.kind, "description": self.description,
+                "network": f"GPT {g.n_layers}x{g.d_model} {g.n_heads} heads, ctx {g.context}",
+                "recipe": {**g.to_dict(), **self.recipe.train.to_dict()}}
+
+    def check_size(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> list[str]:
+        config = GPTConfig(**model_config["gpt"]).validate()
+        n_params = count_parameters(config)
+        if n_params > MAX_PARAMETERS:
+            raise InputError(f"the GPT would have {n_params:,} parameters, more than the {MAX_PARAMETERS:,} this trainer takes")
+        B = train.batch_size or 32
+        acts = B * config.context * (config.d_model * 12 + config.ffn_width * 2) * config.n_layers + B * config.context * config.vocab_size
+        if acts > MAX_ACTIVATIONS:
+            raise InputError(f"a step would hold ~{acts:,} activations, more than the {MAX_ACTIVATIONS:,} this trainer takes; "
+                             "use a smaller --batch-size, --context or --d-model")
+        if engine != "graph":
+            return []
+        nodes = 2 * n_params * B * config.context  # a multiply and an add per weight, per position
+        if nodes > MAX_GRAPH_NODES:
+            raise InputError(f"the graph engine would build ~{nodes:,} nodes a step, more than the {MAX_GRAPH_NODES:,} it takes; "
+                             "use --engine manual, or a smaller model and --batch-size")
+        seconds = nodes * GRAPH_SECONDS_PER_NODE
+        return [f"warning: the graph engine builds ~{nodes:,} nodes a step (~{seconds:.2f} s each, "
+                f"~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"] if seconds * train.steps > 10 else []
+
+    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> Setup:
+        config = GPTConfig(**model_config["gpt"]).validate()
+        data = self.load_data(model_config["data"], config.seed)
+        model = GPT(config)
+        B = train.batch_size or 32
+        objective = LMObjective(model, data, engine, B)
+        summary = [data.summary(), f"GPT: {config.n_layers} blocks of width {config.d_model}, {config.n_heads} heads, context "
+                   f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
+                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine, seed {config.seed}"]
+
+        def draw(folder: Path, state: TrainState) -> dict[str, str]:
+            return _draw_lm(folder, state, model, data, self.name)
+
+        return Setup(model, objective, objective.batches, summary, draw)
+
+
+def _draw_lm(folder: Path, state: TrainState, model: GPT, data: Any, name: str) -> dict[str, str]:
+    """Training and validation loss curves, and the attention of every block on one held-out example."""
+    from models.gpt import save_attention_maps
+    from viz.plots import plot_loss
+
+    steps = [e["step"] for e in state.evals]
+    validation = {"validation loss": (steps, [e["val_loss"] for e in state.evals])} if steps else None
+    metrics = None
+    if steps and "test_exact_accuracy" in state.evals[-1]:
+        metrics = {"held-out exact-sequence accuracy": (steps, [e["test_exact_accuracy"] for e in state.evals])}
+    files = {"loss_curve": str(plot_loss(state.losses, Path(folder) / "loss.png", validation=validation, metrics=metrics,
+                                         title=f"{name}: training and validation loss (nats per token)"))}
+    if isinstance(data, DigitSequences):
+        idx, _ = data.encode_pairs(data.test_x[:1])
+    else:
+        idx = LMObjective(model, data, "manual", 1).held_out()[0][0][:1, : min(model.config.context, 24)]
+    tokens = [repr(data.vocab.tokens[i])[1:-1] or " " for i in idx[0]]
+    for i, path in enumerate(save_attention_maps(model, idx, tokens, folder)):
+        files[f"attention_layer{i}"] = str(path)
+    return files
+
+
+LM_TASKS: dict[str, SequenceTask] = {
+    "copy": SequenceTask("copy", SequenceRecipe(
+        GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh"),
+        TrainConfig(steps=1500, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
+                    weight_decay=0.01, grad_clip=1.0, eval_every=250)),
+        "5 tokens of 10 symbols, then '>' and the same tokens; 500 held out"),
+    "reverse": SequenceTask("reverse", SequenceRecipe(
+        GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh"),
+        TrainConfig(steps=2000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
+                    weight_decay=0.01, grad_clip=1.0, eval_every=250)),
+        "5 tokens of 10 symbols, then '>' and them reversed; 500 held out"),
+    "chars": SequenceTask("chars", SequenceRecipe(
+        GPTConfig(context=64, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh"),
+        TrainConfig(steps=3000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=200, decay="cosine", min_lr=3e-4,
+                    weight_decay=0.01, grad_clip=1.0, eval_every=500)),
+        "next character of Python's bundled docs (or --data FILE), 90/10 split"),
+    "lines": SequenceTask("lines", SequenceRecipe(
+        GPTConfig(d_model=32, n_heads=4, n_layers=2, activation="gelu_tanh"),
+        TrainConfig(steps=2000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
+                    weight_decay=0.01, grad_clip=1.0, eval_every=500)),
+        "every line of --data FILE a document (a list of names, say), 90/10 split"),
+}
