@@ -8,6 +8,7 @@
     7.0
 """
 
+from engine.explain import ChainPath, Explanation, explain
 from engine.errors import InputError, RunError, TwogradError, UnknownNameError
 from engine.functions import data_of, erf, exp, log, relu, sigmoid, sqrt, tanh
 from engine.gradcheck import (
@@ -38,6 +39,9 @@ __all__ = [
     "relu",
     "erf",
     "data_of",
+    "explain",
+    "Explanation",
+    "ChainPath",
     "DEFAULT_EPS",
     "EXACT",
     "NUMERIC",

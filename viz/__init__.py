@@ -5,12 +5,28 @@
     >>> from viz.plots import plot_loss              # loss curves, decision boundaries, attention
     >>> plot_loss(losses, "loss.png")
 
-This package imports no plotting or ML library at import time: `viz.draw` needs only the
-standard library (and Graphviz's `dot` program for image formats), and `viz.plots` imports
-matplotlib (the `plot` extra) only when it draws. `viz.plots` is therefore not imported
-here; import it by name.
+This package imports no plotting or ML library at import time: `viz.draw` needs the `graphviz`
+package (and Graphviz's `dot` program for image formats), and `viz.plots` imports matplotlib
+(the `plot` extra) only when it draws. `viz.plots` is therefore not imported here; import it
+by name.
 """
 
-from viz.draw import GraphDrawing, GraphvizNotFound, draw
+from viz.draw import (
+    GraphDrawing,
+    GraphvizError,
+    GraphvizFailed,
+    GraphvizNotFound,
+    GraphvizTimeout,
+    LargeDrawingWarning,
+    draw,
+)
 
-__all__ = ["draw", "GraphDrawing", "GraphvizNotFound"]
+__all__ = [
+    "draw",
+    "GraphDrawing",
+    "GraphvizError",
+    "GraphvizNotFound",
+    "GraphvizFailed",
+    "GraphvizTimeout",
+    "LargeDrawingWarning",
+]
