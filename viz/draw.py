@@ -529,7 +529,7 @@ class GraphDrawing:
             payload = self.render(suffix[1:])
         except GraphvizError as err:
             dot_path = self.save(path.with_suffix(".dot"))
-            raise type(err)(f"{err}; wrote the DOT text to {dot_path} instead", dot_path=dot_path) from None
+            raise type(err)(f"{str(err).rstrip('.')}; wrote the DOT text to {dot_path} instead", dot_path=dot_path) from None
         atomic_write(path, payload)
         return path
 
