@@ -63,9 +63,10 @@ LABEL_LINES = 6
 RENDER_TIMEOUT_SECONDS = 30.0
 #: warn (LargeDrawingWarning) before rendering more nodes (Values + ops) than this
 WARN_NODES = 2000
-#: `dot -Tsvg` wall-clock seconds measured on a 2-core machine for dense MLP-like graphs, as
-#: (nodes drawn, seconds); the cost grows about as nodes^2.3. Used only to warn and to refuse.
-MEASURED_RENDER_SECONDS = ((890, 0.17), (1922, 0.7), (3642, 3.4), (5362, 9.0))
+#: `dot -Tsvg` wall-clock seconds measured here (2 cores, Graphviz 2.43) on dense MLP-like graphs
+#: (tests/viz/test_viz.py `big_graph`), as (nodes drawn, seconds): 400 to 10,000 Values. The cost
+#: grows about as nodes^2.3. Used only to warn and to refuse, so a rough figure is enough.
+MEASURED_RENDER_SECONDS = ((890, 0.23), (1922, 1.0), (3642, 5.5), (5362, 12.3), (8802, 30.8), (17402, 162.0))
 
 # Op nodes are small ellipses so the Values, which carry the numbers, stand out.
 _OP_STYLE = {"shape": "ellipse", "width": "0.4", "height": "0.3", "margin": "0.03"}
@@ -317,8 +318,9 @@ def draw(
     if title is not None:
         graph.attr("graph", labelloc="t", fontsize="16", **_label_attrs(title))
     bodies = {-1: graph}
+    used = {cluster_of[v] for v in shown if v in cluster_of}
     for k, name in enumerate(cluster_names):
-        if any(cluster_of.get(v) == k for v in shown):
+        if k in used:
             bodies[k] = sub = graphviz.Digraph(name=f"cluster_{k}")
             sub.attr("graph", style="rounded", color="#888888", **_label_attrs(name))
     for v in shown:
@@ -387,11 +389,13 @@ def _pipe_bounded(source: str, fmt: str, timeout: float) -> bytes:
 
     In the main thread of a POSIX process an interval timer interrupts the wait; the
     exception passes through `subprocess.run`, which kills `dot` (graphviz.pipe runs it that
-    way). Elsewhere (another thread, Windows) the call runs in a helper thread and is
-    abandoned at the bound: the caller gets its error in time, `dot` finishes on its own.
+    way). Elsewhere (another thread, Windows, or a timer someone else has set, e.g. a test
+    runner's) the call runs in a helper thread and is abandoned at the bound: the caller gets
+    its error in time, `dot` finishes on its own.
     """
     data = source.encode("utf-8", errors="replace")
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+    main = threading.current_thread() is threading.main_thread()
+    if main and hasattr(signal, "setitimer") and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
         def expire(signum: int, frame: object) -> None:
             raise _Expired()
 
@@ -434,7 +438,7 @@ def _render(source: str, fmt: str, timeout: float, n_nodes: int) -> bytes:
         warnings.warn(
             f"rendering {n_nodes:,} nodes: `dot` will take about {expected:.0f} s (stopped after {timeout:g} s)",
             LargeDrawingWarning,
-            stacklevel=3,
+            stacklevel=2,
         )
     command = f"`dot -T{fmt}`"
     try:
