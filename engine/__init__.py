@@ -6,6 +6,8 @@
     >>> y.backward()
     >>> x.grad        # dy/dx = 2x + 3
     7.0
+    >>> explain(y, x).total   # the same, as a sum over the paths from x to y (print it for the table)
+    7.0
 """
 
 from engine.explain import ChainPath, Explanation, explain

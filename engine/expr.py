@@ -8,7 +8,7 @@
 Accepted: numbers, variable names, `+ - * / **`, unary `-` and `+`, and calls of the engine's
 functions exp log sqrt tanh sigmoid relu erf and abs with one argument. Anything else (an
 attribute, a subscript, a keyword, a string, a lambda, ...) is an InputError naming it. Every
-interior node is labelled with its own source text, so `explain` and `viz.draw` read like the
+interior node is labelled with its own source text, as written, so `explain` and `viz.draw` read like the
 expression. Standard library only, like the rest of `engine`.
 """
 
@@ -39,21 +39,28 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 _UNARY: dict[type, Callable] = {ast.USub: operator.neg, ast.UAdd: lambda a: a}  # Value has no unary +: +a is a
 
 
+def _source(text: str, node: ast.expr) -> str:
+    """The part of `text` that `node` was parsed from, as the user wrote it (ast.unparse would
+    recurse once per level of nesting, and re-space it)."""
+    return ast.get_source_segment(text, node) or type(node).__name__
+
+
 def parse_expression(text: str) -> ast.expr:
     """The checked syntax tree of `text`; InputError for anything outside the grammar above."""
     if not isinstance(text, str) or not text.strip():
         raise InputError("--expr: needs an expression such as 'tanh(x*w + b)'")
     if len(text) > MAX_EXPRESSION_CHARS:
         raise InputError(f"--expr: at most {MAX_EXPRESSION_CHARS} characters, got {len(text)}")
+    text = text.strip()
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
+        tree = ast.parse(text, mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise InputError(f"--expr: {text!r} is not an expression: {getattr(err, 'msg', err)}") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
-            raise InputError(f"--expr: the operator in {ast.unparse(node)!r} is not one of + - * / **")
+            raise InputError(f"--expr: the operator in {_source(text, node)!r} is not one of + - * / **")
         if isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY:
-            raise InputError(f"--expr: the operator in {ast.unparse(node)!r} is not - or +")
+            raise InputError(f"--expr: the operator in {_source(text, node)!r} is not - or +")
         if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Name, ast.Load)) or type(node) in _BINARY or type(node) in _UNARY:
             continue
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
@@ -62,15 +69,16 @@ def parse_expression(text: str) -> ast.expr:
             name = node.func.id if isinstance(node.func, ast.Name) else None
             if name in FUNCTIONS and len(node.args) == 1 and not node.keywords:
                 continue
-            raise InputError(f"--expr: {ast.unparse(node)!r}: only {', '.join(FUNCTIONS)} with one argument can be called")
-        raise InputError(f"--expr: {ast.unparse(node)!r} is not allowed (numbers, names, + - * / **, and function calls only)")
+            raise InputError(f"--expr: {_source(text, node)!r}: only {', '.join(FUNCTIONS)} with one argument can be called")
+        raise InputError(f"--expr: {_source(text, node)!r} is not allowed (numbers, names, + - * / **, and function calls only)")
     return tree
 
 
 def variables(tree: ast.expr) -> list[str]:
     """The variable names of a parsed expression, in order of first use."""
-    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in FUNCTIONS]
-    return list(dict.fromkeys(names))
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in FUNCTIONS]
+    found.sort(key=lambda n: (n.lineno, n.col_offset))  # ast.walk is breadth-first: back to reading order
+    return list(dict.fromkeys(n.id for n in found))
 
 
 def build_expression(text: str, at: Mapping[str, float]) -> tuple[Value, dict[str, Value]]:
@@ -79,6 +87,7 @@ def build_expression(text: str, at: Mapping[str, float]) -> tuple[Value, dict[st
     Returns (root, leaves by name). InputError when a variable has no value or a value names
     no variable, or when the expression cannot be evaluated there (log of 0, an overflow).
     """
+    text = text.strip() if isinstance(text, str) else text
     tree = parse_expression(text)
     names = variables(tree)
     missing = [n for n in names if n not in at]
@@ -100,7 +109,7 @@ def build_expression(text: str, at: Mapping[str, float]) -> tuple[Value, dict[st
         else:
             out = FUNCTIONS[node.func.id](build(node.args[0]))
         if isinstance(out, Value) and not out.label:
-            out.label = ast.unparse(node)
+            out.label = _source(text, node)
         return out
 
     try:

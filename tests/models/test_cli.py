@@ -145,7 +145,7 @@ def test_graph_explain_of_an_expression(tmp_path: Path, capsys) -> None:
     argv = ["graph", "--expr", "tanh(x*w + b)", "--at", "x=0.5,w=-1,b=2", "--explain", "w", "-o", str(target)]
     assert main(argv) == EXIT_OK
     out = capsys.readouterr().out
-    assert "d(tanh(x * w + b))/d(w): 1 path" in out and f"wrote {target}" in out
+    assert "d(tanh(x*w + b))/d(w): 1 path" in out and f"wrote {target}" in out
     assert "#d93025" in target.read_text()  # the path from w is coloured
     assert main(argv + ["--json"]) == EXIT_OK
     result = json_out(capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import os
 import random
 import sys
 import threading
@@ -378,7 +379,8 @@ def test_without_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 FAKE_DOTS = {
     "exit": ("#!/bin/sh\necho 'Error: <stdin>: syntax error in line 1' >&2\nexit 3\n", GraphvizFailed, "failed (exit 3): Error"),
     "crash": ("#!/bin/sh\nkill -SEGV $$\n", GraphvizFailed, "crashed (SIGSEGV)"),
-    "hang": (f"#!/bin/sh\nexec {shutil.which('sleep') or '/bin/sleep'} 60\n", GraphvizTimeout, "did not finish within"),
+    # writes its pid beside itself, so the test can see it was stopped
+    "hang": (f"#!/bin/sh\necho $$ >> \"$0.pids\"\nexec {shutil.which('sleep') or '/bin/sleep'} 60\n", GraphvizTimeout, "did not finish within"),
 }
 #: the time bound given to a hanging fake `dot`, and the slack allowed on top for stopping it.
 FAKE_TIMEOUT_SECONDS = 1.0
@@ -414,6 +416,12 @@ def test_a_failing_dot_is_one_message_and_the_dot_text_is_saved(kind: str, tmp_p
     assert d.save_or_dot(tmp_path / "h.svg", lines.append) == tmp_path / "h.dot"
     assert len(lines) == 1 and words in lines[0]
     assert d._repr_mimebundle_()["text/plain"].endswith(d.source)
+    if kind == "hang":  # in the main thread the timer's exception makes subprocess.run kill `dot`
+        pids = [int(line) for line in (tmp_path / "bin" / "dot.pids").read_text().split()]
+        assert len(pids) == 3
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
 
 
 def test_the_time_bound_holds_outside_the_main_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
