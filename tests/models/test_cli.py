@@ -15,8 +15,8 @@ import pytest
 from engine import InputError
 from models import check
 from models.cli import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, build_parser, main
-from models.tour import STAGES
 from models.neuron import NEURON_INPUTS, neuron_graph, neuron_manual_grad, neuron_report
+from models.tour import STAGES
 
 HAVE_DOT = shutil.which("dot") is not None
 
