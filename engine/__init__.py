@@ -6,8 +6,11 @@
     >>> y.backward()
     >>> x.grad        # dy/dx = 2x + 3
     7.0
+    >>> explain(y, x).total   # the same, as a sum over the paths from x to y (print it for the table)
+    7.0
 """
 
+from engine.explain import ChainPath, Explanation, explain
 from engine.errors import InputError, RunError, TwogradError, UnknownNameError
 from engine.functions import data_of, erf, exp, log, relu, sigmoid, sqrt, tanh
 from engine.gradcheck import (
@@ -38,6 +41,9 @@ __all__ = [
     "relu",
     "erf",
     "data_of",
+    "explain",
+    "Explanation",
+    "ChainPath",
     "DEFAULT_EPS",
     "EXACT",
     "NUMERIC",

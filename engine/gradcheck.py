@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from engine.functions import data_of
 from engine.value import Value
 
 DEFAULT_EPS = 1e-6
@@ -55,9 +56,9 @@ def numerical_gradient(f: Callable[..., float], xs: Sequence[float], eps: float 
     grad = []
     for i, x in enumerate(point):
         point[i] = x + eps
-        f_plus = float(f(*point))
+        f_plus = data_of(f(*point))
         point[i] = x - eps
-        f_minus = float(f(*point))
+        f_minus = data_of(f(*point))
         point[i] = x
         grad.append((f_plus - f_minus) / (2.0 * eps))
     return grad
@@ -85,9 +86,9 @@ def numerical_gradient_arrays(
         for i in range(flat.shape[0]):
             x = flat[i]
             flat[i] = x + eps
-            f_plus = float(f(work))
+            f_plus = data_of(f(work))
             flat[i] = x - eps
-            f_minus = float(f(work))
+            f_minus = data_of(f(work))
             flat[i] = x
             g.flat[i] = (f_plus - f_minus) / (2.0 * eps)
         grads[name] = g

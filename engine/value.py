@@ -24,6 +24,7 @@ from the latest call only.
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Real
 from typing import Iterable, Union
 
@@ -37,6 +38,16 @@ _tanh = math.tanh
 _sqrt = math.sqrt
 _erf = math.erf
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+#: below this |y| a float is subnormal (or 0) and has lost precision; see _power_partial.
+_SMALLEST_NORMAL = sys.float_info.min
+
+#: What `float(v)` (and so `math.exp(v)`, `math.tanh(v)`, ...) says instead of dropping the gradient.
+_NO_FLOAT = (
+    "an engine.Value is not converted to float implicitly: math.exp(v), math.tanh(v), float(v) ... would "
+    "return a plain float and silently give a zero gradient. Use the engine's functions, which work on "
+    "floats and Values alike (engine.exp, engine.log, engine.sqrt, engine.tanh, engine.sigmoid, engine.relu, "
+    "engine.erf, and abs(v) for math.fabs), or v.data when you want the number without its gradient"
+)
 
 
 def _check_number(data: object, what: str) -> float:
@@ -51,16 +62,22 @@ def _name(v: "Value") -> str:
 
 
 def _power_partial(x: float, y: float, p: float) -> float:
-    """d(x**p)/dx = p x^(p-1), computed as p (y / x) with y = x**p already at hand.
+    """d(x**p)/dx = p x^(p-1), usually computed as p (y / x) with y = x**p already at hand.
 
     Dividing the known power by x instead of raising x to p - 1 saves a pow and cannot
-    overflow where the derivative itself is finite (e.g. x = 1e-200, p = -1.5). At x == 0
-    (p > 0 here; 0 to a negative power is refused earlier) the slope is 0 for p > 1, 1 for
-    p == 1 and infinite for 0 < p < 1, as in PyTorch; x**0 is the constant 1, slope 0.
+    overflow where the derivative itself is finite (e.g. x = 1e-200, p = -1.5). It is wrong
+    where y itself has lost digits: when x**p underflows to 0 or to a subnormal (below
+    sys.float_info.min, where a float keeps fewer than 53 bits), y / x inherits that loss
+    (1e-320 ** 1.01 would give a slope 22% low, 1e-300 ** 1.1 a slope of 0). There p x^(p-1)
+    is computed directly; it cannot overflow then, since |x^p| < 2.2e-308 bounds x^(p-1).
+    At x == 0 (p > 0 here; 0 to a negative power is refused earlier) the slope is 0 for p > 1,
+    1 for p == 1 and infinite for 0 < p < 1, as in PyTorch; x**0 is the constant 1, slope 0.
     """
     if p == 0.0:
         return 0.0
     if x != 0.0:
+        if -_SMALLEST_NORMAL < y < _SMALLEST_NORMAL:
+            return p * x ** (p - 1.0)
         return p * (y / x)
     return 0.0 if p > 1.0 else (1.0 if p == 1.0 else math.inf)
 
@@ -127,7 +144,15 @@ class Value:
         return f"Value({label}data={self.data!r}, grad={self.grad!r})"
 
     def __float__(self) -> float:
-        return self.data
+        """Refused: `math.exp(v)`, `float(v)`, `math.tanh(v)` ... would return a plain float and
+        cut the graph there, so the gradient would be silently 0. The number is `.data`."""
+        raise TypeError(_NO_FLOAT)
+
+    def __abs__(self) -> "Value":
+        """|x|;  d/dx = sign(x), and 0 at x == 0 (the subgradient PyTorch uses)."""
+        x = self.data
+        slope = -1.0 if x < 0.0 else (1.0 if x > 0.0 else x * 0.0)  # 0 at 0; NaN stays NaN
+        return self._unary(-x if x < 0.0 else x + 0.0, "abs", slope)
 
     # Ordering compares data only (no gradient flows through a comparison). `==` is
     # deliberately left as identity so Values stay hashable graph nodes.

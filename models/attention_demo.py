@@ -143,7 +143,6 @@ def gradient_table(report: GradientReport) -> str:
 
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     """Tour stage: causal multi-head attention checked three ways, its heatmap and a head's graph."""
-    from viz import GraphvizNotFound
     from viz.plots import PlotsUnavailable, plot_attention
 
     out_dir = Path(out_dir)
@@ -167,10 +166,6 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
         echo(f"(no heatmap: {err})")
 
     drawing = attention_graph()
-    try:
-        path = drawing.save(out_dir / "attention_graph.svg")
-    except GraphvizNotFound as err:
-        echo(f"(no picture: {err})")
-        path = drawing.save(out_dir / "attention_graph.dot")
+    path = drawing.save_or_dot(out_dir / "attention_graph.svg", echo)
     echo(f"wrote {path} ({drawing.n_values} values, {drawing.n_ops} ops: one head, two tokens, d=2)")
     return report.passed

@@ -16,7 +16,16 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from engine import GradientReport, InputError, RunError, Value, compare_gradients, numerical_gradient
+from engine import (
+    Explanation,
+    GradientReport,
+    InputError,
+    UnknownNameError,
+    Value,
+    compare_gradients,
+    explain,
+    numerical_gradient,
+)
 
 #: Inputs chosen so that n = 0.8814 and o = tanh(n) = 0.7071 = 1/sqrt(2): do/dn = 1/2.
 NEURON_INPUTS: dict[str, float] = {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}
@@ -63,45 +72,57 @@ def neuron_report(inputs: dict[str, float] | None = None) -> GradientReport:
     return compare_gradients({"graph": graph, "manual": manual, "numeric": numeric}, title="tanh neuron: do/d(input)")
 
 
-def draw_neuron(path: Path, rankdir: str = "LR") -> Path:
-    """Draw the neuron after backward to `path` (format from the suffix)."""
+def graph_for(expr: str | None = None, at: dict[str, float] | None = None) -> tuple[Value, dict[str, Value], str]:
+    """(root, leaves by name, title) of `twograd graph`: the neuron, or the expression `expr`
+    evaluated at `at` (engine.expr: parsed with ast, never eval), after backward."""
+    if expr is None:
+        if at:
+            raise InputError("--at gives the variables of --expr; the neuron's inputs are fixed")
+        o, leaves = neuron_graph()
+        return o, leaves, "o = tanh(x1*w1 + x2*w2 + b)"
+    from engine.expr import build_expression
+
+    root, leaves = build_expression(expr, at or {})
+    return root, leaves, root.label
+
+
+def explain_graph(label: str, expr: str | None = None, at: dict[str, float] | None = None) -> Explanation:
+    """`engine.explain(root, leaf)` for the leaf named `label` of `graph_for(expr, at)`."""
+    root, leaves, _ = graph_for(expr, at)
+    if label not in leaves:
+        raise UnknownNameError(f"--explain: no input named {label!r}; the inputs are {', '.join(leaves)}")
+    return explain(root, leaves[label])
+
+
+def save_graph(path: Path, rankdir: str = "LR", expr: str | None = None, at: dict[str, float] | None = None,
+               highlight: str | None = None) -> Path:
+    """Draw `graph_for(expr, at)` to `path` for `twograd graph`, the paths from `highlight` coloured.
+
+    A suffix that names no format is an InputError (exit 2); a missing or failing Graphviz `dot`
+    is a viz.GraphvizError, a RunError (exit 1: the request was fine, this machine cannot render
+    it), after the DOT text is saved beside `path`. OSErrors from writing pass through."""
     from viz import draw
-
-    o, _ = neuron_graph()
-    return draw(o, rankdir=rankdir, title="o = tanh(x1*w1 + x2*w2 + b)").save(path)
-
-
-def save_neuron_graph(path: Path, rankdir: str = "LR") -> Path:
-    """`draw_neuron` for `twograd graph`, with viz's errors as twograd's: a suffix that names no
-    format is an InputError (exit 2); a missing or failing Graphviz `dot` is a RunError (exit 1:
-    the request was fine, this machine cannot render it). OSErrors from writing pass through."""
-    from viz import GraphvizNotFound
     from viz.draw import SAVE_FORMATS
 
     suffix = Path(path).suffix
     if suffix.lower() not in SAVE_FORMATS:
         what = f"the suffix {suffix!r} is not a known format" if suffix else "the file name has no suffix to say the format"
         raise InputError(f"cannot save {str(path)!r}: {what}; use one of {' '.join(SAVE_FORMATS)}")
-    try:
-        return draw_neuron(path, rankdir=rankdir)
-    except GraphvizNotFound as err:
-        raise RunError(str(err)) from None
-    except RuntimeError as err:  # `dot` ran and failed: its own message says why
-        raise RunError(str(err)) from err
+    root, leaves, title = graph_for(expr, at)
+    if highlight is not None and highlight not in leaves:
+        raise UnknownNameError(f"--explain: no input named {highlight!r}; the inputs are {', '.join(leaves)}")
+    lit = leaves[highlight] if highlight is not None else None
+    return draw(root, rankdir=rankdir, title=title, highlight=lit).save(path)
 
 
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     """Tour stage 1: the neuron's three-way gradient table and its graph picture."""
-    from viz import GraphvizNotFound
+    from viz import draw
 
     o, _ = neuron_graph()
     echo(f"o = tanh(x1*w1 + x2*w2 + b) = {o.data:.6f}")
     report = neuron_report()
     echo(str(report))
-    try:
-        path = draw_neuron(out_dir / "neuron.svg")
-    except GraphvizNotFound as err:
-        echo(f"(no picture: {err})")
-        path = draw_neuron(out_dir / "neuron.dot")
+    path = draw(o, title="o = tanh(x1*w1 + x2*w2 + b)").save_or_dot(Path(out_dir) / "neuron.svg", echo)
     echo(f"wrote {path}")
     return report.passed

@@ -258,7 +258,7 @@ def _pictures(setup: Setup, folder: Path, state: TrainState, notes: list[str]) -
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     """XOR trained twice, by manual backprop and on the engine's graph, compared; then the
     graph of one training example's loss is drawn. True when both reach 100% accuracy."""
-    from viz import GraphvizNotFound, draw
+    from viz import draw
 
     reports = {}
     for engine in ENGINES:
@@ -281,10 +281,6 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     drawing = draw(loss, title=title)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        path = drawing.save(out_dir / "xor_example_graph.svg")
-    except GraphvizNotFound as err:
-        path = drawing.save(out_dir / "xor_example_graph.dot")
-        echo(f"({err})")
+    path = drawing.save_or_dot(out_dir / "xor_example_graph.svg", echo)
     echo(f"wrote {path}  (one example's loss as a graph: every node shows data and grad)")
     return manual.metrics["train_accuracy"] == 1.0 and graph.metrics["train_accuracy"] == 1.0

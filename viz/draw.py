@@ -1,4 +1,4 @@
-"""Render an `engine.Value` computation graph with Graphviz.
+"""Draw an `engine.Value` computation graph, through the `graphviz` package.
 
     >>> from engine import Value
     >>> from viz import draw
@@ -8,35 +8,46 @@
     >>> d = draw(y)
     >>> d.save("y.svg")          # or .png / .pdf, or .dot (no Graphviz needed)
 
-Layout of the drawing (DOT):
+What is ours here is only which nodes, which labels and which clusters; `graphviz.Digraph`
+writes the DOT text, `graphviz.pipe` runs Graphviz's `dot`, and the digraph's own Jupyter
+display shows the drawing (`drawing.graph` is that digraph, for the rest of its API).
 
     v0 [box: label / data / grad] ──> op0 (ellipse: "*") ──> v1 [box] ──> op1 ("tanh") ──> v2
 
-Every Value is a box; every op that produced a Value is a small node of its own, with an
-edge from each operand to the op and one from the op to its output. Node ids are
-sequential (`v0`, `op0`, ...) in topological order, so the same graph always gives the
-same text.
+Every Value is a box; every op that produced a Value is a small node of its own. Node ids
+are sequential (`v0`, `op0`, ...) in topological order, so the same graph always gives the
+same text. A constant (an unlabelled leaf, as `3 * x` makes) is one node per number, its
+grad the sum over its uses, which is what d(root)/d(constant) is for a shared constant.
 
-Big graphs: only the `max_nodes` Values closest to the output (breadth-first along
-`parents`) are drawn; one placeholder node stands for the rest and is joined to every op
-that lost an operand. The walk is iterative and O(number of nodes), and the DOT text is
-bounded by `max_nodes`, whatever the size of the graph.
+Big graphs: only the `max_nodes` Values closest to the output are drawn (breadth-first
+along `parents`); one placeholder stands for the rest. Labels are cut to LABEL_CHARS per line
+and LABEL_LINES lines, with an ellipsis; the full text is the node's tooltip. Before `dot`
+runs on more than WARN_NODES nodes a `LargeDrawingWarning` names the count and the expected
+time; a drawing expected to take longer than its time bound (`timeout`) is refused at once,
+and a `dot` still running when the bound passes is stopped.
 
-Rendering to an image runs Graphviz's `dot` program found on PATH at the time of the
-call. Without it, `.dot` files still save, Jupyter shows the DOT text, and asking for an
-image raises `GraphvizNotFound` with one line saying how to install it.
+Failures, one message each, all `GraphvizError` (an `engine.RunError`: exit status 1 in the
+command line): `dot` not installed (`GraphvizNotFound`), `dot` exiting non-zero or killed by
+a signal (`GraphvizFailed`), the time bound passed or refused (`GraphvizTimeout`). `save` to an
+image then writes the DOT text beside the requested file and says so in the message;
+`save_or_dot` says it in one line and goes on. A notebook then shows the DOT text.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import shutil
-import subprocess
+import signal
+import threading
+import warnings
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Union
+from typing import Callable, Iterable, Mapping, Optional, Union
+
+import graphviz
 
 from engine.atomic import atomic_write
+from engine.errors import RunError
 from engine.value import Value, topological_order
 
 RANKDIRS = ("LR", "TB")
@@ -44,8 +55,24 @@ SAVE_FORMATS = (".svg", ".png", ".pdf", ".dot")
 DEFAULT_MAX_NODES = 400
 PLACEHOLDER_ID = "more"
 NUMBER_FORMAT = ".4g"
+#: a label line longer than this is cut with an ellipsis (a 5,000-character label made a PNG 32,766 px wide)
+LABEL_CHARS = 40
+#: at most this many lines per label
+LABEL_LINES = 6
+#: seconds `dot` may run before it is stopped (GraphvizTimeout)
+RENDER_TIMEOUT_SECONDS = 30.0
+#: warn (LargeDrawingWarning) before rendering more nodes (Values + ops) than this
+WARN_NODES = 2000
+#: `dot -Tsvg` wall-clock seconds measured here (2 cores, Graphviz 2.43) on dense MLP-like graphs
+#: (tests/viz/test_viz.py `big_graph`), as (nodes drawn, seconds): 400 to 10,000 Values. The cost
+#: grows about as nodes^2.3. Used only to warn and to refuse, so a rough figure is enough.
+MEASURED_RENDER_SECONDS = ((890, 0.23), (1922, 1.0), (3642, 5.5), (5362, 12.3), (8802, 30.8), (17402, 162.0))
+
 # Op nodes are small ellipses so the Values, which carry the numbers, stand out.
-_OP_STYLE = "shape=ellipse, width=0.4, height=0.3, margin=0.03"
+_OP_STYLE = {"shape": "ellipse", "width": "0.4", "height": "0.3", "margin": "0.03"}
+_INPUT_STYLE = {"style": "filled", "fillcolor": "#e8f0fe"}  # named inputs / parameters
+_HIGHLIGHT = "#d93025"
+_HIGHLIGHT_FILL = "#fce8e6"
 
 # Group members may be given as nested lists (the loops form of a layer returns nested
 # lists of Values), so a group is flattened before use.
@@ -58,46 +85,83 @@ _INSTALL_HINT = (
 )
 
 
-class GraphvizNotFound(RuntimeError):
+class GraphvizError(RunError):
+    """Rendering with Graphviz's `dot` failed; the message is one line. `dot_path` is where the
+    DOT text was saved instead (set by `GraphDrawing.save`), or None."""
+
+    def __init__(self, message: str, *, dot_path: Optional[Path] = None) -> None:
+        super().__init__(message)
+        self.dot_path = dot_path
+
+
+class GraphvizNotFound(GraphvizError):
     """Graphviz's `dot` program is not on PATH. The message is one line naming the install commands."""
 
-    def __init__(self, message: str = _INSTALL_HINT) -> None:
-        super().__init__(message)
+    def __init__(self, message: str = _INSTALL_HINT, *, dot_path: Optional[Path] = None) -> None:
+        super().__init__(message, dot_path=dot_path)
 
 
-# --------------------------------------------------------------------------- DOT text
-def _quote(text: str) -> str:
-    """`text` as a DOT double-quoted string that displays exactly as written.
+class GraphvizFailed(GraphvizError):
+    """`dot` ran and exited with a non-zero status, or was killed by a signal (a crash)."""
 
-    Inside a quoted DOT string only `\\` and `"` are special to the parser; Graphviz then
-    reads `\\n`, `\\l`, `\\N`, ... as escapes in labels, which escaping every backslash
-    also disables. A real newline becomes the DOT line break `\\n`. `<>{}|` need nothing:
-    they are special only in HTML labels (`<...>` instead of quotes) and record shapes,
-    neither of which is used here.
+
+class GraphvizTimeout(GraphvizError):
+    """`dot` did not finish within the time bound, or the drawing was refused as too large for it."""
+
+
+class LargeDrawingWarning(UserWarning):
+    """Issued before rendering a drawing large enough for `dot` to take a noticeable time."""
+
+
+# --------------------------------------------------------------------------- labels
+def _dot_text(text: str) -> str:
+    """`text` as a label string that Graphviz displays exactly as written.
+
+    graphviz's quoting adds the quotes and escapes `"`; the rest is ours. Graphviz reads `\\n`,
+    `\\l`, `\\N` ... as escapes and expands HTML entities (&amp; &#65; &alpha;) even in quoted
+    labels, so every backslash is doubled and `&` written as `&amp;`. A real newline becomes
+    the DOT line break `\\n`; other control characters cannot be drawn (a NUL breaks the
+    parser) and are shown as their escape, e.g. \\x00. `nohtml` keeps a label like `<x>` from
+    being read as an HTML label; `<>{}|` mean nothing in a quoted label of a box.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    # Graphviz expands HTML entities (&amp; &#65; &alpha;) even in quoted labels, so a
-    # literal & is written as &amp;. Other control characters cannot be drawn (a NUL even
-    # breaks the parser): they are shown as their escape, e.g. \x00.
-    text = "".join(ch if ch == "\n" or ch >= " " else f"\\x{ord(ch):02x}" for ch in text.replace("\t", " "))
-    text = text.replace("&", "&amp;")
-    text = text.replace("\\", "\\\\").replace('"', '\\"')
-    text = text.replace("\n", "\\n")
-    return '"' + text + '"'
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    text = "".join(ch if ch == "\n" or ch >= " " else f"\\x{ord(ch):02x}" for ch in text)
+    text = text.replace("&", "&amp;").replace("\\", "\\\\").replace("\n", "\\n")
+    return graphviz.nohtml(text)
+
+
+def _cut(text: str) -> str:
+    """`text` cut to LABEL_LINES lines of at most LABEL_CHARS characters, an ellipsis marking each cut."""
+    lines = text.split("\n")
+    cut = [line if len(line) <= LABEL_CHARS else line[: LABEL_CHARS - 1] + "…" for line in lines[:LABEL_LINES]]
+    if len(lines) > LABEL_LINES:
+        cut[-1] = cut[-1][: LABEL_CHARS - 1] + "…"
+    return "\n".join(cut)
+
+
+def _label_attrs(text: str) -> dict[str, str]:
+    """label=, plus tooltip= with the full text when the label had to be cut."""
+    shown = _cut(text)
+    attrs = {"label": _dot_text(shown)}
+    if shown != text:
+        attrs["tooltip"] = _dot_text(text)
+    return attrs
 
 
 def _number(x: float) -> str:
-    return format(x, NUMBER_FORMAT)
+    """`x` in NUMBER_FORMAT; -0.0 is shown as 0 (adding 0.0 turns -0.0 into 0.0)."""
+    return format(x + 0.0, NUMBER_FORMAT)
 
 
-def _value_label(v: Value, show_grad: bool) -> str:
-    lines = [v.label] if v.label else []
-    lines.append(f"data {_number(v.data)}")
+def _value_label(label: str, data: float, grad: float, show_grad: bool) -> str:
+    lines = [label] if label else []
+    lines.append(f"data {_number(data)}")
     if show_grad:
-        lines.append(f"grad {_number(v.grad)}")
+        lines.append(f"grad {_number(grad)}")
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- which nodes
 _END = object()  # sentinel for next() in _flatten
 
 
@@ -133,6 +197,19 @@ def _keep_closest(root: Value, max_nodes: int) -> set[Value]:
     return kept
 
 
+def _on_paths(order: list[Value], leaf: Value) -> set[Value]:
+    """The nodes on some path from `leaf` up to the root (`order` is topological, root last)."""
+    reaches = {leaf}
+    for v in order:
+        if v is not leaf and any(p in reaches for p in v.parents):
+            reaches.add(v)
+    return reaches
+
+
+def _is_constant(v: Value) -> bool:
+    return not v.parents and not v.label
+
+
 def draw(
     value: Value,
     *,
@@ -141,6 +218,8 @@ def draw(
     max_nodes: int = DEFAULT_MAX_NODES,
     groups: Optional[Mapping[str, GroupMembers]] = None,
     title: Optional[str] = None,
+    highlight: Optional[Value] = None,
+    timeout: float = RENDER_TIMEOUT_SECONDS,
 ) -> "GraphDrawing":
     """Draw the computation graph that produced `value`.
 
@@ -155,10 +234,13 @@ def draw(
             A Value listed in several groups goes to the first. Values of the graph that were
             cut by `max_nodes` are skipped.
         title: a caption drawn above the graph.
+        highlight: a node of the graph; every path from it to `value` is coloured (the paths
+            `engine.explain(value, highlight)` lists, whose products sum to its grad).
+        timeout: seconds `dot` may take to render (GraphvizTimeout past it).
 
     Returns:
         A `GraphDrawing`: `.source` is the DOT text; `.save(path)` writes .svg/.png/.pdf/.dot;
-        Jupyter displays it as SVG (or as DOT text without Graphviz).
+        Jupyter displays it as SVG (or as DOT text when `dot` is missing or fails).
     """
     if not isinstance(value, Value):
         raise TypeError(f"draw needs an engine.Value, got {type(value).__name__}")
@@ -168,22 +250,44 @@ def draw(
         raise ValueError(f"max_nodes must be a positive int, got {max_nodes!r}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str or None, got {type(title).__name__}")
+    if highlight is not None and not isinstance(highlight, Value):
+        raise TypeError(f"highlight must be an engine.Value of the graph or None, got {type(highlight).__name__}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
     order = topological_order(value)  # parents before children; the root is last
-    total = len(order)
-    if total > max_nodes:
+    if len(order) > max_nodes:
         kept_set = _keep_closest(value, max_nodes)
         nodes = [v for v in order if v in kept_set]
     else:
         kept_set = None
         nodes = order
-    truncated = total - len(nodes)
+    in_graph = set(order) if kept_set is not None or highlight is not None or groups else None
+    if highlight is not None and highlight not in in_graph:
+        raise ValueError(f"highlight: {highlight!r} is not part of the graph of {value!r}")
+    lit = _on_paths(order, highlight) if highlight is not None else set()
 
-    vid: dict[Value, str] = {v: f"v{i}" for i, v in enumerate(nodes)}
+    # Node ids. Constants share one id per number; their grads add up (see the module docstring).
+    vid: dict[Value, str] = {}
+    constant_id: dict[object, str] = {}
+    constant_grad: dict[str, float] = {}
+    shown: list[Value] = []  # one Value per drawn box, in order
+    for v in nodes:
+        if _is_constant(v):
+            key = "nan" if v.data != v.data else v.data + 0.0  # NaN != NaN; -0.0 and 0.0 are one constant
+            if key in constant_id:
+                vid[v] = constant_id[key]
+                constant_grad[vid[v]] += v.grad
+                continue
+            constant_id[key] = f"v{len(shown)}"
+            constant_grad[constant_id[key]] = v.grad
+        vid[v] = f"v{len(shown)}"
+        shown.append(v)
     oid: dict[Value, str] = {}
     for v in nodes:
-        if v.op or v.parents:
+        if v.parents:
             oid[v] = f"op{len(oid)}"
+    truncated = len(order) - len(nodes)
 
     # Group membership: Value -> cluster index. Checked against the whole graph, so a
     # Value from some other graph is reported rather than silently dropped.
@@ -192,7 +296,6 @@ def draw(
     if groups is not None:
         if not isinstance(groups, Mapping):
             raise TypeError(f"groups must be a mapping of name -> Values, got {type(groups).__name__}")
-        in_graph = set(order) if kept_set is not None else vid.keys()
         for name, members in groups.items():
             if not isinstance(name, str):
                 raise TypeError(f"group names must be str, got {type(name).__name__}: {name!r}")
@@ -204,101 +307,194 @@ def draw(
                 if m in vid:
                     cluster_of.setdefault(m, k)
 
-    # Node statements, by cluster (-1: outside every cluster).
-    body: dict[int, list[str]] = {}
-    for v in nodes:
-        stmts = body.setdefault(cluster_of.get(v, -1), [])
-        attrs = f"label={_quote(_value_label(v, show_grad))}"
+    graph = _BoundedDigraph(
+        "G",
+        graph_attr={"rankdir": rankdir},
+        node_attr={"shape": "box", "fontsize": "10"},
+        edge_attr={"arrowsize": "0.6"},
+    )
+    graph.timeout = float(timeout)
+    graph.n_nodes = len(shown) + len(oid) + (1 if truncated else 0)
+    if title is not None:
+        graph.attr("graph", labelloc="t", fontsize="16", **_label_attrs(title))
+    bodies = {-1: graph}
+    used = {cluster_of[v] for v in shown if v in cluster_of}
+    for k, name in enumerate(cluster_names):
+        if k in used:
+            bodies[k] = sub = graphviz.Digraph(name=f"cluster_{k}")
+            sub.attr("graph", style="rounded", color="#888888", **_label_attrs(name))
+    for v in shown:
+        body = bodies[cluster_of.get(v, -1)]
+        grad = constant_grad.get(vid[v], v.grad)
+        attrs = _label_attrs(_value_label(v.label, v.data, grad, show_grad))
         if v is value:
-            attrs += ", penwidth=2"
+            attrs["penwidth"] = "2"
         elif not v.parents and v.label:
-            attrs += ', style=filled, fillcolor="#e8f0fe"'  # named inputs / parameters
-        stmts.append(f"{vid[v]} [{attrs}];")
+            attrs.update(_INPUT_STYLE)
+        if v in lit:
+            attrs.update(color=_HIGHLIGHT, penwidth="2", style="filled", fillcolor=_HIGHLIGHT_FILL)
+        body.node(vid[v], **attrs)
+    for v in nodes:
         if v in oid:
-            stmts.append(f"{oid[v]} [label={_quote(v.op or '?')}, {_OP_STYLE}];")
+            lit_op = {"color": _HIGHLIGHT, "fontcolor": _HIGHLIGHT, "penwidth": "2"} if v in lit else {}
+            bodies[cluster_of.get(v, -1)].node(oid[v], **_label_attrs(v.op or "?"), **_OP_STYLE, **lit_op)
+    for k, sub in bodies.items():
+        if k >= 0:
+            graph.subgraph(sub)
 
-    edges: list[str] = []
     cut_ops: list[str] = []
+    edges: list[tuple[str, str, bool]] = []
     for v in nodes:
         if v not in oid:
             continue
         op = oid[v]
-        lost = False
-        for p in v.parents:
-            if p in vid:
-                edges.append(f"{vid[p]} -> {op};")
-            else:
-                lost = True
-        if lost:
+        if any(p not in vid for p in v.parents):
             cut_ops.append(op)
-        edges.append(f"{op} -> {vid[v]};")
-
-    lines = ["digraph G {", f"  graph [rankdir={rankdir}];"]
-    if title is not None:
-        lines.append(f"  graph [label={_quote(title)}, labelloc=t, fontsize=16];")
-    lines.append("  node [shape=box, fontsize=10];")
-    lines.append("  edge [arrowsize=0.6];")
-    lines.extend("  " + s for s in body.get(-1, []))
-    for k, name in enumerate(cluster_names):
-        stmts = body.get(k)
-        if not stmts:
-            continue
-        lines.append(f"  subgraph cluster_{k} {{")
-        lines.append(f"    label={_quote(name)};")
-        lines.append('    style=rounded; color="#888888";')
-        lines.extend("    " + s for s in stmts)
-        lines.append("  }")
+        edges += [(vid[p], op, p in lit and v in lit) for p in v.parents if p in vid]
+        edges.append((op, vid[v], v in lit))
     if truncated:
         note = f"… {truncated} more nodes not drawn (raise max_nodes to see them)"
-        lines.append(f'  {PLACEHOLDER_ID} [label={_quote(note)}, shape=note, style=dashed];')
-        lines.extend(f"  {PLACEHOLDER_ID} -> {op} [style=dashed];" for op in cut_ops)
-    lines.extend("  " + e for e in edges)
-    lines.append("}")
-    return GraphDrawing(
-        "\n".join(lines) + "\n", n_values=len(nodes), n_ops=len(oid), truncated=truncated
-    )
+        graph.node(PLACEHOLDER_ID, label=_dot_text(note), shape="note", style="dashed")
+        for op in cut_ops:
+            graph.edge(PLACEHOLDER_ID, op, style="dashed")
+    for tail, head, on_path in edges:
+        if on_path:
+            graph.edge(tail, head, color=_HIGHLIGHT, penwidth="2")
+        else:
+            graph.edge(tail, head)
+    return GraphDrawing(graph, n_values=len(shown), n_ops=len(oid), truncated=truncated)
 
 
 # --------------------------------------------------------------------------- rendering
-def _render(source: str, fmt: str) -> bytes:
-    """Run `dot -T<fmt>` on `source` and return its output.
+def expected_render_seconds(n_nodes: int) -> float:
+    """Rough wall-clock seconds `dot -Tsvg` takes on `n_nodes` nodes, from MEASURED_RENDER_SECONDS
+    (log-log interpolation; beyond the table, the last segment's power law)."""
+    points = MEASURED_RENDER_SECONDS
+    if n_nodes <= points[0][0]:
+        return points[0][1] * n_nodes / points[0][0]
+    for (n0, s0), (n1, s1) in zip(points, points[1:]):
+        if n_nodes <= n1 or (n1, s1) == points[-1]:
+            slope = math.log(s1 / s0) / math.log(n1 / n0)
+            return s0 * (n_nodes / n0) ** slope
+    raise AssertionError("unreachable: the loop returns on its last segment")
 
-    Raises GraphvizNotFound (one line, no chained traceback) when `dot` is not on PATH.
+
+class _Expired(BaseException):
+    """Raised by the SIGALRM handler inside the wait for `dot`; BaseException so nothing on the
+    way catches it, and subprocess.run kills the child when it passes through."""
+
+
+def _pipe_bounded(source: str, fmt: str, timeout: float) -> bytes:
+    """`graphviz.pipe("dot", fmt, source)` within `timeout` seconds.
+
+    In the main thread of a POSIX process an interval timer interrupts the wait; the
+    exception passes through `subprocess.run`, which kills `dot` (graphviz.pipe runs it that
+    way). Elsewhere (another thread, Windows, or a timer someone else has set, e.g. a test
+    runner's) the call runs in a helper thread and is abandoned at the bound: the caller gets
+    its error in time, `dot` finishes on its own.
     """
-    exe = shutil.which("dot")
-    if exe is None:
-        raise GraphvizNotFound() from None
-    try:
-        proc = subprocess.run(
-            [exe, f"-T{fmt}"],
-            input=source.encode("utf-8", errors="replace"),
-            capture_output=True,
-            check=False,
+    data = source.encode("utf-8", errors="replace")
+    main = threading.current_thread() is threading.main_thread()
+    if main and hasattr(signal, "setitimer") and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
+        def expire(signum: int, frame: object) -> None:
+            raise _Expired()
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return graphviz.pipe("dot", fmt, data, quiet=True)
+        except _Expired:
+            raise TimeoutError from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = graphviz.pipe("dot", fmt, data, quiet=True)
+        except BaseException as err:  # handed to the waiting thread
+            box["err"] = err
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError
+    if "err" in box:
+        raise box["err"]  # type: ignore[misc]
+    return box["out"]  # type: ignore[return-value]
+
+
+def _render(source: str, fmt: str, timeout: float, n_nodes: int) -> bytes:
+    """`dot -T<fmt>` on `source`, every failure as one GraphvizError (see the module docstring)."""
+    expected = expected_render_seconds(n_nodes)
+    if expected > timeout:
+        raise GraphvizTimeout(
+            f"refused to render {n_nodes:,} nodes: `dot` would take about {expected:.0f} s, more than the "
+            f"time bound of {timeout:g} s; draw fewer (max_nodes=) or allow more time (timeout=)"
         )
-    except FileNotFoundError:
-        # `dot` vanished between the lookup and the call.
+    if n_nodes > WARN_NODES:
+        warnings.warn(
+            f"rendering {n_nodes:,} nodes: `dot` will take about {expected:.0f} s (stopped after {timeout:g} s)",
+            LargeDrawingWarning,
+            stacklevel=2,
+        )
+    command = f"`dot -T{fmt}`"
+    try:
+        return _pipe_bounded(source, fmt, timeout)
+    except graphviz.ExecutableNotFound:
         raise GraphvizNotFound() from None
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", errors="replace").strip()
-        raise RuntimeError(f"Graphviz `dot -T{fmt}` failed (exit {proc.returncode}): {err}")
-    return proc.stdout
+    except graphviz.CalledProcessError as err:
+        if err.returncode < 0:
+            try:
+                name = signal.Signals(-err.returncode).name
+            except ValueError:
+                name = f"signal {-err.returncode}"
+            raise GraphvizFailed(f"Graphviz {command} crashed ({name}) on a drawing of {n_nodes:,} nodes") from None
+        stderr = (err.stderr or b"").decode("utf-8", errors="replace").strip().splitlines()
+        why = f": {stderr[0]}" if stderr else ""
+        raise GraphvizFailed(f"Graphviz {command} failed (exit {err.returncode}){why}") from None
+    except TimeoutError:
+        raise GraphvizTimeout(
+            f"Graphviz {command} did not finish within {timeout:g} s on {n_nodes:,} nodes and was stopped; "
+            "draw fewer (max_nodes=) or allow more time (timeout=)"
+        ) from None
+
+
+class _BoundedDigraph(graphviz.Digraph):
+    """A graphviz.Digraph whose `pipe` (and so its Jupyter display) renders within `timeout`
+    seconds and raises GraphvizError on failure."""
+
+    timeout: float = RENDER_TIMEOUT_SECONDS
+    n_nodes: int = 0
+
+    def pipe(self, format: Optional[str] = None, *args: object, encoding: Optional[str] = None, **kwargs: object):  # type: ignore[override]
+        out = _render(self.source, format or "svg", self.timeout, self.n_nodes)
+        return out.decode(encoding) if encoding else out
 
 
 class GraphDrawing:
-    """A drawn computation graph: DOT text plus ways to render, save and display it.
+    """A drawn computation graph: a graphviz.Digraph plus ways to render, save and display it.
 
     Attributes:
+        graph: the `graphviz.Digraph` (its `pipe` bounded by `timeout`).
         source: the DOT text.
-        n_values: Values drawn (box nodes).
+        n_values: Values drawn (box nodes; a constant counts once).
         n_ops: op nodes drawn.
         truncated: Values of the graph left out by `max_nodes` (0 if none).
     """
 
-    def __init__(self, source: str, *, n_values: int = 0, n_ops: int = 0, truncated: int = 0) -> None:
-        self.source = source
+    def __init__(self, graph: _BoundedDigraph, *, n_values: int = 0, n_ops: int = 0, truncated: int = 0) -> None:
+        self.graph = graph
         self.n_values = n_values
         self.n_ops = n_ops
         self.truncated = truncated
+
+    @property
+    def source(self) -> str:
+        """The DOT text."""
+        return self.graph.source
 
     def __repr__(self) -> str:
         more = f", {self.truncated} not drawn" if self.truncated else ""
@@ -307,16 +503,21 @@ class GraphDrawing:
     def __str__(self) -> str:
         return self.source
 
+    def render(self, fmt: str) -> bytes:
+        """The drawing in format `fmt` ("svg", "png", "pdf"), rendered by `dot` (GraphvizError on failure)."""
+        return self.graph.pipe(fmt)
+
     def svg(self) -> str:
-        """The drawing as SVG text (needs Graphviz's `dot`; raises GraphvizNotFound without it)."""
-        return _render(self.source, "svg").decode("utf-8")
+        """The drawing as SVG text (GraphvizError when `dot` is missing or fails)."""
+        return self.render("svg").decode("utf-8")
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the drawing to `path`, in the format its suffix names (.svg .png .pdf .dot).
 
-        `.dot` writes the DOT text and needs nothing else; the image formats run `dot`.
-        The file is written atomically (`engine.atomic.atomic_write`: mode 0o666 less the
-        umask; an old file stays intact on failure). Returns the path written.
+        `.dot` writes the DOT text and needs nothing else; the image formats run `dot`. When
+        that fails, the DOT text is written beside `path` (same name, .dot) and the
+        GraphvizError raised says so (`err.dot_path`). Files are written atomically
+        (`engine.atomic.atomic_write`: an old file stays intact on failure). Returns the path.
         """
         path = Path(path)
         suffix = path.suffix.lower()
@@ -324,20 +525,33 @@ class GraphDrawing:
             what = f"the suffix {path.suffix!r} is not a known format" if path.suffix else "the file name has no suffix to say the format"
             raise ValueError(f"cannot save {str(path)!r}: {what}; use one of {' '.join(SAVE_FORMATS)}")
         if suffix == ".dot":
-            payload = self.source.encode("utf-8", errors="replace")
-        else:
-            payload = _render(self.source, suffix[1:])
+            atomic_write(path, self.source.encode("utf-8", errors="replace"))
+            return path
+        if not path.parent.is_dir():
+            atomic_write(path, b"")  # raises the one clear error for a missing folder
+        try:
+            payload = self.render(suffix[1:])
+        except GraphvizError as err:
+            dot_path = self.save(path.with_suffix(".dot"))
+            raise type(err)(f"{str(err).rstrip('.')}; wrote the DOT text to {dot_path} instead", dot_path=dot_path) from None
         atomic_write(path, payload)
         return path
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        """Jupyter display: SVG when `dot` is available, else the DOT text."""
-        want_svg = (include is None or "image/svg+xml" in include) and not (
-            exclude is not None and "image/svg+xml" in exclude
-        )
-        if want_svg:
-            try:
-                return {"image/svg+xml": self.svg()}
-            except GraphvizNotFound:
-                pass
-        return {"text/plain": self.source}
+    def save_or_dot(self, path: Union[str, os.PathLike], echo: Callable[[str], None] = print) -> Path:
+        """`save(path)`, or when `dot` is missing or fails, the .dot beside it and one line to
+        `echo` saying why. For runs that should go on without a picture (the tour, training)."""
+        try:
+            return self.save(path)
+        except GraphvizError as err:
+            echo(f"(no picture: {err})")
+            assert err.dot_path is not None
+            return err.dot_path
+
+    def _repr_mimebundle_(self, include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None, **_: object) -> dict:
+        """Jupyter display, by the digraph's own; the DOT text (after a comment saying why) when
+        `dot` is missing or fails."""
+        try:
+            return self.graph._repr_mimebundle_(include, exclude)
+        except GraphvizError as err:
+            return {"text/plain": f"// no picture: {err}\n{self.source}"}
+

@@ -1,26 +1,43 @@
 """Draw o = tanh(x1*w1 + x2*w2 + b) after backward: every node shows its data and grad.
-The format comes from the suffix of FILE: .svg .png .pdf (need Graphviz's dot) or .dot."""
+The format comes from the suffix of FILE: .svg .png .pdf (need Graphviz's dot) or .dot.
+--explain LABEL prints the chain rule for that input, path by path (engine.explain), and
+colours those paths in the drawing; --expr/--at use a small expression instead of the neuron."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from engine import InputError
 from models.cli.output import print_json
-from models.neuron import save_neuron_graph
+from models.cli.types import assignments
+from models.neuron import explain_graph, save_graph
 from viz.draw import RANKDIRS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="where to write the picture")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write the picture")
     p.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="layout direction (default LR)")
-    p.add_argument("--json", action="store_true", help='print {"wrote": FILE, "format": ...} as JSON')
+    p.add_argument("--explain", metavar="LABEL", help="print d(output)/d(LABEL) path by path, e.g. --explain x1")
+    p.add_argument("--expr", metavar="TEXT", help="an expression instead of the neuron, e.g. 'tanh(x*w + b)'")
+    p.add_argument("--at", type=assignments, metavar="NAME=NUMBER,...", help="the values of --expr's variables, e.g. x=0.5,w=-1,b=2")
+    p.add_argument("--json", action="store_true", help='print {"wrote": FILE, "format": ..., "explain": ...} as JSON')
 
 
 def run(args: argparse.Namespace) -> int:
-    path = save_neuron_graph(args.output, rankdir=args.rankdir)
+    if args.output is None and args.explain is None:
+        raise InputError("needs -o FILE (draw), --explain LABEL (print the paths), or both")
+    result: dict = {}
+    if args.explain is not None:
+        explanation = explain_graph(args.explain, args.expr, args.at)
+        result["explain"] = {"leaf": args.explain, "paths": explanation.count, "total": explanation.total}
+        if not args.json:
+            print(explanation)
+    if args.output is not None:
+        path = save_graph(args.output, rankdir=args.rankdir, expr=args.expr, at=args.at, highlight=args.explain)
+        result.update({"wrote": str(path), "format": path.suffix.lower().lstrip(".")})
+        if not args.json:
+            print(f"wrote {path}")
     if args.json:
-        print_json({"wrote": str(path), "format": path.suffix.lower().lstrip(".")})
-    else:
-        print(f"wrote {path}")
+        print_json(result)
     return 0

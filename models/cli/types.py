@@ -65,3 +65,23 @@ def widths(text: str) -> tuple[int, ...]:
     if any(w < 1 for w in values):
         raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
     return values
+
+
+def assignments(text: str) -> dict[str, float]:
+    """"x=0.5,w=-1,b=2" -> {"x": 0.5, "w": -1.0, "b": 2.0} (names are identifiers, numbers finite)."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, eq, number = part.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier():
+            raise argparse.ArgumentTypeError(f"takes NAME=NUMBER pairs separated by commas, like x=0.5,w=-1, got {text!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"{name!r} is given twice in {text!r}")
+        try:
+            value = float(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {number.strip()!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name}: must be a finite number, got {number.strip()!r}")
+        out[name] = value
+    return out

@@ -57,6 +57,9 @@ OPS: list[tuple[str, Callable[..., Any], Callable[..., Any], list[float]]] = [
     ("sigmoid", engine.sigmoid, torch.sigmoid, [0.7]),
     ("sigmoid negative", engine.sigmoid, torch.sigmoid, [-5.5]),
     ("relu positive", engine.relu, torch.relu, [0.7]),
+    ("abs negative", abs, torch.abs, [-0.7]),
+    ("abs positive", abs, torch.abs, [0.7]),
+    ("abs at 0 (subgradient 0)", abs, torch.abs, [0.0]),
     ("relu negative", engine.relu, torch.relu, [-0.7]),
     ("relu at 0", engine.relu, torch.relu, [0.0]),
     ("sqrt", engine.sqrt, torch.sqrt, [0.7]),
@@ -199,3 +202,23 @@ def test_accumulation_matches_torch() -> None:
     # torch's retained interior grad accumulates too (it is a leaf-like .grad); the engine's
     # interior .grad is the latest call's, i.e. torch's value after one call.
     assert y.grad == pytest.approx(ty_grad_first, rel=TORCH_RTOL, abs=TORCH_ATOL)
+
+
+# ------------------------------------------------------------------ x ** p where it underflows
+#: (x, p) where x**p underflows to a subnormal or to 0, so the slope cannot be taken as p * (y / x).
+UNDERFLOW_POWERS = [(1e-320, 1.01), (5e-324, 1.03125), (1e-300, 1.1), (1e-160, 2.0)]
+#: both sides compute p * x**(p-1) in float64; only libm's pow may round differently: a few ulps.
+UNDERFLOW_SLOPE_RTOL = 1e-14
+
+
+@pytest.mark.parametrize("x, p", UNDERFLOW_POWERS, ids=[f"{x:g}**{p:g}" for x, p in UNDERFLOW_POWERS])
+def test_power_slope_where_the_power_underflows_matches_torch(x: float, p: float) -> None:
+    v = Value(x)
+    y = v**p
+    y.backward()
+    tx = _t(x)
+    ty = tx**p
+    ty.backward()
+    assert y.data == ty.item()
+    assert tx.grad.item() > 0.0, "the reference slope is positive: the case would test nothing"
+    assert v.grad == pytest.approx(tx.grad.item(), rel=UNDERFLOW_SLOPE_RTOL, abs=0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from engine import InputError
 from models import check
 from models.cli import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, build_parser, main
 from models.neuron import NEURON_INPUTS, neuron_graph, neuron_manual_grad, neuron_report
+from models.tour import STAGES
 
 HAVE_DOT = shutil.which("dot") is not None
 
@@ -111,6 +113,58 @@ def test_tour_runs_every_stage(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "stages passed" in res.stdout and "FAIL" not in res.stdout
     assert any((tmp_path / "tour").iterdir())
+
+
+def test_tour_with_a_failing_dot_runs_every_stage_and_saves_dot_files(tmp_path: Path) -> None:
+    """issue 14: a `dot` that exists but fails used to end the tour at stage 1 with exit 2."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dot").write_text("#!/bin/sh\necho 'dot: something broke' >&2\nexit 1\n")
+    (fake / "dot").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"}
+    res = run_cli("tour", "--out", str(tmp_path / "tour"), env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    stages = len(STAGES)
+    assert f"tour: {stages} of {stages} stages passed" in res.stdout
+    why = [line for line in res.stdout.splitlines() if line.startswith("(no picture: ")]
+    drawn = {"models.neuron", "models.tasks", "models.attention_demo"}  # the stages that draw a graph
+    assert len(why) == len(drawn) and all("failed (exit 1): dot: something broke" in line for line in why), why
+    dots = sorted(p.name for p in (tmp_path / "tour").glob("*.dot"))
+    assert len(dots) == len(drawn) and not list((tmp_path / "tour").glob("*graph*.svg")), dots
+    assert "Traceback" not in res.stderr
+
+
+def test_graph_explain_prints_the_paths_of_the_neuron(capsys) -> None:
+    assert main(["graph", "--explain", "x1"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "d(o)/d(x1): 1 path" in out and "x1 --(-3)--> x1*w1" in out and "total: -1.5" in out
+
+
+def test_graph_explain_of_an_expression(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "e.dot"
+    argv = ["graph", "--expr", "tanh(x*w + b)", "--at", "x=0.5,w=-1,b=2", "--explain", "w", "-o", str(target)]
+    assert main(argv) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "d(tanh(x*w + b))/d(w): 1 path" in out and f"wrote {target}" in out
+    assert "#d93025" in target.read_text()  # the path from w is coloured
+    assert main(argv + ["--json"]) == EXIT_OK
+    result = json_out(capsys)
+    assert result["explain"]["paths"] == 1 and result["explain"]["total"] == pytest.approx(0.5 * (1 - math.tanh(1.5) ** 2))
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["graph"], "needs -o FILE"),
+        (["graph", "--explain", "zz"], "no input named 'zz'"),
+        (["graph", "--expr", "__import__('os').system('true')", "--at", "x=1", "--explain", "x"], "can be called"),
+        (["graph", "--expr", "x*y", "--at", "x=1", "--explain", "x"], "no value for y"),
+        (["graph", "--expr", "x", "--at", "x=one", "--explain", "x"], "is not a number"),
+    ],
+)
+def test_graph_explain_usage_errors(argv: list[str], needle: str, capsys) -> None:
+    assert main(argv) == EXIT_USAGE
+    assert needle in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ the table

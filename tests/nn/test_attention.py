@@ -554,7 +554,7 @@ def test_attention_graph_is_labelled_and_grouped(tmp_path) -> None:
     for label in ("q[0,1]", "k[1,0]", "v[1,1]", "s[0,1]", "p[1,0]", "z[0]", "out[0,1]", "L"):
         assert label in src, label
     for group in ("Q", "K", "V", "scores", "softmax", "output"):
-        assert f'label="{group}"' in src, group
+        assert f"label={group} " in src or f'label="{group}"' in src, group  # graphviz quotes only when needed
     assert drawing.save(tmp_path / "g.dot").read_text() == src
     causal = attention_graph(causal=True)  # one key for the first query: fewer nodes, still draws
     assert causal.n_values < drawing.n_values
