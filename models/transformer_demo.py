@@ -126,8 +126,6 @@ def block_graph(tokens: Sequence[str] = ("the", "cat"), *, d_model: int = 4, n_h
 
 def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     """Tour stage: the paper's block on a sentence, its three-way gradient table, and its drawing."""
-    from viz import GraphvizNotFound
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokens, inputs, static = block_problem()
@@ -145,10 +143,6 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     else:
         echo(f"{len(report.failures)} of {len(report.rows)} comparisons FAILED:\n{report}")
     drawing = block_graph()
-    try:
-        path = drawing.save(out_dir / "transformer_block_graph.svg")
-    except GraphvizNotFound as err:
-        echo(f"(no picture: {err})")
-        path = drawing.save(out_dir / "transformer_block_graph.dot")
+    path = drawing.save_or_dot(out_dir / "transformer_block_graph.svg", echo)
     echo(f"wrote {path} ({drawing.n_values} values, {drawing.n_ops} ops: two tokens, d_model=4, boxed by sub-layer)")
     return report.passed

@@ -127,7 +127,7 @@ def test_tour_with_a_failing_dot_runs_every_stage_and_saves_dot_files(tmp_path: 
     stages = len(STAGES)
     assert f"tour: {stages} of {stages} stages passed" in res.stdout
     why = [line for line in res.stdout.splitlines() if line.startswith("(no picture: ")]
-    drawn = {"models.neuron", "models.tasks", "models.attention_demo"}  # the stages that draw a graph
+    drawn = {"models.neuron", "models.tasks", "models.attention_demo", "models.transformer_demo"}  # the stages that draw a graph
     assert len(why) == len(drawn) and all("failed (exit 1): dot: something broke" in line for line in why), why
     dots = sorted(p.name for p in (tmp_path / "tour").glob("*.dot"))
     assert len(dots) == len(drawn) and not list((tmp_path / "tour").glob("*graph*.svg")), dots
