@@ -182,8 +182,9 @@ class SequenceTask:
 
     def table_row(self) -> dict[str, Any]:
         g = self.recipe.gpt
+        context = 2 * self.recipe.length if self.name in ("copy", "reverse") else "the longest line" if self.name == "lines" else g.context
         return {"task": self.name, "model": self.kind, "description": self.description,
-                "network": f"GPT {g.n_layers}x{g.d_model} {g.n_heads} heads, ctx {g.context}",
+                "network": f"GPT {g.n_layers}x{g.d_model}, {g.n_heads} heads, context {context}",
                 "recipe": {**g.to_dict(), **self.recipe.train.to_dict()}}
 
     def check_size(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> list[str]:
@@ -247,13 +248,13 @@ def _draw_lm(folder: Path, state: TrainState, model: GPT, data: Any, name: str) 
 LM_TASKS: dict[str, SequenceTask] = {
     "copy": SequenceTask("copy", SequenceRecipe(
         GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh"),
-        TrainConfig(steps=1500, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
-                    weight_decay=0.01, grad_clip=1.0, eval_every=250)),
+        TrainConfig(steps=500, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
+                    weight_decay=0.01, grad_clip=1.0, eval_every=100)),
         "5 tokens of 10 symbols, then '>' and the same tokens; 500 held out"),
     "reverse": SequenceTask("reverse", SequenceRecipe(
         GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh"),
-        TrainConfig(steps=2000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
-                    weight_decay=0.01, grad_clip=1.0, eval_every=250)),
+        TrainConfig(steps=600, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
+                    weight_decay=0.01, grad_clip=1.0, eval_every=100)),
         "5 tokens of 10 symbols, then '>' and them reversed; 500 held out"),
     "chars": SequenceTask("chars", SequenceRecipe(
         GPTConfig(context=64, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh"),

@@ -50,6 +50,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("graph", "models.cli.graph", "draw the classic two-input tanh neuron after backward"),
     Command("check", "models.cli.check", "three-way gradient check (graph, manual, numeric) of every registered piece"),
     Command("train", "models.cli.train", "train a model of the task table on the shared trainer (--list shows the tasks)"),
+    Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
 )
 
 

@@ -12,6 +12,7 @@ from engine.errors import InputError
 from models.tasks import ENGINES, TASK_NAMES, format_report, format_task_table, task_table, train
 from models.cli import types
 from models.cli.output import print_json
+from models.gpt import DTYPES
 from models.mlp import ACTIVATIONS, LOSSES
 from models.trainer import OPTIMIZERS, progress_wanted
 from nn.optim import SCHEDULES
@@ -36,10 +37,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=types.whole_number(0), metavar="STEPS", help="evaluate every N steps (default: at the end)")
     g.add_argument("--checkpoint-every", type=types.whole_number(0), metavar="STEPS", help="save the run folder every N steps (default: at the end)")
     g.add_argument("--seed", type=types.seed, help="seed of the initial weights, the data set and the batches (default 0)")
-    m = p.add_argument_group("model (MLP tasks)")
+    m = p.add_argument_group("model (MLP tasks: xor, moons, spirals, iris)")
     m.add_argument("--hidden", type=types.widths, metavar="W[,W]", help="hidden layer widths, e.g. 16,16, or none")
     m.add_argument("--activation", choices=tuple(ACTIVATIONS), help="hidden activation (default tanh)")
     m.add_argument("--loss", choices=LOSSES, help="loss (default: the task's)")
+    t = p.add_argument_group("model and data (GPT tasks: copy, reverse, chars, lines)")
+    t.add_argument("--context", type=types.whole_number(1), metavar="T", help="positions the model reads (chars: default 64)")
+    t.add_argument("--d-model", type=types.whole_number(1), metavar="C", help="width of every position's vector")
+    t.add_argument("--heads", type=types.whole_number(1), dest="n_heads", metavar="H", help="attention heads per block")
+    t.add_argument("--layers", type=types.whole_number(1), dest="n_layers", metavar="N", help="Transformer blocks")
+    t.add_argument("--dtype", choices=DTYPES, help="float64 (default, for checking) or float32 (for speed)")
+    t.add_argument("--data", metavar="FILE", help="chars: any UTF-8 text (default: Python's bundled docs); lines: one document a line")
+    t.add_argument("--symbols", type=types.whole_number(2), metavar="V", help="copy/reverse: distinct symbols (default 10)")
+    t.add_argument("--length", type=types.whole_number(1), metavar="L", help="copy/reverse: tokens to copy or reverse (default 5)")
     m.add_argument("--engine", choices=ENGINES, help="manual (numpy, hand-derived backward; default) or graph (engine.Value, slow)")
     o = p.add_argument_group("run folder and output")
     o.add_argument("--out", type=types.folder, metavar="DIR", help="write the run (checkpoint, pictures) into DIR; refused if DIR holds a run")
@@ -49,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bar and no messages (where Ctrl-C saved the run still goes to stderr)")
 
 
+MODEL_FLAGS = ("hidden", "activation", "loss", "context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
 TRAIN_FLAGS = ("steps", "batch_size", "optimizer", "lr", "warmup_steps", "decay", "min_lr", "weight_decay", "grad_clip",
                "eval_every", "checkpoint_every", "seed")
 
@@ -74,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = train(
         args.task,
-        model_options={"hidden": args.hidden, "activation": args.activation, "loss": args.loss},
+        model_options={k: getattr(args, k) for k in MODEL_FLAGS},
         train_options={k: getattr(args, k) for k in TRAIN_FLAGS},
         engine=args.engine, out=args.out, resume=args.resume, overwrite=args.overwrite,
         progress=progress_wanted(args.quiet), echo=echo,
