@@ -23,6 +23,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("an MLP learns XOR, by manual backprop and on the graph", "models.tasks"),
     ("causal multi-head attention, three ways", "models.attention_demo"),
     ("the Transformer block, three ways and drawn by sub-layer", "models.transformer_demo"),
+    ("a tiny transformer learns to reverse", "models.reverse_demo"),
 )
 
 
