@@ -34,8 +34,10 @@ def fail(piece: str, message: str) -> InputError:
 
 # ------------------------------------------------------------------------------ numpy inputs
 def as_float_array(piece: str, name: str, a: Any) -> np.ndarray:
-    """`a` as a float64 array (no copy if it already is one); ValueError if it is not numeric."""
-    if type(a) is np.ndarray and a.dtype == np.float64:
+    """`a` as a float64 array (no copy if it already is one, and a float32 array stays float32:
+    one code path runs both, float64 for checking and float32 for speed); ValueError if it is
+    not numeric."""
+    if type(a) is np.ndarray and (a.dtype == np.float64 or a.dtype == np.float32):
         return a
     try:
         out = np.asarray(a, dtype=np.float64)

@@ -59,9 +59,10 @@ def test_minibatch_flag_reaches_the_trainer(capsys, tmp_path) -> None:
 
 def test_list_shows_the_task_table(capsys) -> None:
     code, out, _ = run_cli(capsys, "--list")
-    assert code == 0 and all(name in out for name in ("xor", "moons", "spirals", "iris"))
+    assert code == 0 and all(name in out for name in ("xor", "moons", "spirals", "iris", "copy", "reverse", "chars", "lines"))
     code, out, _ = run_cli(capsys, "--list", "--json")
-    assert code == 0 and [t["task"] for t in json_of(out)["tasks"]] == ["xor", "moons", "spirals", "iris"]
+    assert code == 0 and [t["task"] for t in json_of(out)["tasks"]] == ["xor", "moons", "spirals", "iris", "copy", "reverse",
+                                                                         "chars", "lines"]
 
 
 @pytest.mark.parametrize("argv,needle", [
