@@ -257,7 +257,7 @@ LM_TASKS: dict[str, SequenceTask] = {
                     weight_decay=0.01, grad_clip=1.0, eval_every=100)),
         "5 tokens of 10 symbols, then '>' and them reversed; 500 held out"),
     "chars": SequenceTask("chars", SequenceRecipe(
-        GPTConfig(context=64, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh"),
+        GPTConfig(context=32, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh", dtype="float32"),
         TrainConfig(steps=3000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=200, decay="cosine", min_lr=3e-4,
                     weight_decay=0.01, grad_clip=1.0, eval_every=500)),
         "next character of Python's bundled docs (or --data FILE), 90/10 split"),
