@@ -57,6 +57,10 @@ def embedding_loops(W: Any, ids: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ manual pair
+#: the largest one-hot matrix (ids x vocabulary entries) the backward builds: 4M entries, 32 MB in float64.
+ONEHOT_MAX = 4_000_000
+
+
 class EmbeddingCache(NamedTuple):
     ids: np.ndarray  # (B, T) int64
     V: int
@@ -79,12 +83,24 @@ def embedding_backward(dout: np.ndarray, cache: EmbeddingCache) -> tuple[np.ndar
         dW[v, c] = sum over (b, t) with ids[b, t] == v of dout[b, t, c].
 
     A token appearing several times collects one contribution per occurrence: the rows are
-    scatter-added (np.add.at accumulates repeated indices; `dW[ids] += dout` would not).
+    scatter-added. That sum is the product with the one-hot matrix of the ids,
+
+        dW = onehot(ids)^T dout            onehot (N, V), N = number of ids,
+
+    which one matrix product computes far faster than np.add.at's element loop when the
+    one-hot matrix is small (N V <= ONEHOT_MAX); beyond it, np.add.at (`dW[ids] += dout`
+    would drop repeated ids).
     """
     ids, V, C = cache.ids, cache.V, cache.C
     dout = dout_array(PIECE, dout, ids.shape + (C,))
-    dW = np.zeros((V, C))  # (V, C)
-    np.add.at(dW, ids.reshape(-1), dout.reshape(-1, C))
+    flat_ids, rows = ids.reshape(-1), dout.reshape(-1, C)  # (N,), (N, C)
+    dt = rows.dtype if rows.dtype in (np.float32, np.float64) else np.float64
+    if flat_ids.size * V <= ONEHOT_MAX:
+        onehot = np.zeros((flat_ids.size, V), dtype=dt)  # (N, V)
+        onehot[np.arange(flat_ids.size), flat_ids] = 1.0
+        return (onehot.T @ rows,)  # (V, C)
+    dW = np.zeros((V, C), dtype=dt)  # (V, C)
+    np.add.at(dW, flat_ids, rows)
     return (dW,)
 
 

@@ -366,3 +366,18 @@ def test_named_tolerances_are_the_engine_ones() -> None:
     for name in MY_PIECES:
         piece = get_piece(name)
         assert piece.exact == EXACT and piece.numeric == NUMERIC
+
+
+def test_embedding_backward_one_hot_product_equals_the_scatter_add(monkeypatch) -> None:
+    """Both ways of summing repeated ids (the product with one-hot, np.add.at past ONEHOT_MAX) agree."""
+    import nn.embedding as emb
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 3))
+    ids = np.array([[0, 4, 4], [2, 0, 4]])  # repeated ids collect one term per occurrence
+    _, cache = emb.embedding_forward(W, ids)
+    dout = rng.standard_normal((2, 3, 3))
+    (by_product,) = emb.embedding_backward(dout, cache)
+    monkeypatch.setattr(emb, "ONEHOT_MAX", 0)
+    (by_scatter,) = emb.embedding_backward(dout, cache)
+    np.testing.assert_allclose(by_product, by_scatter, rtol=1e-15, atol=1e-15)  # the same sums, other order
