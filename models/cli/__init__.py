@@ -20,17 +20,25 @@ the handled ones too.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import sys
-from dataclasses import dataclass
-from importlib import metadata
-from types import ModuleType
-from typing import NoReturn, Sequence
 
-from engine import InputError, TwogradError
-from models.cli.output import print_json
+# twograd's models are small: numpy's BLAS runs their matrix products fastest on one thread
+# (a 2-block GPT step measured 4.3 ms on 1 thread, 10.8 ms on the default 2; at batch 32 x
+# context 64 the two are equal; benchmarks/gpt.py). Set before numpy is imported; a thread
+# count the user set in the environment is kept.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from importlib import metadata  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import NoReturn, Sequence  # noqa: E402
+
+from engine import InputError, TwogradError  # noqa: E402
+from models.cli.output import print_json  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
