@@ -241,7 +241,7 @@ def _draw_lm(folder: Path, state: TrainState, model: GPT, data: Any, name: str) 
         idx = LMObjective(model, data, "manual", 1).held_out()[0][0][:1, : min(model.config.context, 24)]
     tokens = [repr(data.vocab.tokens[i])[1:-1] or " " for i in idx[0]]
     for i, path in enumerate(save_attention_maps(model, idx, tokens, folder)):
-        files[f"attention_layer{i}"] = str(path)
+        files[f"attention_block_{i + 1}"] = str(path)
     return files
 
 
