@@ -245,25 +245,24 @@ def _draw_lm(folder: Path, state: TrainState, model: GPT, data: Any, name: str) 
     return files
 
 
+def _adamw(steps: int, warmup: int, eval_every: int) -> TrainConfig:
+    """The GPT tasks' recipe: AdamW (lr 3e-3, weight decay 0.01), linear warm-up, cosine decay to
+    lr / 10, gradient norm clipped at 1 (as nanoGPT), batch 32."""
+    return TrainConfig(steps=steps, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=warmup, decay="cosine",
+                       min_lr=3e-4, weight_decay=0.01, grad_clip=1.0, eval_every=eval_every)
+
+
+_SMALL_GPT = GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh")
+
 LM_TASKS: dict[str, SequenceTask] = {
-    "copy": SequenceTask("copy", SequenceRecipe(
-        GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh"),
-        TrainConfig(steps=500, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
-                    weight_decay=0.01, grad_clip=1.0, eval_every=100)),
-        "5 tokens of 10 symbols, then '>' and the same tokens; 500 held out"),
-    "reverse": SequenceTask("reverse", SequenceRecipe(
-        GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh"),
-        TrainConfig(steps=600, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
-                    weight_decay=0.01, grad_clip=1.0, eval_every=100)),
-        "5 tokens of 10 symbols, then '>' and them reversed; 500 held out"),
+    "copy": SequenceTask("copy", SequenceRecipe(_SMALL_GPT, _adamw(500, 100, 100)),
+                         "5 tokens of 10 symbols, then '>' and the same tokens; 500 held out"),
+    "reverse": SequenceTask("reverse", SequenceRecipe(_SMALL_GPT, _adamw(600, 100, 100)),
+                            "5 tokens of 10 symbols, then '>' and them reversed; 500 held out"),
     "chars": SequenceTask("chars", SequenceRecipe(
-        GPTConfig(context=32, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh", dtype="float32"),
-        TrainConfig(steps=3000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=200, decay="cosine", min_lr=3e-4,
-                    weight_decay=0.01, grad_clip=1.0, eval_every=500)),
+        GPTConfig(context=32, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh", dtype="float32"), _adamw(3000, 200, 500)),
         "next character of Python's bundled docs (or --data FILE), 90/10 split"),
     "lines": SequenceTask("lines", SequenceRecipe(
-        GPTConfig(d_model=32, n_heads=4, n_layers=2, activation="gelu_tanh"),
-        TrainConfig(steps=2000, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=100, decay="cosine", min_lr=3e-4,
-                    weight_decay=0.01, grad_clip=1.0, eval_every=500)),
+        GPTConfig(d_model=32, n_heads=4, n_layers=2, activation="gelu_tanh"), _adamw(2000, 100, 500)),
         "every line of --data FILE a document (a list of names, say), 90/10 split"),
 }
