@@ -429,3 +429,85 @@ def plot_attention(
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- curves with bands, soft targets
+#: a curve in `plot_curve_bands`: (steps (E,), mean (E,), std (E,)).
+BandCurve = Tuple[Sequence[float], Sequence[float], Sequence[float]]
+
+
+def plot_curve_bands(curves: Mapping[str, BandCurve], path: PathLike, *, ylabel: str = "metric",
+                     title: str = "learning curves") -> Path:
+    """Save one line per curve (the mean over runs) with a band of ± one standard deviation; return `path`.
+
+    Args:
+        curves: name -> (steps, mean, std), three sequences of one length E >= 1.
+        path: where to write (.png, .svg or .pdf).
+
+    Raises:
+        ValueError: no curves, sequences of different lengths, a bad suffix.
+        PlotsUnavailable: matplotlib is not installed.
+    """
+    piece = "plot_curve_bands"
+    path = _check_path(piece, path)
+    if not curves:
+        raise ValueError(f"{piece}: curves is empty; there is nothing to draw")
+    checked = {}
+    for name, (steps, mean, std) in curves.items():
+        at, m, s = (_numbers(piece, f"{name!r} {what}", v) for what, v in (("steps", steps), ("mean", mean), ("std", std)))
+        if not (at.size == m.size == s.size) or at.size == 0:
+            raise ValueError(f"{piece}: curve {name!r} needs steps, mean and std of one non-zero length, got "
+                             f"{at.size}, {m.size}, {s.size}")
+        checked[name] = (at, m, s)
+    fig = _figure(7.0, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for i, (name, (at, m, s)) in enumerate(checked.items()):
+        color = colors[i % len(colors)]
+        ax.plot(at, m, color=color, linewidth=1.6, marker="o", markersize=3, label=name)
+        ax.fill_between(at, m - s, m + s, color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+def plot_soft_targets(probs: Mapping[float, Sequence[float]], class_names: Sequence[str], path: PathLike, *,
+                      title: str = "softened distribution") -> Path:
+    """Save grouped bars: for each temperature T, the probabilities softmax(z / T) over the named classes.
+
+    Args:
+        probs: T -> (K,) probabilities, one per class in `class_names` (a subset of the classes may
+            be shown: the bars then need not sum to 1).
+        class_names: (K,) labels of the bars.
+        path: where to write (.png, .svg or .pdf).
+
+    Raises:
+        ValueError: no temperatures, or a row whose length is not K; a bad suffix.
+        PlotsUnavailable: matplotlib is not installed.
+    """
+    piece = "plot_soft_targets"
+    path = _check_path(piece, path)
+    if not probs:
+        raise ValueError(f"{piece}: probs is empty; there is nothing to draw")
+    K = len(class_names)
+    rows = {T: _numbers(piece, f"probs at T={T:g}", p) for T, p in probs.items()}
+    for T, p in rows.items():
+        if p.size != K:
+            raise ValueError(f"{piece}: probs at T={T:g} has {p.size} values for {K} class names")
+    fig = _figure(max(6.0, 0.55 * K * len(rows) / 2 + 2), 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(rows)
+    x = np.arange(K)
+    for i, (T, p) in enumerate(rows.items()):
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, p, width=width, label=f"T = {T:g}")
+    ax.set_xticks(x)
+    ax.set_xticklabels(list(class_names), fontsize=8)
+    ax.set_ylabel("probability")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)

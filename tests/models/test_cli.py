@@ -173,7 +173,7 @@ def test_every_table_command_is_a_subcommand_with_its_module() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     assert list(sub.choices) == [c.name for c in COMMANDS]
     for c in COMMANDS:
-        args = sub.choices[c.name].parse_args({"train": ["xor"], "graph": ["-o", "f.dot"], "sample": ["--run", "r"]}.get(c.name, []))
+        args = sub.choices[c.name].parse_args({"train": ["xor"], "graph": ["-o", "f.dot"], "sample": ["--run", "r"], "distill": ["spirals"]}.get(c.name, []))
         assert args.func.__module__ == c.module, c.name
 
 

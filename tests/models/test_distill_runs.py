@@ -1,0 +1,100 @@
+"""Distillation runs: alpha = 0 is the labels-only run bit for bit (MLP and GPT), the command reports
+the three metrics as mean/std over seeds, and --out never overwrites a summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from models.cli import main
+from models.datasets import load_dataset
+from models.distill import SETTINGS, LMDistillObjective, TabularDistillObjective, labelled_subset
+from models.gpt import GPT, GPTConfig
+from models.lm import LMObjective
+from models.mlp import MLP, MLPConfig
+from models.sequences import CharText
+from models.trainer import TrainConfig, Trainer, full_batch
+
+#: steps of the quick runs: enough for the curves to move, a fraction of a second each
+QUICK_STEPS = 40
+
+
+def test_alpha_zero_tabular_run_is_exactly_the_labels_only_run() -> None:
+    data = load_dataset("spirals", seed=0)
+    labelled = labelled_subset(data.y_train, 15, np.random.default_rng(0))
+    teacher = MLP(MLPConfig(sizes=[2, 32, 3], loss="cross_entropy", seed=1))
+    config = MLPConfig(sizes=[2, 8, 3], loss="cross_entropy", seed=0)
+    runs = []
+    for logits in (None, teacher.forward(data.X_train)):
+        objective = TabularDistillObjective(MLP(config), data, labelled, logits, temperature=4.0, alpha=0.0)
+        outcome = Trainer(objective, full_batch, TrainConfig(steps=QUICK_STEPS, lr=0.01)).run()
+        runs.append((outcome.state.losses, objective.model.flat_params.copy()))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
+
+
+def test_alpha_zero_gpt_gradient_is_exactly_the_labels_only_gradient() -> None:
+    data = CharText("the quick brown fox jumps over the lazy dog. " * 20, name="fox")
+    config = GPTConfig(vocab_size=data.vocab.size, context=8, d_model=16, n_heads=2, n_layers=1)
+    student, teacher = GPT(config), GPT(replace(config, seed=3))
+    lm = LMObjective(student, data, "manual", 4)
+    batch = lm.batches(np.random.default_rng(0))
+    grads = []
+    for objective in (lm, LMDistillObjective(lm, teacher, temperature=2.0, alpha=0.0)):
+        student.flat_grads.fill(0.0)
+        loss = objective.loss_and_grad(batch)
+        grads.append((loss, student.flat_grads.copy()))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-12)  # the same CE, summed in another order
+    assert np.array_equal(grads[0][1], grads[1][1])
+
+
+def test_gpt_distillation_gradient_matches_finite_differences() -> None:
+    """The soft term enters the GPT at its logits (`gpt_backward_from_logits`): checked on a few weights."""
+    data = CharText("abcabcabd " * 30, name="abc")
+    config = GPTConfig(vocab_size=data.vocab.size, context=6, d_model=8, n_heads=2, n_layers=1)
+    student, teacher = GPT(config), GPT(replace(config, seed=5))
+    objective = LMDistillObjective(LMObjective(student, data, "manual", 3), teacher, temperature=2.0, alpha=0.7)
+    batch = objective.batches(np.random.default_rng(1))
+    student.flat_grads.fill(0.0)
+    objective.loss_and_grad(batch)
+    analytic = student.flat_grads.copy()
+    eps, tolerance = 1e-6, 1e-6  # central differences in float64: error ~ eps^2 plus rounding / eps
+    for i in np.random.default_rng(2).choice(analytic.size, size=8, replace=False):
+        values = []
+        for sign in (1, -1):
+            student.flat_params[i] += sign * eps
+            values.append(objective.loss_and_grad(batch))
+            student.flat_params[i] -= sign * eps
+        numeric = (values[0] - values[1]) / (2 * eps)
+        assert analytic[i] == pytest.approx(numeric, rel=tolerance, abs=tolerance)
+
+
+def test_distill_spirals_reports_three_metrics_over_seeds(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(SETTINGS, "spirals", replace(SETTINGS["spirals"], teacher_steps=300, eval_every=10))
+    out = tmp_path / "run"
+    assert main(["distill", "spirals", "--seeds", "2", "--steps", str(QUICK_STEPS), "--json", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("teacher_metric", "student_metric", "distilled_metric"):
+        assert set(report[key]) == {"mean", "std"} and 0.0 <= report[key]["mean"] <= 1.0
+    assert report["parameters"]["teacher"] > report["parameters"]["student"]
+    assert report["seeds"] == [0, 1] and len(report["per_seed"]) == 2
+    assert (out / "summary.json").exists() and (out / "learning_curves.png").exists() and (out / "soft_targets.png").exists()
+    assert main(["distill", "spirals", "--steps", "5", "--out", str(out)]) == 2  # never overwritten
+    assert "already holds" in capsys.readouterr().err
+
+
+def test_distill_refuses_a_teacher_of_another_task(tmp_path, capsys) -> None:
+    run = tmp_path / "moons"
+    assert main(["train", "moons", "--steps", "5", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["distill", "spirals", "--teacher", str(run), "--steps", "5"]) == 2
+    assert "a run of 'moons'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--alpha", "1.5"], ["--temperature", "0"]])
+def test_distill_refuses_bad_settings(args: list[str], capsys) -> None:
+    assert main(["distill", "spirals", "--steps", "5", *args]) == 2
+    assert "error" in capsys.readouterr().err
