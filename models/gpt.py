@@ -243,10 +243,16 @@ def gpt_backward(dout: Any, cache: GPTCache) -> tuple[np.ndarray, ...]:
     With a tied head E appears twice (rows read at the bottom, columns of the output
     projection at the top), so its gradient is the sum of both contributions.
     """
+    (dlogits,) = sequence_cross_entropy_backward(dout, cache.loss)  # (B, T, V)
+    return gpt_backward_logits(dlogits, cache)
+
+
+def gpt_backward_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarray, ...]:
+    """The parameters' gradients from dlogits (B, T, V), any loss's gradient at the logits: every
+    step of `gpt_backward` after the loss's own (alignment's losses of token log-probabilities use it)."""
     static = cache.static
     B, T, C = cache.shape
     dt = cache.logits.dtype
-    (dlogits,) = sequence_cross_entropy_backward(dout, cache.loss)  # (B, T, V)
     dh2, dW_head = matmul_backward(dlogits.reshape(B * T, -1).astype(dt, copy=False), cache.head)  # (B*T, C), (C, V)
     dx, dgamma_f, dbeta_f = _norm_backward(dh2.reshape(B, T, C), cache.norm_f)
     grads: dict[str, np.ndarray] = {"norm_f.gamma": dgamma_f}
