@@ -59,6 +59,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("check", "models.cli.check", "three-way gradient check (graph, manual, numeric) of every registered piece"),
     Command("train", "models.cli.train", "train a model of the task table on the shared trainer (--list shows the tasks)"),
     Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
+    Command("align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"),
 )
 
 
