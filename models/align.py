@@ -91,13 +91,15 @@ class AlignConfig:
     lr: float = 1e-3  # the policy's learning rate (Adam)
     best_of: int = BEST_OF
     dpo_beta: float = DPO_BETA
+    pair_samples: int = N_PAIR_SAMPLES  # names drawn from pi_ref to be paired
+    eval_samples: int = EVAL_SAMPLES  # samples per policy for the table
 
     def validate(self) -> "AlignConfig":
         if self.method not in METHODS + ("all",):
             raise InputError(f"align: unknown method {self.method!r}; choose one of: {', '.join(METHODS + ('all',))}")
         if not (isinstance(self.kl, (int, float)) and math.isfinite(self.kl) and self.kl >= 0):
             raise InputError(f"align: --kl must be a finite number >= 0, got {self.kl!r}")
-        for name in ("steps", "ref_steps", "rm_steps", "batch_size", "best_of"):
+        for name in ("steps", "ref_steps", "rm_steps", "batch_size", "best_of", "pair_samples", "eval_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name in ("batch_size", "best_of") else 1):
                 raise InputError(f"align: {name} must be a whole number >= {2 if name in ('batch_size', 'best_of') else 1}, got {value!r}")
@@ -335,11 +337,11 @@ class AlignResult:
     def summary(self) -> list[str]:
         rows = [f"reward model: held-out pairwise accuracy {self.reward_model_accuracy:.3f} "
                 f"(train {self.reward_model_train_accuracy:.3f}; {self.n_pairs['train']} / {self.n_pairs['held_out']} pairs)",
-                f"{'policy':<14} {'true reward':>11} {'learned':>8} {'KL (nats)':>10} {'distinct/100':>13}"]
+                f"{'policy':<18} {'true reward':>11} {'learned':>8} {'KL (nats)':>10} {'distinct/100':>13}"]
         labels = {"reference": "reference", "bestofn": f"best-of-{self.config.best_of}",
                   "reinforce": f"REINFORCE+KL({self.config.kl:g})", "dpo": f"DPO(beta {self.config.dpo_beta:g})"}
         for name, s in self.policies.items():
-            rows.append(f"{labels[name]:<14} {s['true_reward']:>11.3f} {s['learned_reward']:>8.3f} {s['kl']:>10.3f} "
+            rows.append(f"{labels[name]:<18} {s['true_reward']:>11.3f} {s['learned_reward']:>8.3f} {s['kl']:>10.3f} "
                         f"{s['distinct_per_100']:>13.0f}")
         rows.append(f"true reward max {TRUE_REWARD_MAX:g}; learned reward is the reward model on the true reward's scale")
         if self.hacking:
@@ -392,7 +394,7 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
     ref, data = train_reference(config, progress)
     say(f"reference policy: GPT {model_size(ref)} trained {config.ref_steps} steps on {N_NAMES} generated names")
 
-    names = sample_names(ref, data, N_PAIR_SAMPLES, rng).texts
+    names = sample_names(ref, data, config.pair_samples, rng).texts
     train_pairs, val_pairs = split_pairs(preference_pairs(names, rng), HELD_OUT, rng)
     reward = RewardModel(seed=config.seed)
     rm = BradleyTerryObjective(reward, train_pairs, val_pairs, batch_size=128)
@@ -401,24 +403,24 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
     outcome = trainer.run()
     accuracy = pairwise_accuracy(reward, val_pairs)
     say(f"reward model: held-out pairwise accuracy {accuracy:.3f} on {len(val_pairs)} pairs")
-    judge = Judge(reward).calibrate(sample_names(ref, data, EVAL_SAMPLES, rng).texts)
+    judge = Judge(reward).calibrate(sample_names(ref, data, config.eval_samples, rng).texts)
 
     policies: dict[str, dict[str, float]] = {}
     samples: dict[str, list[str]] = {}
-    policies["reference"], samples["reference"] = policy_score(ref, ref, data, judge, EVAL_SAMPLES, rng)
+    policies["reference"], samples["reference"] = policy_score(ref, ref, data, judge, config.eval_samples, rng)
     curves: dict[str, list[dict[str, float]]] = {}
     hacking = None
     step_cfg = dict(steps=config.steps, batch_size=config.batch_size, optimizer="adam", lr=config.lr, grad_clip=1.0,
                     seed=config.seed)
     for method in config.methods():
         if method == "bestofn":
-            texts = best_of_n(ref, data, judge, config.best_of, EVAL_SAMPLES, rng)
+            texts = best_of_n(ref, data, judge, config.best_of, config.eval_samples, rng)
             policies[method], samples[method] = score(judge, texts, best_of_n_kl(config.best_of)), texts
         elif method == "reinforce":
             policy = _copy_gpt(ref)
             obj = ReinforceObjective(policy, ref, data, judge, config.kl, config.batch_size)
             Trainer(obj, obj.batches, TrainConfig(**step_cfg), progress=progress, desc="REINFORCE").run()
-            policies[method], samples[method] = policy_score(policy, ref, data, judge, EVAL_SAMPLES, rng)
+            policies[method], samples[method] = policy_score(policy, ref, data, judge, config.eval_samples, rng)
             curves[method] = obj.curve
             hacking = hacking_report(obj.curve)
         else:
@@ -427,7 +429,7 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
                                  eval_rng=np.random.default_rng([config.seed, 19]))
             Trainer(obj_d, obj_d.batches, TrainConfig(**step_cfg, eval_every=max(1, config.steps // 15)),
                     progress=progress, desc="DPO").run()
-            policies[method], samples[method] = policy_score(policy, ref, data, judge, EVAL_SAMPLES, rng)
+            policies[method], samples[method] = policy_score(policy, ref, data, judge, config.eval_samples, rng)
             curves[method] = obj_d.curve
         say(f"{method}: true reward {policies[method]['true_reward']:.3f}, kl {policies[method]['kl']:.3f}")
     return AlignResult(config, accuracy, pairwise_accuracy(reward, train_pairs),
@@ -482,3 +484,24 @@ def save_align(result: AlignResult, folder: Path, pictures: bool = True) -> dict
     path = folder / RESULT_FILE
     atomic_write(path, (json.dumps(finite_or_none(report), indent=1, allow_nan=False) + "\n").encode("utf-8"))
     return {"report": str(path), **files}
+
+
+#: the tour's small run: a shorter reference, reward model and policy training (about 15 s).
+TOUR_CONFIG = AlignConfig(method="all", steps=25, ref_steps=300, rm_steps=300, pair_samples=2000, eval_samples=150)
+
+
+def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
+    """A small alignment run into out_dir/align: passes when the reward model orders held-out pairs
+    well (>= 0.8) and REINFORCE+KL and DPO both beat the reference on the true reward."""
+    folder = Path(out_dir) / "align"
+    if (folder / RESULT_FILE).exists():
+        (folder / RESULT_FILE).unlink()  # the tour's own folder: a new run each tour
+    folder = prepare_align_out(folder)
+    result = run_align(TOUR_CONFIG)
+    for line in result.summary():
+        echo(line)
+    for what, path in save_align(result, folder).items():
+        echo(f"wrote {path}" if what != "pictures" else path)
+    ref = result.policies["reference"]["true_reward"]
+    return (result.reward_model_accuracy >= 0.8 and result.policies["reinforce"]["true_reward"] > ref
+            and result.policies["dpo"]["true_reward"] > ref)

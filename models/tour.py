@@ -24,6 +24,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("causal multi-head attention, three ways", "models.attention_demo"),
     ("the Transformer block, three ways and drawn by sub-layer", "models.transformer_demo"),
     ("a tiny transformer learns to reverse", "models.reverse_demo"),
+    ("alignment: a reward model, best-of-n, REINFORCE+KL and DPO", "models.align"),
 )
 
 
