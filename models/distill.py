@@ -19,7 +19,7 @@ Two settings (`SETTINGS`), each run over seeds with the same seeds and steps for
   --teacher, or trained first), the student a GPT with fewer and narrower blocks. Every position
   has a label, so the loss is `distillation_forward` itself on the (B, T, V) logits (the teacher's
   computed on the same batch: static); its gradient enters the GPT at the logits
-  (`gpt_backward_from_logits`). The held-out metric is validation loss in nats per token (lower
+  (`gpt_backward_logits`). The held-out metric is validation loss in nats per token (lower
   is better).
 
 Agreement is the fraction of held-out examples (spirals) or positions (chars) where a model's
@@ -41,7 +41,7 @@ import numpy as np
 from engine.errors import InputError
 from engine.gradcheck import text_table
 from models.datasets import Dataset, load_dataset
-from models.gpt import GPT, gpt_backward_from_logits, gpt_forward
+from models.gpt import GPT, gpt_backward_logits, gpt_forward
 from models.lm import LMObjective
 from models.mlp import MLP, MLPConfig
 from models.trainer import TrainConfig, Trainer, full_batch
@@ -162,7 +162,7 @@ class LMDistillObjective:
         loss, dcache = distillation_forward(cache.logits, teacher_logits=teacher_logits, targets=targets,
                                             temperature=self.temperature, alpha=self.alpha)
         (dlogits,) = distillation_backward(1.0, dcache)
-        for acc, g in zip(self.model.grad_list(), gpt_backward_from_logits(dlogits, cache)):
+        for acc, g in zip(self.model.grad_list(), gpt_backward_logits(dlogits, cache)):
             acc += g
         return float(loss)
 

@@ -244,12 +244,13 @@ def gpt_backward(dout: Any, cache: GPTCache) -> tuple[np.ndarray, ...]:
     projection at the top), so its gradient is the sum of both contributions.
     """
     (dlogits,) = sequence_cross_entropy_backward(dout, cache.loss)  # (B, T, V)
-    return gpt_backward_from_logits(dlogits, cache)
+    return gpt_backward_logits(dlogits, cache)
 
 
-def gpt_backward_from_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarray, ...]:
-    """`gpt_backward` from any dL/dlogits (B, T, V) on: for a loss other than the cached
-    cross-entropy (distillation's, models/distill.py). Checked through `gpt_backward`, which ends in it."""
+def gpt_backward_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarray, ...]:
+    """The parameters' gradients from any dL/dlogits (B, T, V): every step of `gpt_backward`
+    after the loss's own, for losses other than the cached cross-entropy (distillation's KL,
+    alignment's losses of token log-probabilities). Checked through `gpt_backward`, which ends in it."""
     static = cache.static
     B, T, C = cache.shape
     dt = cache.logits.dtype

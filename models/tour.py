@@ -25,6 +25,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("the Transformer block, three ways and drawn by sub-layer", "models.transformer_demo"),
     ("a tiny transformer learns to reverse", "models.reverse_demo"),
     ("a wide MLP distilled into a narrow one that sees 15 labels", "models.distill"),
+    ("alignment: a reward model, best-of-n, REINFORCE+KL and DPO", "models.align"),
 )
 
 

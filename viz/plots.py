@@ -510,4 +510,73 @@ def plot_soft_targets(probs: Mapping[float, Sequence[float]], class_names: Seque
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
+# ---------------------------------------------------------------------------- alignment
+#: rows of the curves' panels: (key in each point, axis label)
+ALIGN_PANELS = (("true_reward", "true reward"), ("learned_reward", "learned reward (true reward's scale)"),
+                ("kl", "KL(pi || pi_ref), nats"))
+
+
+def plot_align_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], path: PathLike, *, true_max: float | None = None,
+                      title: str = "policy improvement: true reward, learned reward and KL per step") -> Path:
+    """Three panels over the steps of each method: the true reward, the learned reward and the KL to the reference.
+
+    Args:
+        curves: method -> points, each a mapping with "step", "true_reward", "learned_reward", "kl".
+        path: where to write (.png, .svg or .pdf).
+        true_max: the best possible true reward, drawn as a dotted line on the first two panels.
+
+    Raises:
+        ValueError: no curves, an empty curve or a point without one of the keys; a bad suffix.
+        PlotsUnavailable: matplotlib is not installed.
+    """
+    piece = "plot_align_curves"
+    path = _check_path(piece, path)
+    if not curves:
+        raise ValueError(f"{piece}: curves is empty; there is nothing to draw")
+    for name, points in curves.items():
+        if not points:
+            raise ValueError(f"{piece}: the curve {name!r} has no points")
+        for key in ("step",) + tuple(k for k, _ in ALIGN_PANELS):
+            if any(key not in p for p in points):
+                raise ValueError(f"{piece}: a point of {name!r} has no {key!r}")
+    fig = _figure(7.0, 8.0)
+    axes = fig.subplots(len(ALIGN_PANELS), 1, sharex=True)
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for i, (name, points) in enumerate(curves.items()):
+        steps = np.array([p["step"] for p in points], dtype=np.float64)
+        for ax, (key, _) in zip(axes, ALIGN_PANELS):
+            ax.plot(steps, [p[key] for p in points], color=colors[i % len(colors)], linewidth=1.3,
+                    marker="o" if len(points) <= 30 else None, markersize=3, label=name)
+    for ax, (key, label) in zip(axes, ALIGN_PANELS):
+        if true_max is not None and key != "kl":
+            ax.axhline(true_max, color="gray", linestyle=":", linewidth=1.0, label="best true reward")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(loc="best", fontsize=8, framealpha=0.9)
+    axes[-1].set_xlabel("step")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_samples(samples: Mapping[str, Sequence[str]], path: PathLike, *, rows: int = 12,
+                 title: str = "samples before (reference) and after") -> Path:
+    """A table of text: one column per policy, its first `rows` samples.
+
+    Raises:
+        ValueError: no columns, a bad suffix.  PlotsUnavailable: matplotlib is not installed.
+    """
+    piece = "plot_samples"
+    path = _check_path(piece, path)
+    if not samples:
+        raise ValueError(f"{piece}: samples is empty; there is nothing to draw")
+    fig = _figure(max(4.0, 2.2 * len(samples)), 0.32 * rows + 1.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.axis("off")
+    for col, (name, texts) in enumerate(samples.items()):
+        x = (col + 0.5) / len(samples)
+        ax.text(x, 1.0, name, ha="center", va="top", fontsize=10, fontweight="bold", transform=ax.transAxes)
+        for row, text in enumerate(list(texts)[:rows]):
+            ax.text(x, 1.0 - (row + 1.5) / (rows + 1.5), text or "(empty)", ha="center", va="top", fontsize=9,
+                    family="monospace", transform=ax.transAxes)
+    fig.suptitle(title)
     return _save(fig, path)

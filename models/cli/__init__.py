@@ -60,6 +60,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("train", "models.cli.train", "train a model of the task table on the shared trainer (--list shows the tasks)"),
     Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
     Command("distill", "models.cli.distill", "distil a larger teacher into a small student (spirals MLP, chars transformer)"),
+    Command("align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"),
 )
 
 

@@ -52,7 +52,7 @@ def test_alpha_zero_gpt_gradient_is_exactly_the_labels_only_gradient() -> None:
 
 
 def test_gpt_distillation_gradient_matches_finite_differences() -> None:
-    """The soft term enters the GPT at its logits (`gpt_backward_from_logits`): checked on a few weights."""
+    """The soft term enters the GPT at its logits (`gpt_backward_logits`): checked on a few weights."""
     data = CharText("abcabcabd " * 30, name="abc")
     config = GPTConfig(vocab_size=data.vocab.size, context=6, d_model=8, n_heads=2, n_layers=1)
     student, teacher = GPT(config), GPT(replace(config, seed=5))
