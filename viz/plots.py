@@ -510,6 +510,9 @@ def plot_soft_targets(probs: Mapping[float, Sequence[float]], class_names: Seque
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
 # ---------------------------------------------------------------------------- alignment
 #: rows of the curves' panels: (key in each point, axis label)
 ALIGN_PANELS = (("true_reward", "true reward"), ("learned_reward", "learned reward (true reward's scale)"),
