@@ -143,6 +143,32 @@ def class_targets(piece: str, targets: Any, n_rows: int, n_classes: int, logits_
     return t
 
 
+def kept_rows(piece: str, logits_shape: Sequence[int], targets: Any, ignore_index: int,
+                 layouts: Sequence[int] = (3,)) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, kept): which rows of logits (..., C) take a loss, and their class indices.
+
+    `logits_shape` has as many axes as one of `layouts` ((B, C) is 2, (B, T, V) is 3), none
+    empty; `targets` are integers of shape logits_shape[:-1], each a class in [0, C) or
+    `ignore_index` (padding, prompts). keep is (R,) over the R = prod(shape[:-1]) rows;
+    kept (K,) the targets of the K kept rows. At least one row must be kept.
+    """
+    shape = tuple(logits_shape)
+    if len(shape) not in tuple(layouts) or 0 in shape:
+        want = " or ".join({2: "(B, C)", 3: "(B, T, V)"}.get(n, f"{n}-d") for n in layouts)
+        raise fail(piece, f"logits must have shape {want} with no empty axis, got {shape_text(shape)}")
+    t = np.asarray(targets)
+    if t.dtype.kind not in "iu":
+        raise fail(piece, f"targets must be integer class indices, got dtype {t.dtype}")
+    if t.shape != shape[:-1]:
+        raise fail(piece, f"targets must have shape {shape_text(shape[:-1])} to match logits {shape_text(shape)}, "
+                          f"got {shape_text(t.shape)}")
+    flat = t.reshape(-1)
+    keep = flat != ignore_index
+    if not keep.any():
+        raise fail(piece, f"every target is the ignore index {ignore_index}: there is no position to take a loss at")
+    return keep, class_targets(piece, flat[keep], int(keep.sum()), shape[-1], (int(keep.sum()), shape[-1]))
+
+
 # ------------------------------------------------------------------------------ attention inputs
 def check_qkv(piece: str, q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int]) -> None:
     """Shapes of attention's q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv): same leading axes,

@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine import log
-from nn._checks import array_input, dout_array, fail, nested_input, shape_text
+from nn._checks import array_input, dout_array, fail, kept_rows, nested_input, shape_text
 from nn.losses import IGNORE_INDEX, CrossEntropyCache, cross_entropy_backward, cross_entropy_forward, cross_entropy_loops
 from nn.registry import Case, Piece, register
 from nn.softmax import _shifted_exps
@@ -74,24 +74,7 @@ def _check_settings(temperature: Any, alpha: Any) -> tuple[float, float]:
 
 def _kept_rows(shape: tuple[int, ...], targets: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
     """(keep (R,) bool over the R = B or B*T rows, the kept labels (K,)) for logits (B, C) or (B, T, V)."""
-    if len(shape) not in (2, 3) or 0 in shape:
-        raise fail(PIECE, f"logits must have shape (B, C) or (B, T, V) with no empty axis, got {shape_text(shape)}")
-    t = np.asarray(targets)
-    if t.dtype.kind not in "iu":
-        raise fail(PIECE, f"targets must be integer class indices, got dtype {t.dtype}")
-    if t.shape != shape[:-1]:
-        raise fail(PIECE, f"targets must have shape {shape_text(shape[:-1])} to match logits {shape_text(shape)}, "
-                          f"got {shape_text(t.shape)}")
-    flat = t.reshape(-1)
-    keep = flat != ignore_index
-    if not keep.any():
-        raise fail(PIECE, f"every target is the ignore index {ignore_index}: there is no row to take a loss at")
-    kept = flat[keep]
-    C = shape[-1]
-    if kept.min() < 0 or kept.max() >= C:
-        i = int(np.argmax((kept < 0) | (kept >= C)))
-        raise fail(PIECE, f"targets must be class indices in [0, {C}) or the ignore index {ignore_index}, got {int(kept[i])}")
-    return keep, kept
+    return kept_rows(PIECE, shape, targets, ignore_index, layouts=(2, 3))
 
 
 def _teacher_array(teacher_logits: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

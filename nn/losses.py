@@ -30,6 +30,7 @@ from nn._checks import (
     class_targets,
     dout_array,
     fail,
+    kept_rows,
     nested_input,
     same_shape,
     shape_text,
@@ -222,20 +223,7 @@ SEQ_PIECE = "sequence_cross_entropy"
 
 def _kept_positions(logits_shape: tuple[int, ...], targets: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
     """(keep (B*T,) bool, the kept targets (K,)): which positions take a loss, and their classes."""
-    if len(logits_shape) != 3 or 0 in logits_shape:
-        raise fail(SEQ_PIECE, f"logits must have shape (B, T, V) with no empty axis, got {shape_text(logits_shape)}")
-    B, T, V = logits_shape
-    t = np.asarray(targets)
-    if t.dtype.kind not in "iu":
-        raise fail(SEQ_PIECE, f"targets must be integer token ids, got dtype {t.dtype}")
-    if t.shape != (B, T):
-        raise fail(SEQ_PIECE, f"targets must have shape (B, T) = {shape_text((B, T))} to match logits "
-                              f"{shape_text(logits_shape)}, got {shape_text(t.shape)}")
-    flat = t.reshape(-1)
-    keep = flat != ignore_index
-    if not keep.any():
-        raise fail(SEQ_PIECE, f"every target is the ignore index {ignore_index}: there is no position to take a loss at")
-    return keep, class_targets(SEQ_PIECE, flat[keep], int(keep.sum()), V, (int(keep.sum()), V))
+    return kept_rows(SEQ_PIECE, logits_shape, targets, ignore_index, layouts=(3,))
 
 
 def sequence_cross_entropy_loops(logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX) -> Any:
