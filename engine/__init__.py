@@ -27,12 +27,16 @@ from engine.gradcheck import (
     numerical_gradient_arrays,
     to_values,
 )
-from engine.value import Value, topological_order, zero_grad
+from engine.value import Value, dot, fused, topological_order, total, unfused, zero_grad
 
 __all__ = [
     "Value",
     "topological_order",
     "zero_grad",
+    "dot",
+    "total",
+    "fused",
+    "unfused",
     "exp",
     "log",
     "sqrt",

@@ -13,8 +13,17 @@ order:
     b.grad += (df/db) * out.grad
 
 No closures, no per-node sets: a node is one slotted object. Parents are at most two,
-which every scalar op here needs (binary arithmetic, unary functions). The topological
-sort is iterative, so a graph's depth is limited by memory, not by the recursion limit.
+which every scalar op here needs (binary arithmetic, unary functions), with one exception:
+the *fused* node kind, for ops of many inputs (`dot`, `total`). A fused node keeps its
+parents and their local partials as two tuples, in the same two slots:
+
+    out = f(x_1, ..., x_n)   out._a  = (x_1, ..., x_n)
+                             out._da = (df/dx_1, ..., df/dx_n)
+
+so its backward step is  x_i.grad += (df/dx_i) * out.grad  for every i. A dot product of
+n terms is then one node instead of 2n - 1 binary ones, and a binary node is unchanged.
+The topological sort is iterative, so a graph's depth is limited by memory, not by the
+recursion limit.
 
 Gradient semantics follow PyTorch: a leaf's `.grad` accumulates across `backward()`
 calls until it is zeroed (`zero_grad`); an interior node's `.grad` holds the gradient
@@ -26,7 +35,8 @@ from __future__ import annotations
 import math
 import sys
 from numbers import Real
-from typing import Iterable, Union
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence, Union
 
 Number = Union[int, float]
 Scalar = Union["Value", int, float]
@@ -98,12 +108,15 @@ class Value:
         grad: d(root)/d(this node) after `root.backward()` (float).
         label: a name for display (`repr`, `viz.draw`); "" if none.
         op: the name of the op that produced this node; "" for a leaf.
-        parents: the nodes this one was computed from (tuple, 0 to 2 entries).
+        parents: the nodes this one was computed from (tuple: 0 to 2 entries, any number for
+            a fused node such as `dot` or `total`; a Value used twice appears twice).
         partials: the local derivatives d(this)/d(parent), in the order of `parents`.
     """
 
     # One small object per node. `_a`/`_b` are the parents (None when absent) and
-    # `_da`/`_db` the local partial derivatives with respect to them.
+    # `_da`/`_db` the local partial derivatives with respect to them. A fused node (see
+    # `fused`) stores a tuple of parents in `_a` and the tuple of their partials in `_da`,
+    # with `_b` None: no extra slot, so a binary node stays as small as before.
     __slots__ = ("data", "grad", "label", "op", "_a", "_b", "_da", "_db")
 
     def __init__(self, data: Number, label: str = "") -> None:
@@ -124,17 +137,23 @@ class Value:
     @property
     def parents(self) -> tuple["Value", ...]:
         """The operands this node was computed from, in operand order."""
-        if self._a is None:
+        a = self._a
+        if a is None:
             return ()
+        if type(a) is tuple:  # a fused node
+            return a
         if self._b is None:
-            return (self._a,)
-        return (self._a, self._b)
+            return (a,)
+        return (a, self._b)
 
     @property
     def partials(self) -> tuple[float, ...]:
         """Local derivatives d(self)/d(parent), one per entry of `parents`."""
-        if self._a is None:
+        a = self._a
+        if a is None:
             return ()
+        if type(a) is tuple:  # a fused node
+            return self._da
         if self._b is None:
             return (self._da,)
         return (self._da, self._db)
@@ -376,10 +395,131 @@ class Value:
         # nodes are in `order`, so every one has a first parent.
         for v in reversed(order):
             g = v.grad
-            v._a.grad += v._da * g
+            a = v._a
+            if type(a) is tuple:  # a fused node: one term per parent
+                for p, d in zip(a, v._da):
+                    p.grad += d * g
+                continue
+            a.grad += v._da * g
             b = v._b
             if b is not None:
                 b.grad += v._db * g
+
+
+# --------------------------------------------------------------------- fused nodes
+#: False inside `unfused()`: dot and total then build binary nodes (for comparisons).
+_fuse_ops = True
+
+
+def fused(data: float, op: str, parents: tuple[Value, ...], partials: tuple[float, ...]) -> Value:
+    """A node of many parents: `parents` and their local partials d(out)/d(parent), as two
+    tuples of the same length (a Value may appear more than once; its terms add up)."""
+    out = _new(Value)
+    out.data = data
+    out.grad = 0.0
+    out.label = ""
+    out.op = op
+    out._a = parents
+    out._b = None
+    out._da = partials
+    out._db = 0.0
+    return out
+
+
+def _float_of(x: object, op: str, what: str, i: int) -> float:
+    if type(x) is float:
+        return x
+    if isinstance(x, Real) and not isinstance(x, bool):
+        return float(x)
+    raise TypeError(f"engine.{op}: {what}[{i}] must be a number or an engine.Value, not {type(x).__name__}: {x!r}")
+
+
+def dot(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
+    """sum_i w_i x_i, as one node;  d/dw_i = x_i,  d/dx_i = w_i.
+
+    Entries may be floats or Values, mixed: a float is a constant and gets no edge. On
+    floats only the result is a float. The sum runs left to right, so it is the same
+    number as w_0 x_0 + w_1 x_1 + ... built from binary nodes.
+    """
+    n = len(ws)
+    if len(xs) != n:
+        raise ValueError(f"engine.dot: ws and xs must have the same length, got {n} and {len(xs)}")
+    if not _fuse_ops:
+        return _binary_sum([w * x for w, x in zip(ws, xs)])
+    parents: list[Value] = []
+    partials: list[float] = []
+    acc = 0.0
+    for i in range(n):
+        w = ws[i]
+        x = xs[i]
+        if isinstance(w, Value):
+            wd = w.data
+            if isinstance(x, Value):
+                xd = x.data
+                parents += (w, x)
+                partials += (xd, wd)
+            else:
+                xd = _float_of(x, "dot", "xs", i)
+                parents.append(w)
+                partials.append(xd)
+        else:
+            wd = _float_of(w, "dot", "ws", i)
+            if isinstance(x, Value):
+                xd = x.data
+                parents.append(x)
+                partials.append(wd)
+            else:
+                xd = _float_of(x, "dot", "xs", i)
+        acc += wd * xd
+    if not parents:
+        return acc
+    return fused(acc, "dot", tuple(parents), tuple(partials))
+
+
+def total(xs: Iterable[Scalar]) -> Scalar:
+    """sum_i x_i, as one node;  d/dx_i = 1.
+
+    (Named `total`, not `sum`, so that it never shadows the built-in.) Floats are constants
+    and get no edge; on floats only the result is a float. Left to right, as `+` would add.
+    """
+    xs = list(xs)
+    if not _fuse_ops:
+        return _binary_sum(xs)
+    parents: list[Value] = []
+    acc = 0.0
+    for i, x in enumerate(xs):
+        if isinstance(x, Value):
+            acc += x.data
+            parents.append(x)
+        else:
+            acc += _float_of(x, "total", "xs", i)
+    if not parents:
+        return acc
+    return fused(acc, "sum", tuple(parents), (1.0,) * len(parents))
+
+
+def _binary_sum(terms: list[Scalar]) -> Scalar:
+    """t_0 + t_1 + ... with binary nodes (the unfused form of dot and total)."""
+    if not terms:
+        return 0.0
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = acc + t
+    return acc
+
+
+@contextmanager
+def unfused() -> Iterator[None]:
+    """Inside this block `dot` and `total` build chains of binary nodes instead of one fused
+    node: the same numbers, the graph today's two-parent engine would build (for benchmarks
+    and for comparing the two)."""
+    global _fuse_ops
+    before = _fuse_ops
+    _fuse_ops = False
+    try:
+        yield
+    finally:
+        _fuse_ops = before
 
 
 def _interior_order(root: Value) -> list[Value]:
@@ -387,7 +527,9 @@ def _interior_order(root: Value) -> list[Value]:
 
     Leaves need no place in the order (they pass nothing on), so they are skipped. A node
     is marked visited by parking a fresh sentinel in its `.grad` (every interior `.grad`
-    is reset right after), which is cheaper than a set of visited nodes.
+    is reset right after), which is cheaper than a set of visited nodes. A fused node
+    remembers (in `resume`) how far through its parents it got, so each parent is looked
+    at once however many there are.
     """
     mark = object()
     root.grad = mark
@@ -396,10 +538,24 @@ def _interior_order(root: Value) -> list[Value]:
     stack = [root]
     push = stack.append
     pop = stack.pop
+    resume: dict[Value, int] = {}  # fused node -> index of the next parent to look at
     try:
         while stack:
             v = stack[-1]
             a = v._a
+            if type(a) is tuple:  # a fused node: go on from the parent it stopped at
+                i, n = resume.get(v, 0), len(a)
+                while i < n and (a[i]._a is None or a[i].grad is mark):
+                    i += 1
+                if i < n:
+                    p = a[i]
+                    p.grad = mark
+                    push(p)
+                    resume[v] = i + 1
+                    continue
+                pop()
+                emit(v)
+                continue
             if a._a is not None and a.grad is not mark:
                 a.grad = mark
                 push(a)
@@ -421,7 +577,7 @@ def _interior_order(root: Value) -> list[Value]:
 def topological_order(root: Value) -> list[Value]:
     """All nodes `root` depends on (itself included), each after its parents.
 
-    Iterative depth-first search with an explicit stack: a node is emitted once both
+    Iterative depth-first search with an explicit stack: a node is emitted once all its
     parents have been emitted. No recursion, so the depth of the graph does not matter.
     """
     order: list[Value] = []
@@ -429,9 +585,22 @@ def topological_order(root: Value) -> list[Value]:
     stack = [root]
     push = stack.append
     mark = seen.add
+    resume: dict[Value, int] = {}  # fused node -> index of the next parent to look at
     while stack:
         v = stack[-1]
         a = v._a
+        if type(a) is tuple:  # a fused node: go on from the parent it stopped at
+            i, n = resume.get(v, 0), len(a)
+            while i < n and a[i] in seen:
+                i += 1
+            if i < n:
+                mark(a[i])
+                push(a[i])
+                resume[v] = i + 1
+                continue
+            stack.pop()
+            order.append(v)
+            continue
         if a is not None and a not in seen:
             mark(a)
             push(a)

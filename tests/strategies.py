@@ -7,6 +7,9 @@ An expression is a small tree of tuples,
     (op, child, child)            a binary op
     (op, c, child)                an op with a float constant c on one side
     ("sum", child, child, ...)    Python's built-in sum over the children
+    ("total", child, child, ...)  engine.total over the children (one fused node)
+    ("dot", w.., x..)             engine.dot(first half, second half) (one fused node)
+    ("dot_c", (c, ..), child, ..) engine.dot with float constants as the weights
 
 and `evaluate(tree, xs)` computes it with the engine's free functions and operators only,
 so the *same* tree runs on plain floats (a reference, and what finite differences perturb)
@@ -126,6 +129,19 @@ def evaluate(tree: Tree, xs: list[Any], visit: Callable[[str, Any, Any], None] |
         parts = [evaluate(t, xs, visit) for t in tree[1:]]
         out = builtins.sum(parts)
         arg = parts[0]
+    elif op == "total":
+        parts = [evaluate(t, xs, visit) for t in tree[1:]]
+        out = engine.total(parts)
+        arg = parts[0]
+    elif op == "dot":
+        parts = [evaluate(t, xs, visit) for t in tree[1:]]
+        half = len(parts) // 2
+        out = engine.dot(parts[:half], parts[half:])
+        arg = parts[0]
+    elif op == "dot_c":
+        parts = [evaluate(t, xs, visit) for t in tree[2:]]
+        out = engine.dot(list(tree[1]), parts)
+        arg = parts[0]
     elif op in UNARY:
         arg = evaluate(tree[1], xs, visit)
         out = UNARY[op](arg)
@@ -178,6 +194,8 @@ def render(tree: Tree) -> str:
     """A readable formula for failure messages, e.g. 'tanh(mul(x0, x1))'."""
     if tree[0] == "x":
         return f"x{tree[1]}"
+    if not isinstance(tree[0], str):  # the constant weights of a dot_c
+        return repr(list(tree))
     args = [render(t) if isinstance(t, tuple) else repr(t) for t in tree[1:]]
     return f"{tree[0]}({', '.join(args)})"
 
@@ -207,7 +225,15 @@ def expressions(n_inputs: int = 3, max_leaves: int = 8) -> st.SearchStrategy[Tre
         )
         binary = st.tuples(st.sampled_from(sorted(BINARY)), children, children)
         summed = st.lists(children, min_size=2, max_size=3).map(lambda ts: ("sum", *ts))
-        return st.one_of(unary, unary_const, binary, summed)
+        totals = st.lists(children, min_size=1, max_size=4).map(lambda ts: ("total", *ts))
+        dots = st.integers(min_value=1, max_value=3).flatmap(
+            lambda n: st.lists(children, min_size=2 * n, max_size=2 * n).map(lambda ts: ("dot", *ts))
+        )
+        constant = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False, allow_infinity=False)
+        dots_c = st.lists(st.tuples(constant, children), min_size=1, max_size=3).map(
+            lambda pairs: ("dot_c", tuple(c for c, _ in pairs), *(t for _, t in pairs))
+        )
+        return st.one_of(unary, unary_const, binary, summed, totals, dots, dots_c)
 
     return st.recursive(leaves, extend, max_leaves=max_leaves)
 
