@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import data_of, exp
+from engine import data_of, dot, exp, total
 from nn._checks import attention_arrays, check_mask, check_qkv, dout_array, fail, nested_input
 from nn._nested import map_blocks
 
@@ -57,9 +57,7 @@ def _attend_loops_2d(
         for j in range(Tk):
             if allowed is not None and not allowed[i][j]:
                 continue
-            s = q[i][0] * k[j][0]
-            for c in range(1, d):
-                s = s + q[i][c] * k[j][c]
+            s = dot(q[i], k[j])  # q_i . k_j, one fused node on Values
             scores.append((j, s * scale))
         if not scores:
             raise fail("attention", f"query row {list(lead) + [i]} has no key it may attend to")
@@ -67,19 +65,15 @@ def _attend_loops_2d(
         # keeps exp from overflowing
         shift = max(data_of(s) for _, s in scores)
         exps = [(j, exp(s - shift)) for j, s in scores]
-        z = exps[0][1]
-        for _, e in exps[1:]:
-            z = z + e
+        z = total([e for _, e in exps])
         row_w: list[Any] = [0.0] * Tk
         for j, e in exps:
             row_w[j] = e / z
         out_row = []
+        kept = [j for j, _ in exps]
+        kept_w = [row_w[j] for j in kept]
         for c in range(dv):
-            j0 = exps[0][0]
-            acc = row_w[j0] * v[j0][c]
-            for j, _ in exps[1:]:
-                acc = acc + row_w[j] * v[j][c]
-            out_row.append(acc)
+            out_row.append(dot(kept_w, [v[j][c] for j in kept]))  # sum_j w_ij v_jc over the allowed keys
         out.append(out_row)
         weights.append(row_w)
         if trace is not None:

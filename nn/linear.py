@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine import dot
 from nn._checks import array_input, dout_array, fail, nested_input, shape_text
 from nn.module import Module
 from nn.registry import Case, Piece, register
@@ -31,19 +32,18 @@ def _check_matmul_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> 
         raise fail("matmul", f"the inner dimension k is 0: A {shape_text(a_shape)}, B {shape_text(b_shape)}")
 
 
-def _dot_rows(x_rows: list, W: list, n_out: int) -> list:
-    """out[i][j] = sum_p x_rows[i][p] * W[p][j], each sum an explicit loop."""
-    k = len(W)
-    out = []
-    for row in x_rows:
-        out_row = []
-        for j in range(n_out):
-            acc = row[0] * W[0][j]  # start from the first product: no extra "0 +" node
-            for p in range(1, k):
-                acc = acc + row[p] * W[p][j]
-            out_row.append(acc)
-        out.append(out_row)
-    return out
+def _dot_rows(x_rows: list, W: list, n_out: int, b: list | None = None) -> list:
+    """out[i][j] = sum_p x_rows[i][p] W[p][j] (+ b[j]), each sum one `engine.dot`.
+
+    On Values a dot product of k terms is one fused node (partials W[p][j] and x[i][p])
+    instead of 2k - 1 binary ones; on floats it is the same loop, left to right. A bias
+    joins the dot as one more term, b[j] * 1.0, so it costs no node of its own.
+    """
+    columns = [[W[p][j] for p in range(len(W))] for j in range(n_out)]  # W^T: (n_out, k)
+    if b is not None:
+        columns = [col + [b[j]] for j, col in enumerate(columns)]
+        return [[dot(row + [1.0], col) for col in columns] for row in x_rows]
+    return [[dot(row, col) for col in columns] for row in x_rows]
 
 
 def matmul_loops(A: Any, B: Any) -> list:
@@ -119,8 +119,7 @@ def linear_loops(x: Any, W: Any, b: Any) -> list:
     n_out = W_shape[1]
 
     def affine(rows: list) -> list:
-        products = _dot_rows(rows, W, n_out)  # (rows, n_out)
-        return [[p_row[j] + b[j] for j in range(n_out)] for p_row in products]
+        return _dot_rows(rows, W, n_out, b)  # (rows, n_out)
 
     if len(x_shape) == 3:
         return [affine(seq) for seq in x]  # (B, T, n_out)

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine import exp, log
+from engine import exp, log, total
 from nn._checks import (
     array_input,
     as_float_array,
@@ -104,12 +104,11 @@ def cross_entropy_loops(logits: Any, *, targets: Any) -> Any:
     logits, shape = nested_input("cross_entropy", "logits", logits)
     _check_ce_shapes(shape)
     t = class_targets("cross_entropy", targets, shape[0], shape[1], shape).tolist()
-    total = None
+    nlls = []
     for row, target in zip(logits, t):
         shifted, _, row_sum = _shifted_exps(row)
-        nll = log(row_sum) - shifted[target]  # -log p_target
-        total = nll if total is None else total + nll
-    return total / shape[0]
+        nlls.append(log(row_sum) - shifted[target])  # -log p_target
+    return total(nlls) / shape[0]  # one fused node on Values
 
 
 class CrossEntropyCache(NamedTuple):

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine import sqrt
+from engine import dot, sqrt, total
 from nn._checks import check_finite, dout_array, fail, float_dtype, nested_input, real_array, shape_text
 from nn._nested import map_rows
 from nn.module import Module
@@ -82,15 +82,9 @@ def layer_norm_loops(x: Any, gamma: Any, beta: Any, eps: float = DEFAULT_EPS) ->
 
     def row_norm(row: list) -> list:
         C = len(row)
-        mean = row[0]
-        for v in row[1:]:
-            mean = mean + v
-        mean = mean / C
+        mean = total(row) / C  # one fused node on Values
         centered = [v - mean for v in row]
-        var = centered[0] * centered[0]
-        for c in centered[1:]:
-            var = var + c * c
-        var = var / C
+        var = dot(centered, centered) / C  # sum_j c_j^2 as one fused node
         rstd = 1.0 / sqrt(var + eps)
         return [gamma[j] * (centered[j] * rstd) + beta[j] for j in range(C)]
 
@@ -239,10 +233,7 @@ def rms_norm_loops(x: Any, gamma: Any, eps: float = DEFAULT_EPS) -> Any:
 
     def row_norm(row: list) -> list:
         C = len(row)
-        mean_square = row[0] * row[0]
-        for v in row[1:]:
-            mean_square = mean_square + v * v
-        mean_square = mean_square / C
+        mean_square = dot(row, row) / C  # sum_j x_j^2 as one fused node
         rrms = 1.0 / sqrt(mean_square + eps)
         return [gamma[j] * (row[j] * rrms) for j in range(C)]
 

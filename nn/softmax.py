@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine import data_of, exp, log
+from engine import data_of, exp, log, total
 from nn._checks import array_input, dout_array, fail, nested_input, nonempty_last_axis, shape_text
 from nn._nested import map_rows
 from nn.registry import Case, Piece, register
@@ -33,10 +33,7 @@ def _shifted_exps(row: list) -> tuple[list, list, Any]:
             m = d
     shifted = [v - m for v in row]
     exps = [exp(z) for z in shifted]
-    total = exps[0]
-    for e in exps[1:]:
-        total = total + e
-    return shifted, exps, total
+    return shifted, exps, total(exps)  # one fused node on Values
 
 
 def _check_loops(piece: str, x: Any) -> list:

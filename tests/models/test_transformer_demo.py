@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import engine
+
 from models.transformer_demo import block_graph, block_problem, tour_stage
 from nn.transformer_block import transformer_block_forward, transformer_block_loops
 
@@ -22,7 +24,11 @@ def test_the_drawing_boxes_every_sublayer() -> None:
     drawing = block_graph()
     for name in ("input x", "attention", "add & norm 1", "feed-forward", "add & norm 2"):
         assert name in drawing.source or name.replace("&", "&amp;") in drawing.source, name  # DOT may escape &
-    assert drawing.truncated == 0 and drawing.n_values > 500
+    with engine.unfused():  # the graph of binary nodes only, as the block was drawn before the fused ops
+        binary = block_graph()
+    assert binary.truncated == 0 and binary.n_values > 500
+    # each dot product and sum is one fused node now: fewer boxes, nothing cut
+    assert drawing.truncated == 0 and 0 < drawing.n_values < binary.n_values
 
 
 def test_tour_stage_passes_and_writes_the_drawing(tmp_path) -> None:
