@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.errors import InputError
 from models.gpt import GPT, GPTConfig, count_parameters
-from models.sequences import CharText, DigitSequences, LineDocuments, bundled_text, read_text
+from models.sequences import IGNORE, CharText, DigitSequences, LineDocuments, bundled_text, read_text
 from models.trainer import Setup, TrainConfig, TrainState
 
 #: refuse larger models: parameters, gradient and AdamW's two moments (4 float64 vectors, 1.6 GB).
@@ -52,6 +52,7 @@ class SequenceRecipe:
     train: TrainConfig
     symbols: int = 10  # copy / reverse: how many distinct symbols
     length: int = 5  # copy / reverse: how many tokens to copy or reverse
+    context_from_data: bool = True  # lines: T = the longest document; False keeps gpt.context (longer ones are cut)
 
 
 def _sha256(text: str) -> str:
@@ -72,7 +73,14 @@ class LMObjective:
         """The trainer's batch source: (idx, targets), each (B, T)."""
         if isinstance(self.data, DigitSequences):
             return self.data.batch(rng, self.batch_size)
-        return self.data.batch(rng, self.batch_size, self.model.config.context)
+        idx, targets = self.data.batch(rng, self.batch_size, self.model.config.context)
+        if self.engine == "graph" and isinstance(self.data, LineDocuments):
+            # Positions past the longest document take no loss and, the attention being causal,
+            # change no earlier one: the same loss and gradients without them. numpy hardly
+            # notices them; the graph engine would build every one of their nodes.
+            used = int(np.flatnonzero((targets != IGNORE).any(axis=0)).max()) + 1
+            idx, targets = idx[:, :used], targets[:, :used]
+        return idx, targets
 
     def loss_and_grad(self, batch: tuple[np.ndarray, np.ndarray]) -> float:
         idx, targets = batch
@@ -162,7 +170,7 @@ class SequenceTask:
         gpt = {**self.recipe.gpt.to_dict(), "vocab_size": data.vocab.size, "seed": seed}
         if isinstance(data, DigitSequences):
             gpt["context"] = data.context
-        elif isinstance(data, LineDocuments):
+        elif isinstance(data, LineDocuments) and self.recipe.context_from_data:
             gpt["context"] = data.context
         for key in ("context", "d_model", "n_heads", "n_layers", "dtype"):
             if key in options:
@@ -179,6 +187,14 @@ class SequenceTask:
         else:
             out["data"] = data.get("source")
         return out
+
+    def with_preset(self, preset: str) -> "SequenceTask":
+        """This task with a preset's recipe in place of its own (see PRESETS); InputError if it has none."""
+        if preset not in PRESETS:
+            raise InputError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        if self.name not in PRESET_TASKS:
+            raise InputError(f"{self.name}: --preset is for the {', '.join(PRESET_TASKS)} task")
+        return replace(self, recipe=PRESETS[preset])
 
     def table_row(self) -> dict[str, Any]:
         g = self.recipe.gpt
@@ -266,3 +282,18 @@ LM_TASKS: dict[str, SequenceTask] = {
         GPTConfig(d_model=32, n_heads=4, n_layers=2, activation="gelu_tanh"), _adamw(2000, 100, 500)),
         "every line of --data FILE a document (a list of names, say), 90/10 split"),
 }
+
+#: `twograd train lines --preset micro`: the one-file scalar GPT's configuration, for the graph engine.
+#: One block of width 16 with 4 heads reading 16 positions, RMSNorm, ReLU, no biases, learned
+#: positions, an untied head; Adam (lr 0.01, betas 0.85/0.99) decaying linearly to 0; one
+#: document a step.
+PRESETS: dict[str, SequenceRecipe] = {
+    "micro": SequenceRecipe(
+        GPTConfig(context=16, d_model=16, n_heads=4, n_layers=1, norm="rms", activation="relu", bias=False,
+                  positions="learned", tied=False),
+        TrainConfig(steps=1000, batch_size=1, optimizer="adam", lr=0.01, betas=(0.85, 0.99), decay="linear", min_lr=0.0),
+        context_from_data=False,
+    ),
+}
+#: the tasks a preset applies to.
+PRESET_TASKS = ("lines",)

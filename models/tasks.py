@@ -23,7 +23,7 @@ from engine.gradcheck import text_table
 from models.datasets import load_dataset
 from models.mlp import MLP, MLPConfig
 from models.runs import SavedRun, finite_or_none, load_run, new_run_folder, prepare_out, save_run
-from models.lm import LM_TASKS
+from models.lm import LM_TASKS, PRESET_TASKS
 from models.tabular import TABULAR_TASKS
 from models.trainer import ENGINES, Diverged, Outcome, Setup, Trainer, TrainConfig, TrainState
 from nn.checkpoint import CheckpointError
@@ -109,6 +109,7 @@ def train(
     model_options: dict[str, Any] | None = None,
     train_options: dict[str, Any] | None = None,
     engine: str | None = None,
+    preset: str | None = None,
     out: str | Path | None = None,
     resume: str | Path | None = None,
     overwrite: bool = False,
@@ -123,6 +124,7 @@ def train(
     train_options:  TrainConfig fields to change from the recipe (steps, lr, batch_size, seed, ...).
                     A resumed run keeps its settings; only `steps` may grow (or shrink) its target.
     engine:         "manual" (default) or "graph"; a resumed run keeps its own unless told.
+    preset:         a recipe of `models.lm.PRESETS` in place of the task's own (e.g. "micro" for lines).
     out:            a new run folder (refused if it holds a run, unless `overwrite`); with neither
                     `out` nor `resume`, nothing is written unless the run is interrupted, which
                     then keeps its state in a new folder under twograd-out/runs/.
@@ -138,6 +140,8 @@ def train(
         raise InputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     if out is not None and resume is not None:
         raise InputError("give --out (a new run) or --resume (continue one), not both")
+    if preset is not None and resume is not None:
+        raise InputError("--preset starts a run; a resumed run keeps the settings it was started with")
     notes: list[str] = []
     saved: SavedRun | None = None
     if resume is not None:
@@ -157,6 +161,10 @@ def train(
         if task is None:
             raise InputError(f"name a task ({', '.join(TASK_NAMES)}) or --resume a run")
         the_task = get_task(task)
+        if preset is not None:
+            if not hasattr(the_task, "with_preset"):
+                raise InputError(f"{task}: --preset is for the {', '.join(PRESET_TASKS)} task")
+            the_task = the_task.with_preset(preset)
         try:
             train_config = replace(the_task.recipe.train, **train_options).validate()
         except TypeError as err:

@@ -68,9 +68,19 @@ class TrainConfig:
     eval_every: int = 0  # call objective.evaluate() every N steps (0: only at the end)
     checkpoint_every: int = 0  # hand a checkpoint to on_checkpoint every N steps (0: at the end only)
     seed: int = 0  # seeds the trainer's generator (batches, anything else random per step)
+    # Adam's / AdamW's (b1, b2): the decay rates of the gradient's running mean and of its square.
+    # Adam's own defaults; the micro GPT preset uses (0.85, 0.99), which forget faster.
+    betas: tuple[float, float] = (0.9, 0.999)
 
     def validate(self) -> "TrainConfig":
         """Return self, or raise InputError naming the bad field and what it must be."""
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise InputError(f"betas must be a pair (b1, b2), got {self.betas!r}")
+        for i, b in enumerate(self.betas):
+            _check_float(f"betas[{i}]", b)
+            if not 0.0 <= b < 1.0:
+                raise InputError(f"betas[{i}] must be in [0, 1), got {b!r}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))  # a JSON list comes back as a tuple
         for name in ("steps",):
             _check_int(name, getattr(self, name), low=1)
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
@@ -200,9 +210,9 @@ def make_optimizer(config: TrainConfig, params: np.ndarray, grads: np.ndarray) -
     """The config's optimizer over one flat parameter vector (a handful of array operations a step)."""
     pair = [(params, grads)]
     if config.optimizer == "adam":
-        return Adam(pair, lr=config.lr, weight_decay=config.weight_decay)
+        return Adam(pair, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
-        return AdamW(pair, lr=config.lr, weight_decay=config.weight_decay)
+        return AdamW(pair, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     if config.optimizer == "momentum":
         return SGD(pair, lr=config.lr, momentum=MOMENTUM)
     return SGD(pair, lr=config.lr)

@@ -13,6 +13,7 @@ from models.tasks import ENGINES, TASK_NAMES, format_report, format_task_table, 
 from models.cli import types
 from models.cli.output import print_json
 from models.gpt import DTYPES
+from models.lm import PRESETS
 from models.mlp import ACTIVATIONS, LOSSES
 from models.trainer import OPTIMIZERS, progress_wanted
 from nn.optim import SCHEDULES
@@ -47,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--heads", type=types.whole_number(1), dest="n_heads", metavar="H", help="attention heads per block")
     t.add_argument("--layers", type=types.whole_number(1), dest="n_layers", metavar="N", help="Transformer blocks")
     t.add_argument("--dtype", choices=DTYPES, help="float64 (default, for checking) or float32 (for speed)")
+    t.add_argument("--preset", choices=tuple(PRESETS), help="lines: a whole recipe; micro = the one-file scalar GPT "
+                   "(1 block, width 16, 4 heads, context 16, RMSNorm, ReLU, no biases, untied; Adam 0.01, betas 0.85/0.99, "
+                   "linear decay, batch 1); other flags still override it")
     t.add_argument("--data", metavar="FILE", help="chars: any UTF-8 text (default: Python's bundled docs); lines: one document a line")
     t.add_argument("--symbols", type=types.whole_number(2), metavar="V", help="copy/reverse: distinct symbols (default 10)")
     t.add_argument("--length", type=types.whole_number(1), metavar="L", help="copy/reverse: tokens to copy or reverse (default 5)")
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         args.task,
         model_options={k: getattr(args, k) for k in MODEL_FLAGS},
         train_options={k: getattr(args, k) for k in TRAIN_FLAGS},
-        engine=args.engine, out=args.out, resume=args.resume, overwrite=args.overwrite,
+        engine=args.engine, preset=args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite,
         progress=progress_wanted(args.quiet), echo=echo,
     )
     if text:
