@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import reduce as _reduce
+from operator import add as _add, mul as _mul
 from numbers import Real
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence, Union
@@ -437,43 +439,51 @@ def _float_of(x: object, op: str, what: str, i: int) -> float:
 def dot(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
     """sum_i w_i x_i, as one node;  d/dw_i = x_i,  d/dx_i = w_i.
 
-    Entries may be floats or Values, mixed: a float is a constant and gets no edge. On
-    floats only the result is a float. The sum runs left to right, so it is the same
-    number as w_0 x_0 + w_1 x_1 + ... built from binary nodes.
+    The parents are the Values among `ws`, then those among `xs`, in order. Entries may be
+    floats or Values, mixed: a float is a constant and gets no edge. On floats only the
+    result is a float. The sum runs left to right, so it is the same number as
+    w_0 x_0 + w_1 x_1 + ... built from binary nodes.
     """
     n = len(ws)
     if len(xs) != n:
         raise ValueError(f"engine.dot: ws and xs must have the same length, got {n} and {len(xs)}")
     if not _fuse_ops:
         return _binary_sum([w * x for w, x in zip(ws, xs)])
-    parents: list[Value] = []
-    partials: list[float] = []
+    if n == 0:
+        return 0.0
+    try:  # the common case, every entry a Value: comprehensions, no per-entry branches
+        wd = [w.data for w in ws]
+        xd = [x.data for x in xs]
+        data = _reduce(_add, map(_mul, wd, xd))  # left to right, from the first product
+    except (AttributeError, TypeError):  # some entries are numbers (constants, or a float forward)
+        return _dot_mixed(ws, xs)
+    if type(data) is not float:  # numpy scalars have a .data too (a buffer): not Values
+        return _dot_mixed(ws, xs)
+    return fused(data, "dot", (*ws, *xs), (*xd, *wd))
+
+
+def _dot_mixed(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
+    """`dot` where some entries are numbers: they are constants and get no edge."""
+    w_parents: list[Value] = []
+    x_parents: list[Value] = []
+    w_partials: list[float] = []
+    x_partials: list[float] = []
     acc = 0.0
-    for i in range(n):
+    for i in range(len(ws)):
         w = ws[i]
         x = xs[i]
+        wd = w.data if isinstance(w, Value) else _float_of(w, "dot", "ws", i)
+        xd = x.data if isinstance(x, Value) else _float_of(x, "dot", "xs", i)
         if isinstance(w, Value):
-            wd = w.data
-            if isinstance(x, Value):
-                xd = x.data
-                parents += (w, x)
-                partials += (xd, wd)
-            else:
-                xd = _float_of(x, "dot", "xs", i)
-                parents.append(w)
-                partials.append(xd)
-        else:
-            wd = _float_of(w, "dot", "ws", i)
-            if isinstance(x, Value):
-                xd = x.data
-                parents.append(x)
-                partials.append(wd)
-            else:
-                xd = _float_of(x, "dot", "xs", i)
-        acc += wd * xd
-    if not parents:
+            w_parents.append(w)
+            w_partials.append(xd)
+        if isinstance(x, Value):
+            x_parents.append(x)
+            x_partials.append(wd)
+        acc = wd * xd if i == 0 else acc + wd * xd
+    if not w_parents and not x_parents:
         return acc
-    return fused(acc, "dot", tuple(parents), tuple(partials))
+    return fused(acc, "dot", (*w_parents, *x_parents), (*w_partials, *x_partials))
 
 
 def total(xs: Iterable[Scalar]) -> Scalar:

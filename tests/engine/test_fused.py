@@ -49,8 +49,10 @@ def test_dot_and_total_are_one_node_holding_parents_and_partials() -> None:
     x = [Value(3.0, "x0"), 4.0]
     y = dot(w, x)
     assert y.op == "dot" and y.data == 1.5 * 3.0 - 2.0 * 4.0
-    assert y.parents == (w[0], x[0], w[1])  # the constant 4.0 gets no edge
-    assert y.partials == (3.0, 1.5, 4.0)  # d/dw0 = x0, d/dx0 = w0, d/dw1 = x1
+    assert y.parents == (w[0], w[1], x[0])  # the Values of ws, then of xs; the constant 4.0 gets no edge
+    assert y.partials == (3.0, 4.0, 1.5)  # d/dw0 = x0, d/dw1 = x1, d/dx0 = w0
+    all_values = dot(w, [x[0], Value(4.0)])
+    assert all_values.parents[:2] == tuple(w) and all_values.partials == (3.0, 4.0, 1.5, -2.0)
     s = total([w[0], 2.5, x[0]])
     assert s.op == "sum" and s.data == 1.5 + 2.5 + 3.0
     assert s.parents == (w[0], x[0]) and s.partials == (1.0, 1.0)
