@@ -28,6 +28,7 @@ from engine.errors import InputError
 from models.gpt import GPT, GPTConfig, count_parameters
 from models.sequences import IGNORE, CharText, DigitSequences, LineDocuments, bundled_text, read_text
 from models.trainer import Setup, TrainConfig, TrainState
+from nn.losses import sequence_cross_entropy_forward
 
 #: refuse larger models: parameters, gradient and AdamW's two moments (4 float64 vectors, 1.6 GB).
 MAX_PARAMETERS = 50_000_000
@@ -103,11 +104,9 @@ class LMObjective:
         total, count, exact, n_seq = 0.0, 0, 0, 0
         for idx, targets in self.held_out():
             logits = self.model.logits(idx).astype(np.float64)  # (B, T, V)
-            keep = targets >= 0
-            z = logits - logits.max(axis=-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # log softmax
-            picked = np.take_along_axis(logp, np.where(keep, targets, 0)[..., None], axis=-1)[..., 0]
-            total += float(-(picked * keep).sum())
+            keep = targets != IGNORE
+            loss, _ = sequence_cross_entropy_forward(logits, targets=targets, ignore_index=IGNORE)  # mean over kept
+            total += float(loss) * int(keep.sum())  # summed over batches, then one mean over all positions
             count += int(keep.sum())
             right = (logits.argmax(axis=-1) == targets) | ~keep  # (B, T)
             exact += int(right.all(axis=1).sum())
