@@ -12,6 +12,7 @@ overwriting a run), resume (settings come from the folder), the trainer, and the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +31,8 @@ from nn.checkpoint import CheckpointError
 
 TASKS: dict[str, Any] = {**TABULAR_TASKS, **LM_TASKS}
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
+#: `last100_loss` in `twograd train --json`: the mean loss of the run's last this-many steps.
+LAST_LOSSES = 100
 
 def get_task(name: str) -> Any:
     if name not in TASKS:
@@ -78,9 +81,21 @@ class TrainReport:
             "task": self.task, "model": self.model_kind, "model_config": self.model_config, "engine": self.engine,
             "train_config": self.train_config.to_dict(), "status": self.status, "steps": self.outcome.state.step,
             "resumed_from": self.outcome.resumed_from, "seconds": round(self.outcome.seconds, 4),
+            "ms_per_step": None if self.outcome.ms_per_step is None else round(self.outcome.ms_per_step, 3),
+            "last100_loss": last_losses_mean(self.outcome.state.losses),
             **finite_or_none(self.metrics), "folder": str(self.folder) if self.folder else None, "files": self.files,
             "notes": self.notes,
         }
+
+
+def last_losses_mean(losses: list[float], n: int = LAST_LOSSES) -> float | None:
+    """The mean training loss of the last n steps of the run (all of them when fewer; None before
+    step 1, or when one is not finite): the noisy per-step loss, averaged, as the one-file
+    scalar GPT reports it."""
+    tail = losses[-n:]
+    if not tail or not all(math.isfinite(x) for x in tail):
+        return None
+    return float(f"{math.fsum(tail) / len(tail):.6g}")  # six significant digits, as the report prints
 
 
 def _resume_settings(saved: SavedRun, task: str | None, model_options: dict[str, Any], train_options: dict[str, Any]) -> TrainConfig:
@@ -186,9 +201,12 @@ def train(
     setup = the_task.build(model_config, train_config, engine)
     extra = {"engine": engine}
 
+    written: dict[str, Any] = {}  # what the folder holds now: (step, status) of the last write
+
     def checkpoint_into(target: Path, state: TrainState, status: str) -> None:
         save_run(target, model_kind=the_task.kind, task=the_task.name, model_config=model_config, train_config=train_config,
                  params=setup.model.state_dict(), state=state, status=status, extra=extra)
+        written["last"] = (state.step, len(state.evals), status)
 
     def on_checkpoint(state: TrainState) -> None:
         if folder is not None:
@@ -220,7 +238,11 @@ def train(
         folder = new_run_folder(the_task.name)
     files: dict[str, str] = {}
     if folder is not None:
-        checkpoint_into(folder, outcome.state, "finished" if status == "finished" else "interrupted")
+        final = "finished" if status == "finished" else "interrupted"
+        # The trainer hands its final state to on_checkpoint when checkpointing every N steps;
+        # write the folder again only when that write is not already this state with this status.
+        if written.get("last") != (outcome.state.step, len(outcome.state.evals), final):
+            checkpoint_into(folder, outcome.state, final)
         files["checkpoint"] = str(folder / "checkpoint.npz")
         if plots:
             files.update(_pictures(setup, folder, outcome.state, notes))

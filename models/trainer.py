@@ -180,6 +180,17 @@ class Outcome:
     resumed_from: int  # the step this session started at
     seconds: float  # wall time of this session's loop
     notes: list[str] = field(default_factory=list)
+    # Wall time of each training step of this session (batch, loss and gradient, clipping, the
+    # update); evaluations, checkpoints and the progress bar are outside it.
+    step_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def ms_per_step(self) -> float | None:
+        """The mean training-step time of this session in milliseconds (None when no step ran).
+
+        A mean, not a median, so that steps x ms_per_step is the training time, as a
+        reference timed over a whole run (seconds for N steps / N) is."""
+        return 1000.0 * sum(self.step_seconds) / len(self.step_seconds) if self.step_seconds else None
 
 
 ENGINES: tuple[str, ...] = ("manual", "graph")  # how a task computes its gradient: numpy, or the engine's graph
@@ -367,11 +378,14 @@ class Trainer:
                    dynamic_ncols=True, leave=False, unit="step")
         last_refresh = 0.0
         began = time.perf_counter()
+        step_seconds: list[float] = []
         # A diverging run overflows on its way to a non-finite loss; that loss is the one report.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _SigintLatch() as latch:
             try:
                 while self.step < cfg.steps:
+                    tick = time.perf_counter()
                     loss = self._one_step(latch)
+                    step_seconds.append(time.perf_counter() - tick)
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                         self.evaluate()
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.on_checkpoint:
@@ -401,7 +415,8 @@ class Trainer:
         state = self.state()
         if self.on_checkpoint:
             self.on_checkpoint(state)
-        return Outcome(status=status, state=state, resumed_from=start, seconds=seconds, notes=notes)
+        return Outcome(status=status, state=state, resumed_from=start, seconds=seconds, notes=notes,
+                       step_seconds=step_seconds)
 
 
 def _json_rng_state(rng: np.random.Generator) -> dict[str, Any]:

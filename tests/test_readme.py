@@ -30,7 +30,8 @@ def test_readme_quickstart_commands_are_the_ones_ci_runs() -> None:
 
 
 #: what may differ from run to run in a shown command's output: wall times.
-_TIMES = [(re.compile(r"\d+\.\d+ s\)"), "T s)"), (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": T')]
+_TIMES = [(re.compile(r"\d+\.\d+ s\)"), "T s)"), (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": T'),
+          (re.compile(r'"ms_per_step": [0-9.e-]+'), '"ms_per_step": T')]
 
 
 def _shell_sessions(text: str) -> list[tuple[str, list[str]]]:

@@ -132,3 +132,31 @@ def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
     a, b = load_run(tmp_path / "cut"), load_run(tmp_path / "straight")
     assert a.state.step == b.state.step == 40000 and a.state.losses == b.state.losses
     assert all(np.array_equal(a.params[n], b.params[n]) for n in b.params)
+
+
+def test_json_reports_step_time_and_the_mean_of_the_last_100_losses(capsys, tmp_path) -> None:
+    code, out, _ = run_cli(capsys, "moons", "--steps", "130", "--out", str(tmp_path / "r"), "--json")
+    report = json_of(out)
+    losses = load_run(tmp_path / "r").state.losses
+    assert code == 0 and len(losses) == 130
+    assert report["last100_loss"] == pytest.approx(np.mean(losses[-100:]), rel=1e-5)  # 6 significant digits
+    assert report["last100_loss"] != pytest.approx(np.mean(losses), rel=1e-3)  # the tail, not the whole run
+    # the mean step time: positive, and no more than the loop's wall time spread over the steps
+    assert 0 < report["ms_per_step"] <= 1000 * report["seconds"] / 130
+
+
+def test_checkpointing_every_n_steps_writes_the_final_state_once(capsys, tmp_path, monkeypatch) -> None:
+    import models.tasks
+
+    writes: list[tuple[int, str]] = []
+    real = models.tasks.save_run
+
+    def counting(folder, **kw):
+        writes.append((kw["state"].step, kw["status"]))
+        return real(folder, **kw)
+
+    monkeypatch.setattr(models.tasks, "save_run", counting)
+    code, _, _ = run_cli(capsys, "xor", "--steps", "50", "--checkpoint-every", "20", "--out", str(tmp_path / "r"), "--json")
+    assert code == 0
+    assert writes == [(20, "running"), (40, "running"), (50, "finished")]
+    assert load_run(tmp_path / "r").status == "finished"
