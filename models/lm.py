@@ -39,10 +39,14 @@ EVAL_WINDOWS = 256
 EVAL_BATCH = 64
 #: model options the command line may give a sequence task (the recipe fills the rest).
 MODEL_OPTIONS = ("context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
-#: a rough cost of the graph engine per scalar node and step, for the warning.
-GRAPH_SECONDS_PER_NODE = 2e-6
-#: refuse graph-engine steps building more nodes than this (~120 bytes each: about 1.2 GB).
-MAX_GRAPH_NODES = 10_000_000
+#: the graph engine's cost per multiply-add of a step (forward and backward of one parent of a
+#: fused dot node), measured with the micro preset on these machines; for the warning only.
+GRAPH_SECONDS_PER_MADD = 1e-6
+#: refuse graph-engine steps with more multiply-adds than this (each holds a parent and a
+#: partial, ~16 bytes, besides the nodes: about 0.5-1 GB at the limit).
+MAX_GRAPH_MADDS = 30_000_000
+#: warn before a graph-engine run expected to take longer than this.
+GRAPH_WARN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -214,13 +218,19 @@ class SequenceTask:
                              "use a smaller --batch-size, --context or --d-model")
         if engine != "graph":
             return []
-        nodes = 2 * n_params * B * config.context  # a multiply and an add per weight, per position
-        if nodes > MAX_GRAPH_NODES:
-            raise InputError(f"the graph engine would build ~{nodes:,} nodes a step, more than the {MAX_GRAPH_NODES:,} it takes; "
-                             "use --engine manual, or a smaller model and --batch-size")
-        seconds = nodes * GRAPH_SECONDS_PER_NODE
-        return [f"warning: the graph engine builds ~{nodes:,} nodes a step (~{seconds:.2f} s each, "
-                f"~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"] if seconds * train.steps > 10 else []
+        T, C = config.context, config.d_model
+        # Every weight matrix is read once per position (the tables are looked up, not multiplied),
+        # and causal attention reads ~T/2 keys and values of width C per position and block.
+        tables = config.vocab_size * C + (T * C if config.positions == "learned" else 0)
+        madds = B * T * ((n_params - tables) + config.n_layers * T * C)
+        if madds > MAX_GRAPH_MADDS:
+            raise InputError(f"a graph-engine step would do ~{madds:,} scalar multiply-adds, more than the {MAX_GRAPH_MADDS:,} "
+                             "it takes; use --engine manual, or a smaller model and --batch-size")
+        seconds = madds * GRAPH_SECONDS_PER_MADD  # at full context: shorter documents cost less
+        if seconds * train.steps <= GRAPH_WARN_SECONDS:
+            return []
+        return [f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (up to ~{seconds:.2f} s a step, "
+                f"~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"]
 
     def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> Setup:
         config = GPTConfig(**model_config["gpt"]).validate()
@@ -228,7 +238,7 @@ class SequenceTask:
         model = GPT(config)
         B = train.batch_size or 32
         objective = LMObjective(model, data, engine, B)
-        summary = [data.summary(), f"GPT: {config.n_layers} blocks of width {config.d_model}, {config.n_heads} heads, context "
+        summary = [data.summary(), f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
                    f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
                    f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine, seed {config.seed}"]
 

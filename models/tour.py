@@ -24,6 +24,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("causal multi-head attention, three ways", "models.attention_demo"),
     ("the Transformer block, three ways and drawn by sub-layer", "models.transformer_demo"),
     ("a tiny transformer learns to reverse", "models.reverse_demo"),
+    ("the scalar engine trains a micro GPT, a Value per number", "models.micro_demo"),
     ("a wide MLP distilled into a narrow one that sees 15 labels", "models.distill"),
     ("alignment: a reward model, best-of-n, REINFORCE+KL and DPO", "models.align"),
 )

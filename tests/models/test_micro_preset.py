@@ -7,6 +7,7 @@ manual engine through the numpy pair. Same seed, same batches: the same losses a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,17 @@ def test_the_command_line_takes_the_preset(names_file: Path, capsys: pytest.Capt
     assert report["model_config"]["gpt"]["d_model"] == 16 and report["engine"] == "graph"
     assert main(["train", "xor", "--preset", "micro", "--json"]) == 2  # a preset of the lines task only
     assert "--preset is for the lines task" in capsys.readouterr().out
+
+
+def test_the_graph_engine_warns_before_a_long_run_and_refuses_a_huge_step(names_file: Path) -> None:
+    said: list[str] = []
+    train("lines", preset="micro", engine="graph", model_options={"data": str(names_file)}, train_options={"steps": 1},
+          echo=said.append, plots=False)
+    assert not any(s.startswith("warning:") for s in said)  # one step: nothing to warn about
+    task = get_task("lines").with_preset("micro")
+    config = task.model_config({"data": str(names_file)}, 0)
+    warning, = task.check_size(config, replace(task.recipe.train, steps=100_000), "graph")
+    assert warning.startswith("warning: a graph-engine step does up to ~") and "for 100000 steps" in warning
+    assert task.check_size(config, task.recipe.train, "manual") == []
+    with pytest.raises(InputError, match="multiply-adds, more than"):
+        train("lines", engine="graph", model_options={"data": str(names_file), "d_model": 128}, train_options={"steps": 1})
