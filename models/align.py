@@ -55,7 +55,7 @@ from models.reward import (
     true_rewards,
 )
 from models.sequences import IGNORE, LineDocuments
-from models.trainer import Trainer, TrainConfig
+from models.trainer import Trainer, TrainConfig, run_to_end
 from nn.preference import (
     dpo_backward,
     dpo_forward,
@@ -379,9 +379,9 @@ def train_reference(config: AlignConfig, progress: bool) -> tuple[GPT, LineDocum
     model = GPT(GPTConfig(vocab_size=data.vocab.size, context=data.context, d_model=32, n_heads=4, n_layers=2,
                           activation="gelu_tanh", seed=config.seed))
     objective = LMObjective(model, data, "manual", 32)
-    Trainer(objective, objective.batches, TrainConfig(steps=config.ref_steps, batch_size=32, optimizer="adamw", lr=3e-3,
+    run_to_end(Trainer(objective, objective.batches, TrainConfig(steps=config.ref_steps, batch_size=32, optimizer="adamw", lr=3e-3,
             warmup_steps=50, decay="cosine", min_lr=3e-4, weight_decay=0.01, grad_clip=1.0, seed=config.seed),
-            progress=progress, desc="reference").run()
+            progress=progress, desc="reference"))
     return model, data
 
 
@@ -400,7 +400,7 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
     rm = BradleyTerryObjective(reward, train_pairs, val_pairs, batch_size=128)
     trainer = Trainer(rm, rm.batches, TrainConfig(steps=config.rm_steps, batch_size=128, optimizer="adam", lr=3e-3,
                       eval_every=max(1, config.rm_steps // 20), seed=config.seed), progress=progress, desc="reward model")
-    outcome = trainer.run()
+    outcome = run_to_end(trainer)
     accuracy = pairwise_accuracy(reward, val_pairs)
     say(f"reward model: held-out pairwise accuracy {accuracy:.3f} on {len(val_pairs)} pairs")
     judge = Judge(reward).calibrate(sample_names(ref, data, config.eval_samples, rng).texts)
@@ -419,7 +419,7 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
         elif method == "reinforce":
             policy = _copy_gpt(ref)
             obj = ReinforceObjective(policy, ref, data, judge, config.kl, config.batch_size)
-            Trainer(obj, obj.batches, TrainConfig(**step_cfg), progress=progress, desc="REINFORCE").run()
+            run_to_end(Trainer(obj, obj.batches, TrainConfig(**step_cfg), progress=progress, desc="REINFORCE"))
             policies[method], samples[method] = policy_score(policy, ref, data, judge, config.eval_samples, rng)
             curves[method] = obj.curve
             hacking = hacking_report(obj.curve)
@@ -427,8 +427,8 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
             policy = _copy_gpt(ref)
             obj_d = DPOObjective(policy, ref, data, judge, train_pairs, config.dpo_beta, config.batch_size,
                                  eval_rng=np.random.default_rng([config.seed, 19]))
-            Trainer(obj_d, obj_d.batches, TrainConfig(**step_cfg, eval_every=max(1, config.steps // 15)),
-                    progress=progress, desc="DPO").run()
+            run_to_end(Trainer(obj_d, obj_d.batches, TrainConfig(**step_cfg, eval_every=max(1, config.steps // 15)),
+                               progress=progress, desc="DPO"))
             policies[method], samples[method] = policy_score(policy, ref, data, judge, config.eval_samples, rng)
             curves[method] = obj_d.curve
         say(f"{method}: true reward {policies[method]['true_reward']:.3f}, kl {policies[method]['kl']:.3f}")

@@ -44,7 +44,7 @@ from models.datasets import Dataset, load_dataset
 from models.gpt import GPT, gpt_backward_logits, gpt_forward
 from models.lm import LMObjective
 from models.mlp import MLP, MLPConfig
-from models.trainer import TrainConfig, Trainer, full_batch
+from models.trainer import Interrupted, TrainConfig, Trainer, full_batch, run_to_end
 from nn.distill import distillation_backward, distillation_forward
 from nn.losses import cross_entropy_backward, cross_entropy_forward
 
@@ -200,10 +200,19 @@ def _curve(evals: list[dict[str, float]], name: str) -> tuple[list[int], list[fl
     return [int(e["step"]) for e in evals], [float(e[name]) for e in evals]
 
 
+def _finished_teacher(report: Any) -> Any:
+    """The trained teacher; `Interrupted` when Ctrl-C stopped its training (`models.tasks.train` has
+    then kept the run in a folder, which can be resumed and given back as --teacher)."""
+    if report.status != "finished":
+        raise Interrupted(f"the teacher's training, {'; '.join(report.notes)}; the experiment stopped there "
+                          "(finish the teacher, then pass it as --teacher)")
+    return report.model
+
+
 def _train(objective: Any, batches: Callable[[np.random.Generator], Any], config: TrainConfig, progress: bool, desc: str) -> list[dict[str, float]]:
     trainer = Trainer(objective, batches, config, progress=progress, desc=desc)
     trainer.evaluate()  # the curve starts at step 0
-    return trainer.run().state.evals
+    return run_to_end(trainer).state.evals
 
 
 def run_tabular_seed(recipe: TabularRecipe, seed: int, temperature: float, alpha: float, steps: int,
@@ -215,7 +224,7 @@ def run_tabular_seed(recipe: TabularRecipe, seed: int, temperature: float, alpha
     if teacher is None:
         report = train(recipe.task, model_options={"hidden": recipe.teacher_hidden},
                        train_options={"steps": recipe.teacher_steps, "seed": seed}, progress=progress)
-        teacher = report.model
+        teacher = _finished_teacher(report)
     labelled = labelled_subset(data.y_train, recipe.n_labelled, np.random.default_rng(seed))
     teacher_logits = teacher.forward(data.X_train)  # (N, K)
     teacher_test = teacher.predict(data.X_test)
@@ -264,7 +273,7 @@ def run_lm_seed(recipe: LMRecipe, seed: int, temperature: float, alpha: float, s
     if teacher is None:
         report = train(recipe.task, model_options=recipe.teacher, train_options={"steps": recipe.teacher_steps, "seed": seed,
                        "eval_every": 0}, progress=progress)
-        teacher = report.model
+        teacher = _finished_teacher(report)
     student_options = {**recipe.student, "context": teacher.config.context, "dtype": teacher.config.dtype}
     config = TrainConfig(**{**task.recipe.train.to_dict(), "steps": steps, "seed": seed, "eval_every": recipe.eval_every,
                             "warmup_steps": min(task.recipe.train.warmup_steps, steps // 10)})

@@ -419,6 +419,22 @@ class Trainer:
                        step_seconds=step_seconds)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during one training of a multi-run experiment (distill, align), raised by
+    `run_to_end`: the experiment stops there, as a whole, instead of scoring a half-trained model."""
+
+
+def run_to_end(trainer: Trainer) -> Outcome:
+    """`trainer.run()` for a training that is one part of an experiment: its result means something
+    only when the training finished, so an interrupted one raises `Interrupted` (the command
+    exits 130, writing nothing it had not written before)."""
+    outcome = trainer.run()
+    if outcome.status != "finished":
+        raise Interrupted(f"{trainer.desc} {'; '.join(outcome.notes) or 'interrupted'}: the experiment stopped there "
+                          "and wrote nothing")
+    return outcome
+
+
 def _json_rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """The generator's state as plain JSON types (PCG64's state is a dict of Python ints)."""
     state = rng.bit_generator.state

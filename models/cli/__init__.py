@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:
-        _report(prog, err, "interrupted", as_json, kind="")
+        _report(prog, err, f"interrupted ({err})" if str(err) else "interrupted", as_json, kind="")
         return EXIT_INTERRUPTED
     except UsageError as err:
         _report(err.prog, err, str(err), as_json)

@@ -98,3 +98,48 @@ def test_distill_refuses_a_teacher_of_another_task(tmp_path, capsys) -> None:
 def test_distill_refuses_bad_settings(args: list[str], capsys) -> None:
     assert main(["distill", "spirals", "--steps", "5", *args]) == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["distill", "spirals", "--steps", "50"], ["align", "--steps", "20"]])
+def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp_path, monkeypatch, capsys, argv) -> None:
+    """A real SIGINT in the middle of one of the experiment's trainings: exit 130, one line, nothing written."""
+    import os
+    import signal
+
+    from models.cli import main
+    from models.trainer import Trainer
+
+    real, calls = Trainer._one_step, []
+
+    def step_then_ctrl_c(self, latch):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the trainer's latch turns it into a stop after this step
+        return real(self, latch)
+
+    monkeypatch.setattr(Trainer, "_one_step", step_then_ctrl_c)
+    monkeypatch.chdir(tmp_path)  # an interrupted teacher (spirals) is kept under ./twograd-out/runs/
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted after step 3" in err[0] and "experiment stopped there" in err[0], err
+    assert len(calls) == 3  # nothing trained after the interrupt
+    assert not out.exists() or not any(out.iterdir())  # no summary of a half-done experiment
+    if argv[0] == "distill":  # the teacher's own run is kept, to be resumed and given as --teacher
+        assert "continue with: twograd train --resume" in err[0]
+        assert len(list((tmp_path / "twograd-out" / "runs").glob("*/checkpoint.npz"))) == 1
+
+
+def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, capsys) -> None:
+    """Past the teacher (trained by `models.tasks.train`), in the labels-only student's training."""
+    from models.trainer import Interrupted
+
+    import models.distill
+
+    def interrupted(*_args, **_kwargs):
+        raise Interrupted("labels only seed 0 interrupted after step 7 of 50: the experiment stopped there and wrote nothing")
+
+    monkeypatch.setattr(models.distill, "_train", interrupted)
+    assert main(["distill", "spirals", "--steps", "50", "--out", str(tmp_path / "o"), "--quiet"]) == 130
+    assert "wrote nothing" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "summary.json").exists()
