@@ -6,6 +6,10 @@ Workload: an MLP 16 -> 32 -> 32 -> 1 with ReLU on the hidden layers over a batch
 samples, loss = sum of squared errors, every number a scalar `Value` (weights, biases,
 inputs, targets). `mlp_loss` is written once and takes the Value class as an argument, so
 both engines run the same Python code; it uses only ops micrograd 0.1.0 has (+, -, *, relu).
+A second twograd line, `twograd+dot`, runs the same MLP written with `engine.dot` (each
+neuron's bias + sum_j w_j h_j one fused node, in the same order, so the same loss) and
+`engine.total` (the batch sum): what twograd's own loops forms build. It is reported beside
+the micrograd-compatible line and takes no part in the targets.
 
 Measured:
   * forward and backward time, median over --repeat runs after one warm-up, with the
@@ -121,6 +125,30 @@ def mlp_loss(leaves: dict[str, Any]) -> Any:
     return loss
 
 
+def mlp_loss_dot(leaves: dict[str, Any]) -> Any:
+    """The same loss with each neuron one `engine.dot` node and the batch sum one `engine.total`.
+
+    dot([b, w_1, ..., w_n], [1.0, h_1, ..., h_n]) adds b * 1.0 = b first, then w_j h_j left to
+    right: the same additions in the same order as `mlp_loss`, so the same float64 loss.
+    """
+    layers = leaves["layers"]
+    last = len(layers) - 1
+    squares = []
+    for x, y in zip(leaves["xs"], leaves["ys"]):
+        h = x
+        for k, (W, b) in enumerate(layers):
+            ones_h = [1.0, *h]
+            out = [engine.dot([bias, *row], ones_h) for row, bias in zip(W, b)]
+            h = [a.relu() for a in out] if k < last else out
+        diff = h[0] - y
+        squares.append(diff * diff)
+    return engine.total(squares)
+
+
+#: the timed lines: name -> (the Value class, the loss written with it).
+Workload = tuple[type, Callable[[dict[str, Any]], Any]]
+
+
 def parameters(leaves: dict[str, Any]) -> list[Any]:
     return [p for W, b in leaves["layers"] for p in [w for row in W for w in row] + b]
 
@@ -143,25 +171,26 @@ def count_micrograd(root: Any) -> int:
 
 
 # ------------------------------------------------------------------ measurements
-def time_once(V: type, data: dict[str, Any]) -> tuple[float, float, float]:
+def time_once(V: type, data: dict[str, Any], loss_fn: Callable[[dict[str, Any]], Any] = mlp_loss) -> tuple[float, float, float]:
     """(forward seconds, backward seconds, loss) for one fresh graph."""
     gc.collect()  # start from a clean heap: micrograd's graphs are cycles that only gc frees
     t0 = time.perf_counter()
     leaves = make_leaves(V, data)
-    loss = mlp_loss(leaves)
+    loss = loss_fn(leaves)
     t1 = time.perf_counter()
     loss.backward()
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1, float(loss.data)
 
 
-def graph_memory(V: type, data: dict[str, Any], count: Callable[[Any], int]) -> tuple[int, int]:
+def graph_memory(V: type, data: dict[str, Any], count: Callable[[Any], int],
+                 loss_fn: Callable[[dict[str, Any]], Any] = mlp_loss) -> tuple[int, int]:
     """(bytes held by the forward graph, its node count)."""
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     leaves = make_leaves(V, data)
-    loss = mlp_loss(leaves)
+    loss = loss_fn(leaves)
     held = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     nodes = count(loss)
@@ -238,28 +267,29 @@ def chain_micrograd(depths: tuple[int, ...] = MICROGRAD_DEPTHS) -> dict[str, Any
     return {"recursion_limit": sys.getrecursionlimit(), "last_ok_ops": last_ok, "fails_at_ops": failed_at}
 
 
-def max_gradient_difference(data: dict[str, Any]) -> float:
-    """Largest |dL/dp| difference over all parameters, twograd vs micrograd, one graph each."""
+def max_gradient_difference(data: dict[str, Any], lines: tuple[Workload, Workload] | None = None) -> float:
+    """Largest |dL/dp| difference over all parameters between two lines (default twograd vs
+    micrograd), one graph each."""
     grads = []
-    for V in (Value, MicrogradValue):
+    for V, loss_fn in lines or ((Value, mlp_loss), (MicrogradValue, mlp_loss)):
         leaves = make_leaves(V, data)
-        mlp_loss(leaves).backward()
+        loss_fn(leaves).backward()
         grads.append([float(p.grad) for p in parameters(leaves)])
     return max(abs(a - b) for a, b in zip(*grads))
 
 
-def median_times(engines: dict[str, type], data: dict[str, Any], repeat: int) -> tuple[dict[str, Any], dict[str, float]]:
-    """Per engine: median forward, backward and total seconds; and the last loss.
+def median_times(engines: dict[str, Workload], data: dict[str, Any], repeat: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per line: median forward, backward and total seconds; and the last loss.
 
-    One warm-up each, then the engines run interleaved so that background load hits both.
+    One warm-up each, then the lines run interleaved so that background load hits all alike.
     """
-    for V in engines.values():
-        time_once(V, data)
+    for V, loss_fn in engines.values():
+        time_once(V, data, loss_fn)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in engines}
     losses: dict[str, float] = {}
     for _ in range(repeat):
-        for name, V in engines.items():
-            fwd, bwd, loss = time_once(V, data)
+        for name, (V, loss_fn) in engines.items():
+            fwd, bwd, loss = time_once(V, data, loss_fn)
             times[name].append((fwd, bwd))
             losses[name] = loss
     medians = {
@@ -275,9 +305,10 @@ def median_times(engines: dict[str, type], data: dict[str, Any], repeat: int) ->
 
 def run(repeat: int) -> dict[str, Any]:
     data = make_data()
-    engines: dict[str, type] = {"twograd": Value}
+    engines: dict[str, Workload] = {"twograd": (Value, mlp_loss)}
     if MicrogradValue is not None:
-        engines["micrograd"] = MicrogradValue
+        engines["micrograd"] = (MicrogradValue, mlp_loss)
+    engines["twograd+dot"] = (Value, mlp_loss_dot)
     medians, losses = median_times(engines, data, repeat)
     # For reference only (the targets use gc on): the same runs with the cyclic gc off, to
     # show how much of each engine's time is the collector walking its live objects.
@@ -298,9 +329,9 @@ def run(repeat: int) -> dict[str, Any]:
         "workload": f"MLP {'-'.join(map(str, SIZES))}, ReLU, batch {BATCH}, sum of squared errors",
         "engines": {},
     }
-    counters = {"twograd": count_twograd, "micrograd": count_micrograd}
-    for name, V in engines.items():
-        held, nodes = graph_memory(V, data, counters[name])
+    counters = {"twograd": count_twograd, "micrograd": count_micrograd, "twograd+dot": count_twograd}
+    for name, (V, loss_fn) in engines.items():
+        held, nodes = graph_memory(V, data, counters[name], loss_fn)
         result["engines"][name] = {
             **medians[name],
             "total_s_gc_off": medians_no_gc[name]["total_s"],
@@ -309,6 +340,7 @@ def run(repeat: int) -> dict[str, Any]:
             "nodes": nodes,
             "bytes_per_node": held / nodes,
         }
+    result["max_grad_diff_dot"] = max_gradient_difference(data, ((Value, mlp_loss), (Value, mlp_loss_dot)))
     result["chain_twograd"] = chain_twograd()
     targets: dict[str, dict[str, Any]] = {}
     if "micrograd" in engines:
@@ -346,11 +378,11 @@ def report(r: dict[str, Any]) -> str:
         f"twograd engine benchmark  {r['date']}  Python {r['python']} ({r['implementation']}, {r['machine']}, {r['cpus']} cpus)",
         f"workload: {r['workload']}; median of {r['repeat']} runs after 1 warm-up, gc on",
         "",
-        f"{'engine':<10} {'forward':>10} {'backward':>10} {'fwd+bwd':>10} {'nodes':>8} {'graph MB':>9} {'B/node':>7}  loss",
+        f"{'engine':<11} {'forward':>10} {'backward':>10} {'fwd+bwd':>10} {'nodes':>8} {'graph MB':>9} {'B/node':>7}  loss",
     ]
     for name, e in r["engines"].items():
         lines.append(
-            f"{name:<10} {e['forward_s'] * 1e3:>8.1f}ms {e['backward_s'] * 1e3:>8.1f}ms {e['total_s'] * 1e3:>8.1f}ms "
+            f"{name:<11} {e['forward_s'] * 1e3:>8.1f}ms {e['backward_s'] * 1e3:>8.1f}ms {e['total_s'] * 1e3:>8.1f}ms "
             f"{e['nodes']:>8d} {e['graph_bytes'] / 1e6:>9.2f} {e['bytes_per_node']:>7.0f}  {e['loss']!r}"
         )
     if "micrograd" in r["engines"]:
@@ -366,6 +398,15 @@ def report(r: dict[str, Any]) -> str:
         ]
     else:
         lines += ["", "micrograd is not installed (pip install micrograd==0.1.0): comparison skipped"]
+    tg, td = r["engines"]["twograd"], r["engines"]["twograd+dot"]
+    vs_micrograd = (f", {r['engines']['micrograd']['total_s'] / td['total_s']:.1f}x micrograd"
+                    if "micrograd" in r["engines"] else "")
+    lines.append(
+        f"twograd+dot (engine.dot neurons): fwd+bwd {tg['total_s'] / td['total_s']:.1f}x the micrograd-compatible "
+        f"twograd line{vs_micrograd}; {tg['nodes'] / td['nodes']:.1f}x fewer nodes; loss "
+        f"{'equal' if td['loss'] == tg['loss'] else 'differs by %.1e' % abs(td['loss'] - tg['loss'])}, parameter gradients "
+        f"by at most {r['max_grad_diff_dot']:.1e} (not a target)"
+    )
     c = r["chain_twograd"]
     lines += [
         "",

@@ -7,9 +7,10 @@ context 16, RMSNorm, ReLU, no biases, untied head; Adam lr 0.01, betas 0.85/0.99
 decay; one document a step), built as `models.tasks.train` builds it, twice from the same seed:
 
 * fused:  as shipped, every dot product and sum of the loops forms one `engine.dot` /
-  `engine.total` node;
-* binary: the same code inside `engine.unfused()`, where dot and total build chains of
-  two-parent nodes: the graph today's two-parent engine builds.
+  `engine.total` node, and every softmax, RMSNorm and cross-entropy row a few fused nodes
+  (`engine.softmax`, `engine.rms_norm`, `engine.cross_entropy`);
+* binary: the same code inside `engine.unfused()`, where every fused op builds its binary
+  reference form, chains of two-parent nodes: the graph a two-parent engine builds.
 
 Both draw the same documents and start from the same weights; their first losses must be
 equal (the same terms added in the same order) and the curves agree to rounding.

@@ -28,6 +28,7 @@ from engine.gradcheck import (
     to_values,
 )
 from engine.value import Value, dot, fused, topological_order, total, unfused, zero_grad
+from engine.fused_rows import cross_entropy, rms_norm, softmax
 
 __all__ = [
     "Value",
@@ -37,6 +38,9 @@ __all__ = [
     "total",
     "fused",
     "unfused",
+    "softmax",
+    "rms_norm",
+    "cross_entropy",
     "exp",
     "log",
     "sqrt",

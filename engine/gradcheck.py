@@ -15,13 +15,14 @@ This is the spine every layer and model is judged by. Three sources of a gradien
 text form is a table; `assert_gradients_close` raises AssertionError carrying that table.
 
 Nothing here imports numpy: the array functions use only methods of the arrays they are
-given (`.shape`, `.copy()`, `.flat`, `.tolist()`), so `import engine` stays numpy-free.
+given (`.shape`, `.reshape()`, `.copy()`, `.flat`, `.tolist()`), so `import engine` stays numpy-free.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from engine.functions import data_of
@@ -101,15 +102,38 @@ def to_values(array: Any, name: str = "") -> Any:
 
     A 0-d array (or a float) becomes a single Value.
     """
-    data = array.tolist() if hasattr(array, "tolist") else float(array)
+    return _leaves(array, name)[0]
 
-    def build(d: Any, index: tuple[int, ...]) -> Any:
-        if isinstance(d, list):
-            return [build(x, index + (i,)) for i, x in enumerate(d)]
-        label = f"{name}[{','.join(map(str, index))}]" if name and index else name
-        return Value(float(d), label)
 
-    return build(data, ())
+@lru_cache(maxsize=1024)
+def _labels(name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """The labels `name[i,j,...]` of an array of `shape`, row-major. Cached: a model's parameters
+    keep their names and shapes from step to step, and formatting a label per leaf per step
+    costs more than the leaf itself."""
+    if not name:
+        return ("",) * math.prod(shape)
+    index_texts = [""]
+    for n in shape:  # "0,1" for every index, built one axis at a time, in row-major order
+        index_texts = [f"{head},{i}" if head else str(i) for head in index_texts for i in range(n)]
+    return tuple(f"{name}[{t}]" for t in index_texts)
+
+
+def _leaves(array: Any, name: str) -> tuple[Any, list[Value]]:
+    """(the nested lists of `to_values`, the same leaves flat, row-major)."""
+    if not hasattr(array, "tolist") or not getattr(array, "shape", ()):
+        leaf = Value(float(array.tolist() if hasattr(array, "tolist") else array), name)
+        return leaf, [leaf]
+    shape = tuple(array.shape)
+    if 0 in shape:  # no leaves: the nested empty lists themselves
+        return array.tolist(), []
+    data = array.reshape(-1).tolist()
+    if set(map(type, data)) != {float}:  # an integer or boolean array: Value wants floats
+        data = [float(d) for d in data]
+    flat = list(map(Value, data, _labels(name, shape)))
+    nested: Any = flat
+    for n in reversed(shape[1:]):  # group the flat leaves into rows, then rows of rows ...
+        nested = [nested[i : i + n] for i in range(0, len(nested), n)]
+    return nested, flat
 
 
 def _flatten(nested: Any) -> list[Any]:
@@ -139,18 +163,20 @@ def graph_gradients(
     """
     wanted = list(names) if names is not None else list(arrays)
     inputs: dict[str, Any] = {}
+    leaves: dict[str, list[Value]] = {}
     for name, a in arrays.items():
-        inputs[name] = to_values(a, name) if name in wanted else (a.tolist() if hasattr(a, "tolist") else a)
+        if name in wanted:
+            inputs[name], leaves[name] = _leaves(a, name)
+        else:
+            inputs[name] = a.tolist() if hasattr(a, "tolist") else a
     out = f(inputs)
     if not isinstance(out, Value):
         raise TypeError(f"the loops-form function must return a scalar Value, got {type(out).__name__}")
     out.backward()
     grads = {}
     for name in wanted:
-        leaves = _flatten(inputs[name])
         g = arrays[name].astype("float64", copy=True)
-        for i, leaf in enumerate(leaves):
-            g.flat[i] = leaf.grad
+        g.flat[:] = [leaf.grad for leaf in leaves[name]]  # one assignment, not one per entry
         grads[name] = g
     return out.data, grads
 

@@ -14,7 +14,8 @@ order:
 
 No closures, no per-node sets: a node is one slotted object. Parents are at most two,
 which every scalar op here needs (binary arithmetic, unary functions), with one exception:
-the *fused* node kind, for ops of many inputs (`dot`, `total`). A fused node keeps its
+the *fused* node kind, for ops of many inputs (`dot`, `total` here; `softmax`, `rms_norm`
+and `cross_entropy` in engine/fused_rows.py). A fused node keeps its
 parents and their local partials as two tuples, in the same two slots:
 
     out = f(x_1, ..., x_n)   out._a  = (x_1, ..., x_n)

@@ -6,13 +6,19 @@ Every message starts with the piece's name and names the argument, e.g.
     softmax: x has non-finite values (nan at index (0, 2))
 
 The numpy checks are O(1) shape tests plus one `np.isfinite(a).all()` pass per input;
-only when that pass fails is the offending index looked up. The loops-form checks walk the
-nested lists once (the loops form touches every scalar anyway).
+only when that pass fails is the offending index looked up. The loops-form checks do the
+same for nested lists: a bulk pass (one level of lists at a time, then the leaves of all
+rows at once, with C-level `map`/`set`/`sum`) that can only say "all fine", and only when
+it cannot say so the leaf-by-leaf walk that finds and names a bad entry. So a bad
+input gets exactly the walk's message, and a good one costs a few C loops instead of a
+Python step per scalar (a scalar GPT step validates about 14,000 leaves).
 """
 
 from __future__ import annotations
 
 import math
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Sequence
 
 import numpy as np
@@ -245,6 +251,37 @@ def _leaf_number(x: Any) -> float | None:
     return None
 
 
+#: what the bulk pass accepts without a second look: lists of these, leaves of these types.
+_SEQUENCES = frozenset((list, tuple))
+_PLAIN_NUMBERS = frozenset((float, int))
+_VALUE_ONLY = frozenset((Value,))
+_data = attrgetter("data")
+
+
+def _surely_valid(x: Any, shape: tuple[int, ...]) -> bool:
+    """True only if `x` is rectangular of `shape` with finite leaves, all floats/ints or all Values.
+
+    False means "not sure", not "bad": mixed rows, numpy scalars, or finite numbers whose sum
+    overflows fall through to the exact walk, which then accepts them or names the problem.
+    Finiteness of all leaves at once: a sum of finite numbers is finite unless it overflows,
+    and any inf or nan among them makes the sum inf or nan.
+    """
+    level = [x]
+    try:
+        for n in shape:  # one level of lists at a time: all sequences, all of length n
+            if not set(map(type, level)) <= _SEQUENCES or set(map(len, level)) - {n}:
+                return False
+            level = list(chain.from_iterable(level))
+        types = set(map(type, level))  # the leaves
+        if types <= _PLAIN_NUMBERS:
+            return math.isfinite(sum(level))
+        if types == _VALUE_ONLY:
+            return math.isfinite(sum(map(_data, level)))
+    except (TypeError, OverflowError):  # e.g. a Value whose .data is not a number, a huge int
+        return False
+    return False
+
+
 def nested_input(
     piece: str, name: str, x: Any, ndims: Sequence[int] | None = None, layout: str = ""
 ) -> tuple[Any, tuple[int, ...]]:
@@ -258,6 +295,13 @@ def nested_input(
     if ndims is not None and len(shape) not in ndims:
         want = layout or " or ".join(f"{d}-d" for d in ndims)
         raise fail(piece, f"{name} must have shape {want}, got shape {shape_text(shape)}")
+    if not _surely_valid(x, shape):
+        _walk_leaves(piece, name, x, shape)
+    return x, shape
+
+
+def _walk_leaves(piece: str, name: str, x: Any, shape: tuple[int, ...]) -> None:
+    """The exact check, entry by entry: raise naming a ragged list, a non-number or a non-finite leaf and its index."""
     stack: list[tuple[Any, tuple[int, ...]]] = [(x, ())]
     while stack:
         node, index = stack.pop()
@@ -273,7 +317,6 @@ def nested_input(
             raise fail(piece, f"{name} must hold numbers or Values, got {type(node).__name__} at index {index}")
         if not math.isfinite(number):
             raise fail(piece, f"{name} has non-finite values ({number} at index {index})")
-    return x, shape
 
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from engine import data_of, dot, exp, total
+from engine import softmax as softmax_row
 from nn._checks import attention_arrays, check_mask, check_qkv, dout_array, fail, nested_input
 from nn._nested import map_blocks
 
@@ -53,25 +54,24 @@ def _attend_loops_2d(
     out, weights = [], []
     for i in range(Tq):
         # scores of the allowed keys only: masked keys are excluded, not penalised
-        scores = []  # (j, S_ij)
-        for j in range(Tk):
-            if allowed is not None and not allowed[i][j]:
-                continue
-            s = dot(q[i], k[j])  # q_i . k_j, one fused node on Values
-            scores.append((j, s * scale))
-        if not scores:
+        kept = [j for j in range(Tk) if allowed is None or allowed[i][j]]
+        if not kept:
             raise fail("attention", f"query row {list(lead) + [i]} has no key it may attend to")
-        # the shift is a constant (data only): softmax does not depend on it, it only
-        # keeps exp from overflowing
-        shift = max(data_of(s) for _, s in scores)
-        exps = [(j, exp(s - shift)) for j, s in scores]
-        z = total([e for _, e in exps])
+        dots = [dot(q[i], k[j]) for j in kept]  # q_i . k_j, one fused node each on Values
+        if trace is None:
+            kept_w = softmax_row(dots, scale)  # softmax(scale * dots): one fused node per weight
+        else:  # for drawing: the scores, exps and sum as nodes of their own, as the reference form builds them
+            scores = [s * scale for s in dots]
+            # the shift is a constant (data only): softmax does not depend on it, it only
+            # keeps exp from overflowing
+            shift = max(data_of(s) for s in scores)
+            exps = [exp(s - shift) for s in scores]
+            z = total(exps)
+            kept_w = [e / z for e in exps]
         row_w: list[Any] = [0.0] * Tk
-        for j, e in exps:
-            row_w[j] = e / z
+        for j, w in zip(kept, kept_w):
+            row_w[j] = w
         out_row = []
-        kept = [j for j, _ in exps]
-        kept_w = [row_w[j] for j in kept]
         for c in range(dv):
             out_row.append(dot(kept_w, [v[j][c] for j in kept]))  # sum_j w_ij v_jc over the allowed keys
         out.append(out_row)
@@ -79,7 +79,7 @@ def _attend_loops_2d(
         if trace is not None:
             row_s: list[Any] = [None] * Tk
             row_e: list[Any] = [None] * Tk
-            for (j, s_ij), (_, e_ij) in zip(scores, exps):
+            for j, s_ij, e_ij in zip(kept, scores, exps):
                 row_s[j], row_e[j] = s_ij, e_ij
             trace.setdefault("scores", []).append(row_s)
             trace.setdefault("exps", []).append(row_e)

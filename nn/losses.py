@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine import cross_entropy as cross_entropy_row
 from engine import exp, log, total
 from nn._checks import (
     array_input,
@@ -37,7 +38,6 @@ from nn._checks import (
 )
 from nn._nested import flatten
 from nn.registry import Case, Piece, register
-from nn.softmax import _shifted_exps
 
 
 def _scalar_dout(piece: str, dout: Any) -> float:
@@ -104,10 +104,7 @@ def cross_entropy_loops(logits: Any, *, targets: Any) -> Any:
     logits, shape = nested_input("cross_entropy", "logits", logits)
     _check_ce_shapes(shape)
     t = class_targets("cross_entropy", targets, shape[0], shape[1], shape).tolist()
-    nlls = []
-    for row, target in zip(logits, t):
-        shifted, _, row_sum = _shifted_exps(row)
-        nlls.append(log(row_sum) - shifted[target])  # -log p_target
+    nlls = [cross_entropy_row(row, target) for row, target in zip(logits, t)]  # -log p_target, one node a row
     return total(nlls) / shape[0]  # one fused node on Values
 
 

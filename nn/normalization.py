@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine import dot, sqrt, total
+from engine import rms_norm as engine_rms_norm
 from nn._checks import check_finite, dout_array, fail, float_dtype, nested_input, real_array, shape_text
 from nn._nested import map_rows
 from nn.module import Module
@@ -232,10 +233,7 @@ def rms_norm_loops(x: Any, gamma: Any, eps: float = DEFAULT_EPS) -> Any:
     x, gamma = _nested_inputs(RMS_PIECE, eps, x=x, gamma=gamma)
 
     def row_norm(row: list) -> list:
-        C = len(row)
-        mean_square = dot(row, row) / C  # sum_j x_j^2 as one fused node
-        rrms = 1.0 / sqrt(mean_square + eps)
-        return [gamma[j] * (row[j] * rrms) for j in range(C)]
+        return engine_rms_norm(row, gamma, eps)  # y_j = gamma_j x_j / sqrt(mean(x^2) + eps), one fused node each
 
     return map_rows(row_norm, x)
 

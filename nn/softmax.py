@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine import data_of, exp, log, total
+from engine import softmax as softmax_row
 from nn._checks import array_input, dout_array, fail, nested_input, nonempty_last_axis, shape_text
 from nn._nested import map_rows
 from nn.registry import Case, Piece, register
@@ -45,14 +46,12 @@ def _check_loops(piece: str, x: Any) -> list:
 
 # ------------------------------------------------------------------------------ softmax
 def softmax_loops(x: Any) -> list:
-    """softmax over the last axis of nested lists: y_j = e^(x_j - m) / sum_k e^(x_k - m)."""
+    """softmax over the last axis of nested lists: y_j = e^(x_j - m) / sum_k e^(x_k - m).
+
+    Each row is `engine.softmax`: on Values every output is one fused node over its row.
+    """
     x = _check_loops("softmax", x)
-
-    def row_softmax(row: list) -> list:
-        _, exps, total = _shifted_exps(row)
-        return [e / total for e in exps]
-
-    return map_rows(row_softmax, x)
+    return map_rows(softmax_row, x)
 
 
 class SoftmaxCache(NamedTuple):

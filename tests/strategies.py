@@ -10,6 +10,9 @@ An expression is a small tree of tuples,
     ("total", child, child, ...)  engine.total over the children (one fused node)
     ("dot", w.., x..)             engine.dot(first half, second half) (one fused node)
     ("dot_c", (c, ..), child, ..) engine.dot with float constants as the weights
+    ("softmax", k, child, ..)     output k (mod n) of engine.softmax over the children (fused row op)
+    ("rms_norm", k, x.., g..)     output k (mod n) of engine.rms_norm(first half, second half, RMS_EPS)
+    ("cross_entropy", t, child, ..)  engine.cross_entropy over the children, target t (mod n)
 
 and `evaluate(tree, xs)` computes it with the engine's free functions and operators only,
 so the *same* tree runs on plain floats (a reference, and what finite differences perturb)
@@ -52,6 +55,9 @@ KINK_MARGIN = 1e-3
 MAX_MAGNITUDE = 1e3
 #: smallest shift c in log(a*a + c), sqrt(a*a + c), (a*a + c) ** p: keeps arguments >= c.
 MIN_SHIFT = 0.1
+#: the eps of the drawn RMSNorms: keeps r = 1/sqrt(mean(x^2) + eps) <= 3.2 even for a row near 0,
+#: so its slopes stay modest where finite differences look at them.
+RMS_EPS = 0.1
 
 
 # ------------------------------------------------------------------ the op table
@@ -95,6 +101,18 @@ BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / _sq_plus(b, 1.0),
     "pow_v": lambda a, b: _sq_plus(a, 0.5) ** engine.tanh(b),
+}
+
+def _rms_output(k: int, parts: list[Any]) -> Any:
+    half = len(parts) // 2
+    return engine.rms_norm(parts[:half], parts[half:], RMS_EPS)[k % half]
+
+
+#: the fused row ops, each reduced to one of its outputs: op(k, children) -> scalar.
+ROW_OPS: dict[str, Callable[[int, list[Any]], Any]] = {
+    "softmax": lambda k, parts: engine.softmax(parts)[k % len(parts)],
+    "rms_norm": _rms_output,
+    "cross_entropy": lambda t, parts: engine.cross_entropy(parts, t % len(parts)),
 }
 
 # Ranges of the float constant for each UNARY_CONST op.
@@ -141,6 +159,10 @@ def evaluate(tree: Tree, xs: list[Any], visit: Callable[[str, Any, Any], None] |
     elif op == "dot_c":
         parts = [evaluate(t, xs, visit) for t in tree[2:]]
         out = engine.dot(list(tree[1]), parts)
+        arg = parts[0]
+    elif op in ROW_OPS:
+        parts = [evaluate(t, xs, visit) for t in tree[2:]]
+        out = ROW_OPS[op](tree[1], parts)
         arg = parts[0]
     elif op in UNARY:
         arg = evaluate(tree[1], xs, visit)
@@ -233,7 +255,15 @@ def expressions(n_inputs: int = 3, max_leaves: int = 8) -> st.SearchStrategy[Tre
         dots_c = st.lists(st.tuples(constant, children), min_size=1, max_size=3).map(
             lambda pairs: ("dot_c", tuple(c for c, _ in pairs), *(t for _, t in pairs))
         )
-        return st.one_of(unary, unary_const, binary, summed, totals, dots, dots_c)
+        index = st.integers(min_value=0, max_value=3)
+        softmaxes = st.tuples(index, st.lists(children, min_size=1, max_size=4)).map(lambda kt: ("softmax", kt[0], *kt[1]))
+        rms_norms = st.tuples(index, st.integers(min_value=1, max_value=2)).flatmap(
+            lambda kn: st.lists(children, min_size=2 * kn[1], max_size=2 * kn[1]).map(lambda ts: ("rms_norm", kn[0], *ts))
+        )
+        entropies = st.tuples(index, st.lists(children, min_size=1, max_size=4)).map(
+            lambda kt: ("cross_entropy", kt[0], *kt[1])
+        )
+        return st.one_of(unary, unary_const, binary, summed, totals, dots, dots_c, softmaxes, rms_norms, entropies)
 
     return st.recursive(leaves, extend, max_leaves=max_leaves)
 

@@ -164,6 +164,13 @@ def test_to_values_shapes_and_labels() -> None:
     scalar = to_values(np.array(2.5), "s")
     assert isinstance(scalar, Value) and scalar.data == 2.5 and scalar.label == "s"
     assert to_values(1.5).data == 1.5
+    ints = to_values(np.arange(4).reshape(2, 1, 2), "n")  # an integer array: float leaves
+    assert type(ints[1][0][1].data) is float and ints[1][0][1].data == 3.0 and ints[1][0][1].label == "n[1,0,1]"
+    assert to_values(np.zeros((2, 0)), "e") == [[], []]
+    unnamed = to_values(np.ones((2, 2)))
+    assert unnamed[1][1].label == "" and unnamed[0][0] is not unnamed[1][1]
+    again = to_values(np.arange(6.0).reshape(2, 3), "W")  # labels are cached, leaves are new
+    assert again[1][2].label == "W[1,2]" and again[1][2] is not nested[1][2]
 
 
 def _loss_loops(inp: dict[str, Any]) -> Value:

@@ -72,3 +72,25 @@ def test_fused_and_binary_graphs_agree_exactly(piece: Any) -> None:
     assert fused[0] == binary[0]  # the same terms added in the same order
     np.testing.assert_allclose(fused[1], binary[1], rtol=FLOAT_RTOL, atol=FLOAT_ATOL)
     assert fused[2] < binary[2]
+
+
+def test_the_row_ops_of_the_loops_forms_are_the_engines_fused_nodes() -> None:
+    """softmax, RMSNorm, cross-entropy and attention's softmax build engine.softmax / rms_norm /
+    cross_entropy nodes on Values; attention with a trace keeps its scores, exps and sums as nodes."""
+    from nn.attention import attention_loops
+    from nn.losses import cross_entropy_loops
+    from nn.normalization import rms_norm_loops
+    from nn.softmax import softmax_loops
+
+    rng = np.random.default_rng(3)
+    x = to_values(rng.standard_normal((2, 4)), "x")
+    ops = lambda out: {v.op for v in topological_order(engine.total(_leaves(out)))}  # noqa: E731
+    assert {"softmax", "logsumexp"} <= ops(softmax_loops(x)) and "exp" not in ops(softmax_loops(x))
+    assert {"rms_norm", "rrms"} <= ops(rms_norm_loops(x, to_values(np.ones(4), "g"))) and "sqrt" not in ops(rms_norm_loops(x, [1.0] * 4))
+    loss = cross_entropy_loops(x, targets=np.array([1, 3]))
+    assert [p.op for p in loss.parents[0].parents] == ["cross_entropy", "cross_entropy"]
+    q, k, v = (to_values(rng.standard_normal((3, 2)), n) for n in "qkv")
+    assert "softmax" in ops(attention_loops(q, k, v)) and "exp" not in ops(attention_loops(q, k, v))
+    trace: dict = {}
+    traced = attention_loops(q, k, v, trace=trace)
+    assert "exp" in ops(traced) and "softmax" not in ops(traced) and len(trace["exps"]) == 3

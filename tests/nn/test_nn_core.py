@@ -196,6 +196,31 @@ def test_loops_form_refuses_ragged_and_non_numeric_input() -> None:
         activations.tanh_forward([1.0, "a"])
 
 
+def test_the_bulk_check_of_nested_input_defers_every_doubtful_case_to_the_exact_walk() -> None:
+    """nested_input's bulk pass (a sum over all leaves) may only say "all fine"; whatever it
+    cannot vouch for goes through the leaf-by-leaf walk, which accepts or names the entry."""
+    from nn._checks import nested_input
+
+    huge = [[1e308, 1e308], [-1e308, 1.0]]  # finite entries whose sum overflows: still accepted
+    assert nested_input("p", "x", huge) == (huge, (2, 2))
+    mixed = [[Value(1.0), 2.0], [3, Value(4.0)]]  # Values and numbers mixed: accepted
+    assert nested_input("p", "x", mixed)[1] == (2, 2)
+    assert nested_input("p", "x", np.float64(2.5))[1] == ()
+    assert nested_input("p", "x", [[], []])[1] == (2, 0)
+    bad = [
+        ([[Value(1.0), Value(2.0)], [Value(2.0), Value(-math.inf)]], r"x has non-finite values \(-inf at index \(1, 1\)\)"),
+        ([[Value(1.0), Value(2.0)], [Value(math.inf), Value(-math.inf)]], r"x has non-finite values \(-?inf at index \(1, [01]\)\)"),
+        ([[Value(1.0), Value(math.nan)]], r"x has non-finite values \(nan at index \(0, 1\)\)"),
+        ([1.0, True], r"x must hold numbers or Values, got bool at index \(1,\)"),
+        ([[1.0, 2.0], (3.0, [4.0])], r"x must hold numbers or Values, got list at index \(1, 1\)"),
+        ([[], [1.0]], r"x is ragged: expected shape \(2, 0\), but entry \(1,\) has length 1"),
+        ([[1.0], np.array([2.0])], r"x is ragged: expected shape \(2, 1\), but entry \(1,\) has ndarray"),
+    ]
+    for x, message in bad:
+        with pytest.raises(ValueError, match="^p: " + message + "$"):
+            nested_input("p", "x", x)
+
+
 def test_backward_refuses_an_upstream_gradient_of_the_wrong_shape() -> None:
     _, cache = linear.linear_forward(np.ones((3, 4)), np.ones((4, 2)), np.ones(2))
     with pytest.raises(ValueError, match=r"^linear: dout has shape \(3, 3\) but the output has shape \(3, 2\)$"):
