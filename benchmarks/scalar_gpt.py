@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import gc
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -50,7 +49,7 @@ import engine  # noqa: E402
 from engine import to_values, topological_order  # noqa: E402
 from models.gpt import gpt_loops  # noqa: E402
 from models.lm import LMObjective  # noqa: E402
-from models.sequences import bundled_text  # noqa: E402
+from models.sequences import stand_in_words  # noqa: E402
 from models.tasks import get_task  # noqa: E402
 from models.trainer import make_optimizer  # noqa: E402
 from nn.optim import scheduled_lr  # noqa: E402
@@ -68,14 +67,10 @@ FIRST_LOSS_ATOL = 1e-12
 
 
 def stand_in_names(folder: Path) -> Path:
-    """Distinct lowercase words of 3-10 letters from the bundled docs, one a line, in first-seen order."""
-    seen: dict[str, None] = {}
-    for word in re.findall(r"\b[a-z]{3,10}\b", bundled_text()):
-        seen.setdefault(word, None)
-        if len(seen) >= STAND_IN_WORDS:
-            break
+    """`models.sequences.stand_in_words` (distinct lowercase words of 3-10 letters of the bundled
+    docs, first-seen order), one a line, in a file the lines task reads."""
     path = folder / "stand_in_names.txt"
-    path.write_text("\n".join(seen) + "\n", encoding="utf-8")
+    path.write_text("\n".join(stand_in_words(STAND_IN_WORDS)) + "\n", encoding="utf-8")
     return path
 
 
