@@ -40,8 +40,9 @@ EVAL_BATCH = 64
 #: model options the command line may give a sequence task (the recipe fills the rest).
 MODEL_OPTIONS = ("context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
 #: the graph engine's cost per multiply-add of a step (forward and backward of one parent of a
-#: fused dot node), measured with the micro preset on these machines; for the warning only.
-GRAPH_SECONDS_PER_MADD = 1e-6
+#: fused dot node): the micro preset on names, ~19 ms a step for ~27,000 multiply-adds, on
+#: these machines; for the warning only.
+GRAPH_SECONDS_PER_MADD = 0.7e-6
 #: refuse graph-engine steps with more multiply-adds than this (each holds a parent and a
 #: partial, ~16 bytes, besides the nodes: about 0.5-1 GB at the limit).
 MAX_GRAPH_MADDS = 30_000_000
