@@ -11,8 +11,9 @@ Both sides build the same pre-norm GPT (learned positions, layer norm, GELU-tanh
 biases) with the same weights, check that their losses agree, then time full steps in
 alternating blocks (the median of each is reported) on the same random (idx, targets):
 
-* twograd: `models.gpt.GPT.loss_and_grad` (the composed manual pairs) + `nn.optim.AdamW` over
-  the flat parameter vector;
+* twograd: `models.gpt.GPT.loss_and_grad` (the fused step of `models._gpt_fast`: one forward
+  and one backward over buffers kept between steps, checked against the composed manual pairs
+  by tests/models/test_gpt_fast.py) + `nn.optim.AdamW` over the flat parameter vector;
 * torch:   the same model written with torch ops (`models.gpt._gpt_torch`), autograd,
   `torch.optim.AdamW`.
 

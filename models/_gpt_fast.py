@@ -13,8 +13,15 @@ over a grid of configurations, in float64 and float32):
         h    = x + O Wo + bo                 n2 = Norm2(h)
         z    = n2 W1 + b1                    a = act(z)
         x'   = h + a W2 + b2
-    hf       = Norm_f(x_N)                   logits = hf W_head   (W_head = E^T when tied)
+    hf       = Norm_f(x_L)                   logits = hf W_head   (W_head = E^T when tied)
     loss     = (1/K) sum over the K positions with a target of -log softmax(logits)[target]
+
+* `FusedGPT(model)`: the step (`loss_and_grad`, what `GPT.loss_and_grad` runs) and the forward
+  (`logits`) of one `models.gpt.GPT`, on buffers it keeps between calls.
+* `norm_*`, `act_*`, `causal_attention_*`: its unchecked in-place kernels, forward next to backward.
+* `gpt_fused_forward` / `gpt_fused_backward`: the step on explicit arrays, registered as the
+  piece "gpt_fused" (the gpt piece's loops form, cases and torch referee), so the registry
+  checks the fused step three ways too, and with it the kernels (`covers`).
 
 Every configuration `GPTConfig` allows is fused (activation relu / gelu / gelu_tanh, layer
 or RMS norm, with or without biases, learned or sinusoidal positions, tied or untied head,
@@ -50,11 +57,13 @@ import numpy as np
 
 from engine.errors import InputError
 from nn._attention_fast import _chunks, _shift_free_limit
-from nn._checks import kept_rows
+from nn._checks import dout_array, kept_rows
 from nn.activations import GELU_TANH_CUBIC, erf_array
 from nn.embedding import ONEHOT_MAX
 from nn.losses import IGNORE_INDEX
+from nn.normalization import DEFAULT_EPS
 from nn.positions import positional_encoding
+from nn.registry import Piece, register
 from nn.transformer_block import block_param_names
 
 _K = math.sqrt(2.0 / math.pi)  # GELU-tanh: u = K (z + c z^3)
@@ -268,7 +277,10 @@ class _Workspace:
     def __init__(self, B: int, T: int, C: int, H: int, F: int, V: int, L: int, dt: np.dtype,
                  positions: str, activation: str) -> None:
         N, D = B * T, C // H
-        e = lambda *shape: np.empty(shape, dtype=dt)  # noqa: E731 (a short local allocator)
+
+        def e(*shape: int) -> np.ndarray:
+            return np.empty(shape, dtype=dt)
+
         self.key = (B, T, dt)
         self.x = [e(N, C) for _ in range(L + 1)]  # the residual stream at each block's input; x[L] the last output
         self.h = [e(N, C) for _ in range(L)]  # x + attention
@@ -556,3 +568,69 @@ class FusedGPT:
                 dres *= s
             np.add.at(g["wte"], flat_ids, dres)
         return loss
+
+
+# ============================================================================ registry
+#: one model per shape the registry's pieces ask for (a few tiny ones), so that finite
+#: differences, which call the forward thousands of times, do not build a GPT each time.
+_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def gpt_fused_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
+                      norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
+                      scale_embedding: bool = False, eps: float = DEFAULT_EPS,
+                      ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The GPT's loss (0-d) by the fused step, on explicit parameter arrays in `gpt_param_names` order
+    (the signature of `models.gpt.gpt_forward`). The fused step computes the gradients with the
+    loss, so the cache is the gradients themselves."""
+    from models.gpt import GPT, GPTConfig, _names, _split
+
+    if ignore_index != IGNORE_INDEX:
+        raise InputError(f"gpt_fused: the fused step ignores targets equal to {IGNORE_INDEX}, got ignore_index={ignore_index}")
+    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
+    p = _split(params, _names(**static))
+    arrays = {n: np.asarray(a) for n, a in p.items()}
+    V, C = arrays["wte"].shape
+    dtype = "float32" if arrays["wte"].dtype == np.float32 else "float64"
+    context = arrays["wpe"].shape[0] if positions == "learned" else np.shape(idx)[-1]
+    key = (V, C, context, arrays["h0.W1"].shape[1], dtype, tuple(sorted(static.items())))
+    model = _MODELS.get(key)
+    if model is None:
+        model = _MODELS[key] = GPT(GPTConfig(vocab_size=V, context=context, d_model=C, n_heads=n_heads, n_layers=n_layers,
+                                             d_ff=arrays["h0.W1"].shape[1], activation=activation, norm=norm, bias=bias,
+                                             positions=positions, tied=tied, scale_embedding=scale_embedding, eps=eps,
+                                             dtype=dtype))
+    for name, target in zip(model.names, model.param_list()):
+        if arrays[name].shape != target.shape:
+            raise InputError(f"gpt_fused: {name} must have shape {target.shape}, got {arrays[name].shape}")
+        target[...] = arrays[name]
+    model.flat_grads.fill(0.0)
+    loss = model.loss_and_grad(idx, targets)
+    return np.asarray(loss, dtype=model.flat_params.dtype), tuple(g.copy() for g in model.grad_list())
+
+
+def gpt_fused_backward(dout: Any, cache: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """dL/dθ = dout * (the gradients the fused step computed), one per parameter in `gpt_param_names` order."""
+    scale = float(dout_array("gpt_fused", dout, ()))
+    return tuple(scale * g for g in cache)
+
+
+def _register() -> None:
+    from models.gpt import GPT_PIECE, _gpt_torch, gpt_loops
+
+    register(Piece(
+        name="gpt_fused",
+        loops=gpt_loops,
+        forward=gpt_fused_forward,
+        backward=gpt_fused_backward,
+        cases=GPT_PIECE.cases,
+        description="the GPT loss by the fused training step (models._gpt_fast): the gpt piece's math and cases",
+        tags=("model",),
+        torch=_gpt_torch,
+        covers=((norm_forward, norm_backward), (act_forward, act_backward),
+                (causal_attention_forward, causal_attention_backward)),
+    ))
+
+
+_register()
