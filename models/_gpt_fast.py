@@ -392,7 +392,9 @@ class FusedGPT:
         N = B * T
         # x_0 = s E[idx] + P[:T]
         x = ws.x[0]
-        np.take(p["wte"], idx.reshape(-1), axis=0, out=x)
+        # ids were range-checked once in `check`; mode="clip" lets take write into `out`
+        # directly (the default mode="raise" buffers the output to stay safe on a bad id)
+        np.take(p["wte"], idx.reshape(-1), axis=0, out=x, mode="clip")
         if cfg.scale_embedding:
             x *= math.sqrt(C)
         pos = p["wpe"][:T] if cfg.positions == "learned" else ws.pe
@@ -450,7 +452,7 @@ class FusedGPT:
         """Logits (B, T, V) for idx (B, T): the fused forward (a new array)."""
         idx, _, _ = self.check(idx, None)
         ws = self._forward(idx)
-        return ws.logits_t.T.reshape(idx.shape + (self.V,)).copy()
+        return np.ascontiguousarray(ws.logits_t.T).reshape(idx.shape + (self.V,))  # a new array
 
     # ------------------------------------------------------------------ loss + backward
     def loss_and_grad(self, idx: Any, targets: Any) -> float:
