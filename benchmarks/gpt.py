@@ -1,6 +1,7 @@
 """One GPT training step (forward, backward, AdamW): twograd's numpy manual path vs torch, same run.
 
     python benchmarks/gpt.py [--repeats 20] [--warmup 3] [--configs a,b] [--dtypes float32,float64] [--threads 1,default]
+                             [--step fused|composed]
 
 Configurations (the tiny-transformers issue):
 
@@ -11,8 +12,10 @@ Both sides build the same pre-norm GPT (learned positions, layer norm, GELU-tanh
 biases) with the same weights, check that their losses agree, then time full steps in
 alternating blocks (the median of each is reported) on the same random (idx, targets):
 
-* twograd: `models.gpt.GPT.loss_and_grad` (the composed manual pairs) + `nn.optim.AdamW` over
-  the flat parameter vector;
+* twograd: `models.gpt.GPT.loss_and_grad` (the fused step of `models._gpt_fast`: one forward
+  and one backward over buffers kept between steps, checked against the composed manual pairs
+  by tests/models/test_gpt_fast.py) + `nn.optim.AdamW` over the flat parameter vector;
+  `--step composed` times `GPT.loss_and_grad_composed` (the composed pairs, the reference) instead;
 * torch:   the same model written with torch ops (`models.gpt._gpt_torch`), autograd,
   `torch.optim.AdamW`.
 
@@ -47,7 +50,7 @@ AGREE_RTOL = {"float64": 1e-10, "float32": 1e-4}  # the two losses: float64 roun
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def measure(config_name: str, dtype: str, repeats: int, warmup: int) -> dict[str, Any]:
+def measure(config_name: str, dtype: str, repeats: int, warmup: int, step: str = "fused") -> dict[str, Any]:
     """Time both sides in this process (threads as the environment set them)."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
@@ -71,9 +74,11 @@ def measure(config_name: str, dtype: str, repeats: int, warmup: int) -> dict[str
     t_idx, t_targets = torch.tensor(idx), torch.tensor(targets)
     static = config.static()
 
+    loss_and_grad = model.loss_and_grad if step == "fused" else model.loss_and_grad_composed
+
     def ours() -> float:
         model.flat_grads.fill(0.0)
-        loss = model.loss_and_grad(idx, targets)
+        loss = loss_and_grad(idx, targets)
         opt.step()
         return loss
 
@@ -109,12 +114,16 @@ def main() -> int:
     ap.add_argument("--configs", default="a,b")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--threads", default="1,default", help="comma-separated: a number, or 'default'")
+    ap.add_argument("--step", choices=("fused", "composed"), default="fused",
+                    help="twograd's step: GPT.loss_and_grad (fused) or GPT.loss_and_grad_composed")
     ap.add_argument("--child", nargs=2, metavar=("CONFIG", "DTYPE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], args.child[1], args.repeats, args.warmup)))
+        print(json.dumps(measure(args.child[0], args.child[1], args.repeats, args.warmup, args.step)))
         return 0
     rows = []
+    what = "GPT.loss_and_grad (the fused step)" if args.step == "fused" else "GPT.loss_and_grad_composed (the composed pieces)"
+    print(f"twograd: {what} + AdamW; torch: autograd + torch.optim.AdamW; median of {args.repeats} alternating steps", flush=True)
     for threads in args.threads.split(","):
         env = dict(os.environ)
         for var in THREAD_VARIABLES:
@@ -124,7 +133,7 @@ def main() -> int:
         for config_name in args.configs.split(","):
             for dtype in args.dtypes.split(","):
                 res = subprocess.run([sys.executable, __file__, "--child", config_name, dtype, "--repeats", str(args.repeats),
-                                      "--warmup", str(args.warmup)], env=env, capture_output=True, text=True, check=True)
+                                      "--warmup", str(args.warmup), "--step", args.step], env=env, capture_output=True, text=True, check=True)
                 row = json.loads(res.stdout.strip().splitlines()[-1])
                 row["threads"] = threads
                 rows.append(row)

@@ -364,12 +364,30 @@ class GPT(Module):
         return idx
 
     def loss_and_grad(self, idx: np.ndarray, targets: np.ndarray) -> float:
-        """The mean loss over the positions with a target, its gradient ADDED into the grads."""
+        """The mean loss over the positions with a target, its gradient ADDED into the grads.
+
+        The fused step of `models._gpt_fast` (one lean forward and backward over buffers kept
+        between calls, inputs checked once): the same math as `loss_and_grad_composed`, checked
+        against it by tests/models/test_gpt_fast.py.
+        """
+        return self._fused_step().loss_and_grad(idx, targets)
+
+    def loss_and_grad_composed(self, idx: np.ndarray, targets: np.ndarray) -> float:
+        """`loss_and_grad` by the composed manual pairs (`gpt_forward` / `gpt_backward`): the reference."""
         idx = self._check_idx(idx)
         loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static())
         for acc, g in zip(self.grad_list(), gpt_backward(np.ones(()), cache)):
             acc += g
         return float(loss)
+
+    def _fused_step(self) -> Any:
+        """The model's `FusedGPT`, made on first use (it holds the step's buffers)."""
+        step = self.__dict__.get("_fused")
+        if step is None:
+            from models._gpt_fast import FusedGPT  # it reads GPT's parameters; imported here to keep one direction
+
+            step = self._fused = FusedGPT(self)
+        return step
 
     def loss_and_grad_graph(self, idx: np.ndarray, targets: np.ndarray) -> float:
         """The graph path: `gpt_loops` on engine.Values, backward, the leaves' grads ADDED into the grads.

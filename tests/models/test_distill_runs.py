@@ -20,6 +20,10 @@ from models.trainer import TrainConfig, Trainer, full_batch
 
 #: steps of the quick runs: enough for the curves to move, a fraction of a second each
 QUICK_STEPS = 40
+#: the fused GPT step against the composed pieces in float64: the same terms summed in other
+#: orders, about 1e-14 relative (tests/models/test_gpt_fast.py); 1e-10 asked, and the same
+#: fraction of the largest gradient entry for entries near 0
+FUSED_RTOL = 1e-10
 
 
 def test_alpha_zero_tabular_run_is_exactly_the_labels_only_run() -> None:
@@ -43,12 +47,18 @@ def test_alpha_zero_gpt_gradient_is_exactly_the_labels_only_gradient() -> None:
     lm = LMObjective(student, data, "manual", 4)
     batch = lm.batches(np.random.default_rng(0))
     grads = []
-    for objective in (lm, LMDistillObjective(lm, teacher, temperature=2.0, alpha=0.0)):
+    # labels only by the composed pieces (the path the distillation's gradient takes: gpt_forward,
+    # then gpt_backward_logits), by the fused step lm.loss_and_grad runs, and distilled with alpha 0
+    for step in (lambda: student.loss_and_grad_composed(*batch), lambda: lm.loss_and_grad(batch),
+                 lambda: LMDistillObjective(lm, teacher, temperature=2.0, alpha=0.0).loss_and_grad(batch)):
         student.flat_grads.fill(0.0)
-        loss = objective.loss_and_grad(batch)
+        loss = step()
         grads.append((loss, student.flat_grads.copy()))
-    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-12)  # the same CE, summed in another order
-    assert np.array_equal(grads[0][1], grads[1][1])
+    assert grads[0][0] == pytest.approx(grads[2][0], rel=1e-12)  # the same CE, summed in another order
+    assert np.array_equal(grads[0][1], grads[2][1])
+    # the fused step: the same math in another order of sums (tests/models/test_gpt_fast.py)
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=FUSED_RTOL)
+    np.testing.assert_allclose(grads[1][1], grads[0][1], rtol=FUSED_RTOL, atol=FUSED_RTOL * np.max(np.abs(grads[0][1])))
 
 
 def test_gpt_distillation_gradient_matches_finite_differences() -> None:
