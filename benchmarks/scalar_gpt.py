@@ -3,8 +3,9 @@
     python benchmarks/scalar_gpt.py [--steps 200] [--data FILE] [--json]
 
 Workload: `twograd train lines --preset micro --engine graph` (1 block, width 16, 4 heads,
-context 16, RMSNorm, ReLU, no biases, untied head; Adam lr 0.01, betas 0.85/0.99, linear
-decay; one document a step), built as `models.tasks.train` builds it, twice from the same seed:
+context 16, RMSNorm without gains after the embedding and before each sub-layer, none before
+the head, ReLU, no biases, untied head; Adam lr 0.01, betas 0.85/0.99, linear decay; one
+document a step), built as `models.tasks.train` builds it, twice from the same seed:
 
 * fused:  as shipped, every dot product and sum of the loops forms one `engine.dot` /
   `engine.total` node, and every softmax, RMSNorm and cross-entropy row a few fused nodes

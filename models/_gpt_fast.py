@@ -23,10 +23,11 @@ over a grid of configurations, in float64 and float32):
   piece "gpt_fused" (the gpt piece's loops form, cases and torch referee), so the registry
   checks the fused step three ways too, and with it the kernels (`covers`).
 
-Every configuration `GPTConfig` allows is fused (activation relu / gelu / gelu_tanh, layer
-or RMS norm, with or without biases, learned or sinusoidal positions, tied or untied head,
-scaled embedding, ignored targets, any T <= context); no combination falls back to the
-composed path. The one internal fallback: the embedding's scatter-add is a product with a
+Every GPT-2-style configuration `GPTConfig` allows is fused (activation relu / gelu /
+gelu_tanh, layer or RMS norm, with or without biases, learned or sinusoidal positions, tied or
+untied head, scaled embedding, ignored targets, any T <= context). The one-file scalar GPT's
+norm options (`norm_gain` False, `embed_norm`, `final_norm` False: the micro preset, a model of
+4,000 parameters) are not: `GPT.loss_and_grad` runs the composed pieces for them. The one internal fallback: the embedding's scatter-add is a product with a
 one-hot matrix while that matrix is small (`ONEHOT_MAX` entries, as `nn.embedding`), and
 `np.add.at` beyond it.
 
@@ -337,6 +338,8 @@ class FusedGPT:
     """
 
     def __init__(self, model: Any) -> None:
+        if model.one_file_norms:
+            raise InputError("FusedGPT: the one-file GPT's norm options are not fused; use GPT.loss_and_grad (composed for them)")
         self.model = model
         cfg = model.config
         self.cfg = cfg
@@ -580,13 +583,17 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 
 def gpt_fused_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
                       norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-                      scale_embedding: bool = False, eps: float = DEFAULT_EPS,
+                      scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True,
+                      embed_norm: bool = False, final_norm: bool = True,
                       ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """The GPT's loss (0-d) by the fused step, on explicit parameter arrays in `gpt_param_names` order
     (the signature of `models.gpt.gpt_forward`). The fused step computes the gradients with the
     loss, so the cache is the gradients themselves."""
     from models.gpt import GPT, GPTConfig, _names, _split
 
+    if not norm_gain or embed_norm or not final_norm:
+        raise InputError("gpt_fused: the one-file GPT's norm options (norm_gain False, embed_norm, final_norm False) "
+                         "are not fused; GPT.loss_and_grad runs the composed pieces for them")
     if ignore_index != IGNORE_INDEX:
         raise InputError(f"gpt_fused: the fused step ignores targets equal to {IGNORE_INDEX}, got ignore_index={ignore_index}")
     static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
@@ -619,14 +626,15 @@ def gpt_fused_backward(dout: Any, cache: tuple[np.ndarray, ...]) -> tuple[np.nda
 
 
 def _register() -> None:
-    from models.gpt import GPT_PIECE, _gpt_torch, gpt_loops
+    from models.gpt import GPT_PIECE, ONE_FILE, _gpt_torch, gpt_loops
 
     register(Piece(
         name="gpt_fused",
         loops=gpt_loops,
         forward=gpt_fused_forward,
         backward=gpt_fused_backward,
-        cases=GPT_PIECE.cases,
+        # the one-file GPT's norm options run the composed pieces (GPT.loss_and_grad), not this step
+        cases=tuple(c for c in GPT_PIECE.cases if not c.name.startswith(ONE_FILE)),
         description="the GPT loss by the fused training step (models._gpt_fast): the gpt piece's math and cases",
         tags=("model",),
         torch=_gpt_torch,

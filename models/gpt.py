@@ -1,8 +1,9 @@
 """A decoder-only GPT built from `nn`, both ways, with its whole backward derived by hand.
 
     x_0    = E[idx] (* sqrt(C) with scale_embedding) + P[:T]      token embedding + positions
+                                              (then Norm_e(x_0) with embed_norm)
     x_l    = Block_l(x_{l-1})                 l = 1 .. N          causal pre-norm blocks (GPT-2)
-    h      = Norm_f(x_N)                                          the final norm
+    h      = Norm_f(x_N)                      (x_N itself with final_norm False)   the final norm
     logits = h W_head,  W_head = E^T when tied                    (B, T, V)
     loss   = mean over positions with a target of -log softmax(logits)[target]
 
@@ -16,6 +17,10 @@ Three forms of the same model, all reading the same parameters (names: `gpt_para
   (the lookup and the output projection), summed.
 * `GPT`: the Module that owns the parameters in one flat buffer; `loss_and_grad(idx, targets)`
   is the manual path, `logits(idx)` the inference forward (used by sampling).
+
+Every norm scales by a learned gain gamma unless `norm_gain` is False (then x / rms(x), or a
+layer norm's (x - mean) / std + beta); gains, `embed_norm` and `final_norm` default to GPT-2's
+choices, and the micro preset takes the one-file scalar GPT's (no gains, Norm_e, no Norm_f).
 
 `gpt` is registered in `nn.registry`, so `twograd check gpt` checks the whole model three ways.
 float64 is the default (for checking); `dtype="float32"` runs the same code in float32.
@@ -52,6 +57,7 @@ from nn.registry import Case, Piece, register
 from nn.transformer_block import (
     _norm_backward,
     _norm_forward,
+    GAIN_NAMES,
     _norm_loops,
     block_param_names,
     init_block_params,
@@ -82,6 +88,10 @@ class GPTConfig:
     positions: str = "learned"  # learned (a table, GPT-2) or sinusoidal (the paper's, fixed)
     tied: bool = True  # the output head is the token embedding transposed (fewer parameters)
     scale_embedding: bool = False  # multiply token embeddings by sqrt(C), as the paper does
+    # The one-file scalar GPT normalises differently from GPT-2 (`--preset micro` mirrors it):
+    norm_gain: bool = True  # the norms scale by learned gains gamma; False: x / rms(x) alone (no gamma)
+    embed_norm: bool = False  # a norm of x_0 = E[idx] + P before the first block
+    final_norm: bool = True  # Norm_f before the head; False: the head reads x_N as it is
     eps: float = DEFAULT_EPS  # the norms' epsilon inside the square root
     dtype: str = "float64"  # float64 for checking, float32 for speed: one code path
     seed: int = 0  # seeds the initial weights
@@ -103,6 +113,9 @@ class GPTConfig:
         for name, choices in (("activation", ACTIVATIONS), ("norm", NORMS), ("positions", POSITIONS), ("dtype", DTYPES)):
             if getattr(self, name) not in choices:
                 raise InputError(f"GPTConfig.{name}: unknown {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
+        for name in ("bias", "tied", "scale_embedding", "norm_gain", "embed_norm", "final_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"GPTConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if not (isinstance(self.eps, float) and self.eps > 0):
             raise InputError(f"GPTConfig.eps must be a positive float, got {self.eps!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -116,35 +129,59 @@ class GPTConfig:
         """The keyword arguments of `gpt_loops` / `gpt_forward` (what the shapes do not tell)."""
         return {"n_heads": self.n_heads, "n_layers": self.n_layers, "activation": self.activation, "norm": self.norm,
                 "bias": self.bias, "positions": self.positions, "tied": self.tied,
-                "scale_embedding": self.scale_embedding, "eps": self.eps}
+                "scale_embedding": self.scale_embedding, "eps": self.eps, "norm_gain": self.norm_gain,
+                "embed_norm": self.embed_norm, "final_norm": self.final_norm}
 
 
 def count_parameters(config: GPTConfig) -> int:
     """P, from the config alone (Python ints: nothing is allocated)."""
     C, V, F = config.d_model, config.vocab_size, config.ffn_width
-    block = 4 * C * C + 2 * C * F + 2 * C  # weights and gains
+    gain = C if config.norm_gain else 0
+    shift = C if config.norm == "layer" and config.bias else 0
+    block = 4 * C * C + 2 * C * F + 2 * gain  # weights and gains
     if config.bias:
-        block += 4 * C + F + C + (2 * C if config.norm == "layer" else 0)
-    final = C + (C if config.norm == "layer" and config.bias else 0)
-    return V * C + (config.context * C if config.positions == "learned" else 0) + config.n_layers * block + final \
+        block += 4 * C + F + C + 2 * shift
+    norms = (gain + shift) * (int(config.embed_norm) + int(config.final_norm))
+    return V * C + (config.context * C if config.positions == "learned" else 0) + config.n_layers * block + norms \
         + (0 if config.tied else C * V)
 
 
-def gpt_param_names(n_layers: int, norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True) -> list[str]:
-    """Parameter names in argument order: wte, [wpe], h{l}.<block names>, norm_f.gamma, [norm_f.beta], [head]."""
+def _norm_names(prefix: str, norm: str, bias: bool, norm_gain: bool) -> list[str]:
+    """A norm's parameters: gamma unless the norms have no gains, beta for a layer norm with biases."""
+    return ([f"{prefix}.gamma"] if norm_gain else []) + ([f"{prefix}.beta"] if norm == "layer" and bias else [])
+
+
+def _block_names(norm: str, bias: bool, norm_gain: bool) -> list[str]:
+    """A block's parameter names (`block_param_names`), without gamma1 / gamma2 when the norms have no gains."""
+    return [n for n in block_param_names(norm, bias) if norm_gain or n not in GAIN_NAMES]
+
+
+def gpt_param_names(n_layers: int, norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
+                    norm_gain: bool = True, embed_norm: bool = False, final_norm: bool = True) -> list[str]:
+    """Parameter names in argument order: wte, [wpe], [norm_e.*], h{l}.<block names>, [norm_f.*], [head].
+
+    norm_e / norm_f hold gamma (unless norm_gain is False) and, for a layer norm with biases, beta."""
     names = ["wte"] + (["wpe"] if positions == "learned" else [])
+    if embed_norm:
+        names += _norm_names("norm_e", norm, bias, norm_gain)
     for layer in range(n_layers):
-        names += [f"h{layer}.{n}" for n in block_param_names(norm, bias)]
-    names.append("norm_f.gamma")
-    if norm == "layer" and bias:
-        names.append("norm_f.beta")
+        names += [f"h{layer}.{n}" for n in _block_names(norm, bias, norm_gain)]
+    if final_norm:
+        names += _norm_names("norm_f", norm, bias, norm_gain)
     if not tied:
         names.append("head")
     return names
 
 
-def _names(n_layers: int, norm: str, bias: bool, positions: str, tied: bool, **_: Any) -> list[str]:
-    return gpt_param_names(n_layers, norm, bias, positions, tied)
+def _names(n_layers: int, norm: str, bias: bool, positions: str, tied: bool, norm_gain: bool = True,
+           embed_norm: bool = False, final_norm: bool = True, **_: Any) -> list[str]:
+    return gpt_param_names(n_layers, norm, bias, positions, tied, norm_gain, embed_norm, final_norm)
+
+
+def _block_args(p: dict[str, Any], layer: int, norm: str, bias: bool, ones: Any) -> list[Any]:
+    """Block `layer`'s arguments in `block_param_names` order; a gain the model does not have is
+    the constant `ones` (plain 1.0s in the loops form: no Value, no gradient)."""
+    return [p.get(f"h{layer}.{n}", ones) if n in GAIN_NAMES else p[f"h{layer}.{n}"] for n in block_param_names(norm, bias)]
 
 
 def _block_kwargs(n_heads: int, activation: str, norm: str, eps: float, **_: Any) -> dict[str, Any]:
@@ -161,18 +198,21 @@ def _split(params: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- loops form
 def gpt_loops(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
               norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-              scale_embedding: bool = False, eps: float = DEFAULT_EPS, ignore_index: int = IGNORE_INDEX) -> Any:
+              scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
+              final_norm: bool = True, ignore_index: int = IGNORE_INDEX) -> Any:
     """The loss of the GPT on nested lists (floats or Values): the pieces' loops forms, in order."""
-    names = _names(n_layers, norm, bias, positions, tied)
+    names = _names(n_layers, norm, bias, positions, tied, norm_gain, embed_norm, final_norm)
     p = _split(params, names)
     idx = np.asarray(idx)
     x = token_embedding_loops(p["wte"], idx, scale=scale_embedding)  # (B, T, C)
     x = learned_positions_loops(x, p["wpe"]) if positions == "learned" else sinusoidal_positions_loops(x)
+    ones = [1.0] * len(p["wte"][0])  # the gain of a norm without one: constants
+    if embed_norm:
+        x = [_norm_loops(norm, seq, p.get("norm_e.gamma", ones), p.get("norm_e.beta"), eps) for seq in x]
     block = _block_kwargs(n_heads, activation, norm, eps)
     for layer in range(n_layers):
-        prefix = f"h{layer}."
-        x = transformer_block_loops(x, *(p[prefix + n] for n in block_param_names(norm, bias)), **block)
-    h = [_norm_loops(norm, seq, p["norm_f.gamma"], p.get("norm_f.beta"), eps) for seq in x]  # (B, T, C)
+        x = transformer_block_loops(x, *_block_args(p, layer, norm, bias, ones), **block)
+    h = [_norm_loops(norm, seq, p.get("norm_f.gamma", ones), p.get("norm_f.beta"), eps) for seq in x] if final_norm else x
     head = [list(col) for col in zip(*p["wte"])] if tied else p["head"]  # (C, V): E^T when tied
     logits = [matmul_loops(seq, head) for seq in h]  # (B, T, V)
     return sequence_cross_entropy_loops(logits, targets=targets, ignore_index=ignore_index)
@@ -190,6 +230,7 @@ class GPTCache(NamedTuple):
     static: dict[str, Any]
     shape: tuple[int, int, int]  # (B, T, C)
     logits: np.ndarray  # (B, T, V), for evaluation and sampling
+    norm_e: Any = None  # the embedding norm's cache (embed_norm), else None; norm_f is None without final_norm
 
 
 def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]) -> tuple[np.ndarray, list[Any]]:
@@ -199,34 +240,43 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
         x, pos_cache = learned_positions_forward(x, p["wpe"])
     else:
         x, pos_cache = sinusoidal_positions_forward(x)
-    x = x.astype(p["wte"].dtype, copy=False)
+    dt = p["wte"].dtype
+    x = x.astype(dt, copy=False)
+    ones = np.ones(x.shape[-1], dtype=dt)  # the gain of a norm without one: a constant
+    norm_e_cache = None
+    if static.get("embed_norm", False):
+        x, norm_e_cache = _norm_forward(static["norm"], x, p.get("norm_e.gamma", ones), p.get("norm_e.beta"), static["eps"])
+        x = x.astype(dt, copy=False)
     block = _block_kwargs(**static)
     block_caches = []
     for layer in range(static["n_layers"]):
-        prefix = f"h{layer}."
-        x, c = transformer_block_forward(x, *(p[prefix + n] for n in block_param_names(static["norm"], static["bias"])), **block)
+        x, c = transformer_block_forward(x, *_block_args(p, layer, static["norm"], static["bias"], ones), **block)
         block_caches.append(c)
-    h, norm_cache = _norm_forward(static["norm"], x, p["norm_f.gamma"], p.get("norm_f.beta"), static["eps"])
-    return h.astype(p["wte"].dtype, copy=False), [embed_cache, pos_cache, block_caches, norm_cache]
+    norm_cache = None
+    if static.get("final_norm", True):
+        x, norm_cache = _norm_forward(static["norm"], x, p.get("norm_f.gamma", ones), p.get("norm_f.beta"), static["eps"])
+    return x.astype(dt, copy=False), [embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache]
 
 
 def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
                 norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-                scale_embedding: bool = False, eps: float = DEFAULT_EPS,
-                ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, GPTCache]:
+                scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
+                final_norm: bool = True, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, GPTCache]:
     """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards."""
     static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
-              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
+              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
+              "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     names = _names(**static)
     p = _split(params, names)
     idx = np.asarray(idx)
-    h, (embed_cache, pos_cache, block_caches, norm_cache) = gpt_hidden(p, idx, static)
+    h, (embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache) = gpt_hidden(p, idx, static)
     B, T, C = h.shape
     W_head = p["wte"].T if tied else p["head"]  # (C, V)
     logits2, head_cache = matmul_forward(h.reshape(B * T, C), W_head)  # (B*T, V)
     logits = logits2.reshape(B, T, -1)
     loss, loss_cache = sequence_cross_entropy_forward(logits, targets=targets, ignore_index=ignore_index)
-    cache = GPTCache(embed_cache, pos_cache, block_caches, norm_cache, head_cache, loss_cache, names, static, (B, T, C), logits)
+    cache = GPTCache(embed_cache, pos_cache, block_caches, norm_cache, head_cache, loss_cache, names, static, (B, T, C), logits,
+                     norm_e_cache)
     return loss, cache
 
 
@@ -255,14 +305,16 @@ def gpt_backward_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarra
     B, T, C = cache.shape
     dt = cache.logits.dtype
     dh2, dW_head = matmul_backward(dlogits.reshape(B * T, -1).astype(dt, copy=False), cache.head)  # (B*T, C), (C, V)
-    dx, dgamma_f, dbeta_f = _norm_backward(dh2.reshape(B, T, C), cache.norm_f)
-    grads: dict[str, np.ndarray] = {"norm_f.gamma": dgamma_f}
-    if dbeta_f is not None and "norm_f.beta" in cache.names:
-        grads["norm_f.beta"] = dbeta_f
+    dx = dh2.reshape(B, T, C)
+    grads: dict[str, np.ndarray] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
+    if cache.norm_f is not None:
+        dx, grads["norm_f.gamma"], grads["norm_f.beta"] = _norm_backward(dx, cache.norm_f)
     for layer in range(static["n_layers"] - 1, -1, -1):
         dx, *dblock = transformer_block_backward(dx.astype(dt, copy=False), cache.blocks[layer])
         for name, g in zip(block_param_names(static["norm"], static["bias"]), dblock):
             grads[f"h{layer}.{name}"] = g
+    if cache.norm_e is not None:
+        dx, grads["norm_e.gamma"], grads["norm_e.beta"] = _norm_backward(dx.astype(dt, copy=False), cache.norm_e)
     if static["positions"] == "learned":
         dx, grads["wpe"] = learned_positions_backward(dx, cache.pos)
     else:
@@ -291,12 +343,16 @@ def init_gpt_params(config: GPTConfig) -> dict[str, np.ndarray]:
     for layer in range(config.n_layers):
         block = init_block_params(C, config.n_heads, config.ffn_width, rng, norm=config.norm, bias=config.bias)
         params.update({f"h{layer}.{n}": a for n, a in block.items()})
-    params["norm_f.gamma"] = np.ones(C)
-    if config.norm == "layer" and config.bias:
-        params["norm_f.beta"] = np.zeros(C)
+    for norm in ("norm_e", "norm_f"):
+        params[f"{norm}.gamma"] = np.ones(C)
+        params[f"{norm}.beta"] = np.zeros(C)
     if not config.tied:
         params["head"] = rng.standard_normal((C, V)) / math.sqrt(C)  # (C, V)
-    return params
+    # Only the config's parameters, in `gpt_param_names` order (the random draws above are the
+    # same whatever the norms hold, so a config's weights do not depend on its norm options).
+    names = gpt_param_names(config.n_layers, config.norm, config.bias, config.positions, config.tied,
+                            config.norm_gain, config.embed_norm, config.final_norm)
+    return {n: params[n] for n in names}
 
 
 class _Arrays(Module):
@@ -322,8 +378,8 @@ class GPT(Module):
     def __init__(self, config: GPTConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         self.config = GPTConfig(**{**(config or GPTConfig()).to_dict(), **overrides}).validate()
-        self.names = gpt_param_names(self.config.n_layers, self.config.norm, self.config.bias, self.config.positions,
-                                     self.config.tied)
+        c = self.config
+        self.names = gpt_param_names(c.n_layers, c.norm, c.bias, c.positions, c.tied, c.norm_gain, c.embed_norm, c.final_norm)
         # wte, wpe, head are the GPT's own; "h0.Wq" lives in submodule h0 as "Wq" (same order)
         entries: list[tuple[str, Any]] = []
         for name, array in init_gpt_params(self.config).items():  # in gpt_param_names order
@@ -368,9 +424,19 @@ class GPT(Module):
 
         The fused step of `models._gpt_fast` (one lean forward and backward over buffers kept
         between calls, inputs checked once): the same math as `loss_and_grad_composed`, checked
-        against it by tests/models/test_gpt_fast.py.
+        against it by tests/models/test_gpt_fast.py. The one-file scalar GPT's norm options
+        (norm_gain False, embed_norm, final_norm False) run the composed pieces: that model
+        (`--preset micro`) is small enough for them, and the fused kernels do not have these.
         """
+        if self.one_file_norms:
+            return self.loss_and_grad_composed(idx, targets)
         return self._fused_step().loss_and_grad(idx, targets)
+
+    @property
+    def one_file_norms(self) -> bool:
+        """Whether the config normalises as the one-file scalar GPT (see GPTConfig), not as GPT-2."""
+        c = self.config
+        return not c.norm_gain or c.embed_norm or not c.final_norm
 
     def loss_and_grad_composed(self, idx: np.ndarray, targets: np.ndarray) -> float:
         """`loss_and_grad` by the composed manual pairs (`gpt_forward` / `gpt_backward`): the reference."""
@@ -410,7 +476,7 @@ class GPT(Module):
     def attention_maps(self, idx: np.ndarray) -> list[np.ndarray]:
         """The attention weights of every block on idx: one (B, H, T, T) array per layer, rows summing to 1."""
         p = dict(zip(self.names, self.param_list()))
-        _, (_, _, block_caches, _) = gpt_hidden(p, self._check_idx(idx), self.config.static())
+        _, (_, _, block_caches, _, _) = gpt_hidden(p, self._check_idx(idx), self.config.static())
         return [attention_weights(c.attn) for c in block_caches]
 
     def logits(self, idx: np.ndarray) -> np.ndarray:
@@ -439,12 +505,14 @@ def _gpt_case(config: GPTConfig, B: int, T: int, n_ignored: int = 0) -> Any:
 
 def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
                norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-               scale_embedding: bool = False, eps: float = DEFAULT_EPS, ignore_index: int = IGNORE_INDEX) -> Any:
+               scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
+               final_norm: bool = True, ignore_index: int = IGNORE_INDEX) -> Any:
     """The torch referee (see `nn.registry.Piece`): the same GPT from torch ops and the block's torch form."""
     from nn.transformer_block import _block_torch
 
     static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
-              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
+              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
+              "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     p = _split(params, _names(**static))
     C = p["wte"].shape[1]
     T = idx.shape[1]
@@ -455,16 +523,27 @@ def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n
         from nn.positions import positional_encoding
 
         x = x + torch.tensor(positional_encoding(T, C), dtype=x.dtype)
+    ones = torch.ones(C, dtype=x.dtype)  # the gain of a norm without one
+
+    def normed(x: Any, prefix: str) -> Any:
+        gamma = p.get(f"{prefix}.gamma", ones)
+        if norm == "rms":
+            return torch.nn.functional.rms_norm(x, (C,), gamma, eps=eps)
+        return torch.nn.functional.layer_norm(x, (C,), gamma, p.get(f"{prefix}.beta"), eps=eps)
+
+    if embed_norm:
+        x = normed(x, "norm_e")
     block = _block_kwargs(**static)
     for layer in range(n_layers):
-        x = _block_torch(torch, x, *(p[f"h{layer}.{n}"] for n in block_param_names(norm, bias)), **block)
-    if norm == "rms":
-        h = torch.nn.functional.rms_norm(x, (C,), p["norm_f.gamma"], eps=eps)
-    else:
-        h = torch.nn.functional.layer_norm(x, (C,), p["norm_f.gamma"], p.get("norm_f.beta"), eps=eps)
+        x = _block_torch(torch, x, *_block_args(p, layer, norm, bias, ones), **block)
+    h = normed(x, "norm_f") if final_norm else x
     logits = h @ (p["wte"].T if tied else p["head"])
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=ignore_index)
 
+
+#: the name every registry case of the one-file GPT's norm options starts with (the fused
+#: step's piece, `gpt_fused`, leaves them out: those configs run the composed pieces).
+ONE_FILE = "one-file norms"
 
 #: the issue's small configuration: vocabulary 7, context 4, width 8, 2 heads, 2 blocks.
 SMALL = GPTConfig(vocab_size=7, context=4, d_model=8, n_heads=2, n_layers=2)
@@ -481,6 +560,12 @@ GPT_PIECE = register(
                  "positions": "sinusoidal", "scale_embedding": True}), B=1, T=3)),
             Case("untied, RMSNorm, relu, no biases (the micro GPT's shape)", _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False,
                  "norm": "rms", "activation": "relu", "bias": False, "n_layers": 1}), B=2, T=4, n_ignored=1)),
+            Case(f"{ONE_FILE}: RMSNorm without gains after the embedding, no final norm (the micro preset)",
+                 _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False, "norm": "rms", "activation": "relu", "bias": False,
+                                        "n_layers": 1, "norm_gain": False, "embed_norm": True, "final_norm": False}), B=2, T=4,
+                           n_ignored=1)),
+            Case(f"{ONE_FILE}: layer norm with shifts but no gains, embedding norm, final norm",
+                 _gpt_case(GPTConfig(**{**SMALL.to_dict(), "norm_gain": False, "embed_norm": True}), B=1, T=3)),
         ),
         description="whole GPT loss: embeddings, positions, N causal pre-norm blocks, final norm, head, sequence CE",
         tags=("model",),

@@ -139,3 +139,32 @@ def test_the_graph_path_gives_the_manual_gradient() -> None:
     idx, targets = batch(config, B=1, T=4)
     assert manual.loss_and_grad(idx, targets) == pytest.approx(graph.loss_and_grad_graph(idx, targets), rel=1e-12)
     np.testing.assert_allclose(graph.flat_grads, manual.flat_grads, rtol=1e-9, atol=1e-12)  # float64 rounding only
+
+
+@pytest.mark.parametrize("norm", ["rms", "layer"])
+@pytest.mark.parametrize("norm_gain,embed_norm,final_norm", [(False, True, False), (True, True, True), (False, False, True),
+                                                              (True, False, False)])
+def test_the_one_file_norm_options_shape_the_parameters_and_keep_the_weights(norm, norm_gain, embed_norm, final_norm) -> None:
+    base = GPTConfig(vocab_size=7, context=4, d_model=8, n_heads=2, n_layers=2, norm=norm)
+    config = GPTConfig(**{**base.to_dict(), "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm})
+    model, plain = GPT(config), GPT(base)
+    assert model.num_parameters() == count_parameters(config)
+    assert any(n.startswith("norm_e.") for n in model.names) == (embed_norm and (norm_gain or norm == "layer"))
+    assert any(n.startswith("norm_f.") for n in model.names) == (final_norm and (norm_gain or norm == "layer"))
+    assert any("gamma" in n for n in model.names) == norm_gain
+    shared = dict(plain.named_parameters())
+    for name, array in model.named_parameters():  # the same draws: the options only add or drop norms
+        if name in shared:
+            assert np.array_equal(array, shared[name]), name
+    idx = np.array([[1, 2, 3, 0]])
+    model.flat_grads.fill(0.0)
+    loss = model.loss_and_grad(idx, idx)  # the composed pieces for these options
+    assert np.isfinite(loss) and np.isfinite(model.flat_grads).all()
+
+
+def test_a_config_saved_before_the_norm_options_loads_as_gpt2s_norms() -> None:
+    old = {k: v for k, v in GPTConfig().to_dict().items() if k not in ("norm_gain", "embed_norm", "final_norm")}
+    config = GPTConfig(**old)
+    assert (config.norm_gain, config.embed_norm, config.final_norm) == (True, False, True)
+    with pytest.raises(InputError, match="GPTConfig.embed_norm must be true or false"):
+        GPTConfig(embed_norm="yes").validate()

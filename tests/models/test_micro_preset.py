@@ -39,6 +39,10 @@ def test_the_preset_is_the_one_file_gpt() -> None:
     g, t = recipe.gpt, recipe.train
     assert (g.n_layers, g.d_model, g.n_heads, g.context) == (1, 16, 4, 16)
     assert (g.norm, g.activation, g.bias, g.positions, g.tied) == ("rms", "relu", False, "learned", False)
+    # the one-file GPT's norms: x / rms(x) with no gain, after the embedding and before each
+    # sub-layer, and none before the head
+    assert (g.norm_gain, g.embed_norm, g.final_norm, g.eps) == (False, True, False, 1e-5)
+    assert not any("gamma" in n for n in GPT(g).names) and GPT(g).names[:2] == ["wte", "wpe"]
     assert (t.optimizer, t.lr, t.betas, t.decay, t.min_lr, t.batch_size) == ("adam", 0.01, (0.85, 0.99), "linear", 0.0, 1)
     assert TrainConfig().betas == (0.9, 0.999)  # Adam's own defaults elsewhere
 
