@@ -32,8 +32,9 @@ from nn.losses import sequence_cross_entropy_forward
 
 #: refuse larger models: parameters, gradient and AdamW's two moments (4 float64 vectors, 1.6 GB).
 MAX_PARAMETERS = 50_000_000
-#: refuse steps holding more than this many activations (B T C per block, roughly; 2 GB of float64).
-MAX_ACTIVATIONS = 250_000_000
+#: refuse steps holding more than this many activations (rows of B T C and the attention's B H T^2
+#: per block, roughly; 4 GB of float64).
+MAX_ACTIVATIONS = 500_000_000
 #: held-out windows (chars) or documents (lines) per evaluation: enough for a stable loss, quick.
 EVAL_WINDOWS = 256
 EVAL_BATCH = 64
@@ -213,9 +214,16 @@ class SequenceTask:
         if n_params > MAX_PARAMETERS:
             raise InputError(f"the GPT would have {n_params:,} parameters, more than the {MAX_PARAMETERS:,} this trainer takes")
         B = train.batch_size or 32
-        acts = B * config.context * (config.d_model * 12 + config.ffn_width * 2) * config.n_layers + B * config.context * config.vocab_size
+        T = config.context
+        # Rows of every kept activation, and the attention's (B, H, T, T) scores and weights (with
+        # their gradients: ~3 such arrays a block), which grow with T^2; at the larger of the
+        # training batch and the evaluation batch (held-out windows are scored EVAL_BATCH at a time).
+        rows = max(B, EVAL_BATCH)
+        acts = rows * T * ((config.d_model * 12 + config.ffn_width * 2) * config.n_layers + config.vocab_size) \
+            + 3 * rows * config.n_heads * T * T * config.n_layers
         if acts > MAX_ACTIVATIONS:
-            raise InputError(f"a step would hold ~{acts:,} activations, more than the {MAX_ACTIVATIONS:,} this trainer takes; "
+            raise InputError(f"a step would hold ~{acts:,} activations, more than the {MAX_ACTIVATIONS:,} this trainer takes "
+                             f"(context {T}{', the longest line' if self.recipe.context_from_data and self.name == 'lines' else ''}); "
                              "use a smaller --batch-size, --context or --d-model")
         if engine != "graph":
             return []

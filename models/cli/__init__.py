@@ -7,7 +7,7 @@ Exit status, the same for every command:
 
     0    ok
     1    failure at run time: a RunError (diverged, a missing program, a failed check), or an
-         OSError (an I/O failure, e.g. writing a file)
+         OSError (an I/O failure, e.g. writing a file), or a MemoryError (too big for this machine)
     2    usage error: argparse's, or an InputError (bad value, unknown name, bad file named)
     130  interrupted (Ctrl-C), after whatever saving the command does
     141  the reader of stdout went away (`twograd tour | head`); nothing more is printed
@@ -151,4 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except OSError as err:
         _report(prog, err, f"I/O error: {err}", as_json)
+        return EXIT_FAILED
+    except MemoryError as err:  # past the size checks: a model or batch this machine cannot hold
+        _report(prog, err, f"out of memory ({err or 'an allocation failed'}); try a smaller model, --batch-size or "
+                "--context", as_json)
         return EXIT_FAILED

@@ -326,3 +326,12 @@ def test_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 141, err
     assert err == b""
+
+
+def test_running_out_of_memory_is_one_line_and_exit_1(capsys, monkeypatch) -> None:
+    def too_big(*_args, **_kwargs):
+        raise MemoryError("Unable to allocate 23.9 GiB for an array")
+
+    monkeypatch.setattr(check, "run_checks", too_big)
+    assert main(["check", "--json"]) == EXIT_FAILED
+    assert json_out(capsys)["error"].startswith("out of memory (Unable to allocate 23.9 GiB")

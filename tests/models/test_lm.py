@@ -127,3 +127,12 @@ def test_float32_trains_the_same_task(capsys) -> None:
     assert main(["train", "reverse", "--dtype", "float32", "--steps", "300", "--json"]) == 0
     result = json_of(capsys)
     assert result["model_config"]["gpt"]["dtype"] == "float32" and result["test_exact_accuracy"] >= 0.9
+
+
+def test_a_long_line_is_refused_before_the_attention_is_allocated(tmp_path, capsys) -> None:
+    """The attention's (B, H, T, T) arrays grow with the square of the longest line."""
+    path = tmp_path / "long.txt"
+    path.write_text(NAMES + "\n" + "x" * 5000 + "\n", encoding="utf-8")
+    assert main(["train", "lines", "--data", str(path), "--steps", "1", "--json"]) == 2
+    error = json_of(capsys)["error"]
+    assert "activations, more than" in error and "context 5001, the longest line" in error
