@@ -461,7 +461,7 @@ def draw_align(result: AlignResult, folder: Path) -> dict[str, str]:
 
 def prepare_align_out(out: str | Path) -> Path:
     """The folder a new alignment run will be written to, checked before any work: never one that holds a run."""
-    folder = prepare_out(out)
+    folder = prepare_out(out, resumable=False)
     if (folder / RESULT_FILE).exists():
         raise RunExists(f"--out {folder}: the folder already holds an alignment run ({RESULT_FILE}); choose another")
     return folder

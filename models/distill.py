@@ -251,7 +251,7 @@ def load_teacher(folder: str | Path, task: str) -> Any:
     from models.sampling import load_gpt_run
     from nn.checkpoint import CheckpointError
 
-    saved = load_run(folder)
+    saved = load_run(folder, "--teacher")
     if saved.task != task:
         raise InputError(f"--teacher {saved.folder}: a run of {saved.task!r}, this setting distils {task!r}")
     if saved.model_kind == "gpt":
@@ -400,7 +400,7 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
         raise InputError(f"distill: --seeds and --steps must be >= 1 and --seed >= 0, got {seeds}, {steps}, {seed}")
     folder = None
     if out is not None:
-        folder = prepare_out(out)  # refuses a folder that holds a training run
+        folder = prepare_out(out, resumable=False)  # refuses a folder that holds a training run
         if (folder / SUMMARY).exists():
             raise InputError(f"--out {folder}: the folder already holds a distillation summary ({SUMMARY}); choose a new folder")
     given = load_teacher(teacher, recipe.task) if teacher is not None else None

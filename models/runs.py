@@ -77,22 +77,22 @@ def describe_run(folder: Path) -> str:
         return "a run (its checkpoint could not be read)"
 
 
-def prepare_out(out: str | Path, *, overwrite: bool = False) -> Path:
+def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = True) -> Path:
     """Check (and create) the folder a new run will be written to, before step 1.
 
     InputError for an empty name, a path that is a file, or a folder that cannot be written;
     RunExists for a folder that holds a run, unless `overwrite`, in which case the old
     run's checkpoint is removed now (its pictures are replaced when the new run writes its own).
+    `resumable` False (distill, align: no --resume, no --overwrite) only asks for another folder.
     """
     if not str(out).strip():
         raise InputError("--out needs a folder name (an empty one would mean the current folder)")
     folder = Path(out)
     if folder.is_dir() and holds_run(folder):
         if not overwrite:
-            raise RunExists(
-                f"--out {folder}: the folder already holds {describe_run(folder)}; continue it with "
-                f"--resume {folder}, or pass --overwrite to replace it"
-            )
+            hint = (f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable
+                    else "choose another folder")
+            raise RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {hint}")
         for path in checkpoint_paths(folder / CHECKPOINT):
             path.unlink(missing_ok=True)
     return writable_folder(folder, "--out")
@@ -180,17 +180,18 @@ def save_run(
 
 
 # ---------------------------------------------------------------------------- reading
-def find_run(path: str | Path) -> Path:
-    """The folder of the run named by `path` (the folder, or either checkpoint file); InputError if none."""
+def find_run(path: str | Path, flag: str = "--resume") -> Path:
+    """The folder of the run named by `path` (the folder, or either checkpoint file); InputError,
+    naming the command's `flag` (--resume, --run, --teacher), if none."""
     path = Path(path)
     if path.is_file() and path.name in (f"{CHECKPOINT}.npz", f"{CHECKPOINT}.json"):
         path = path.parent
     if not path.exists():
-        raise InputError(f"--resume {path}: no such run folder")
+        raise InputError(f"{flag} {path}: no such run folder")
     if not path.is_dir():
-        raise InputError(f"--resume {path}: is a file, not a run folder (give the folder that --out wrote)")
+        raise InputError(f"{flag} {path}: is a file, not a run folder (give the folder that --out wrote)")
     if not holds_run(path):
-        raise InputError(f"--resume {path}: no run there (expected {path / CHECKPOINT}.json)")
+        raise InputError(f"{flag} {path}: no run there (expected {path / CHECKPOINT}.json)")
     return path
 
 
@@ -201,13 +202,13 @@ def _need(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
     return value
 
 
-def load_run(path: str | Path) -> SavedRun:
+def load_run(path: str | Path, flag: str = "--resume") -> SavedRun:
     """Read and check a run folder. CheckpointError (an InputError) naming the file and the problem.
 
     Only the metadata's form is checked here; the task checks the model config (and its size)
     before anything is built from it, and `Module.load_state_dict` checks names and shapes.
     """
-    folder = find_run(path)
+    folder = find_run(path, flag)
     arrays, meta = load_checkpoint(folder / CHECKPOINT)  # never unpickles; damage -> CheckpointError
     where = str(checkpoint_paths(folder / CHECKPOINT)[1])
     if meta.get("format") != RUN_FORMAT:

@@ -25,7 +25,7 @@ import numpy as np
 from engine.errors import InputError
 from models.gpt import GPT, GPTConfig
 from models.runs import load_run
-from models.sequences import BOUNDARY, SEPARATOR, CharText, DigitSequences, LineDocuments
+from models.sequences import BOUNDARY, SEPARATOR, CharText, DigitSequences, LineDocuments, Vocabulary
 from nn.checkpoint import CheckpointError
 
 
@@ -72,11 +72,20 @@ class Samples:
         return {"task": self.task, "prompt": self.prompt, "samples": self.samples, **self.settings}
 
 
+@dataclass(frozen=True)
+class RecordedVocabulary:
+    """The vocabulary a chars or lines run recorded in its checkpoint, standing in for the data
+    set when its text file has since moved or changed: sampling needs nothing else."""
+
+    kind: str  # "chars" | "lines"
+    vocab: Vocabulary
+
+
 def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
     """(task, model with the run's weights, data set) of a GPT run folder; InputError for another kind."""
     from models.tasks import get_task
 
-    saved = load_run(folder)
+    saved = load_run(folder, "--run")
     task = get_task(saved.task)
     if task.kind != "gpt" or saved.model_kind != "gpt":
         raise InputError(f"--run {saved.folder}: a {saved.model_kind} run of {saved.task}; sampling needs a GPT task "
@@ -88,7 +97,19 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
         model.load_state_dict(saved.params)
     except ValueError as err:
         raise CheckpointError(f"--run {saved.folder}: cannot load the weights: {err}") from None
-    return task, model, task.load_data(saved.model_config["data"], config.seed)
+    data_config = saved.model_config["data"]
+    try:
+        return task, model, task.load_data(data_config, config.seed)
+    except InputError as err:
+        tokens = saved.extra.get("vocab")
+        kind = data_config.get("kind")
+        if kind not in ("chars", "lines"):
+            raise
+        if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) for t in tokens)
+                and len(tokens) == config.vocab_size):
+            raise InputError(f"--run {saved.folder}: its training text is needed for the vocabulary and cannot be read "
+                             f"({err}); runs saved by this twograd record the vocabulary and sample without it") from None
+        return task, model, RecordedVocabulary(kind, Vocabulary(tuple(tokens)))
 
 
 def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_tokens: int | None = None,
@@ -107,7 +128,7 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
                              f"(0 .. {data.n_symbols - 1}, space-separated), got {prompt!r}")
         answers = [vocab.decode(generate(model, ids + [data.n_symbols], data.length, temperature, top_k, rng)) for _ in range(n)]
         result = Samples(task.name, prompt, answers)
-    elif isinstance(data, LineDocuments):
+    elif isinstance(data, LineDocuments) or getattr(data, "kind", None) == "lines":
         temperature = 1.0 if temperature is None else temperature
         prompt = prompt or ""
         if BOUNDARY in prompt:
@@ -122,7 +143,7 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
             lines.append(prompt + vocab.decode([t for t in new if t != 0]))
         result = Samples(task.name, prompt, lines)
     else:
-        assert isinstance(data, CharText)
+        assert isinstance(data, CharText) or getattr(data, "kind", None) == "chars"
         temperature = 1.0 if temperature is None else temperature
         prompt = prompt if prompt is not None else "\n"
         ids = vocab.encode(prompt)

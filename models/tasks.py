@@ -199,7 +199,10 @@ def train(
         say(w)
 
     setup = the_task.build(model_config, train_config, engine)
-    extra = {"engine": engine}
+    extra: dict[str, Any] = {"engine": engine}
+    vocab = getattr(getattr(setup.objective, "data", None), "vocab", None)
+    if vocab is not None:  # so that the run samples without its text file (models.sampling.RecordedVocabulary)
+        extra["vocab"] = list(vocab.tokens)
 
     written: dict[str, Any] = {}  # what the folder holds now: (step, status) of the last write
 

@@ -136,3 +136,33 @@ def test_a_long_line_is_refused_before_the_attention_is_allocated(tmp_path, caps
     assert main(["train", "lines", "--data", str(path), "--steps", "1", "--json"]) == 2
     error = json_of(capsys)["error"]
     assert "activations, more than" in error and "context 5001, the longest line" in error
+
+
+def test_a_run_samples_after_its_text_file_moved_or_changed(tmp_path, capsys) -> None:
+    data = tmp_path / "names.txt"
+    data.write_text(NAMES + "\n", encoding="utf-8")
+    folder = tmp_path / "run"
+    train("lines", model_options={"data": str(data)}, train_options={"steps": 5}, out=folder, plots=False)
+    before = sample_run(folder, n=3, seed=1).samples
+    data.write_text(NAMES + "\nquentin\n", encoding="utf-8")  # changed: its sha256 differs
+    assert sample_run(folder, n=3, seed=1).samples == before
+    data.unlink()  # moved away
+    assert main(["sample", "--run", str(folder), "--n", "3", "--seed", "1", "--json"]) == 0
+    assert json_of(capsys)["samples"] == before
+
+
+def test_a_run_without_a_recorded_vocabulary_names_its_missing_text(tmp_path, capsys) -> None:
+    from models.runs import load_run, save_run
+
+    data = tmp_path / "names.txt"
+    data.write_text(NAMES + "\n", encoding="utf-8")
+    folder = tmp_path / "run"
+    train("lines", model_options={"data": str(data)}, train_options={"steps": 2}, out=folder, plots=False)
+    saved = load_run(folder)
+    save_run(folder, model_kind=saved.model_kind, task=saved.task, model_config=saved.model_config,
+             train_config=saved.train_config, params=saved.params, state=saved.state, status=saved.status,
+             extra={"engine": "manual"})  # as runs were saved before the vocabulary was recorded
+    data.unlink()
+    assert main(["sample", "--run", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--run {folder}: its training text is needed for the vocabulary" in err[0], err
