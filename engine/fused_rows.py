@@ -40,7 +40,7 @@ from typing import Sequence, Union
 
 from engine import value as _value
 from engine.functions import data_of, exp, log, sqrt
-from engine.value import Value, _binary_sum, fused
+from engine.value import Value, _binary_sum, _row, fused
 
 Scalar = Union[Value, int, float]
 
@@ -99,6 +99,7 @@ def softmax(xs: Sequence[Scalar], scale: float = 1.0) -> list[Scalar]:
     s_i = e^(z_i - L), with ds_i/dx_i = c s_i (direct) and ds_i/dL = -s_i. The chain rule
     through L gives back the Jacobian: ds_i/dx_j = c s_i delta_ij + (-s_i)(c s_j).
     """
+    xs = _row(xs, "softmax", "xs")
     _nonempty(xs, "softmax", "xs")
     if not isinstance(scale, Real) or isinstance(scale, bool) or not math.isfinite(scale):
         raise TypeError(f"engine.softmax: scale must be a finite number, got {scale!r}")
@@ -106,6 +107,9 @@ def softmax(xs: Sequence[Scalar], scale: float = 1.0) -> list[Scalar]:
         return _softmax_binary(xs, float(scale))
     data, all_values = _numbers(xs, "softmax", "xs")
     z = data if scale == 1.0 else [d * scale for d in data]  # as x * c would compute it
+    if not all(map(math.isfinite, z)):  # an infinite score would make e^(z - m) = e^(inf - inf) = NaN
+        bad = next(i for i, v in enumerate(z) if not math.isfinite(v))
+        raise ValueError(f"engine.softmax: xs[{bad}] is not finite ({data[bad]!r}, scaled by {scale!r})")
     m = max(z)
     e = [_exp(v - m) for v in z]
     total = _binary_sum(e)  # left to right, as the reference form adds
@@ -142,6 +146,7 @@ def rms_norm(xs: Sequence[Scalar], gammas: Sequence[Scalar], eps: float) -> list
     dy_i/dx_j = gamma_i r delta_ij + gamma_i x_i (-x_j r^3 / C). eps > 0 is required (no
     default here: every epsilon is the caller's named choice; nn's RMSNorm passes its own).
     """
+    xs, gammas = _row(xs, "rms_norm", "xs"), _row(gammas, "rms_norm", "gammas")
     _nonempty(xs, "rms_norm", "xs")
     C = len(xs)
     if len(gammas) != C:
@@ -184,6 +189,7 @@ def cross_entropy(logits: Sequence[Scalar], target: int) -> Scalar:
 
     One node over the row's Values, straight from the logits to the loss.
     """
+    logits = _row(logits, "cross_entropy", "logits")
     _nonempty(logits, "cross_entropy", "logits")
     V = len(logits)
     if not isinstance(target, Integral) or isinstance(target, bool) or not 0 <= target < V:

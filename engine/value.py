@@ -39,7 +39,7 @@ from functools import reduce as _reduce
 from operator import add as _add, mul as _mul
 from numbers import Real
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Any, Iterable, Iterator, Sequence, Union
 
 Number = Union[int, float]
 Scalar = Union["Value", int, float]
@@ -437,6 +437,17 @@ def _float_of(x: object, op: str, what: str, i: int) -> float:
     raise TypeError(f"engine.{op}: {what}[{i}] must be a number or an engine.Value, not {type(x).__name__}: {x!r}")
 
 
+def _row(xs: Any, op: str, what: str) -> Sequence[Scalar]:
+    """`xs` as a sequence of entries (a list or tuple as it is, another iterable as a list);
+    TypeError naming the op for a single number, a Value, a string or a mapping."""
+    if type(xs) is list or type(xs) is tuple:
+        return xs
+    if isinstance(xs, (Value, str, bytes, dict)) or not hasattr(xs, "__iter__"):
+        raise TypeError(f"engine.{op}: {what} must be a list (or tuple) of numbers or engine.Values, "
+                        f"not {type(xs).__name__}: {xs!r}"[:300])
+    return list(xs)
+
+
 def dot(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
     """sum_i w_i x_i, as one node;  d/dw_i = x_i,  d/dx_i = w_i.
 
@@ -445,6 +456,7 @@ def dot(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
     result is a float. The sum runs left to right, so it is the same number as
     w_0 x_0 + w_1 x_1 + ... built from binary nodes.
     """
+    ws, xs = _row(ws, "dot", "ws"), _row(xs, "dot", "xs")
     n = len(ws)
     if len(xs) != n:
         raise ValueError(f"engine.dot: ws and xs must have the same length, got {n} and {len(xs)}")
@@ -493,7 +505,7 @@ def total(xs: Iterable[Scalar]) -> Scalar:
     (Named `total`, not `sum`, so that it never shadows the built-in.) Floats are constants
     and get no edge; on floats only the result is a float. Left to right, as `+` would add.
     """
-    xs = list(xs)
+    xs = list(_row(xs, "total", "xs"))
     if not _fuse_ops:
         return _binary_sum(xs)
     parents: list[Value] = []

@@ -10,6 +10,7 @@ reference form (`engine.unfused()`), and drawn by viz.draw.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -231,3 +232,24 @@ def test_draw_shows_each_fused_row_op_as_op_nodes_with_their_parents() -> None:
     drawing = draw(y[0])
     assert drawing.n_ops == 2 and drawing.n_values == 5  # x0, x1, g0, r, y0
     assert drawing.source.count("[label=rms_norm ") == 1 and drawing.source.count("[label=rrms ") == 1
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda: engine.dot(1.0, 2.0), "engine.dot: ws must be a list (or tuple)"),
+    (lambda: engine.dot([1.0], engine.Value(2.0)), "engine.dot: xs must be a list (or tuple)"),
+    (lambda: engine.dot({"a": 1}, {"b": 2}), "not dict"),
+    (lambda: engine.total(5), "engine.total: xs must be a list"),
+    (lambda: engine.softmax(engine.Value(1.0)), "engine.softmax: xs must be a list"),
+    (lambda: engine.rms_norm("ab", [1.0, 1.0], 1e-5), "engine.rms_norm: xs must be a list"),
+    (lambda: engine.cross_entropy(None, 0), "engine.cross_entropy: logits must be a list"),
+], ids=["dot-floats", "dot-value", "dot-dicts", "total-int", "softmax-value", "rms-str", "ce-none"])
+def test_a_row_that_is_not_a_sequence_is_one_clear_type_error(call, needle) -> None:
+    with pytest.raises(TypeError, match=re.escape(needle)):
+        call()
+
+
+def test_other_iterables_are_rows_and_an_infinite_score_is_refused() -> None:
+    assert engine.dot((w for w in [1.0, 2.0]), iter([3.0, 4.0])) == 11.0
+    assert engine.total(x for x in [1.0, 2.0]) == 3.0
+    with pytest.raises(ValueError, match=r"engine.softmax: xs\[0\] is not finite \(inf"):
+        engine.softmax([engine.Value(float("inf")), engine.Value(1.0)])
