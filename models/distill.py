@@ -326,7 +326,10 @@ class DistillReport:
         gain = (d["mean"] - s["mean"]) * (1 if self.higher_is_better else -1)
         spread = max(s["std"], d["std"])
         if len(self.results) < 2:
-            return f"distillation changes the held-out {self.metric} by {gain:+.4g} (one seed: no spread to compare with)"
+            change = d["mean"] - s["mean"]
+            better = "better" if gain > 0 else "worse" if gain < 0 else "no different"
+            return (f"distillation changes the held-out {self.metric} by {change:+.4g} ({better}; "
+                    "one seed: no spread to compare with)")
         word = "beats" if gain > spread else "does not beat"
         return (f"the distilled student {word} the labels-only student by more than the seed-to-seed std: "
                 f"gain {gain:+.4g}, std {spread:.4g} over {len(self.results)} seeds")

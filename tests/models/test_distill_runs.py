@@ -153,3 +153,14 @@ def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, 
     assert main(["distill", "spirals", "--steps", "50", "--out", str(tmp_path / "o"), "--quiet"]) == 130
     assert "wrote nothing" in capsys.readouterr().err
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("metric,student,distilled,needle", [
+    ("val_loss", 2.8819, 2.8867, "by +0.0048 (worse;"), ("val_loss", 2.9, 2.8, "by -0.1 (better;"),
+    ("test_accuracy", 0.5, 0.9, "by +0.4 (better;")])
+def test_the_one_seed_verdict_says_which_way_the_metric_moved(metric, student, distilled, needle) -> None:
+    from models.distill import DistillReport, SeedResult
+
+    result = SeedResult(0.99, student, distilled, 0.5, 0.9, {})
+    report = DistillReport("chars", metric, 2.0, 0.5, 10, [0], {"teacher": 1, "student": 1}, [result], False)
+    assert needle in report.verdict()
