@@ -24,18 +24,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=types.folder, metavar="DIR",
                    help="write align.json and the pictures into DIR (refused if DIR holds a run)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no progress messages (the results still print)")
 
 
 def run(args: argparse.Namespace) -> int:
     config = AlignConfig(method=args.method, kl=args.kl, steps=args.steps, seed=args.seed).validate()
     folder = prepare_align_out(args.out) if args.out is not None else None
-    text = not (args.quiet or args.json)
-    result = run_align(config, progress=progress_wanted(args.quiet), echo=print if text else None)
+    chatty = not (args.quiet or args.json)  # the messages on the way; the results print unless --json
+    result = run_align(config, progress=progress_wanted(args.quiet), echo=print if chatty else None)
     files = save_align(result, folder) if folder is not None else {}
     if args.json:
         print_json({**result.to_json(), "files": files})
-    elif text:
+    else:
         print("\n".join(result.summary()))
         for what, path in files.items():
             print(f"wrote {path}" if what != "pictures" else path)

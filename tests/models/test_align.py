@@ -112,3 +112,12 @@ def test_the_command_refuses_a_used_folder_before_any_work(tmp_path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "already holds an alignment run" in json.loads(out.stdout)["error"]
+
+
+def test_quiet_drops_the_messages_not_the_results(capsys) -> None:
+    from models.cli import main
+
+    assert main(["align", "--method", "bestofn", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "best-of-16" in out and "reference" in out  # the table
+    assert "reference policy: GPT" not in out  # the message on the way, which --quiet drops
