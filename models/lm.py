@@ -41,9 +41,9 @@ EVAL_BATCH = 64
 #: model options the command line may give a sequence task (the recipe fills the rest).
 MODEL_OPTIONS = ("context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
 #: the graph engine's cost per multiply-add of a step (forward and backward of one parent of a
-#: fused dot node): the micro preset on names, ~19 ms a step for ~27,000 multiply-adds, on
-#: these machines; for the warning only.
-GRAPH_SECONDS_PER_MADD = 0.7e-6
+#: fused dot node), for the warning only: measured 0.6 us (the micro preset on names: ~15 ms
+#: for ~26,000) to 1.1 us (reverse, batch 32: 9.5 s for 8.4 million) on these machines.
+GRAPH_SECONDS_PER_MADD = 1e-6
 #: refuse graph-engine steps with more multiply-adds than this (each holds a parent and a
 #: partial, ~16 bytes, besides the nodes: about 0.5-1 GB at the limit).
 MAX_GRAPH_MADDS = 30_000_000
@@ -238,8 +238,8 @@ class SequenceTask:
         seconds = madds * GRAPH_SECONDS_PER_MADD  # at full context: shorter documents cost less
         if seconds * train.steps <= GRAPH_WARN_SECONDS:
             return []
-        return [f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (up to ~{seconds:.2f} s a step, "
-                f"~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"]
+        return [f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (roughly {seconds:.2g} s a step at "
+                f"full context, ~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"]
 
     def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> Setup:
         config = GPTConfig(**model_config["gpt"]).validate()
