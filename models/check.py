@@ -31,7 +31,12 @@ def pieces(names: Sequence[str] = ()) -> list[Piece]:
     known = {p.name: p for p in all_pieces()}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UnknownNameError(f"unknown piece(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        import difflib
+
+        hints = [f"{n!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(n.lower(), known, 1)) else "")
+                 for n in unknown]
+        raise UnknownNameError(f"unknown piece{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+                               f"known: {', '.join(sorted(known))}")
     return [known[n] for n in names] if names else list(known.values())
 
 
@@ -53,7 +58,7 @@ def format_listing(listing: list[dict[str, Any]]) -> str:
     for e in listing:
         top = e["module"].split(".")[0]
         by_package[top] = by_package.get(top, 0) + 1
-    lines.append(f"{len(listing)} pieces (" + ", ".join(f"{n} from {pkg}" for pkg, n in by_package.items()) + ")")
+    lines.append(f"{len(listing)} piece{'s' if len(listing) != 1 else ''} (" + ", ".join(f"{n} from {pkg}" for pkg, n in by_package.items()) + ")")
     return "\n".join(lines)
 
 

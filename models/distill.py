@@ -396,8 +396,9 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
     a = recipe.alpha if alpha is None else alpha
     try:
         T, a = _check_settings(T, a)
-    except InputError as err:
-        raise InputError(f"--temperature / --alpha: {err}") from None
+    except InputError as err:  # name the flag the bad value came from
+        flag = "--alpha" if "alpha" in str(err) else "--temperature"
+        raise InputError(f"{flag}: {err}") from None
     steps = recipe.steps if steps is None else steps
     if seeds < 1 or steps < 1 or seed < 0:
         raise InputError(f"distill: --seeds and --steps must be >= 1 and --seed >= 0, got {seeds}, {steps}, {seed}")

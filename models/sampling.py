@@ -67,6 +67,20 @@ class Samples:
     prompt: str
     samples: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    prompt_given: bool = True  # False: the prompt is the default (a held-out question, a newline, nothing)
+
+    def text(self) -> str:
+        """What `twograd sample` prints: one line per answer or line (the default question shown
+        beside its answer, an empty line as "(empty)"); chars samples, which hold newlines of their
+        own, under a "--- sample i of n ---" header each when there are several."""
+        if self.task in ("copy", "reverse"):
+            return "\n".join(s if self.prompt_given else f"{self.prompt} -> {s}" for s in self.samples)
+        if self.task == "lines":
+            return "\n".join(s or "(empty)" for s in self.samples)
+        if len(self.samples) == 1:
+            return self.samples[0]
+        n = len(self.samples)
+        return "\n".join(f"--- sample {i} of {n} ---\n{s}" for i, s in enumerate(self.samples, 1))
 
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "prompt": self.prompt, "samples": self.samples, **self.settings}
@@ -118,6 +132,7 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
     task, model, data = load_gpt_run(folder)
     rng = np.random.default_rng(seed)
     vocab = data.vocab
+    prompt_given = prompt is not None
     if isinstance(data, DigitSequences):
         temperature = 0.0 if temperature is None else temperature
         if prompt is None:
@@ -154,4 +169,5 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
         texts = [prompt + vocab.decode(generate(model, ids, max_tokens or 200, temperature, top_k, rng)) for _ in range(n)]
         result = Samples(task.name, prompt, texts)
     result.settings = {"n": n, "temperature": temperature, "top_k": top_k, "seed": seed}
+    result.prompt_given = prompt_given
     return result

@@ -176,7 +176,7 @@ def read_text(path: str | Path) -> str:
     except OSError as err:
         raise InputError(f"--data {path}: cannot be read ({err.strerror or err})") from None
     if not text.strip():
-        raise InputError(f"--data {path}: the file is empty")
+        raise InputError(f"--data {path}: the file is empty" if not text else f"--data {path}: the file holds only whitespace")
     return text
 
 
@@ -245,7 +245,8 @@ class LineDocuments:
     def __post_init__(self) -> None:
         lines = [line.strip() for line in self.text.splitlines() if line.strip()]
         if len(lines) < 10:
-            raise InputError(f"{self.name}: {len(lines)} non-empty lines are too few (at least 10, one document each)")
+            raise InputError(f"{self.name}: {len(lines)} non-empty line{'s are' if len(lines) != 1 else ' is'} too few "
+                             "(at least 10, one document each)")
         self.vocab = Vocabulary((BOUNDARY, *sorted(set("".join(lines)))))
         lookup = {c: i for i, c in enumerate(self.vocab.tokens)}
         docs = [np.array([0, *(lookup[c] for c in line), 0], dtype=np.int64) for line in lines]

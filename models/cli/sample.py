@@ -16,7 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="copy/reverse: the question (space-separated symbols); chars: text to continue; "
                                     "lines: the start of a line (default: a held-out question, a newline, nothing)")
     p.add_argument("--n", type=types.whole_number(1), default=1, help="how many samples (default 1)")
-    p.add_argument("--max-tokens", type=types.whole_number(1), metavar="N", help="chars: characters to write (default 200)")
+    p.add_argument("--max-tokens", type=types.whole_number(1), metavar="N",
+                   help="chars: characters to write (default 200); lines: the longest line (default the context); "
+                        "copy/reverse answer with exactly their length")
     p.add_argument("--temperature", type=types.non_negative, metavar="T",
                    help="0 is greedy (default for copy/reverse); 1 samples the model's distribution (default otherwise)")
     p.add_argument("--top-k", type=types.whole_number(1), metavar="K", help="sample among the K most likely tokens only")
@@ -30,6 +32,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        for text in result.samples:
-            print(text)
+        print(result.text())
     return 0

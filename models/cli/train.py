@@ -37,24 +37,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--clip", type=types.positive, dest="grad_clip", metavar="NORM", help="clip the global gradient norm (default: off)")
     g.add_argument("--eval-every", type=types.whole_number(0), metavar="STEPS", help="evaluate every N steps (default: at the end)")
     g.add_argument("--checkpoint-every", type=types.whole_number(0), metavar="STEPS", help="save the run folder every N steps (default: at the end)")
+    g.add_argument("--engine", choices=ENGINES, help="every task: manual (numpy, hand-derived backward; default) or graph "
+                   "(the loops form on engine.Values: slow, for small models)")
     g.add_argument("--seed", type=types.seed, help="seed of the initial weights, the data set and the batches (default 0)")
     m = p.add_argument_group("model (MLP tasks: xor, moons, spirals, iris)")
     m.add_argument("--hidden", type=types.widths, metavar="W[,W]", help="hidden layer widths, e.g. 16,16, or none")
     m.add_argument("--activation", choices=tuple(ACTIVATIONS), help="hidden activation (default tanh)")
     m.add_argument("--loss", choices=LOSSES, help="loss (default: the task's)")
     t = p.add_argument_group("model and data (GPT tasks: copy, reverse, chars, lines)")
-    t.add_argument("--context", type=types.whole_number(1), metavar="T", help="positions the model reads (chars: default 64)")
+    t.add_argument("--context", type=types.whole_number(1), metavar="T", help="positions the model reads (chars: default 32; lines: the longest line)")
     t.add_argument("--d-model", type=types.whole_number(1), metavar="C", help="width of every position's vector")
     t.add_argument("--heads", type=types.whole_number(1), dest="n_heads", metavar="H", help="attention heads per block")
     t.add_argument("--layers", type=types.whole_number(1), dest="n_layers", metavar="N", help="Transformer blocks")
     t.add_argument("--dtype", choices=DTYPES, help="float64 (default, for checking) or float32 (for speed)")
     t.add_argument("--preset", choices=tuple(PRESETS), help="lines: a whole recipe; micro = the one-file scalar GPT "
-                   "(1 block, width 16, 4 heads, context 16, RMSNorm, ReLU, no biases, untied; Adam 0.01, betas 0.85/0.99, "
+                   "(1 block, width 16, 4 heads, context 16, RMSNorm without gains, ReLU, no biases, untied; Adam 0.01, betas 0.85/0.99, "
                    "linear decay, batch 1); other flags still override it")
     t.add_argument("--data", metavar="FILE", help="chars: any UTF-8 text (default: Python's bundled docs); lines: one document a line")
     t.add_argument("--symbols", type=types.whole_number(2), metavar="V", help="copy/reverse: distinct symbols (default 10)")
     t.add_argument("--length", type=types.whole_number(1), metavar="L", help="copy/reverse: tokens to copy or reverse (default 5)")
-    m.add_argument("--engine", choices=ENGINES, help="manual (numpy, hand-derived backward; default) or graph (engine.Value, slow)")
     o = p.add_argument_group("run folder and output")
     o.add_argument("--out", type=types.folder, metavar="DIR", help="write the run (checkpoint, pictures) into DIR; refused if DIR holds a run")
     o.add_argument("--overwrite", action="store_true", help="with --out: replace the run DIR holds")

@@ -91,3 +91,10 @@ def test_json_stays_strict_when_a_gradient_is_nan(capsys) -> None:
     entries = report["entries"]
     assert entries[0]["passed"] is False and entries[0]["graph_vs_manual"]["max_abs"] is None
     assert report["passed"] is False and report["error"].startswith("1 of 1 (piece, parameter) checks failed: tanh x")
+
+
+def test_a_misspelt_piece_gets_a_suggestion() -> None:
+    with pytest.raises(KeyError, match=r"unknown piece 'softmx' \(did you mean 'softmax'\?\)"):
+        check.pieces(["softmx"])
+    with pytest.raises(KeyError, match=r"unknown pieces 'DOT' \(did you mean 'dot'\?\), 'zzz';"):
+        check.pieces(["DOT", "zzz"])

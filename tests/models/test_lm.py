@@ -166,3 +166,13 @@ def test_a_run_without_a_recorded_vocabulary_names_its_missing_text(tmp_path, ca
     assert main(["sample", "--run", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--run {folder}: its training text is needed for the vocabulary" in err[0], err
+
+
+def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> None:
+    from models.sampling import Samples
+
+    assert Samples("reverse", "5 8 9", ["9 8 5"], prompt_given=False).text() == "5 8 9 -> 9 8 5"
+    assert Samples("reverse", "5 8 9", ["9 8 5"]).text() == "9 8 5"  # the user's own prompt: the answer alone
+    assert Samples("lines", "", ["ann", ""]).text() == "ann\n(empty)"
+    assert Samples("chars", "\n", ["\nab\nc", "\nd"]).text() == "--- sample 1 of 2 ---\n\nab\nc\n--- sample 2 of 2 ---\n\nd"
+    assert Samples("chars", "\n", ["\nab"]).text() == "\nab"
