@@ -122,6 +122,8 @@ class LMObjective:
             metrics["test_exact_accuracy"] = exact / n_seq
         if isinstance(self.data, CharText):
             metrics["unigram_val_loss"] = self.data.unigram_val_loss()
+        if isinstance(self.data, LineDocuments):
+            metrics["unigram_val_loss"] = self.data.unigram_val_loss(self.model.config.context, EVAL_WINDOWS)
         return metrics
 
 

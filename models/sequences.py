@@ -279,6 +279,14 @@ class LineDocuments:
         docs = self.val_docs[:max_docs]
         return [self.pack(docs[i : i + batch_size], T) for i in range(0, len(docs), batch_size)]
 
+    def unigram_val_loss(self, T: int, max_docs: int) -> float:
+        """Nats per held-out token of an add-one unigram model of the training documents' tokens
+        (every character and the closing boundary), on the tokens `val_batches(T, max_docs)`
+        scores: the floor a model of the lines has to beat."""
+        predicted = lambda docs: np.concatenate([d[1 : T + 1] for d in docs])  # noqa: E731 - the targets of pack()
+        counts = np.bincount(predicted(self.train_docs), minlength=self.vocab.size) + 1.0
+        return float(-np.mean(np.log(counts[predicted(self.val_docs[:max_docs])] / counts.sum())))
+
     def summary(self) -> str:
         return (f"{self.name}: {len(self.train_docs):,} training / {len(self.val_docs):,} held-out lines, "
                 f"{self.vocab.size - 1} distinct characters, longest {self.context + 1} tokens with boundaries")

@@ -76,6 +76,7 @@ def test_lines_learns_documents_from_a_file_and_writes_new_ones(tmp_path) -> Non
     names.write_text(NAMES)
     report = train("lines", model_options={"data": str(names)}, train_options={"steps": 150}, out=tmp_path / "run", plots=False)
     assert report.metrics["val_loss"] < np.log(27)  # better than uniform over the letters and the boundary
+    assert report.metrics["val_loss"] < report.metrics["unigram_val_loss"] < np.log(27)  # and than letter frequencies
     samples = sample_run(tmp_path / "run", n=5, seed=1).samples
     assert len(samples) == 5 and all("\n" not in s for s in samples)
     with pytest.raises(InputError, match="lines needs --data FILE"):

@@ -57,3 +57,17 @@ def test_bad_data_gives_one_clear_error(tmp_path) -> None:
     with pytest.raises(InputError, match="copy or reverse"):
         DigitSequences("sort")
     assert Vocabulary(("a", "b")).decode([1, 0]) == "ba"
+
+
+def test_the_lines_unigram_floor_is_the_add_one_model_of_the_scored_tokens() -> None:
+    from models.sequences import LineDocuments
+
+    data = LineDocuments("\n".join(["ab", "abb", "ba", "b", "aab", "bb", "a", "abab", "ba", "bbb"]), seed=0)
+    T = data.context
+    train = np.concatenate([d[1:] for d in data.train_docs])
+    val = np.concatenate([d[1:] for d in data.val_docs])
+    counts = np.bincount(train, minlength=data.vocab.size) + 1.0
+    expected = -np.mean(np.log(counts[val] / counts.sum()))
+    assert data.unigram_val_loss(T, 100) == pytest.approx(expected, rel=1e-12)
+    _, targets = data.val_batches(T, 100, 4)[0]
+    assert (targets != -1).sum() == len(val)  # the same tokens val_loss is taken over
