@@ -75,6 +75,7 @@ class LMObjective:
     engine: str
     batch_size: int
     _eval: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    _unigram: float | None = None  # the held-out floor of chars / lines: the same at every evaluation
 
     def batches(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The trainer's batch source: (idx, targets), each (B, T)."""
@@ -120,11 +121,17 @@ class LMObjective:
         metrics = {"val_loss": total / count if count else math.nan}
         if isinstance(self.data, DigitSequences):
             metrics["test_exact_accuracy"] = exact / n_seq
-        if isinstance(self.data, CharText):
-            metrics["unigram_val_loss"] = self.data.unigram_val_loss()
-        if isinstance(self.data, LineDocuments):
-            metrics["unigram_val_loss"] = self.data.unigram_val_loss(self.model.config.context, EVAL_WINDOWS)
+        if isinstance(self.data, (CharText, LineDocuments)):
+            metrics["unigram_val_loss"] = self.unigram_val_loss()
         return metrics
+
+    def unigram_val_loss(self) -> float:
+        """The data set's add-one unigram floor on the held-out tokens, computed once (it depends on
+        the data and the context only, not on the weights)."""
+        if self._unigram is None:
+            self._unigram = (self.data.unigram_val_loss() if isinstance(self.data, CharText)
+                             else self.data.unigram_val_loss(self.model.config.context, EVAL_WINDOWS))
+        return self._unigram
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 from engine.errors import InputError
 from models.gpt import GPT, GPTConfig
 from models.runs import load_run
-from models.sequences import BOUNDARY, SEPARATOR, CharText, DigitSequences, LineDocuments, Vocabulary
+from models.sequences import BOUNDARY, SEPARATOR, Vocabulary
 from nn.checkpoint import CheckpointError
 
 
@@ -91,7 +91,6 @@ class RecordedVocabulary:
     """The vocabulary a chars or lines run recorded in its checkpoint, standing in for the data
     set when its text file has since moved or changed: sampling needs nothing else."""
 
-    kind: str  # "chars" | "lines"
     vocab: Vocabulary
 
 
@@ -116,14 +115,13 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
         return task, model, task.load_data(data_config, config.seed)
     except InputError as err:
         tokens = saved.extra.get("vocab")
-        kind = data_config.get("kind")
-        if kind not in ("chars", "lines"):
+        if task.name not in ("chars", "lines"):  # copy / reverse generate their data: no file to miss
             raise
         if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) for t in tokens)
                 and len(tokens) == config.vocab_size):
             raise InputError(f"--run {saved.folder}: its training text is needed for the vocabulary and cannot be read "
                              f"({err}); runs saved by this twograd record the vocabulary and sample without it") from None
-        return task, model, RecordedVocabulary(kind, Vocabulary(tuple(tokens)))
+        return task, model, RecordedVocabulary(Vocabulary(tuple(tokens)))
 
 
 def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_tokens: int | None = None,
@@ -133,7 +131,7 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
     rng = np.random.default_rng(seed)
     vocab = data.vocab
     prompt_given = prompt is not None
-    if isinstance(data, DigitSequences):
+    if task.name in ("copy", "reverse"):
         temperature = 0.0 if temperature is None else temperature
         if prompt is None:
             prompt = vocab.decode(data.test_x[0])
@@ -143,7 +141,7 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
                              f"(0 .. {data.n_symbols - 1}, space-separated), got {prompt!r}")
         answers = [vocab.decode(generate(model, ids + [data.n_symbols], data.length, temperature, top_k, rng)) for _ in range(n)]
         result = Samples(task.name, prompt, answers)
-    elif isinstance(data, LineDocuments) or getattr(data, "kind", None) == "lines":
+    elif task.name == "lines":
         temperature = 1.0 if temperature is None else temperature
         prompt = prompt or ""
         if BOUNDARY in prompt:
@@ -158,7 +156,7 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
             lines.append(prompt + vocab.decode([t for t in new if t != 0]))
         result = Samples(task.name, prompt, lines)
     else:
-        assert isinstance(data, CharText) or getattr(data, "kind", None) == "chars"
+        assert task.name == "chars", task.name
         temperature = 1.0 if temperature is None else temperature
         prompt = prompt if prompt is not None else "\n"
         ids = vocab.encode(prompt)
