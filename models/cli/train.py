@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--overwrite", action="store_true", help="with --out: replace the run DIR holds")
     o.add_argument("--resume", type=types.folder, metavar="DIR", help="continue the run saved in DIR (up to --steps in total)")
     o.add_argument("--json", action="store_true", help="print one JSON object with the results")
-    o.add_argument("--quiet", action="store_true", help="no progress bar and no messages (where Ctrl-C saved the run still goes to stderr)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar and no messages on the way (the results still print, as with distill and align)")
 
 
 MODEL_FLAGS = ("hidden", "activation", "loss", "context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine, preset=args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite,
         progress=progress_wanted(args.quiet), echo=echo,
     )
-    if text:
+    if not args.json:  # the results, and where the run was saved, print even with --quiet
         print(format_report(report))
-    elif report.status == "interrupted":  # where the run was saved: said even with --quiet
+    elif report.status == "interrupted":  # --json: stdout is the JSON; where the run was saved goes to stderr
         for note in report.notes:
             print(note, file=sys.stderr)
     if args.json:
