@@ -41,7 +41,7 @@ import numpy as np
 
 from engine.errors import InputError
 from models.gpt import GPT, GPTConfig, gpt_backward_logits, gpt_forward
-from models.runs import RunExists, prepare_out
+from models.runs import RunExists, prepare_out, release_folder
 from models.reward import (
     TRUE_REWARD_MAX,
     BradleyTerryObjective,
@@ -461,8 +461,9 @@ def draw_align(result: AlignResult, folder: Path) -> dict[str, str]:
 
 def prepare_align_out(out: str | Path) -> Path:
     """The folder a new alignment run will be written to, checked before any work: never one that holds a run."""
-    folder = prepare_out(out, resumable=False)
+    folder = prepare_out(out, resumable=False)  # holds a claim on the folder until release_folder or exit
     if (folder / RESULT_FILE).exists():
+        release_folder(folder)
         raise RunExists(f"--out {folder}: the folder already holds an alignment run ({RESULT_FILE}); choose another")
     return folder
 
@@ -497,11 +498,14 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     if (folder / RESULT_FILE).exists():
         (folder / RESULT_FILE).unlink()  # the tour's own folder: a new run each tour
     folder = prepare_align_out(folder)
-    result = run_align(TOUR_CONFIG)
-    for line in result.summary():
-        echo(line)
-    for what, path in save_align(result, folder).items():
-        echo(f"wrote {path}" if what != "pictures" else path)
+    try:
+        result = run_align(TOUR_CONFIG)
+        for line in result.summary():
+            echo(line)
+        for what, path in save_align(result, folder).items():
+            echo(f"wrote {path}" if what != "pictures" else path)
+    finally:
+        release_folder(folder)
     ref = result.policies["reference"]["true_reward"]
     return (result.reward_model_accuracy >= 0.8 and result.policies["reinforce"]["true_reward"] > ref
             and result.policies["dpo"]["true_reward"] > ref)

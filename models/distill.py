@@ -385,7 +385,7 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
     import time
 
     from engine.atomic import atomic_write
-    from models.runs import finite_or_none, prepare_out
+    from models.runs import finite_or_none, prepare_out, release_folder
     from nn.distill import _check_settings
 
     say = echo or (lambda _msg: None)
@@ -405,26 +405,30 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
     folder = None
     if out is not None:
         folder = prepare_out(out, resumable=False)  # refuses a folder that holds a training run
-        if (folder / SUMMARY).exists():
+    try:
+        if folder is not None and (folder / SUMMARY).exists():
             raise InputError(f"--out {folder}: the folder already holds a distillation summary ({SUMMARY}); choose a new folder")
-    given = load_teacher(teacher, recipe.task) if teacher is not None else None
-    run_seed = run_lm_seed if isinstance(recipe, LMRecipe) else run_tabular_seed
-    began = time.perf_counter()
-    results, info = [], {}
-    for s in range(seed, seed + seeds):
-        result, info = run_seed(recipe, s, T, a, steps, teacher=given, progress=progress)
-        results.append(result)
-        say(f"seed {s}: teacher {result.teacher_metric:.4f}, labels only {result.student_metric:.4f}, "
-            f"distilled {result.distilled_metric:.4f}")
-    metric = "val_loss" if isinstance(recipe, LMRecipe) else "test_accuracy"
-    parameters = {"teacher": int(info["teacher"].num_parameters()), "student": int(info["student"].num_parameters())}
-    report = DistillReport(setting, metric, T, a, steps, list(range(seed, seed + seeds)), parameters, results, given is not None,
-                           time.perf_counter() - began)
-    if folder is not None:
-        report.files = _pictures(report, info, folder)
-        report.files["summary"] = str(folder / SUMMARY)
-        atomic_write(folder / SUMMARY, json.dumps(finite_or_none(report.to_json()), allow_nan=False, indent=1).encode("utf-8"))
-    return report
+        given = load_teacher(teacher, recipe.task) if teacher is not None else None
+        run_seed = run_lm_seed if isinstance(recipe, LMRecipe) else run_tabular_seed
+        began = time.perf_counter()
+        results, info = [], {}
+        for s in range(seed, seed + seeds):
+            result, info = run_seed(recipe, s, T, a, steps, teacher=given, progress=progress)
+            results.append(result)
+            say(f"seed {s}: teacher {result.teacher_metric:.4f}, labels only {result.student_metric:.4f}, "
+                f"distilled {result.distilled_metric:.4f}")
+        metric = "val_loss" if isinstance(recipe, LMRecipe) else "test_accuracy"
+        parameters = {"teacher": int(info["teacher"].num_parameters()), "student": int(info["student"].num_parameters())}
+        report = DistillReport(setting, metric, T, a, steps, list(range(seed, seed + seeds)), parameters, results, given is not None,
+                               time.perf_counter() - began)
+        if folder is not None:
+            report.files = _pictures(report, info, folder)
+            report.files["summary"] = str(folder / SUMMARY)
+            atomic_write(folder / SUMMARY, json.dumps(finite_or_none(report.to_json()), allow_nan=False, indent=1).encode("utf-8"))
+        return report
+    finally:
+        if folder is not None:
+            release_folder(folder)
 
 
 def _pictures(report: DistillReport, info: dict[str, Any], folder: Path) -> dict[str, str]:

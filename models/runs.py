@@ -17,13 +17,18 @@ Nothing a user made is lost:
   `--overwrite`; it leaves every byte of that run as it was;
 * an interrupted run without a folder of its own gets a new one (`new_run_folder`), never one
   that another run has used;
-* an empty folder name is an error, not "the current folder".
+* an empty folder name is an error, not "the current folder";
+* while a run writes into a folder it holds a claim on it (`claim_folder`, the file
+  `DIR/.twograd-writing` with its process id), so that a second command started into the same
+  folder before the first has written anything is refused instead of writing over it later.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -88,14 +93,88 @@ def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = T
     if not str(out).strip():
         raise InputError("--out needs a folder name (an empty one would mean the current folder)")
     folder = Path(out)
-    if folder.is_dir() and holds_run(folder):
+    if folder.is_dir() and holds_run(folder) and not overwrite:  # refused before the folder is touched
+        raise RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {_hint(folder, resumable)}")
+    folder = writable_folder(folder, "--out")
+    claim_folder(folder, "--out")  # then looked at again: another command may have written a run meanwhile
+    if holds_run(folder):
         if not overwrite:
-            hint = (f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable
-                    else "choose another folder")
-            raise RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {hint}")
+            release_folder(folder)
+            raise RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {_hint(folder, resumable)}")
         for path in checkpoint_paths(folder / CHECKPOINT):
             path.unlink(missing_ok=True)
-    return writable_folder(folder, "--out")
+    return folder
+
+
+def _hint(folder: Path, resumable: bool) -> str:
+    return f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable else "choose another folder"
+
+
+CLAIM = ".twograd-writing"  # DIR/CLAIM holds the id of the process writing a run into DIR
+_claims: set[Path] = set()  # the claim files this process holds
+
+
+def _holder(path: Path) -> int | None:
+    """The process id in a claim file, or None when it cannot be read or that process is gone."""
+    try:
+        pid = int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # it exists, under another user
+        return pid
+    return pid
+
+
+def claim_folder(folder: Path, flag: str = "--out") -> None:
+    """Hold `folder` for this process while a run writes into it; RunExists when another live
+    process holds it. The check that a folder holds no run happens before any file is written,
+    so two commands started into one new folder would both pass it; the claim makes the second
+    one fail at once instead. A claim left by a process that was killed is taken over.
+
+    The claim file is made whole (written under another name, then hard-linked into place,
+    which fails if the name exists), so another process never reads a half-written one."""
+    path = Path(folder).resolve() / CLAIM
+    for _ in range(3):
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".claim-", delete=False, encoding="ascii") as tmp:
+            tmp.write(f"{os.getpid()}\n")
+        try:
+            os.link(tmp.name, path)
+        except FileExistsError:
+            holder = _holder(path)
+            if holder == os.getpid():
+                _claims.add(path)
+                return
+            if holder is not None:
+                raise RunExists(f"{flag} {folder}: another twograd process (pid {holder}) is writing a run there; "
+                                f"wait for it or choose another folder (if none is running, delete {path})") from None
+            path.unlink(missing_ok=True)  # left by a process that is gone
+            continue
+        except OSError:  # a file system without hard links: go on unclaimed rather than refuse
+            return
+        finally:
+            os.unlink(tmp.name)
+        _claims.add(path)
+        return
+    raise RunExists(f"{flag} {folder}: could not claim the folder (other processes keep taking it); choose another")
+
+
+def release_folder(folder: Path) -> None:
+    """Give up this process's claim on `folder` (see `claim_folder`); nothing if it holds none."""
+    path = Path(folder).resolve() / CLAIM
+    if path in _claims:
+        _claims.discard(path)
+        if _holder(path) == os.getpid():
+            path.unlink(missing_ok=True)
+
+
+@atexit.register
+def _release_all() -> None:
+    for path in list(_claims):
+        release_folder(path.parent)
 
 
 def writable_folder(path: str | Path, flag: str = "--out") -> Path:

@@ -23,7 +23,8 @@ from engine.errors import InputError
 from engine.gradcheck import text_table
 from models.datasets import load_dataset
 from models.mlp import MLP, MLPConfig
-from models.runs import SavedRun, finite_or_none, load_run, new_run_folder, prepare_out, save_run
+from models.runs import (SavedRun, claim_folder, finite_or_none, load_run, new_run_folder, prepare_out, release_folder,
+                         save_run)
 from models.lm import LM_TASKS, PRESET_TASKS
 from models.tabular import TABULAR_TASKS
 from models.trainer import ENGINES, Diverged, Outcome, Setup, Trainer, TrainConfig, TrainState
@@ -195,66 +196,73 @@ def train(
         raise
     if out is not None:  # before step 1: a bad folder must not cost a whole run
         folder = prepare_out(out, overwrite=overwrite)
-    for w in warnings:
-        say(w)
-
-    setup = the_task.build(model_config, train_config, engine)
-    extra: dict[str, Any] = {"engine": engine}
-    vocab = getattr(getattr(setup.objective, "data", None), "vocab", None)
-    if vocab is not None:  # so that the run samples without its text file (models.sampling.RecordedVocabulary)
-        extra["vocab"] = list(vocab.tokens)
-
-    written: dict[str, Any] = {}  # what the folder holds now: (step, status) of the last write
-
-    def checkpoint_into(target: Path, state: TrainState, status: str) -> None:
-        save_run(target, model_kind=the_task.kind, task=the_task.name, model_config=model_config, train_config=train_config,
-                 params=setup.model.state_dict(), state=state, status=status, extra=extra)
-        written["last"] = (state.step, len(state.evals), status)
-
-    def on_checkpoint(state: TrainState) -> None:
-        if folder is not None:
-            checkpoint_into(folder, state, "finished" if state.step >= train_config.steps else "running")
-
-    trainer = Trainer(setup.objective, setup.batches, train_config, on_checkpoint=None, callback=callback,
-                      progress=progress, desc=the_task.name)
-    if saved is not None:
-        try:
-            setup.model.load_state_dict(saved.params)
-            trainer.restore(saved.state)
-        except ValueError as err:
-            raise CheckpointError(f"--resume {saved.folder}: cannot restore the run: {err}") from None
-    for line in setup.summary:
-        say(line)
-    if saved is not None:
-        say(f"resuming {saved.folder} at step {saved.state.step} of {train_config.steps}")
-    trainer.on_checkpoint = on_checkpoint if train_config.checkpoint_every else None
+    elif saved is not None:  # two resumes of one run would write over each other
+        claim_folder(saved.folder, "--resume")
+    claimed = folder  # released when this call ends, however it ends
     try:
-        outcome = trainer.run()
-    except Diverged as err:
-        if folder is not None and err.state is not None and err.state_is_good:
-            checkpoint_into(folder, err.state, "diverged")
-            err.args = (f"{err.args[0]}; the last good state (step {err.state.step}) is kept in {folder}",)
-        raise
-    status = outcome.status
-    notes += outcome.notes
-    if status == "interrupted" and folder is None:
-        folder = new_run_folder(the_task.name)
-    files: dict[str, str] = {}
-    if folder is not None:
-        final = "finished" if status == "finished" else "interrupted"
-        # The trainer hands its final state to on_checkpoint when checkpointing every N steps;
-        # write the folder again only when that write is not already this state with this status.
-        if written.get("last") != (outcome.state.step, len(outcome.state.evals), final):
-            checkpoint_into(folder, outcome.state, final)
-        files["checkpoint"] = str(folder / "checkpoint.npz")
-        if plots:
-            files.update(_pictures(setup, folder, outcome.state, notes))
-        if status == "interrupted":
-            notes.append(f"the run is saved in {folder}; continue with: twograd train --resume {folder}")
-    if saved is not None and saved.state.step >= train_config.steps and status == "finished":
-        notes.append(f"the run was already at step {saved.state.step}; raise --steps to train further")
-    return TrainReport(the_task.name, the_task.kind, model_config, train_config, engine, status, outcome, setup.model,
-                       folder, files, notes, setup.summary)
+        for w in warnings:
+            say(w)
+
+        setup = the_task.build(model_config, train_config, engine)
+        extra: dict[str, Any] = {"engine": engine}
+        vocab = getattr(getattr(setup.objective, "data", None), "vocab", None)
+        if vocab is not None:  # so that the run samples without its text file (models.sampling.RecordedVocabulary)
+            extra["vocab"] = list(vocab.tokens)
+
+        written: dict[str, Any] = {}  # what the folder holds now: (step, status) of the last write
+
+        def checkpoint_into(target: Path, state: TrainState, status: str) -> None:
+            save_run(target, model_kind=the_task.kind, task=the_task.name, model_config=model_config, train_config=train_config,
+                     params=setup.model.state_dict(), state=state, status=status, extra=extra)
+            written["last"] = (state.step, len(state.evals), status)
+
+        def on_checkpoint(state: TrainState) -> None:
+            if folder is not None:
+                checkpoint_into(folder, state, "finished" if state.step >= train_config.steps else "running")
+
+        trainer = Trainer(setup.objective, setup.batches, train_config, on_checkpoint=None, callback=callback,
+                          progress=progress, desc=the_task.name)
+        if saved is not None:
+            try:
+                setup.model.load_state_dict(saved.params)
+                trainer.restore(saved.state)
+            except ValueError as err:
+                raise CheckpointError(f"--resume {saved.folder}: cannot restore the run: {err}") from None
+        for line in setup.summary:
+            say(line)
+        if saved is not None:
+            say(f"resuming {saved.folder} at step {saved.state.step} of {train_config.steps}")
+        trainer.on_checkpoint = on_checkpoint if train_config.checkpoint_every else None
+        try:
+            outcome = trainer.run()
+        except Diverged as err:
+            if folder is not None and err.state is not None and err.state_is_good:
+                checkpoint_into(folder, err.state, "diverged")
+                err.args = (f"{err.args[0]}; the last good state (step {err.state.step}) is kept in {folder}",)
+            raise
+        status = outcome.status
+        notes += outcome.notes
+        if status == "interrupted" and folder is None:
+            folder = new_run_folder(the_task.name)
+        files: dict[str, str] = {}
+        if folder is not None:
+            final = "finished" if status == "finished" else "interrupted"
+            # The trainer hands its final state to on_checkpoint when checkpointing every N steps;
+            # write the folder again only when that write is not already this state with this status.
+            if written.get("last") != (outcome.state.step, len(outcome.state.evals), final):
+                checkpoint_into(folder, outcome.state, final)
+            files["checkpoint"] = str(folder / "checkpoint.npz")
+            if plots:
+                files.update(_pictures(setup, folder, outcome.state, notes))
+            if status == "interrupted":
+                notes.append(f"the run is saved in {folder}; continue with: twograd train --resume {folder}")
+        if saved is not None and saved.state.step >= train_config.steps and status == "finished":
+            notes.append(f"the run was already at step {saved.state.step}; raise --steps to train further")
+        return TrainReport(the_task.name, the_task.kind, model_config, train_config, engine, status, outcome, setup.model,
+                           folder, files, notes, setup.summary)
+    finally:
+        if claimed is not None:
+            release_folder(claimed)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -9,6 +9,7 @@ import argparse
 from models.align import METHODS, AlignConfig, prepare_align_out, run_align, save_align
 from models.cli import types
 from models.cli.output import print_json
+from models.runs import release_folder
 from models.trainer import progress_wanted
 
 
@@ -31,8 +32,12 @@ def run(args: argparse.Namespace) -> int:
     config = AlignConfig(method=args.method, kl=args.kl, steps=args.steps, seed=args.seed).validate()
     folder = prepare_align_out(args.out) if args.out is not None else None
     chatty = not (args.quiet or args.json)  # the messages on the way; the results print unless --json
-    result = run_align(config, progress=progress_wanted(args.quiet), echo=print if chatty else None)
-    files = save_align(result, folder) if folder is not None else {}
+    try:
+        result = run_align(config, progress=progress_wanted(args.quiet), echo=print if chatty else None)
+        files = save_align(result, folder) if folder is not None else {}
+    finally:
+        if folder is not None:
+            release_folder(folder)
     if args.json:
         print_json({**result.to_json(), "files": files})
     else:

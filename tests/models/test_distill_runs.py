@@ -92,6 +92,7 @@ def test_distill_spirals_reports_three_metrics_over_seeds(tmp_path, capsys, monk
     assert report["parameters"]["teacher"] > report["parameters"]["student"]
     assert report["seeds"] == [0, 1] and len(report["per_seed"]) == 2
     assert (out / "summary.json").exists() and (out / "learning_curves.png").exists() and (out / "soft_targets.png").exists()
+    assert not (out / ".twograd-writing").exists()  # the claim on the folder is released (models.runs.claim_folder)
     assert main(["distill", "spirals", "--steps", "5", "--out", str(out)]) == 2  # never overwritten
     assert "already holds" in capsys.readouterr().err
 

@@ -97,6 +97,62 @@ def test_a_finished_run_without_out_writes_nothing(tmp_path, monkeypatch) -> Non
     assert report.folder is None and list(tmp_path.iterdir()) == []
 
 
+# ---------------------------------------------------------------------------- one writer per folder
+@pytest.fixture
+def other_process():
+    """A live process that is not this one, whose id can stand in a claim file."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def claimed_by(folder: Path, pid: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / runs.CLAIM).write_text(f"{pid}\n")
+    return folder / runs.CLAIM
+
+
+def test_a_folder_another_process_is_writing_into_is_refused(tmp_path, other_process) -> None:
+    """Two commands started into one new folder both find it empty; the second must not write over the first later."""
+    claim = claimed_by(tmp_path / "busy", other_process)
+    for start in (lambda: train("moons", train_options=SHORT, out=tmp_path / "busy", plots=False),
+                  lambda: prepare_out(tmp_path / "busy", overwrite=True)):
+        with pytest.raises(RunExists, match=f"another twograd process \\(pid {other_process}\\) is writing a run there"):
+            start()
+    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == [runs.CLAIM]  # nothing written, the claim kept
+    assert claim.read_text() == f"{other_process}\n"
+
+
+def test_a_resume_while_another_process_writes_the_run_is_refused(finished_run, other_process) -> None:
+    before = tree_bytes(finished_run)
+    claimed_by(finished_run, other_process)
+    with pytest.raises(RunExists, match="is writing a run there"):
+        train(resume=finished_run, train_options={"steps": 80})
+    (finished_run / runs.CLAIM).unlink()
+    assert tree_bytes(finished_run) == before
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over_and_every_claim_is_released(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    claimed_by(tmp_path / "stale", int(gone.stdout))
+    assert train("moons", train_options=SHORT, out=tmp_path / "stale", plots=False).status == "finished"
+    assert not (tmp_path / "stale" / runs.CLAIM).exists()
+    # released however the call ends: a refusal, a resume, an interrupted run
+    with pytest.raises(RunExists):
+        prepare_out(tmp_path / "stale")
+    assert train(resume=tmp_path / "stale", train_options={"steps": 70}, plots=False).status == "finished"
+    cut = train("moons", train_options=SHORT, out=tmp_path / "cut", plots=False, callback=sigint_after(5))
+    assert cut.status == "interrupted"
+    assert not any(p.name.startswith((runs.CLAIM, ".claim-")) for p in tmp_path.rglob("*"))
+
+
 # ---------------------------------------------------------------------------- resume
 @pytest.mark.parametrize("k", [1, 23, 59])
 def test_interrupted_minibatch_run_resumes_bit_for_bit(tmp_path, k) -> None:
