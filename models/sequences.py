@@ -165,10 +165,12 @@ def stand_in_words(limit: int = 32_000) -> list[str]:
 
 
 def read_text(path: str | Path) -> str:
-    """The UTF-8 text of `path`; InputError for a missing, unreadable, non-UTF-8 or empty file."""
+    """The UTF-8 text of `path`; InputError for a missing, unreadable, non-UTF-8 or empty file.
+
+    A leading byte-order mark (which some editors write) is dropped: it is not a character of the text."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"--data {path}: no such file") from None
     except UnicodeDecodeError as err:

@@ -7,12 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from models.cli import types
 from models.cli.output import print_json
 from models.tour import run_tour
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("twograd-out"), help="folder for pictures (default: twograd-out)")
+    p.add_argument("--out", type=types.folder, default=Path("twograd-out"), help="folder for pictures (default: twograd-out)")
     p.add_argument("--json", action="store_true", help="print one JSON object (each stage, with what it printed) instead of the text")
 
 

@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--d-model", type=types.whole_number(1), metavar="C", help="width of every position's vector")
     t.add_argument("--heads", type=types.whole_number(1), dest="n_heads", metavar="H", help="attention heads per block")
     t.add_argument("--layers", type=types.whole_number(1), dest="n_layers", metavar="N", help="Transformer blocks")
-    t.add_argument("--dtype", choices=DTYPES, help="float64 (default, for checking) or float32 (for speed)")
+    t.add_argument("--dtype", choices=DTYPES, help="float64 (for checking) or float32 (for speed); the default is the task's: float32 for chars, float64 for the rest")
     t.add_argument("--preset", choices=tuple(PRESETS), help="lines: a whole recipe; micro = the one-file scalar GPT "
                    "(1 block, width 16, 4 heads, context 16, RMSNorm without gains, ReLU, no biases, untied; Adam 0.01, betas 0.85/0.99, "
                    "linear decay, batch 1); other flags still override it")

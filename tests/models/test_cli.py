@@ -28,8 +28,11 @@ NEURON_RTOL = 1e-12
 NEURON_ATOL = 1e-12
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "models.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    if cwd is not None:  # run from elsewhere: the package must still import from this checkout
+        env = {**(env or os.environ), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run([sys.executable, "-m", "models.cli", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=600)
 
 
 def test_version_and_help(capsys) -> None:
@@ -106,6 +109,12 @@ def test_tour_out_must_be_a_folder(tmp_path: Path) -> None:
     res = run_cli("tour", "--out", str(afile))
     assert res.returncode == 2 and "is a file, not a folder" in res.stderr
     assert afile.read_text() == "keep me"
+
+
+def test_tour_out_empty_is_a_usage_error_that_writes_nothing(tmp_path: Path) -> None:
+    res = run_cli("tour", "--out", "", cwd=tmp_path)
+    assert res.returncode == 2 and "needs a folder name" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # not the whole tour in the current folder
 
 
 def test_tour_runs_every_stage(tmp_path: Path) -> None:

@@ -71,3 +71,9 @@ def test_the_lines_unigram_floor_is_the_add_one_model_of_the_scored_tokens() -> 
     assert data.unigram_val_loss(T, 100) == pytest.approx(expected, rel=1e-12)
     _, targets = data.val_batches(T, 100, 4)[0]
     assert (targets != -1).sum() == len(val)  # the same tokens val_loss is taken over
+
+
+def test_a_leading_byte_order_mark_is_not_a_character_of_the_text(tmp_path) -> None:
+    (tmp_path / "bom.txt").write_bytes("\ufeffana\nbob\n".encode("utf-8"))
+    (tmp_path / "plain.txt").write_text("ana\nbob\n", encoding="utf-8")
+    assert read_text(tmp_path / "bom.txt") == read_text(tmp_path / "plain.txt") == "ana\nbob\n"
