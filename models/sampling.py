@@ -110,6 +110,17 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
         model.load_state_dict(saved.params)
     except ValueError as err:
         raise CheckpointError(f"--run {saved.folder}: cannot load the weights: {err}") from None
+    # A diverged run keeps its last state with a finite loss, but weights that large can still
+    # overflow in the forward pass: say so once, instead of numpy's warnings and a piece's message.
+    window = np.zeros((1, config.context), dtype=np.int64)
+    with np.errstate(all="ignore"):
+        try:
+            finite = bool(np.isfinite(model.logits(window)).all())
+        except ValueError:  # a piece refusing the non-finite values it was handed
+            finite = False
+    if not finite:
+        raise CheckpointError(f"--run {saved.folder}: the weights of this {saved.status} run (step {saved.state.step}) "
+                              "give non-finite logits, so there is nothing to sample; train again with a smaller --lr")
     data_config = saved.model_config["data"]
     try:
         return task, model, task.load_data(data_config, config.seed)

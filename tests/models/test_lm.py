@@ -71,6 +71,19 @@ def test_sampling_an_mlp_run_is_refused(tmp_path, capsys) -> None:
     assert "sampling needs a GPT task" in capsys.readouterr().err
 
 
+def test_sampling_a_diverged_run_whose_weights_overflow_is_one_line(tmp_path, capsys) -> None:
+    import warnings
+
+    argv = ["train", "reverse", "--lr", "1e6", "--optimizer", "sgd", "--clip", "1e300", "--out", str(tmp_path / "bad"), "--quiet"]
+    assert main(argv) == 1 and load_run(tmp_path / "bad").status == "diverged"
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's overflow warnings must not reach the user
+        assert main(["sample", "--run", str(tmp_path / "bad"), "--prompt", "1 2 3 4 5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "diverged run" in err[0] and "non-finite logits" in err[0], err
+
+
 def test_lines_learns_documents_from_a_file_and_writes_new_ones(tmp_path) -> None:
     names = tmp_path / "names.txt"
     names.write_text(NAMES)
