@@ -125,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "twograd"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named by the command they were given to, like its other usage errors
+            where = f"twograd {args.command}" if getattr(args, "command", None) else "twograd"
+            raise UsageError(where, f"unrecognized arguments: {' '.join(extra)}")
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return EXIT_USAGE

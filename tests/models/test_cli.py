@@ -103,6 +103,13 @@ def test_usage_errors_are_one_line() -> None:
         assert len(res.stderr.strip().splitlines()) == 1 and "--help" in res.stderr, res.stderr
 
 
+def test_an_unknown_flag_is_named_by_its_command(capsys) -> None:
+    assert main(["align", "--frob"]) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == "twograd align: error: unrecognized arguments: --frob (see twograd align --help)"
+    assert main(["--frob"]) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == "twograd: error: unrecognized arguments: --frob (see twograd --help)"
+
+
 def test_tour_out_must_be_a_folder(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("keep me")
