@@ -94,20 +94,22 @@ def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = T
         raise InputError("--out needs a folder name (an empty one would mean the current folder)")
     folder = Path(out)
     if folder.is_dir() and holds_run(folder) and not overwrite:  # refused before the folder is touched
-        raise RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {_hint(folder, resumable)}")
+        raise _holds_a_run(folder, resumable)
     folder = writable_folder(folder, "--out")
     claim_folder(folder, "--out")  # then looked at again: another command may have written a run meanwhile
     if holds_run(folder):
         if not overwrite:
             release_folder(folder)
-            raise RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {_hint(folder, resumable)}")
+            raise _holds_a_run(folder, resumable)
         for path in checkpoint_paths(folder / CHECKPOINT):
             path.unlink(missing_ok=True)
     return folder
 
 
-def _hint(folder: Path, resumable: bool) -> str:
-    return f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable else "choose another folder"
+def _holds_a_run(folder: Path, resumable: bool) -> RunExists:
+    """The refusal of an --out folder that holds a run, with what to do instead."""
+    hint = f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable else "choose another folder"
+    return RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {hint}")
 
 
 CLAIM = ".twograd-writing"  # DIR/CLAIM holds the id of the process writing a run into DIR

@@ -42,7 +42,7 @@ _TINY = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?e-\d+")
 
 
 def _below_floor(match: re.Match) -> str:
-    return "<1e-12" if abs(float(match.group())) < NOISE_FLOOR else match.group()
+    return f"<{NOISE_FLOOR:g}" if abs(float(match.group())) < NOISE_FLOOR else match.group()
 
 
 def _shell_sessions(text: str) -> list[tuple[str, list[str]]]:
