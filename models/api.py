@@ -89,7 +89,8 @@ def sample(run: str | Path, prompt: str | None = None, *, n: int = 1, max_tokens
 
 def distill(setting: str, *, teacher: str | Path | None = None, temperature: float | None = None,
             alpha: float | None = None, seed: int = 0, seeds: int = 1, steps: int | None = None,
-            out: str | Path | None = None, quiet: bool = False, progress: bool | None = None) -> DistillReport:
+            out: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
+            overwrite: bool = False) -> DistillReport:
     """Distil a larger teacher into a small student ("spirals" or "chars"), as `twograd distill` does.
 
     The student learns from loss = alpha T^2 KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) CE(z_s, y),
@@ -100,11 +101,11 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
 
     return run_distill(setting, teacher=teacher, temperature=temperature, alpha=alpha, seed=seed, seeds=seeds,
                        steps=steps, out=out, progress=progress_wanted(quiet) if progress is None else progress,
-                       echo=_say(quiet, sys.stderr))
+                       echo=_say(quiet, sys.stderr), overwrite=overwrite)
 
 
 def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
-          **config: Any) -> AlignResult:
+          overwrite: bool = False, **config: Any) -> AlignResult:
     """A reward model from preferences, then best-of-n, REINFORCE+KL and/or DPO, as `twograd align` does.
 
     method:  "bestofn", "reinforce", "dpo" or "all".
@@ -120,11 +121,12 @@ def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = F
     if unknown:
         raise UnknownNameError(f"align: unknown option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(known))}")
     return run_align(AlignConfig(method=method, **config), out=out,
-                     progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet))
+                     progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet), overwrite=overwrite)
 
 
-def tour(out: str | Path = "twograd-out", *, quiet: bool = False) -> TourResult:
-    """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out`."""
+def tour(out: str | Path = "twograd-out", *, quiet: bool = False, overwrite: bool = False) -> TourResult:
+    """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out` (the tour's
+    own files from an earlier tour there are replaced; files it did not write need `overwrite`)."""
     from models.tour_stages.runner import run_tour
 
-    return run_tour(Path(out), echo=_say(quiet))
+    return run_tour(Path(out), echo=_say(quiet), overwrite=overwrite)

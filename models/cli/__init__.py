@@ -8,7 +8,8 @@ Exit status, the same for every command:
     0    ok
     1    failure at run time: a RunError (diverged, a missing program, a failed check), or an
          OSError (an I/O failure, e.g. writing a file), or a MemoryError (too big for this machine)
-    2    usage error: argparse's, or an InputError (bad value, unknown name, bad file named)
+    2    usage error: argparse's, or an InputError (bad value, unknown name, bad file named), or an
+         OSError that says a name given is unusable (too long, or under a file)
     130  interrupted (Ctrl-C), after whatever saving the command does
     141  the reader of stdout went away (`twograd tour | head`); nothing more is printed
 
@@ -30,6 +31,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import importlib  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -41,6 +43,10 @@ from engine import InputError, TwogradError  # noqa: E402
 from models.cli.output import print_json  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+#: OSErrors that say the path given is unusable as a name (too long; a component is a file, not a
+#: folder): exit 2, as for any other bad argument. Each command's converters (models/cli/types.py)
+#: catch what the text alone shows first; this is the rule for whatever reaches the file system.
+_NAME_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR}
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(prog, err, str(err), as_json)
         return EXIT_FAILED
     except OSError as err:
+        if err.errno in _NAME_ERRNOS:  # the name the user gave is unusable: a usage error, like a bad flag
+            _report(prog, err, f"{err.strerror or err}: {err.filename}" if err.filename else str(err), as_json)
+            return EXIT_USAGE
         _report(prog, err, f"I/O error: {err}", as_json)
         return EXIT_FAILED
     except MemoryError as err:  # past the size checks: a model or batch this machine cannot hold

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # ones), not by choices=: that would import every module of nn and models for any `twograd`.
     p.add_argument("names", nargs="*", metavar="NAME", help="pieces to check (default: all); see --list")
     p.add_argument("--list", action="store_true", help="list the registered pieces (from nn and models) and exit")
-    p.add_argument("--seed", type=types.seed, default=0, help="seed for inputs and the output weighting (default 0)")
+    p.add_argument("--seed", type=types.seed, default=0, help=types.capped("seed for inputs and the output weighting (default 0)", types.seed))
     p.add_argument("--json", action="store_true", help="print one JSON object (the entries, or with --list the pieces)")
 
 

@@ -6,17 +6,17 @@ colours those paths in the drawing; --expr/--at use a small expression instead o
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from engine import InputError
 from models.cli.output import print_json
+from models.cli import types
 from models.cli.types import assignments
 from models.zoo.neuron import explain_graph, save_graph
 from viz.draw import RANKDIRS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write the picture")
+    p.add_argument("-o", "--output", type=types.out_file, metavar="FILE", help="where to write the picture")
     p.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="layout direction (default LR)")
     p.add_argument("--explain", metavar="LABEL", help="print d(output)/d(LABEL) path by path, e.g. --explain x1")
     p.add_argument("--expr", metavar="TEXT", help="an expression instead of the neuron, e.g. 'tanh(x*w + b)'")

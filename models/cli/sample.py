@@ -8,21 +8,24 @@ import argparse
 
 from models.cli import types
 from models.cli.output import print_json
-from models.training.sampling import sample_run
+from models.training.sampling import MAX_SAMPLES, MAX_TEMPERATURE, MAX_TOKENS, MIN_TEMPERATURE, sample_run
+
+TEMPERATURE = types.temperature(MIN_TEMPERATURE, MAX_TEMPERATURE, greedy=True)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=types.folder, required=True, metavar="DIR", help="the run folder `twograd train --out` wrote")
     p.add_argument("--prompt", help="copy/reverse: the question (space-separated symbols); chars: text to continue; "
                                     "lines: the start of a line (default: a held-out question, a newline, nothing)")
-    p.add_argument("--n", type=types.whole_number(1), default=1, help="how many samples (default 1)")
-    p.add_argument("--max-tokens", type=types.whole_number(1), metavar="N",
+    p.add_argument("--n", type=types.whole_number(1, MAX_SAMPLES), default=1,
+                   help=types.capped("how many samples (default 1)", types.whole_number(1, MAX_SAMPLES)))
+    p.add_argument("--max-tokens", type=types.whole_number(1, MAX_TOKENS), metavar="N",
                    help="chars: characters to write (default 200); lines: the longest line (default the context); "
-                        "copy/reverse answer with exactly their length")
-    p.add_argument("--temperature", type=types.non_negative, metavar="T",
-                   help="0 is greedy (default for copy/reverse); 1 samples the model's distribution (default otherwise)")
-    p.add_argument("--top-k", type=types.whole_number(1), metavar="K", help="sample among the K most likely tokens only")
-    p.add_argument("--seed", type=types.seed, default=0, help="seed of the sampling (default 0)")
+                        "copy/reverse answer with exactly their length " f"[1 .. {MAX_TOKENS:,}]")
+    p.add_argument("--temperature", type=TEMPERATURE, metavar="T",
+                   help=types.capped("0 is greedy (default for copy/reverse); 1 samples the model's distribution (default otherwise)", TEMPERATURE))
+    p.add_argument("--top-k", type=types.whole_number(1), metavar="K", help=types.capped("sample among the K most likely tokens only", types.whole_number(1)))
+    p.add_argument("--seed", type=types.seed, default=0, help=types.capped("seed of the sampling (default 0)", types.seed))
     p.add_argument("--json", action="store_true", help="print one JSON object with the samples")
 
 

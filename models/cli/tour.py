@@ -13,12 +13,14 @@ from models.tour_stages.runner import run_tour
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=types.folder, default=Path("twograd-out"), help="folder for pictures (default: twograd-out)")
+    p.add_argument("--out", type=types.out_folder, default=Path("twograd-out"), help="folder for pictures (default: twograd-out)")
+    p.add_argument("--overwrite", action="store_true", help="write into --out even where it holds files the tour did "
+                   "not write (the tour always replaces its own files from an earlier tour)")
     p.add_argument("--json", action="store_true", help="print one JSON object (each stage, with what it printed) instead of the text")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_tour(args.out, echo=(lambda _msg: None) if args.json else print)
+    result = run_tour(args.out, echo=(lambda _msg: None) if args.json else print, overwrite=args.overwrite)
     if args.json:
         print_json(result.to_json())
     if not result.passed:

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from engine.errors import InputError
+from engine.files import read_regular_file
 
 IGNORE = -1  # a target that takes no loss (prompt positions, padding)
 SEPARATOR = ">"  # between the question and the answer of copy / reverse
@@ -164,19 +165,28 @@ def stand_in_words(limit: int = 32_000) -> list[str]:
     return list(seen)
 
 
+#: the largest --data file read (chars and lines hold ~25 bytes of arrays and strings per character:
+#: 10 MB of text is about 250 MB of memory; the bundled docs are 0.5 MB).
+MAX_TEXT_BYTES = 10_000_000
+
+
 def read_text(path: str | Path) -> str:
-    """The UTF-8 text of `path`; InputError for a missing, unreadable, non-UTF-8 or empty file.
+    """The UTF-8 text of `path`; InputError for a missing, unreadable, non-UTF-8 or empty file, for
+    anything but a regular file (a device, a FIFO: refused at once, never read), and for a file
+    larger than MAX_TEXT_BYTES (the message says how to cut it).
 
     A leading byte-order mark (which some editors write) is dropped: it is not a character of the text."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = read_regular_file(path, MAX_TEXT_BYTES, "--data",
+                                f"train on an excerpt (e.g. head -c {MAX_TEXT_BYTES} {path} > part.txt)")
     except FileNotFoundError:
         raise InputError(f"--data {path}: no such file") from None
+    try:
+        # as a text-mode read would: universal newlines, so a CRLF file is the same text as its LF copy
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as err:
         raise InputError(f"--data {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise InputError(f"--data {path}: cannot be read ({err.strerror or err})") from None
     if not text.strip():
         raise InputError(f"--data {path}: the file is empty" if not text else f"--data {path}: the file holds only whitespace")
     return text

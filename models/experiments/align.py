@@ -42,7 +42,7 @@ import numpy as np
 from engine.errors import InputError
 from models.zoo.gpt import GPT, GPTConfig, gpt_backward_logits, gpt_forward
 from models.reports import Shown
-from models.training.runs import RunExists, prepare_out, release_folder
+from models.training.runs import prepare_out, release_folder
 from models.zoo.reward import (
     TRUE_REWARD_MAX,
     BradleyTerryObjective,
@@ -486,21 +486,19 @@ def draw_align(result: AlignResult, folder: Path) -> dict[str, str]:
     return files
 
 
-def prepare_align_out(out: str | Path) -> Path:
-    """The folder a new alignment run will be written to, checked before any work: never one that holds a run."""
-    folder = prepare_out(out, resumable=False)  # holds a claim on the folder until release_folder or exit
-    if (folder / RESULT_FILE).exists():
-        release_folder(folder)
-        raise RunExists(f"--out {folder}: the folder already holds an alignment run ({RESULT_FILE}); choose another")
-    return folder
+def prepare_align_out(out: str | Path, overwrite: bool = False) -> Path:
+    """The folder a new alignment run will be written to, checked before any work by the one --out rule
+    (models.training.runs.prepare_out): never one that holds a run, another command's output or the
+    user's files, unless `overwrite`, which removes what twograd wrote there before."""
+    return prepare_out(out, overwrite=overwrite, resumable=False, command="align")  # claimed until release_folder or exit
 
 
 def align(config: AlignConfig, out: str | Path | None = None, progress: bool = False,
-          echo: Callable[[str], None] | None = None) -> AlignResult:
+          echo: Callable[[str], None] | None = None, overwrite: bool = False) -> AlignResult:
     """One alignment run; with `out`, the folder is checked first (never one that holds a run) and
     align.json and the pictures are written there (`result.files`)."""
     config.validate()
-    folder = prepare_align_out(out) if out is not None else None
+    folder = prepare_align_out(out, overwrite) if out is not None else None
     try:
         result = run_align(config, progress=progress, echo=echo)
         if folder is not None:

@@ -49,6 +49,10 @@ from models.training.trainer import Interrupted, TrainConfig, Trainer, full_batc
 from nn.distill import distillation_backward, distillation_forward
 from nn.losses import cross_entropy_backward, cross_entropy_forward
 
+#: the softening temperature's range: the loss is T^2 KL, so T = 1e308 overflows it, and above
+#: 100 every softened distribution is uniform to three digits; below 1e-6 z / T overflows.
+MIN_TEMPERATURE = 1e-6
+MAX_TEMPERATURE = 100.0
 #: the teacher's softened distribution is drawn at these temperatures ("dark knowledge").
 PICTURE_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 #: at most this many classes (tokens) in the softened-distribution picture: the teacher's likeliest.
@@ -406,8 +410,11 @@ SUMMARY = "summary.json"
 
 def distill(setting: str, *, teacher: str | Path | None = None, temperature: float | None = None, alpha: float | None = None,
             seed: int = 0, seeds: int = 1, steps: int | None = None, out: str | Path | None = None, progress: bool = False,
-            echo: Callable[[str], None] | None = None, recipe: TabularRecipe | LMRecipe | None = None) -> DistillReport:
-    """Run `setting` over seeds seed .. seed + seeds - 1; with `out`, write summary.json and the pictures there.
+            echo: Callable[[str], None] | None = None, recipe: TabularRecipe | LMRecipe | None = None,
+            overwrite: bool = False) -> DistillReport:
+    """Run `setting` over seeds seed .. seed + seeds - 1; with `out`, write summary.json and the pictures there
+    (a folder the one --out rule accepts: see models.training.runs.prepare_out; `overwrite` replaces
+    what twograd wrote there before).
 
     `recipe` replaces the setting's defaults (the tour runs a shorter one)."""
     import json
@@ -428,15 +435,15 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
     except InputError as err:  # name the flag the bad value came from
         flag = "--alpha" if "alpha" in str(err) else "--temperature"
         raise InputError(f"{flag}: {err}") from None
+    if not MIN_TEMPERATURE <= T <= MAX_TEMPERATURE:  # T^2 KL: at 1e308 the loss overflows ("try a smaller --lr" was wrong)
+        raise InputError(f"--temperature must be in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g}, got {T:g}")
     steps = recipe.steps if steps is None else steps
     if seeds < 1 or steps < 1 or seed < 0:
         raise InputError(f"distill: --seeds and --steps must be >= 1 and --seed >= 0, got {seeds}, {steps}, {seed}")
     folder = None
     if out is not None:
-        folder = prepare_out(out, resumable=False)  # refuses a folder that holds a training run
+        folder = prepare_out(out, overwrite=overwrite, resumable=False, command="distill")
     try:
-        if folder is not None and (folder / SUMMARY).exists():
-            raise InputError(f"--out {folder}: the folder already holds a distillation summary ({SUMMARY}); choose a new folder")
         given = load_teacher(teacher, recipe.task) if teacher is not None else None
         run_seed = run_lm_seed if isinstance(recipe, LMRecipe) else run_tabular_seed
         began = time.perf_counter()

@@ -93,17 +93,34 @@ class TourResult(Shown):
         return out
 
 
-def prepare_tour_dir(out_dir: Path) -> Path:
-    """Create `out_dir` and check it is writable; InputError (naming --out) when it is a file or read-only."""
-    from models.training.runs import writable_folder
-
-    return writable_folder(out_dir, "--out")
+#: top-level entries of the tour's folder it never looks at: twograd-out/runs/ keeps the runs that
+#: were interrupted without --out (models.training.runs.DEFAULT_ROOT), which are not the tour's.
+TOUR_SKIPS = frozenset({"runs"})
 
 
-def run_tour(out_dir: Path, echo: Callable[[str], None] = print) -> TourResult:
+def prepare_tour_dir(out_dir: Path, overwrite: bool = False) -> Path:
+    """Create `out_dir` by the one --out rule (models.training.runs.prepare_out), the tour owning its
+    folder: its own files from an earlier tour are removed first (no stale .dot beside a new .svg),
+    and only files it did not write stop it (unless `overwrite`). InputError (naming --out) when it
+    is a file or read-only."""
+    from models.training.runs import prepare_out
+
+    return prepare_out(out_dir, overwrite=overwrite, resumable=False, command="tour", owns_its_files=True, skip_top=TOUR_SKIPS)
+
+
+def run_tour(out_dir: Path, echo: Callable[[str], None] = print, overwrite: bool = False) -> TourResult:
     """Run every stage, writing pictures into `out_dir`; every line a stage prints goes to `echo`
     and is kept in its `StageResult.lines`."""
-    out_dir = prepare_tour_dir(Path(out_dir))  # a bad --out fails here, in one line, before any stage runs
+    from models.training.runs import release_folder
+
+    out_dir = prepare_tour_dir(Path(out_dir), overwrite)  # a bad --out fails here, in one line, before any stage runs
+    try:
+        return _run_stages(out_dir, echo)
+    finally:
+        release_folder(out_dir)  # lists what the tour wrote, so the next tour replaces exactly that
+
+
+def _run_stages(out_dir: Path, echo: Callable[[str], None]) -> TourResult:
     result = TourResult(out_dir=out_dir)
     for i, (title, module) in enumerate(STAGES, 1):
         echo(f"\n== {i}/{len(STAGES)}: {title} ==")

@@ -2,19 +2,26 @@
 
 A run folder holds one training run of any kind of model:
 
-    DIR/checkpoint.npz    parameters ("param.<name>"), optimizer buffers ("optim.<slot>.<name>"),
-                          the loss of every step ("losses"); read with allow_pickle=False
-    DIR/checkpoint.json   what was trained and how: the kind of model and its config, the task, the
-                          TrainConfig, the step, the status, the generator's state, the evaluations,
-                          the optimizer's step and hyperparameters; it carries the npz's sha256
-    DIR/*.png             pictures (loss curve, ...), written after the checkpoint
+    DIR/checkpoint.<hash>.npz  parameters ("param.<name>"), optimizer buffers ("optim.<slot>.<name>"),
+                               the loss of every step ("losses"); read with allow_pickle=False
+    DIR/checkpoint.json        what was trained and how: the kind of model and its config, the task, the
+                               TrainConfig, the step, the status, the generator's state, the evaluations,
+                               the optimizer's step and hyperparameters; it names the npz and carries
+                               its sha256 and its own (record_sha256)
+    DIR/*.png                  pictures (loss curve, ...), written after the checkpoint
 
-Both files are written atomically (nn.checkpoint), so a crash leaves the old pair or the new one.
+Both files are written atomically (nn.checkpoint), and a reader sees the old pair or the new one,
+never one of each, even while a resume checkpoints every step. A folder is trusted only after a
+check: the JSON against the schema (models/training/run_schema.py), the npz's headers against the
+shapes that schema derives from the settings, then the values (finite weights, moments v >= 0).
 
 Nothing a user made is lost:
 
-* `prepare_out(DIR)` refuses a folder that already holds a run, naming `--resume DIR` and
-  `--overwrite`; it leaves every byte of that run as it was;
+* `prepare_out(DIR)` is the one --out rule of train, distill, align and tour: it refuses a folder
+  that already holds a run (naming `--resume DIR`), another command's output, or files twograd
+  did not write, offering `--overwrite`, and leaves every byte there as it was; an overwrite
+  removes what twograd wrote there before (listed in DIR/.twograd-files.json) and only that.
+  The tour owns its folder: it replaces its own earlier files without being asked;
 * an interrupted run without a folder of its own gets a new one (`new_run_folder`), never one
   that another run has used;
 * an empty folder name is an error, not "the current folder";
@@ -37,15 +44,15 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import atomic_write
 from engine.errors import InputError
+from engine.files import read_regular_file
+from models.training.run_schema import RUN_FORMAT, RUN_VERSION, STATUSES, check_run_meta
 from models.training.trainer import TrainConfig, TrainState
-from nn.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
+from nn.checkpoint import MAX_RECORD_BYTES, CheckpointError, checkpoint_files, checkpoint_paths, load_checkpoint, save_checkpoint
 
-CHECKPOINT = "checkpoint"  # DIR/checkpoint.npz + DIR/checkpoint.json
-RUN_FORMAT = "twograd-run"  # meta["format"]: refuse checkpoints of anything else
-RUN_VERSION = 1
+CHECKPOINT = "checkpoint"  # DIR/checkpoint.<hash>.npz + DIR/checkpoint.json
 DEFAULT_ROOT = Path("twograd-out") / "runs"  # where a run without --out is kept when interrupted
-STATUSES: tuple[str, ...] = ("finished", "interrupted", "diverged", "running")
 
 
 class RunExists(InputError):
@@ -70,50 +77,177 @@ class SavedRun:
 # ---------------------------------------------------------------------------- folders
 def holds_run(folder: Path) -> bool:
     """True when `folder` has a checkpoint (either file of the pair, whole or damaged)."""
-    return any(p.exists() for p in checkpoint_paths(Path(folder) / CHECKPOINT))
+    return bool(checkpoint_files(Path(folder) / CHECKPOINT))
 
 
 def describe_run(folder: Path) -> str:
     """A few words on the run in `folder` ("a finished run of moons at step 1000"), for messages."""
     try:
-        meta = json.loads(checkpoint_paths(Path(folder) / CHECKPOINT)[1].read_text(encoding="utf-8"))["meta"]
-        return f"a {meta['status']} run of {meta['task']} at step {meta['step']}"
-    except (OSError, ValueError, KeyError, TypeError):
+        raw = read_regular_file(checkpoint_paths(Path(folder) / CHECKPOINT)[1], MAX_RECORD_BYTES, "", "")
+        meta = json.loads(raw)["meta"]
+        return f"a {str(meta['status'])[:20]} run of {str(meta['task'])[:20]} at step {str(meta['step'])[:20]}"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "a run (its checkpoint could not be read)"
 
 
-def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = True) -> Path:
-    """Check (and create) the folder a new run will be written to, before step 1.
+MANIFEST = ".twograd-files.json"  # DIR/MANIFEST: {"command": ..., "files": [...]}, what twograd wrote there
+#: the most files a folder's check looks at (a folder with more is refused: it is not a run folder).
+MAX_FOLDER_FILES = 10_000
+#: names that are never the user's and never listed: the claim and the manifest (at any depth)
+_BOOKKEEPING = {".twograd-writing", MANIFEST}
 
-    InputError for an empty name, a path that is a file, or a folder that cannot be written;
-    RunExists for a folder that holds a run, unless `overwrite`, in which case the old
-    run's checkpoint is removed now (its pictures are replaced when the new run writes its own).
-    `resumable` False (distill, align: no --resume, no --overwrite) only asks for another folder.
+
+def _walk(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, tuple[int, int, int]]:
+    """relative posix path -> (mtime_ns, size, inode) of every file under `folder` (symlinks not followed),
+    bookkeeping files and the top-level names in `skip_top` left out; InputError past MAX_FOLDER_FILES."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for root, dirs, files in os.walk(folder):
+        rel_root = Path(root).relative_to(folder)
+        if rel_root == Path("."):
+            dirs[:] = [d for d in dirs if d not in skip_top]
+        for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
+            if name in _BOOKKEEPING or (rel_root == Path(".") and name in skip_top):
+                continue
+            try:
+                st = (Path(root) / name).lstat()
+            except OSError:
+                continue
+            found[(rel_root / name).as_posix()] = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if len(found) > MAX_FOLDER_FILES:
+                raise InputError(f"--out {folder}: holds more than {MAX_FOLDER_FILES:,} files; choose a new folder")
+    return found
+
+
+def read_manifest(folder: Path) -> tuple[str | None, list[str]]:
+    """(command, files) of the folder's manifest: what a twograd command wrote there. A missing,
+    unreadable or malformed manifest counts as none (its files are then the user's)."""
+    try:
+        raw = read_regular_file(Path(folder) / MANIFEST, MAX_RECORD_BYTES, "", "")
+        data = json.loads(raw)
+    except (OSError, ValueError, RecursionError):
+        return None, []
+    if not isinstance(data, dict) or not isinstance(data.get("command"), str) or not isinstance(data.get("files"), list):
+        return None, []
+    files = [f for f in data["files"] if isinstance(f, str) and _inside(f)]
+    return data["command"][:40], files
+
+
+def _inside(rel: str) -> bool:
+    """A manifest entry names a file inside the folder: relative, no '..', no empty part."""
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and all(p not in ("", ".", "..") for p in parts) and "\x00" not in rel
+
+
+@dataclass
+class FolderContents:
+    """What an --out folder holds: twograd's files (a run's checkpoint, a manifest's list) and the user's."""
+
+    run: bool
+    command: str | None  # the command whose manifest lists its files, if any
+    ours: list[str]  # relative paths twograd wrote (listed in the manifest, or a checkpoint's files)
+    users: list[str]  # everything else
+
+
+def folder_contents(folder: Path, skip_top: frozenset[str] = frozenset()) -> FolderContents:
+    command, listed = read_manifest(folder)
+    present = _walk(folder, skip_top)
+    checkpoint = {p.name for p in checkpoint_files(folder / CHECKPOINT)}
+    ours = sorted(f for f in present if f in set(listed) or f in checkpoint)
+    users = sorted(f for f in present if f not in set(ours))
+    return FolderContents(holds_run(folder), command, ours, users)
+
+
+def _few(names: list[str], n: int = 3) -> str:
+    shown = ", ".join(names[:n])
+    return shown + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = True, command: str = "train",
+                owns_its_files: bool = False, skip_top: frozenset[str] = frozenset()) -> Path:
+    """Check (and create) the folder a command will write into, before any work. The one --out rule
+    of train, distill, align and tour:
+
+    * a folder that holds a run, another command's output, or files that twograd did not write
+      (the user's) is refused (RunExists, exit 2), naming what it holds, unless `overwrite`;
+    * with `overwrite`, what twograd wrote there before (the run's checkpoint, every file its
+      manifest lists) is removed now, and only that: the user's files stay (a new file of the
+      same name replaces one, which is what --overwrite asked for);
+    * `owns_its_files` (the tour and its default folder): a folder holding only this command's
+      own earlier output is replaced without --overwrite, so the tour runs again and again into
+      twograd-out; files it did not write still stop it.
+
+    `resumable` (train) names --resume in the refusal of a run. While the command runs it holds a
+    claim on the folder; `release_folder` then lists what it wrote in the folder's manifest.
+    `skip_top` names top-level entries that are not looked at (the tour's runs/, where interrupted
+    runs without --out are kept).
     """
     if not str(out).strip():
         raise InputError("--out needs a folder name (an empty one would mean the current folder)")
     folder = Path(out)
-    if folder.is_dir() and holds_run(folder) and not overwrite:  # refused before the folder is touched
-        raise _holds_a_run(folder, resumable)
+    if folder.is_dir():  # refused before the folder is touched
+        _check_contents(folder, folder_contents(folder, skip_top), overwrite, resumable, command, owns_its_files)
     folder = writable_folder(folder, "--out")
-    claim_folder(folder, "--out")  # then looked at again: another command may have written a run meanwhile
-    if holds_run(folder):
-        if not overwrite:
-            release_folder(folder)
-            raise _holds_a_run(folder, resumable)
-        for path in checkpoint_paths(folder / CHECKPOINT):
+    claim_folder(folder, "--out", command)  # then looked at again: another command may have written there meanwhile
+    try:
+        contents = folder_contents(folder, skip_top)
+        _check_contents(folder, contents, overwrite, resumable, command, owns_its_files)
+    except BaseException:
+        release_folder(folder, record=False)
+        raise
+    for rel in contents.ours:  # only what twograd wrote: the old run's checkpoint and listed files
+        path = folder / rel
+        if path.is_symlink() or path.is_file():
             path.unlink(missing_ok=True)
+    for path in checkpoint_files(folder / CHECKPOINT):
+        path.unlink(missing_ok=True)
+    for rel in sorted({str(Path(r).parent) for r in contents.ours if "/" in r}, key=len, reverse=True):
+        _remove_empty(folder, Path(rel))
+    (folder / MANIFEST).unlink(missing_ok=True)
+    _snapshots[folder.resolve()] = _walk(folder, skip_top)  # what is there now is not this command's
     return folder
+
+
+def _remove_empty(folder: Path, rel: Path) -> None:
+    """Remove `folder/rel` and its parents inside `folder` while they are empty (bookkeeping aside)."""
+    while rel != Path("."):
+        path = folder / rel
+        try:
+            leftovers = [p for p in path.iterdir() if p.name not in _BOOKKEEPING]
+            if leftovers:
+                return
+            for p in path.iterdir():
+                p.unlink(missing_ok=True)
+            path.rmdir()
+        except OSError:
+            return
+        rel = rel.parent
+
+
+def _check_contents(folder: Path, c: FolderContents, overwrite: bool, resumable: bool, command: str,
+                    owns_its_files: bool) -> None:
+    if overwrite:
+        return
+    if c.run:
+        raise _holds_a_run(folder, resumable)
+    if c.users:
+        raise RunExists(f"--out {folder}: the folder already holds files that twograd did not write ({_few(c.users)}); choose "
+                        "another folder, or pass --overwrite to write beside them (a file of the same name is replaced)")
+    if c.ours and not (owns_its_files and c.command == command):
+        raise RunExists(f"--out {folder}: the folder already holds the output of twograd {c.command or 'a command'} "
+                        f"({_few(c.ours)}); choose another folder, or pass --overwrite to replace it")
 
 
 def _holds_a_run(folder: Path, resumable: bool) -> RunExists:
     """The refusal of an --out folder that holds a run, with what to do instead."""
-    hint = f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable else "choose another folder"
+    hint = f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable else \
+        "choose another folder, or pass --overwrite to replace it"
     return RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {hint}")
 
 
 CLAIM = ".twograd-writing"  # DIR/CLAIM holds the id of the process writing a run into DIR
 _claims: set[Path] = set()  # the claim files this process holds
+_snapshots: dict[Path, dict[str, tuple[int, int, int]]] = {}  # folder -> its files when this process claimed it
+_commands: dict[Path, str] = {}  # folder -> the command writing it (for its manifest)
 
 
 def _holder(path: Path) -> int | None:
@@ -131,7 +265,7 @@ def _holder(path: Path) -> int | None:
     return pid
 
 
-def claim_folder(folder: Path, flag: str = "--out") -> None:
+def claim_folder(folder: Path, flag: str = "--out", command: str = "train") -> None:
     """Hold `folder` for this process while a run writes into it; RunExists when another live
     process holds it. The check that a folder holds no run happens before any file is written,
     so two commands started into one new folder would both pass it; the claim makes the second
@@ -140,6 +274,8 @@ def claim_folder(folder: Path, flag: str = "--out") -> None:
     The claim file is made whole (written under another name, then hard-linked into place,
     which fails if the name exists), so another process never reads a half-written one."""
     path = Path(folder).resolve() / CLAIM
+    _snapshots.setdefault(path.parent, _walk(path.parent))
+    _commands.setdefault(path.parent, command)
     for _ in range(3):
         with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".claim-", delete=False, encoding="ascii") as tmp:
             tmp.write(f"{os.getpid()}\n")
@@ -164,13 +300,35 @@ def claim_folder(folder: Path, flag: str = "--out") -> None:
     raise RunExists(f"{flag} {folder}: could not claim the folder (other processes keep taking it); choose another")
 
 
-def release_folder(folder: Path) -> None:
-    """Give up this process's claim on `folder` (see `claim_folder`); nothing if it holds none."""
+def release_folder(folder: Path, record: bool = True) -> None:
+    """Give up this process's claim on `folder` (see `claim_folder`); nothing if it holds none.
+    With `record`, first list in the folder's manifest every file this command wrote or changed
+    there since it claimed it (with what the manifest listed before and is still there), so that
+    a later --overwrite removes exactly those."""
     path = Path(folder).resolve() / CLAIM
+    before = _snapshots.pop(path.parent, None)
+    command = _commands.pop(path.parent, "train")
+    if record and before is not None and path.parent.is_dir():
+        try:
+            write_manifest(path.parent, command, before)
+        except (OSError, InputError):
+            pass  # a manifest that cannot be written leaves the files counted as the user's: never lost
     if path in _claims:
         _claims.discard(path)
         if _holder(path) == os.getpid():
             path.unlink(missing_ok=True)
+
+
+def write_manifest(folder: Path, command: str, before: dict[str, tuple[int, int, int]]) -> None:
+    """DIR/MANIFEST: the files `command` wrote (new or changed since `before`) and those listed already."""
+    now = _walk(folder)
+    _, listed = read_manifest(folder)
+    files = sorted({f for f in listed if f in now} | {f for f, sig in now.items() if before.get(f) != sig})
+    if not files:  # nothing written (an interrupted distill, say): no manifest either, the folder stays as it was
+        (folder / MANIFEST).unlink(missing_ok=True)
+        return
+    text = json.dumps({"command": command, "files": files}, indent=1) + "\n"
+    atomic_write(folder / MANIFEST, text.encode("utf-8"))
 
 
 @atexit.register
@@ -276,55 +434,35 @@ def find_run(path: str | Path, flag: str = "--resume") -> Path:
     return path
 
 
-def _need(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    value = meta.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise CheckpointError(f"{where}: the field {key!r} is missing or not a {getattr(kind, '__name__', kind)} ({value!r})")
-    return value
-
-
 def load_run(path: str | Path, flag: str = "--resume") -> SavedRun:
-    """Read and check a run folder. CheckpointError (an InputError) naming the file and the problem.
+    """Read and check a run folder. CheckpointError (an InputError, exit 2) naming the file and the problem.
 
-    Only the metadata's form is checked here; the task checks the model config (and its size)
-    before anything is built from it, and `Module.load_state_dict` checks names and shapes.
+    The JSON is checked against the run schema (every field: type, range, known keys, and their
+    agreement) before the npz is opened; each array's header is checked against the shape and
+    dtype the settings need before its data is read; then the values: finite weights, finite
+    moments, a second moment v >= 0, a finite loss history. Nothing is built from unchecked data.
     """
     folder = find_run(path, flag)
-    arrays, meta = load_checkpoint(folder / CHECKPOINT)  # never unpickles; damage -> CheckpointError
     where = str(checkpoint_paths(folder / CHECKPOINT)[1])
-    if meta.get("format") != RUN_FORMAT:
-        raise CheckpointError(f"{where}: not a twograd run (format {meta.get('format')!r}, expected {RUN_FORMAT!r})")
-    if meta.get("version") != RUN_VERSION:
-        raise CheckpointError(f"{where}: unsupported run version {meta.get('version')!r} (this twograd reads {RUN_VERSION})")
-    model_kind = _need(meta, "model", str, where)
-    task = _need(meta, "task", str, where)
-    status = _need(meta, "status", str, where)
-    step = _need(meta, "step", int, where)
-    if step < 0 or status not in STATUSES:
-        raise CheckpointError(f"{where}: invalid step {step!r} or status {status!r}")
-    try:
-        train_config = TrainConfig.from_dict(_need(meta, "train_config", dict, where))
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{where}: invalid training settings: {err}") from None
-    optimizer_meta = _need(meta, "optimizer", dict, where)
-    if optimizer_meta.get("step") != step:
-        raise CheckpointError(f"{where}: the optimizer's step {optimizer_meta.get('step')!r} differs from the run's step {step}")
-    rng_state = _need(meta, "rng_state", dict, where)
-    if rng_state.get("bit_generator") != "PCG64":
-        raise CheckpointError(f"{where}: the random state is not a PCG64 state")
-    evals = _need(meta, "evals", list, where)
-    lr = meta.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
-        raise CheckpointError(f"{where}: the recorded lr must be a finite number, got {lr!r}")
-    losses = arrays.get("losses")
+    arrays, meta = load_checkpoint(folder / CHECKPOINT, check=lambda record: check_run_meta(record["meta"], where))
     npz = checkpoint_paths(folder / CHECKPOINT)[0]
-    if losses is None or losses.ndim != 1 or losses.shape[0] != step or losses.dtype != np.float64:
-        raise CheckpointError(f"{npz}: the loss history does not match the recorded step {step}")
+    step = meta["step"]
+    losses = arrays["losses"]
+    if not np.isfinite(losses).all():
+        raise CheckpointError(f"{npz}: damaged checkpoint: the loss history holds NaN or infinite values")
     params = {k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")}
-    bad = sorted(n for n, a in params.items() if a.dtype.kind != "f" or not np.isfinite(a).all())
+    bad = sorted(n for n, a in params.items() if not np.isfinite(a).all())
     if bad:
-        raise CheckpointError(f"{npz}: the saved parameters {', '.join(bad)} are not finite floats; the checkpoint is damaged")
-    optimizer = {"meta": optimizer_meta, "arrays": {k[len("optim."):]: a for k, a in arrays.items() if k.startswith("optim.")}}
-    state = TrainState(step=step, losses=losses.tolist(), evals=evals, rng_state=rng_state, optimizer=optimizer, lr=float(lr))
-    extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
-    return SavedRun(folder, model_kind, task, _need(meta, "model_config", dict, where), train_config, params, state, status, extra)
+        raise CheckpointError(f"{npz}: damaged checkpoint: the saved parameters {', '.join(bad)} are not finite floats")
+    moments = {k[len("optim."):]: a for k, a in arrays.items() if k.startswith("optim.")}
+    for name, a in moments.items():
+        if not np.isfinite(a).all() or (name.startswith("v.") and (a < 0).any()):
+            what = "NaN or infinite values" if not np.isfinite(a).all() else "negative values (a mean of squares is >= 0)"
+            raise CheckpointError(f"{npz}: damaged checkpoint: the optimizer's buffer {name!r} holds {what}; "
+                                  "it cannot come from training (restore the folder from a copy, or train again)")
+    optimizer = {"meta": meta["optimizer"], "arrays": moments}
+    state = TrainState(step=step, losses=losses.tolist(), evals=meta["evals"], rng_state=meta["rng_state"],
+                       optimizer=optimizer, lr=float(meta["lr"]))
+    train_config = TrainConfig.from_dict(meta["train_config"])  # checked by the schema
+    return SavedRun(folder, meta["model"], meta["task"], meta["model_config"], train_config, params, state, meta["status"],
+                    dict(meta["extra"]))

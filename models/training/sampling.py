@@ -23,11 +23,40 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
+from engine.files import NotARegularFile
 from models.zoo.gpt import GPT, GPTConfig
 from models.training.runs import load_run
 from models.data.sequences import BOUNDARY, SEPARATOR, Vocabulary
 from models.reports import Shown
 from nn.checkpoint import CheckpointError
+
+
+#: samples one call writes, and tokens in each: far above any use, and a bound on the time
+#: (each token is a forward pass: `sample --n 1e20` ran until it was killed).
+MAX_SAMPLES = 1_000
+MAX_TOKENS = 10_000
+#: the softmax temperature: 0 is greedy; below MIN_TEMPERATURE (z / T) overflows, above
+#: MAX_TEMPERATURE every distribution is uniform to three digits.
+MIN_TEMPERATURE = 1e-6
+MAX_TEMPERATURE = 100.0
+
+
+def check_sampling(n: int, max_tokens: int | None, temperature: float | None, top_k: int | None) -> None:
+    """InputError naming the first setting out of its range (see the caps above)."""
+    def whole(name: str, value: Any, high: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= high:
+            raise InputError(f"{name} must be a whole number in 1 .. {high:,}, got {value!r}")
+
+    whole("n", n, MAX_SAMPLES)
+    if max_tokens is not None:
+        whole("max_tokens", max_tokens, MAX_TOKENS)
+    if top_k is not None:
+        whole("top_k", top_k, 10**9)
+    if temperature is not None:
+        ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and \
+            (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE)
+        if not ok:
+            raise InputError(f"temperature must be 0 (greedy) or in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g}, got {temperature!r}")
 
 
 def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
@@ -137,6 +166,9 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
     data_config = saved.model_config["data"]
     try:
         return task, model, task.load_data(data_config, config.seed)
+    except NotARegularFile as err:  # training reads only files: such a record was edited, not trained
+        raise CheckpointError(f"--run {saved.folder}: damaged checkpoint: the training text it names {err}".replace(
+            "--data ", "", 1)) from None
     except InputError as err:
         tokens = saved.extra.get("vocab")
         if task.name not in ("chars", "lines"):  # copy / reverse generate their data: no file to miss
@@ -151,6 +183,7 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
 def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_tokens: int | None = None,
                temperature: float | None = None, top_k: int | None = None, seed: int = 0) -> Samples:
     """Samples from the GPT saved in `folder` (see the module docstring for what a sample is)."""
+    check_sampling(n, max_tokens, temperature, top_k)
     task, model, data = load_gpt_run(folder)
     rng = np.random.default_rng(seed)
     vocab = data.vocab

@@ -149,6 +149,23 @@ def _resume_settings(saved: SavedRun, task: str | None, model_options: dict[str,
     return replace(saved.train_config, steps=steps).validate()
 
 
+def _moved_data(saved: SavedRun, path: str | Path, notes: list[str]) -> dict[str, Any]:
+    """The run's model config reading its text from `path`, a file whose sha256 is the recorded one;
+    InputError when it is another text. The next checkpoint records the new place."""
+    from models.data.sequences import read_text
+    from models.training.lm import _sha256
+
+    recorded = saved.model_config["data"]
+    resolved = Path(path).expanduser().resolve()
+    digest = _sha256(read_text(resolved))
+    if digest != recorded["sha256"]:
+        raise InputError(f"--data {path}: not the text this run was trained on (sha256 {digest[:16]}..., the run recorded "
+                         f"{recorded['sha256'][:16]}... for {recorded['source']})")
+    if str(resolved) != recorded["source"]:
+        notes.append(f"the run's text is now read from {resolved} (moved from {recorded['source']}; the same sha256)")
+    return {**saved.model_config, "data": {**recorded, "source": str(resolved)}}
+
+
 def train(
     task: str | None = None,
     *,
@@ -195,8 +212,14 @@ def train(
         the_task = get_task(saved.task)
         if saved.model_kind != the_task.kind:
             raise CheckpointError(f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}")
-        train_config = _resume_settings(saved, task, model_options, train_options)
         model_config = saved.model_config
+        if "data" in model_options and saved.task in ("chars", "lines"):  # the run's text, moved: same sha256
+            model_config = _moved_data(saved, model_options.pop("data"), notes)
+        elif saved.task in ("chars", "lines") and model_config["data"]["source"] != "pydoc_data.topics" \
+                and not Path(model_config["data"]["source"]).exists():
+            raise InputError(f"--resume {saved.folder}: the run's text {model_config['data']['source']} is missing (moved?); "
+                             f"give its new place with --data FILE (the same text: sha256 {model_config['data']['sha256'][:16]}...)")
+        train_config = _resume_settings(saved, task, model_options, train_options)
         recorded_engine = str(saved.extra.get("engine", "manual"))
         if engine is not None and engine != recorded_engine:
             notes.append(f"the run was trained with the {recorded_engine} engine, this session used {engine}: the same math, "
@@ -281,7 +304,7 @@ def train(
             # write the folder again only when that write is not already this state with this status.
             if written.get("last") != (outcome.state.step, len(outcome.state.evals), final):
                 checkpoint_into(folder, outcome.state, final)
-            files["checkpoint"] = str(folder / "checkpoint.npz")
+            files["checkpoint"] = str(folder / "checkpoint.json")  # it names the npz (checkpoint.<hash>.npz)
             if plots:
                 files.update(_pictures(setup, folder, outcome.state, notes))
             if status == "interrupted":

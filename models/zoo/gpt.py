@@ -183,6 +183,24 @@ def gpt_param_names(n_layers: int, norm: str = "layer", bias: bool = True, posit
     return names
 
 
+def gpt_param_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """name -> shape of every parameter, in `gpt_param_names` order, from the config alone (nothing
+    is allocated: a run folder's arrays are checked against these before they are read).
+
+        wte (V, C)   wpe (T, C)   h{l}.Wq Wk Wv Wo (C, C)   h{l}.W1 (C, F)   h{l}.W2 (F, C)
+        h{l}.b1 (F,)   every other bias, gain and shift (C,)   head (C, V)
+    """
+    C, V, F, T = config.d_model, config.vocab_size, config.ffn_width, config.context
+    block = {"Wq": (C, C), "Wk": (C, C), "Wv": (C, C), "Wo": (C, C), "W1": (C, F), "W2": (F, C), "b1": (F,)}
+    fixed = {"wte": (V, C), "wpe": (T, C), "head": (C, V)}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in gpt_param_names(config.n_layers, config.norm, config.bias, config.positions, config.tied,
+                                config.norm_gain, config.embed_norm, config.final_norm):
+        short = name.partition(".")[2]
+        shapes[name] = fixed[name] if name in fixed else block.get(short, (C,)) if name.startswith("h") else (C,)
+    return shapes
+
+
 def _names(n_layers: int, norm: str, bias: bool, positions: str, tied: bool, norm_gain: bool = True,
            embed_norm: bool = False, final_norm: bool = True, **_: Any) -> list[str]:
     return gpt_param_names(n_layers, norm, bias, positions, tied, norm_gain, embed_norm, final_norm)

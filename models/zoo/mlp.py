@@ -282,6 +282,16 @@ def mlp_backward(dout: Any, cache: MLPCache) -> tuple[np.ndarray, ...]:
 
 
 # ---------------------------------------------------------------------------- the model
+def mlp_param_shapes(config: MLPConfig) -> dict[str, tuple[int, ...]]:
+    """name -> shape of every parameter, in `init_params` order, from the config alone (nothing is
+    allocated): W_l (H_{l-1}, H_l), b_l (H_l,) for l = 1 .. L."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for l, (n_in, n_out) in enumerate(zip(config.sizes[:-1], config.sizes[1:]), 1):
+        shapes[f"W{l}"] = (int(n_in), int(n_out))
+        shapes[f"b{l}"] = (int(n_out),)
+    return shapes
+
+
 def init_params(config: MLPConfig) -> dict[str, np.ndarray]:
     """Initial W_l ~ N(0, gain^2 / H_{l-1}), b_l = 0; gain = sqrt(2) for relu (He), 1 otherwise (LeCun).
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine import NUMERIC, assert_gradients_close, numerical_gradient_arrays
-from nn.checkpoint import FORMAT, CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
+from nn.checkpoint import FORMAT, CheckpointError, checkpoint_paths, load_checkpoint, record_digest, save_checkpoint
 from nn.embedding import Embedding
 from nn.linear import Linear, linear_loops
 from nn.module import Module, Sequential
@@ -309,7 +309,7 @@ def test_module_save_and_load(tmp_path: Path) -> None:
     net = Net(5, 3, seed=2)
     base = net.save(tmp_path / "net", config={"V": 5, "C": 3})
     assert base == tmp_path / "net"
-    assert (tmp_path / "net.npz").is_file() and (tmp_path / "net.json").is_file()
+    assert checkpoint_paths(base)[0].is_file() and (tmp_path / "net.json").is_file()
     loaded = Net.load(tmp_path / "net.json")
     for (n1, p1), (n2, p2) in zip(net.named_parameters(), loaded.named_parameters()):
         assert n1 == n2
@@ -346,13 +346,15 @@ def test_checkpoint_round_trip_and_json_record(tmp_path: Path) -> None:
         assert arrays[k].dtype == ARRAYS[k].dtype
     npz, js = checkpoint_paths(base)
     record = json.loads(js.read_text())
-    assert record["format"] == FORMAT and record["version"] == 1
+    assert record["format"] == FORMAT and record["version"] == 2
     assert record["sha256"] == hashlib.sha256(npz.read_bytes()).hexdigest()
+    assert npz.name == f"ck.{record['sha256'][:16]}.npz" and record["npz"] == npz.name  # named by its content
+    assert record["record_sha256"] == record_digest(record)
     # A plain numpy reader can open the npz too.
     with np.load(npz, allow_pickle=False) as z:
         np.testing.assert_array_equal(z["a"], ARRAYS["a"])
     # No temporary files left behind.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.json", "ck.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ck.json", npz.name])
 
 
 def test_checkpoint_paths_accept_either_suffix(tmp_path: Path) -> None:
@@ -376,8 +378,9 @@ def test_save_overwrites_atomically_and_cleans_up_on_failure(tmp_path: Path, mon
     arrays, meta = load_checkpoint(tmp_path / "ck")
     assert meta == {"step": 4} and list(arrays) == ["a"]
 
-    # A crash while replacing the json (after the npz was replaced): the old json now
-    # points to a different npz, and loading says so instead of mixing the two.
+    # A crash while replacing the json (after the new npz was written under its own name):
+    # the old json still names the old npz, which is whole, so the old checkpoint loads.
+    before = sorted(p.name for p in tmp_path.iterdir())
     real_replace = os.replace
 
     def crash_on_json(src, dst):
@@ -389,14 +392,16 @@ def test_save_overwrites_atomically_and_cleans_up_on_failure(tmp_path: Path, mon
     with pytest.raises(OSError, match="simulated"):
         save_checkpoint(tmp_path / "ck", ARRAYS, {"step": 5})
     monkeypatch.setattr(os, "replace", real_replace)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.json", "ck.npz"]  # temp file removed
-    with pytest.raises(CheckpointError, match="sha256"):
-        load_checkpoint(tmp_path / "ck")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the new npz and the temp file removed
+    arrays, meta = load_checkpoint(tmp_path / "ck")
+    assert meta == {"step": 4} and list(arrays) == ["a"]
 
 
 def _rewrite_json(js: Path, **changes) -> None:
+    """An edit by someone who also recomputes the record's own hash (so that what is refused is the edit)."""
     record = json.loads(js.read_text())
     record.update(changes)
+    record["record_sha256"] = record_digest(record)
     js.write_text(json.dumps(record))
 
 
@@ -430,6 +435,8 @@ def _damage(kind: str, npz: Path, js: Path) -> None:
         _rewrite_json(js, version=99)
     elif kind == "hash mismatch":
         np.savez(npz, a=np.zeros(3))  # a valid npz, but not the one the json recorded
+    elif kind == "json edited, its hash not":
+        js.write_text(js.read_text().replace('"note": "hi"', '"note": "ho"'))
     elif kind == "arrays differ from record":
         np.savez(npz, a=np.zeros(3))
         _rehash(npz, js)
@@ -439,17 +446,18 @@ def _damage(kind: str, npz: Path, js: Path) -> None:
 
 DAMAGE = {
     "missing json": ("ck.json", "missing"),
-    "missing npz": ("ck.npz", "missing"),
-    "truncated npz": ("ck.npz", "sha256"),
-    "truncated npz, rehashed": ("ck.npz", "damaged"),
-    "npz not a zip": ("ck.npz", "not an npz"),
-    "npz is a pickle": ("ck.npz", "not an npz"),
+    "missing npz": (".npz", "missing"),
+    "truncated npz": (".npz", "sha256"),
+    "truncated npz, rehashed": (".npz", "damaged"),
+    "npz not a zip": (".npz", "not an npz"),
+    "npz is a pickle": (".npz", "not an npz"),
     "truncated json": ("ck.json", "not valid JSON"),
     "json not an object": ("ck.json", "not a twograd checkpoint"),
     "wrong format tag": ("ck.json", "someone-else"),
     "future version": ("ck.json", "version"),
-    "hash mismatch": ("ck.npz", "sha256"),
-    "arrays differ from record": ("ck.npz", "records"),
+    "hash mismatch": (".npz", "sha256"),
+    "arrays differ from record": (".npz", "records"),
+    "json edited, its hash not": ("ck.json", "record_sha256"),
 }
 
 
@@ -479,10 +487,11 @@ def test_object_dtype_npz_is_refused_not_unpickled(tmp_path: Path) -> None:
     record = json.loads(js.read_text())
     record["sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
     record["arrays"] = {"a": {"shape": [2], "dtype": "|O"}}
+    record["record_sha256"] = record_digest(record)
     js.write_text(json.dumps(record))
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(base)
-    assert "object" in str(err.value) and "ck.npz" in str(err.value) and "'a'" in str(err.value)
+    assert "object" in str(err.value) and "ck." in str(err.value) and "'a'" in str(err.value)
 
 
 def test_set_dtype_moves_the_whole_tree_into_float32_buffers() -> None:

@@ -107,7 +107,7 @@ def test_divergence_exits_1_with_one_line_and_keeps_the_last_good_state(capsys, 
 def test_human_output_names_what_it_wrote(capsys, tmp_path) -> None:
     code, out, _ = run_cli(capsys, "moons", "--out", str(tmp_path / "m"))
     assert code == 0
-    assert "final loss" in out and "test accuracy" in out and f"wrote {tmp_path / 'm' / 'checkpoint.npz'}" in out
+    assert "final loss" in out and "test accuracy" in out and f"wrote {tmp_path / 'm' / 'checkpoint.json'}" in out
 
 
 def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
@@ -118,7 +118,7 @@ def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Wait for the first checkpoint (step 1000), not for a fixed time: on a fast machine a fixed
     # sleep let the whole run finish first. From step 1000 the run still has 39,000 steps to go.
-    first = tmp_path / "cut" / "checkpoint.npz"
+    first = tmp_path / "cut" / "checkpoint.json"  # written last: the first checkpoint is whole
     deadline = time.monotonic() + 60
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

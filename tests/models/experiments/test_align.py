@@ -22,7 +22,7 @@ from models.experiments.align import (
 )
 from models.zoo.gpt import GPT, GPTConfig
 from models.zoo.reward import make_names, preference_pairs, true_reward, true_rewards
-from models.training.runs import RunExists
+from models.training.runs import RunExists, release_folder
 from models.data.sequences import LineDocuments
 
 #: the GPT's manual gradient against central differences in float64 (as the gpt piece's check).
@@ -95,7 +95,8 @@ def test_a_small_run_reports_every_policy_and_saves_once(tmp_path) -> None:
     files = save_align(result, folder, pictures=False)
     assert json.loads((folder / "align.json").read_text())["policies"] == json.loads(json.dumps(report["policies"]))
     assert set(files) == {"report"}
-    with pytest.raises(RunExists, match="already holds an alignment run"):
+    release_folder(folder)  # the command's end: its manifest lists align.json
+    with pytest.raises(RunExists, match="holds the output of twograd align \\(align.json\\).*--overwrite"):
         prepare_align_out(folder)
 
 
@@ -111,7 +112,8 @@ def test_the_command_refuses_a_used_folder_before_any_work(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "models.cli", "align", "--json", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "already holds an alignment run" in json.loads(out.stdout)["error"]
+    error = json.loads(out.stdout)["error"]
+    assert "did not write (align.json)" in error and "--overwrite" in error  # the one --out rule (models.training.runs)
 
 
 def test_quiet_drops_the_messages_not_the_results(capsys) -> None:

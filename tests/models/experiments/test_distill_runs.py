@@ -138,7 +138,7 @@ def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp
     assert not out.exists() or not any(out.iterdir())  # no summary of a half-done experiment
     if argv[0] == "distill":  # the teacher's own run is kept, to be resumed and given as --teacher
         assert "continue with: twograd train --resume" in err[0]
-        assert len(list((tmp_path / "twograd-out" / "runs").glob("*/checkpoint.npz"))) == 1
+        assert len(list((tmp_path / "twograd-out" / "runs").glob("*/checkpoint.json"))) == 1
 
 
 def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, capsys) -> None:

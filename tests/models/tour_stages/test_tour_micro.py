@@ -18,7 +18,7 @@ def test_the_stage_trains_samples_and_passes(tmp_path: Path, monkeypatch: pytest
     assert "steps on the graph engine" in text and "largest loss difference" in text
     samples = [line for line in said if line.startswith(f"{demo.N_SAMPLES} samples at temperature")]
     assert len(samples) == 1 and len(samples[0].split(": ", 1)[1].split(", ")) == demo.N_SAMPLES
-    assert (tmp_path / "micro_gpt" / "run" / "checkpoint.npz").is_file()
+    assert (tmp_path / "micro_gpt" / "run" / "checkpoint.json").is_file()
 
 
 def test_a_model_that_does_not_learn_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from engine.errors import InputError
 from models.training import runs, tabular
 from models.training.runs import RunExists, load_run, prepare_out
 from models.training.tasks import train
-from nn.checkpoint import CheckpointError
+from nn.checkpoint import CheckpointError, checkpoint_paths, record_digest
 
 #: a short minibatch run of moons (batches drawn from the trainer's generator every step).
 SHORT = {"steps": 60, "batch_size": 16}
@@ -192,22 +192,25 @@ def test_resume_needs_a_run_folder(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------- damage
-def _edit_meta(folder: Path, edit) -> None:
-    """Change the checkpoint's JSON metadata (the npz and its hash stay as they were)."""
+def _edit_meta(folder: Path, edit, rehash: bool = True) -> None:
+    """Change the checkpoint's JSON metadata (the npz and its hash stay as they were); with `rehash`
+    the record's own hash is recomputed, as someone set on the edit would, so the schema must see it."""
     path = folder / "checkpoint.json"
     record = json.loads(path.read_text())
     edit(record["meta"])
+    if rehash:
+        record["record_sha256"] = record_digest(record)
     path.write_text(json.dumps(record))
 
 
 @pytest.mark.parametrize("edit,needle", [
     (lambda m: m.update(format="something-else"), "not a twograd run"),
-    (lambda m: m.update(step=7), "optimizer's step 60 differs from the run's step 7"),
+    (lambda m: m.update(step=7), "evals\\[0\\].step 60 is out of order \\(the run is at step 7\\)"),
     (lambda m: m["optimizer"].update(step=7), "optimizer's step 7 differs"),
     (lambda m: m.update(task="mnist"), "unknown task 'mnist'"),
-    (lambda m: m["rng_state"].update(bit_generator="MT19937"), "not a PCG64 state"),
-    (lambda m: m["train_config"].update(lr=-1), "invalid training settings"),
-    (lambda m: m["model_config"].update(sizes=[2, 16, 2]), "cannot restore the run"),
+    (lambda m: m["rng_state"].update(bit_generator="MT19937"), "bit_generator must be one of 'PCG64'"),
+    (lambda m: m["train_config"].update(lr=-1), "train_config.lr must be a finite number in \\(0, 1e\\+06\\], got -1"),
+    (lambda m: m["model_config"].update(sizes=[2, 16, 2]), "arrays it records differ from what its settings need"),
 ])
 def test_damaged_metadata_is_refused_naming_the_problem(finished_run, edit, needle) -> None:
     _edit_meta(finished_run, edit)
@@ -230,7 +233,7 @@ def test_a_tampered_network_size_is_refused_before_anything_is_built(finished_ru
 
 def test_a_replaced_npz_is_caught_by_its_hash(finished_run, tmp_path) -> None:
     other = train("moons", train_options={"steps": 3, "batch_size": 16}, out=tmp_path / "other", plots=False)
-    (finished_run / "checkpoint.npz").write_bytes((other.folder / "checkpoint.npz").read_bytes())
+    checkpoint_paths(finished_run / "checkpoint")[0].write_bytes(checkpoint_paths(other.folder / "checkpoint")[0].read_bytes())
     with pytest.raises(CheckpointError, match="sha256"):
         train(resume=finished_run)
 
@@ -243,8 +246,8 @@ def test_run_files_follow_the_umask(tmp_path, umask, mode) -> None:
         train("xor", out=tmp_path / "run", plots=False)
     finally:
         os.umask(old)
-    for name in ("checkpoint.npz", "checkpoint.json"):
-        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == mode
+    for path in checkpoint_paths(tmp_path / "run" / "checkpoint"):
+        assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_the_json_is_strict_and_says_what_was_trained(finished_run) -> None:
