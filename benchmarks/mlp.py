@@ -41,8 +41,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout too
 
-from models.datasets import load_dataset
-from models.mlp import MLP, MLPConfig
+from models.data.datasets import load_dataset
+from models.zoo.mlp import MLP, MLPConfig
 from nn.optim import Adam
 
 LR = 0.01

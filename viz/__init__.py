@@ -21,7 +21,7 @@ _spec.loader.exec_module(_siblings := _util.module_from_spec(_spec))
 _siblings.check_siblings(__name__, __file__)
 del _util, _Path, _spec, _siblings
 
-from viz.draw import (  # noqa: E402 (after the sibling check)
+from viz.draw import (
     GraphDrawing,
     GraphvizError,
     GraphvizFailed,
