@@ -58,7 +58,7 @@ CELL_INCHES = 0.45
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: evaluation steps and the value at each: ((E,), (E,))
-EvalCurve = tuple[Sequence[int], Sequence[float]]
+EvalCurve = tuple[Sequence[float], Sequence[float]]  # the steps may come as floats
 
 
 class PlotsUnavailable(ImportError):
