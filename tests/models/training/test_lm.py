@@ -190,3 +190,19 @@ def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> N
     assert Samples("lines", "", ["ann", ""]).text() == "ann\n(empty)"
     assert Samples("chars", "\n", ["\nab\nc", "\nd"]).text() == "--- sample 1 of 2 ---\n\nab\nc\n--- sample 2 of 2 ---\n\nd"
     assert Samples("chars", "\n", ["\nab"]).text() == "\nab"
+
+
+def test_a_tiny_temperature_samples_the_argmax_without_a_numpy_warning(reverse_run, capsys) -> None:
+    """`sample --temperature 1e-320` printed numpy's "overflow encountered in divide" RuntimeWarning."""
+    import warnings
+
+    from models.training.sampling import next_token
+
+    logits = np.array([0.5, 2.0, -1.0, 1.999])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert next_token(logits, 1e-320, None, np.random.default_rng(0)) == 1
+        folder, _ = reverse_run
+        assert main(["sample", "--run", str(folder), "--prompt", "3 1 4 1 5", "--temperature", "1e-320"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "5 1 4 1 3\n" and captured.err == ""
