@@ -8,6 +8,7 @@ import signal
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from engine.errors import InputError
 from models.cli import main
@@ -111,6 +112,7 @@ def test_chars_reports_the_unigram_floor_and_notices_a_changed_file(tmp_path) ->
         train(resume=tmp_path / "run", train_options={"steps": 80})
 
 
+@needs_real_sigint
 def test_an_interrupted_gpt_run_resumes_bit_for_bit(tmp_path) -> None:
     settings = {"steps": 40, "eval_every": 10}
     straight = train("copy", train_options=settings, out=tmp_path / "a", plots=False)
