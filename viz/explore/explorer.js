@@ -266,7 +266,20 @@
         (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
       });
       lit.forEach(function (e) { e.classList.add("tg-cur"); });
-      if (follow && lit.length && lit[lit.length - 1].scrollIntoView) lit[lit.length - 1].scrollIntoView({ block: "nearest", inline: "nearest" });
+      if (follow && lit.length) scrollTo(lit[lit.length - 1]);
+    }
+
+    // Keep the current box in sight. Scrolling forces a layout of the whole picture, so it waits for
+    // the next frame and happens once per frame however many steps ran (a held arrow key, the slider).
+    var scrollTarget = null;
+    function scrollTo(e) {
+      if (scrollTarget === null && window.requestAnimationFrame) {
+        requestAnimationFrame(function () {
+          if (scrollTarget && scrollTarget.isConnected && scrollTarget.scrollIntoView) scrollTarget.scrollIntoView({ block: "nearest", inline: "nearest" });
+          scrollTarget = null;
+        });
+      }
+      scrollTarget = e;
     }
 
     // ------------------------------------------------------------------ clicks: open a group, explain a leaf
@@ -348,6 +361,7 @@
     });
     root.tgExplorer = { goTo: goTo, steps: n, step: function () { return k; }, openView: openView };
     openView(0);
+    root.setAttribute("data-ready-ms", String(Math.round(performance.now()))); // for benchmarks/explore.py
   }
 
   var roots = document.querySelectorAll(".tg-explorer:not([data-ready])");
