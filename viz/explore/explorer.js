@@ -360,7 +360,11 @@
       if (keys[ev.key] && ev.target.tagName !== "INPUT") { ev.preventDefault(); keys[ev.key](); }
     });
     root.tgExplorer = { goTo: goTo, steps: n, step: function () { return k; }, openView: openView };
-    openView(0);
+    // A saved page opened as page.html#step=12&view=3 starts there (links to a step; the docs' screenshots).
+    var where = {};
+    (location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) { var p = kv.split("="); where[p[0]] = Number(p[1]); });
+    openView(where.view > 0 && where.view < data.views.length ? where.view : 0);
+    if (where.step > 0) goTo(where.step);
     root.setAttribute("data-ready-ms", String(Math.round(performance.now()))); // for benchmarks/explore.py
   }
 

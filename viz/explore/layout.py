@@ -25,7 +25,7 @@ from viz.explore.views import View
 #: points per inch: dot's plain output is in inches, the page in CSS pixels
 PX_PER_INCH = 72.0
 #: box sizes in inches, by unit kind (width, height)
-SIZES = {"node": (1.6, 0.62), "input": (1.6, 0.62), "ext": (1.6, 0.62), "const": (0.7, 0.32), "group": (2.2, 0.9)}
+SIZES = {"node": (1.4, 0.62), "input": (1.4, 0.62), "ext": (1.4, 0.62), "const": (0.7, 0.32), "group": (2.2, 0.9)}
 #: a view with more boxes than this is listed as a step table, not laid out
 MAX_LAYOUT_UNITS = 3000
 
