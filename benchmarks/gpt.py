@@ -12,11 +12,11 @@ Both sides build the same pre-norm GPT (learned positions, layer norm, GELU-tanh
 biases) with the same weights, check that their losses agree, then time full steps in
 alternating blocks (the median of each is reported) on the same random (idx, targets):
 
-* twograd: `models.gpt.GPT.loss_and_grad` (the fused step of `models._gpt_fast`: one forward
+* twograd: `models.zoo.gpt.GPT.loss_and_grad` (the fused step of `models.zoo.gpt_fused`: one forward
   and one backward over buffers kept between steps, checked against the composed manual pairs
   by tests/models/test_gpt_fast.py) + `nn.optim.AdamW` over the flat parameter vector;
   `--step composed` times `GPT.loss_and_grad_composed` (the composed pairs, the reference) instead;
-* torch:   the same model written with torch ops (`models.gpt._gpt_torch`), autograd,
+* torch:   the same model written with torch ops (`models.zoo.gpt._gpt_torch`), autograd,
   `torch.optim.AdamW`.
 
 Each thread setting runs in a child process, because numpy's BLAS reads its thread count
@@ -56,7 +56,7 @@ def measure(config_name: str, dtype: str, repeats: int, warmup: int, step: str =
     import numpy as np
     import torch
 
-    from models.gpt import GPT, GPTConfig, _gpt_torch
+    from models.zoo.gpt import GPT, GPTConfig, _gpt_torch
     from nn.optim import AdamW
 
     spec = dict(CONFIGS[config_name])

@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout too
 
-from models.datasets import load_dataset  # noqa: E402
-from models.mlp import MLP, MLPConfig  # noqa: E402
+from models.data.datasets import load_dataset  # noqa: E402
+from models.zoo.mlp import MLP, MLPConfig  # noqa: E402
 from nn.optim import Adam  # noqa: E402
 
 LR = 0.01

@@ -5,7 +5,7 @@
 Workload: `twograd train lines --preset micro --engine graph` (1 block, width 16, 4 heads,
 context 16, RMSNorm without gains after the embedding and before each sub-layer, none before
 the head, ReLU, no biases, untied head; Adam lr 0.01, betas 0.85/0.99, linear decay; one
-document a step), built as `models.tasks.train` builds it, twice from the same seed:
+document a step), built as `models.training.tasks.train` builds it, twice from the same seed:
 
 * fused:  as shipped, every dot product and sum of the loops forms one `engine.dot` /
   `engine.total` node, and every softmax, RMSNorm and cross-entropy row a few fused nodes
@@ -48,11 +48,11 @@ import numpy as np  # noqa: E402
 
 import engine  # noqa: E402
 from engine import to_values, topological_order  # noqa: E402
-from models.gpt import gpt_loops  # noqa: E402
-from models.lm import LMObjective  # noqa: E402
-from models.sequences import stand_in_words  # noqa: E402
-from models.tasks import get_task  # noqa: E402
-from models.trainer import make_optimizer  # noqa: E402
+from models.zoo.gpt import gpt_loops  # noqa: E402
+from models.training.lm import LMObjective  # noqa: E402
+from models.data.sequences import stand_in_words  # noqa: E402
+from models.training.tasks import get_task  # noqa: E402
+from models.training.trainer import make_optimizer  # noqa: E402
 from nn.optim import scheduled_lr  # noqa: E402
 
 #: fused over binary, from the issue.
@@ -68,7 +68,7 @@ FIRST_LOSS_ATOL = 1e-12
 
 
 def stand_in_names(folder: Path) -> Path:
-    """`models.sequences.stand_in_words` (distinct lowercase words of 3-10 letters of the bundled
+    """`models.data.sequences.stand_in_words` (distinct lowercase words of 3-10 letters of the bundled
     docs, first-seen order), one a line, in a file the lines task reads."""
     path = folder / "stand_in_names.txt"
     path.write_text("\n".join(stand_in_words(STAND_IN_WORDS)) + "\n", encoding="utf-8")
@@ -79,7 +79,7 @@ def nodes_per_step(data_file: Path) -> float:
     """Mean number of Values in the loss graph of one step, over NODE_SAMPLE documents."""
     task = get_task("lines").with_preset("micro")
     config = task.model_config({"data": str(data_file)}, seed=0)
-    from models.gpt import GPT, GPTConfig
+    from models.zoo.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig(**config["gpt"]))
     objective = LMObjective(model, task.load_data(config["data"], 0), "graph", 1)
@@ -97,7 +97,7 @@ def nodes_per_step(data_file: Path) -> float:
 def run_both(data_file: Path, steps: int) -> dict[str, dict[str, Any]]:
     """Train both forms `steps` steps, interleaved step by step (so background load hits both alike).
 
-    Each form has its own model, optimizer and generator, built as `models.tasks.train` builds
+    Each form has its own model, optimizer and generator, built as `models.training.tasks.train` builds
     them (the micro preset's Setup and TrainConfig); a step is exactly the trainer's: draw a
     batch, zero the gradients, loss_and_grad, the scheduled lr, the Adam update.
     """

@@ -11,7 +11,7 @@ and the token log-probabilities they are all functions of.
   REINFORCE estimate of -grad [E_pi r - beta KL(pi || pi_ref)], with a leave-one-out baseline.
 * `token_logprobs(logits, *, targets, ignore_index)`: log softmax(logits_bt)[y_bt] at every
   position with a target, 0 elsewhere: the bridge from a loss of log-probabilities to a
-  language model's logits (its backward gives dlogits, which models.gpt.gpt_backward_logits
+  language model's logits (its backward gives dlogits, which models.zoo.gpt.gpt_backward_logits
   takes to the parameters).
 
 Every scalar loss returns a 0-d float64 array from `NAME_forward` and a float or engine.Value

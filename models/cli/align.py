@@ -1,16 +1,15 @@
 """Align a tiny GPT in a toy world: learn a reward model from preference pairs, then improve the
 policy by best-of-n, REINFORCE with a KL leash, and DPO, scored by the hidden true reward
-(models/align.py). `--kl 0` takes the leash off and shows reward hacking."""
+(models/experiments/align.py). `--kl 0` takes the leash off and shows reward hacking."""
 
 from __future__ import annotations
 
 import argparse
 
-from models.align import METHODS, AlignConfig, prepare_align_out, run_align, save_align
+from models.experiments.align import METHODS, AlignConfig, align
 from models.cli import types
 from models.cli.output import print_json
-from models.runs import release_folder
-from models.trainer import progress_wanted
+from models.training.trainer import progress_wanted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,18 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = AlignConfig(method=args.method, kl=args.kl, steps=args.steps, seed=args.seed).validate()
-    folder = prepare_align_out(args.out) if args.out is not None else None
     chatty = not (args.quiet or args.json)  # the messages on the way; the results print unless --json
-    try:
-        result = run_align(config, progress=progress_wanted(args.quiet), echo=print if chatty else None)
-        files = save_align(result, folder) if folder is not None else {}
-    finally:
-        if folder is not None:
-            release_folder(folder)
+    result = align(config, out=args.out, progress=progress_wanted(args.quiet), echo=print if chatty else None)
     if args.json:
-        print_json({**result.to_json(), "files": files})
+        print_json({**result.to_json(), "files": result.files})
     else:
-        print("\n".join(result.summary()))
-        for what, path in files.items():
-            print(f"wrote {path}" if what != "pictures" else path)
+        print(result.text())
     return 0

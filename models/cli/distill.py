@@ -1,7 +1,7 @@
 """`twograd distill SETTING`: a small student learns from a larger teacher's softened outputs
 (alpha T^2 KL + (1 - alpha) CE), against the same student trained on labels alone, over seeds.
 spirals: an MLP seeing 15 labels (and the teacher's logits on every training input); chars: a tiny
-transformer. Argument parsing only: the work is `models.distill.distill`."""
+transformer. Argument parsing only: the work is `models.experiments.distill.distill`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 
 from models.cli import types
 from models.cli.output import print_json
-from models.distill import SETTINGS, distill, format_distill_report
-from models.trainer import progress_wanted
+from models.experiments.distill import SETTINGS, distill, format_distill_report
+from models.training.trainer import progress_wanted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from engine import InputError
 from models.cli.output import print_json
 from models.cli.types import assignments
-from models.neuron import explain_graph, save_graph
+from models.zoo.neuron import explain_graph, save_graph
 from viz.draw import RANKDIRS
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from models.runs import finite_or_none
+from models.training.runs import finite_or_none
 
 
 def dumps_strict(obj: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import argparse
 
 from models.cli import types
 from models.cli.output import print_json
-from models.sampling import sample_run
+from models.training.sampling import sample_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

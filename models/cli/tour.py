@@ -9,7 +9,7 @@ from pathlib import Path
 
 from models.cli import types
 from models.cli.output import print_json
-from models.tour import run_tour
+from models.tour_stages.runner import run_tour
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """`twograd train TASK`: train a model of the task table (`--list`) on the shared trainer.
 
-Argument parsing only: the work is `models.tasks.train`.
+Argument parsing only: the work is `models.training.tasks.train`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import argparse
 import sys
 
 from engine.errors import InputError
-from models.tasks import ENGINES, TASK_NAMES, format_report, format_task_table, task_table, train
+from models.training.tasks import (ENGINES, MODEL_OPTIONS, TASK_NAMES, TRAIN_OPTIONS, format_report, format_task_table,
+                                   task_table, train)
 from models.cli import types
 from models.cli.output import print_json
-from models.gpt import DTYPES
-from models.lm import PRESETS
-from models.mlp import ACTIVATIONS, LOSSES
-from models.trainer import OPTIMIZERS, progress_wanted
+from models.zoo.gpt import DTYPES
+from models.training.lm import PRESETS
+from models.zoo.mlp import ACTIVATIONS, LOSSES
+from models.training.trainer import OPTIMIZERS, progress_wanted
 from nn.optim import SCHEDULES
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,11 +65,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bar and no messages on the way (the results still print, as with distill and align)")
 
 
-MODEL_FLAGS = ("hidden", "activation", "loss", "context", "d_model", "n_heads", "n_layers", "dtype", "data", "symbols", "length")
-TRAIN_FLAGS = ("steps", "batch_size", "optimizer", "lr", "warmup_steps", "decay", "min_lr", "weight_decay", "grad_clip",
-               "eval_every", "checkpoint_every", "seed")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.list:
         table = task_table()
@@ -90,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = train(
         args.task,
-        model_options={k: getattr(args, k) for k in MODEL_FLAGS},
-        train_options={k: getattr(args, k) for k in TRAIN_FLAGS},
+        model_options={k: getattr(args, k) for k in MODEL_OPTIONS},
+        train_options={k: getattr(args, k) for k in TRAIN_OPTIONS},
         engine=args.engine, preset=args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite,
         progress=progress_wanted(args.quiet), echo=echo,
     )

@@ -44,7 +44,7 @@ def test_total_equals_grad_and_the_listed_products_sum_to_it(tree_and_point: tup
 
 
 def _neuron() -> tuple[Value, dict[str, Value]]:
-    from models.neuron import neuron_graph
+    from models.zoo.neuron import neuron_graph
 
     return neuron_graph()
 

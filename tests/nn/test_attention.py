@@ -547,7 +547,7 @@ def test_backwards_refuse_a_non_finite_dout(dtype, bad: float) -> None:
 # ---------------------------------------------------------------------------- pictures
 # (the heatmap itself is tested in tests/viz/test_plots.py)
 def test_attention_graph_is_labelled_and_grouped(tmp_path) -> None:
-    from models.attention_demo import attention_graph
+    from models.tour_stages.attention import attention_graph
 
     drawing = attention_graph()
     src = drawing.source
@@ -561,7 +561,7 @@ def test_attention_graph_is_labelled_and_grouped(tmp_path) -> None:
 
 
 def test_tour_stage_passes_and_writes_files(tmp_path) -> None:
-    from models.attention_demo import tour_stage
+    from models.tour_stages.attention import tour_stage
 
     echoed: list[str] = []
     assert tour_stage(tmp_path, echoed.append) is True
@@ -580,7 +580,7 @@ def test_tour_stage_passes_and_writes_files(tmp_path) -> None:
 
 
 def test_tour_stage_without_matplotlib_or_graphviz(monkeypatch, tmp_path) -> None:
-    from models.attention_demo import tour_stage
+    from models.tour_stages.attention import tour_stage
 
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)

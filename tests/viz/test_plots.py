@@ -75,7 +75,7 @@ def _attention(T: int = 4, H: int = 3, C: int = 6):
 
 # ---------------------------------------------------------------------------- imports and the one error
 def test_importing_viz_and_the_plot_module_does_not_import_matplotlib() -> None:
-    code = "import sys, viz, viz.plots, models.attention_demo, models.tasks; print('matplotlib' in sys.modules)"
+    code = "import sys, viz, viz.plots, models.tour_stages.attention, models.training.tasks; print('matplotlib' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=SUBPROCESS_TIMEOUT_SECONDS)
     assert res.stdout.strip() == "False"
 

@@ -1,0 +1,1 @@
+"""Training: the generic trainer, run folders and checkpoints, the task table and its kinds (tabular, language), sampling."""
