@@ -17,7 +17,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from explore_graphs import mlp_graph  # noqa: E402
 from headless import CHROMIUM, FLAGS  # noqa: E402
-from models.neuron import neuron_graph  # noqa: E402
+from models.zoo.neuron import neuron_graph  # noqa: E402
 from viz import explore  # noqa: E402
 
 OUT = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ import pytest
 from engine import Value, dot, rms_norm, softmax, total, cross_entropy
 from engine.expr import build_expression
 from explore_graphs import chain_graph, mlp_graph
-from models.neuron import NAMES, neuron_graph, neuron_manual_grad
+from models.zoo.neuron import NAMES, neuron_graph, neuron_manual_grad
 from viz import Explorer, ExploreRefused, explore
 from viz.explore import INSTALL_LINE, LOCAL_DERIVATIVES
 from viz.explore.record import count_nodes, record

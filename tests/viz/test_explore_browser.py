@@ -15,7 +15,7 @@ import pytest
 
 import headless
 from explore_graphs import mlp_graph
-from models.neuron import NAMES, neuron_graph, neuron_manual_grad
+from models.zoo.neuron import NAMES, neuron_graph, neuron_manual_grad
 from viz import explore
 
 pytestmark = pytest.mark.skipif(bool(headless.unavailable()), reason=headless.unavailable() or "chromium is available")

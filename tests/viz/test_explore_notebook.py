@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CELL_TIMEOUT_SECONDS = 120
 
 CELL = """\
-from models.neuron import neuron_graph
+from models.zoo.neuron import neuron_graph
 from viz import explore
 o, _ = neuron_graph()
 explore(o)
@@ -25,7 +25,7 @@ def test_a_notebook_displays_the_explorer_as_html(tmp_path) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    from models.neuron import neuron_graph
+    from models.zoo.neuron import neuron_graph
     from viz import explore
 
     nb = nbformat.v4.new_notebook()
