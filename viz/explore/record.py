@@ -115,12 +115,18 @@ def ref(name: str) -> str:
     return name if _PLAIN.match(name) else f"({name})"
 
 
+#: an unlabelled node is named by its op and its id ("mul#7"); symbols get a word
+OP_WORDS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
+_INFIX = ("+", "-", "*", "/", "**")
+
+
 def _name(v: Value, i: int) -> str:
     if v.label:
         return v.label
     if not v.parents:
         return number(v.data)  # a constant is its number
-    return f"{v.op}#{i}"
+    op = "**" if v.op.startswith("**") else v.op
+    return f"{OP_WORDS.get(op, op)}#{i}"
 
 
 def record(root: Value) -> Recording:
@@ -156,6 +162,13 @@ def record(root: Value) -> Recording:
 
 
 def _forward_text(n: Node, nodes: list[Node]) -> str:
+    """"y = a * b = 2 * 3 = 6" for a binary op and a constant power, "y = tanh(a) = tanh(0.5) = 0.462" otherwise."""
+    if n.op in _INFIX and len(n.parents) == 2:
+        a, b = nodes[n.parents[0]], nodes[n.parents[1]]
+        return f"{n.name} = {ref(a.name)} {n.op} {ref(b.name)} = {number(a.data)} {n.op} {number(b.data)} = {number(n.data)}"
+    if n.op.startswith("**") and len(n.parents) == 1:
+        a = nodes[n.parents[0]]
+        return f"{n.name} = {ref(a.name)} ** {n.op[2:]} = {number(a.data)} ** {n.op[2:]} = {number(n.data)}"
     shown = [nodes[p] for p in n.parents[:PARENTS_SHOWN]]
     more = f", ... {len(n.parents) - PARENTS_SHOWN} more" if len(n.parents) > PARENTS_SHOWN else ""
     names = ", ".join(p.name for p in shown) + more
