@@ -232,3 +232,11 @@ def test_explore_refuses_what_is_not_a_value() -> None:
     with pytest.raises(Exception, match="explore needs an engine.Value, got float"):
         explore(1.0)  # type: ignore[arg-type]
     assert isinstance(explore(Value(2.0, "a")), Explorer)
+
+
+def test_a_gradient_report_is_refused_with_what_to_pass_instead() -> None:
+    from models.zoo.neuron import neuron_report
+
+    o, _ = neuron_graph()
+    with pytest.raises(Exception, match="keeps only each input's worst entry.*pass the other gradient itself"):
+        explore(o, compare=neuron_report())

@@ -151,3 +151,20 @@ def test_without_dot_the_page_lists_the_same_numbers(driver, tmp_path, monkeypat
     _click_and_wait(driver, root, ".tg-end", e.n_steps)
     rows = {int(u["node"]): float(u["grad"]) for u in _units(driver)}
     assert rows == {i: v.grad for i, v in enumerate(e.recording.values)}
+
+
+def test_two_explorers_in_one_document_step_on_their_own(driver, tmp_path) -> None:
+    """As two outputs of one notebook: each fragment brings its script; each explorer keeps its own state."""
+    o, _ = neuron_graph()
+    first, second = explore(o)._repr_html_(), explore(o, title="second")._repr_html_()
+    page = tmp_path / "two.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{first}<hr>{second}</body></html>", encoding="utf-8")
+    driver.get(page.resolve().as_uri())
+    roots = headless.wait_for(driver, lambda d: len(d.find_elements("css selector", ".tg-explorer[data-ready]")) == 2
+                              and d.find_elements("css selector", ".tg-explorer[data-ready]"))
+    roots[0].find_element("css selector", ".tg-end").click()
+    headless.wait_for(driver, lambda d: roots[0].get_attribute("data-step") == "15")
+    assert roots[1].get_attribute("data-step") == "0"
+    markers = driver.execute_script("return [...document.querySelectorAll('marker')].map(m => m.id)")
+    assert len(markers) == 2 and len(set(markers)) == 2
+    assert headless.console_errors(driver) == []

@@ -102,6 +102,9 @@ def _array_entries(name: str, grad: Any, by_label: dict[str, list[int]], out: di
 def compare_grads(rec: Recording, compare: Mapping[Any, Any], *, tolerance: float = DEFAULT_TOLERANCE,
                   floor: float = DEFAULT_FLOOR) -> Comparison:
     """The relative error of each compared node against the replayed graph gradient (module docstring)."""
+    if hasattr(compare, "rows") and hasattr(compare, "sources"):  # an engine.GradientReport
+        raise InputError("explore: a GradientReport keeps only each input's worst entry, too little to paint every leaf; "
+                         "pass the other gradient itself, e.g. compare={'W': dW_manual, 'b': db_manual}")
     if not isinstance(compare, Mapping):
         raise InputError(f"explore: compare must be a mapping of Value/label -> gradient, got {type(compare).__name__}")
     result = Comparison(tolerance=tolerance)

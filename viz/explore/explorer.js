@@ -13,6 +13,7 @@
 (function () {
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
+  var made = 0; // explorers initialised in this document: each gets its own arrowhead id
   var PLAY_MS = 350; // one step per PLAY_MS while playing
 
   // Numbers as the Python side sends them: a float, or "nan" / "inf" / "-inf" as strings.
@@ -35,6 +36,7 @@
 
   function init(root) {
     root.setAttribute("data-ready", "1");
+    var arrowId = "tg-arrow-" + (made += 1) + "-" + Math.floor(Math.random() * 1e9);
     var data = JSON.parse(root.querySelector(".tg-data").textContent);
     var nodes = data.nodes, steps = data.steps, edges = data.edges, n = steps.length;
     var k = 0, view = 0, timer = null, picked = null;
@@ -118,7 +120,7 @@
       var svg = el("svg", { width: vw.w + 8, height: vw.h + 8, viewBox: "-4 -4 " + (vw.w + 8) + " " + (vw.h + 8), "class": "tg-svg" }, undefined, true);
       svg.appendChild(el("defs", {}, undefined, true)).appendChild(markerEl());
       vw.edges.forEach(function (e, idx) {
-        var p = el("path", { d: e.d, "class": "tg-edge", "marker-end": "url(#tg-arrow)" }, undefined, true);
+        var p = el("path", { d: e.d, "class": "tg-edge", "marker-end": "url(#" + arrowId + ")" }, undefined, true);
         if (e.ids.length > 1) p.appendChild(el("title", {}, e.ids.length + " edges", true));
         svg.appendChild(p);
         lines[idx] = p;
@@ -142,7 +144,7 @@
     }
 
     function markerEl() {
-      var m = el("marker", { id: "tg-arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", markerUnits: "userSpaceOnUse", orient: "auto" }, undefined, true);
+      var m = el("marker", { id: arrowId, viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", markerUnits: "userSpaceOnUse", orient: "auto" }, undefined, true);
       m.appendChild(el("path", { d: "M0,0L10,5L0,10z", "class": "tg-arrowhead" }, undefined, true));
       return m;
     }
@@ -357,7 +359,8 @@
     root.addEventListener("keydown", function (ev) {
       var keys = { ArrowRight: function () { goTo(k + 1); }, ArrowLeft: function () { goTo(k - 1); },
         Home: function () { goTo(0); }, End: function () { goTo(n); }, " ": toggle };
-      if (keys[ev.key] && ev.target.tagName !== "INPUT") { ev.preventDefault(); keys[ev.key](); }
+      // stopPropagation: inside a notebook, the arrows must not also move between cells
+      if (keys[ev.key] && ev.target.tagName !== "INPUT") { ev.preventDefault(); ev.stopPropagation(); keys[ev.key](); }
     });
     root.tgExplorer = { goTo: goTo, steps: n, step: function () { return k; }, openView: openView };
     // A saved page opened as page.html#step=12&view=3 starts there (links to a step; the docs' screenshots).
