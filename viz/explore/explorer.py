@@ -152,6 +152,18 @@ class Explorer:
         return "\n".join(lines)
 
 
+def _titles(rec: Recording, groups: list[Group], view: View) -> dict[str, str]:
+    """Each box's first line as the page writes it (explorer.js drawNode / drawGroups), to size the box."""
+    titles = {}
+    for key, (kind, ref) in view.units.items():
+        if kind == "group":
+            titles[key] = groups[ref].name
+        else:
+            n = rec.nodes[ref]
+            titles[key] = f"{n.name}  ({n.op})" if n.op and "#" not in n.name else n.name
+    return titles
+
+
 def explore(root: Value, compare: Optional[Mapping[Any, Any]] = None, *, blocks: Optional[Mapping[str, Any]] = None,
             title: str = "", rankdir: str = "TB", max_nodes: int = DEFAULT_MAX_NODES, timeout: float = RENDER_TIMEOUT_SECONDS,
             tolerance: float = DEFAULT_TOLERANCE, floor: float = DEFAULT_FLOOR) -> Explorer:
@@ -195,7 +207,7 @@ def explore(root: Value, compare: Optional[Mapping[Any, Any]] = None, *, blocks:
             errors.append(missing)
             continue
         try:
-            layouts.append(lay_out(view, rankdir, timeout))
+            layouts.append(lay_out(view, rankdir, timeout, _titles(rec, groups, view)))
             errors.append(None)
         except GraphvizNotFound:
             missing = INSTALL_LINE

@@ -28,6 +28,8 @@ PX_PER_INCH = 72.0
 SIZES = {"node": (1.4, 0.62), "input": (1.4, 0.62), "ext": (1.4, 0.62), "const": (0.7, 0.32), "group": (2.2, 0.9)}
 #: a view with more boxes than this is listed as a step table, not laid out
 MAX_LAYOUT_UNITS = 3000
+#: a box widens for its title: inches per character of the 10 px bold title, plus the margin, up to the cap
+INCH_PER_CHAR, TITLE_MARGIN_INCH, MAX_WIDTH_INCH = 0.075, 0.2, 3.5
 
 
 @dataclass
@@ -40,13 +42,17 @@ class Layout:
     paths: list[str]  # paths[k] draws view.edges[k]
 
 
-def view_source(view: View, rankdir: str) -> str:
+def box_width(kind: str, title: str) -> float:
+    """Inches: the kind's width, or wider for a long title (the page writes `title` on the box's first line)."""
+    return min(max(SIZES[kind][0], INCH_PER_CHAR * len(title) + TITLE_MARGIN_INCH), MAX_WIDTH_INCH)
+
+
+def view_source(view: View, rankdir: str, titles: dict[str, str]) -> str:
     """The DOT text of `view`: empty fixed-size boxes (keys are plain ids: no quoting to parse back)."""
     g = graphviz.Digraph("V", graph_attr={"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.45"},
                          node_attr={"shape": "box", "label": "", "fixedsize": "true"})
     for key, (kind, _) in view.units.items():
-        w, h = SIZES[kind]
-        g.node(key, width=str(w), height=str(h))
+        g.node(key, width=f"{box_width(kind, titles.get(key, '')):.3f}", height=str(SIZES[kind][1]))
     for tail, head, _ in view.edges:
         g.edge(tail, head)
     return g.source
@@ -79,11 +85,11 @@ def _parse_plain(text: str, view: View) -> Layout:
     return Layout(round(width, 1), round(height, 1), boxes, [paths[(t, h)] for t, h, _ in view.edges])
 
 
-def lay_out(view: View, rankdir: str, timeout: float) -> Layout:
-    """`dot -Tplain` on `view` (GraphvizError on failure; ValueError past MAX_LAYOUT_UNITS)."""
+def lay_out(view: View, rankdir: str, timeout: float, titles: dict[str, str]) -> Layout:
+    """`dot -Tplain` on `view`, each box wide enough for its title (GraphvizError on failure; ValueError past MAX_LAYOUT_UNITS)."""
     if len(view.units) > MAX_LAYOUT_UNITS:
         raise ValueError(f"{len(view.units):,} boxes, more than the {MAX_LAYOUT_UNITS:,} laid out in one picture")
     with warnings.catch_warnings():  # the time bound still applies; a page of 3,000 boxes is not news worth a warning
         warnings.simplefilter("ignore", LargeDrawingWarning)
-        text = _render(view_source(view, rankdir), "plain", timeout, len(view.units)).decode("utf-8")
+        text = _render(view_source(view, rankdir, titles), "plain", timeout, len(view.units)).decode("utf-8")
     return _parse_plain(text, view)
