@@ -168,3 +168,18 @@ def test_two_explorers_in_one_document_step_on_their_own(driver, tmp_path) -> No
     markers = driver.execute_script("return [...document.querySelectorAll('marker')].map(m => m.id)")
     assert len(markers) == 2 and len(set(markers)) == 2
     assert headless.console_errors(driver) == []
+
+
+def test_nan_and_infinite_numbers_reach_the_page(driver, tmp_path) -> None:
+    from engine import Value
+
+    x = Value(float("nan"), "x")
+    w = Value(float("inf"), "w")
+    y = x * 2 + w
+    y.label = "y"
+    e = explore(y)
+    root = _open(driver, e.save(tmp_path / "nan.html"))
+    _click_and_wait(driver, root, ".tg-end", e.n_steps)
+    shown = {e.recording.nodes[int(u["node"])].name: (u["data"], u["grad"]) for u in _units(driver) if "tg-const" not in u["cls"]}
+    assert shown == {"x": ("NaN", "2"), "w": ("Infinity", "1"), "mul#2": ("NaN", "1"), "y": ("NaN", "1")}
+    assert headless.console_errors(driver) == []

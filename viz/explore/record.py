@@ -139,7 +139,7 @@ def record(root: Value) -> Recording:
     edges: list[Edge] = []
     for i, v in enumerate(order):
         parents = tuple(ids[p] for p in v.parents)
-        kind = "op" if parents else ("input" if v.label else "const")
+        kind = "op" if parents else ("input" if v.label or v is root else "const")  # a root is drawn even unlabelled
         nodes.append(Node(i, _name(v, i), v.label, v.op, v.data, kind, parents, tuple(v.partials)))
         for k, (p, d) in enumerate(zip(parents, v.partials)):
             edges.append(Edge(len(edges), p, i, k, d))
