@@ -32,7 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package, and the graphs and browser helper the tests share
 
-from engine import Value  # noqa: E402
 from explore_graphs import chain_graph, mlp_graph  # noqa: E402
 from viz import ExploreRefused, explore  # noqa: E402
 
@@ -107,15 +106,18 @@ SAMPLE_EVERY = 25
 STEP_PAINTED = """
 const done = arguments[arguments.length - 1];
 const ex = document.querySelector('.tg-explorer').tgExplorer, times = [];
+const painted = (then) => requestAnimationFrame(() => setTimeout(then, 0));
 let k = 1;
-function one() {
+function one() {  // go to step k - 1 untimed, let it paint, then time the one step k until it is painted
   if (k > ex.steps) { done(times); return; }
-  const t = performance.now();
-  ex.goTo(k);
-  requestAnimationFrame(() => setTimeout(() => { times.push(performance.now() - t); k += %d; one(); }, 0));
+  ex.goTo(k - 1);
+  painted(() => {
+    const t = performance.now();
+    ex.goTo(k);
+    painted(() => { times.push(performance.now() - t); k += %d; one(); });
+  });
 }
-ex.goTo(0);
-requestAnimationFrame(() => setTimeout(one, 0));
+one();
 """ % SAMPLE_EVERY
 
 

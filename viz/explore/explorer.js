@@ -271,14 +271,20 @@
       if (follow && lit.length) scrollTo(lit[lit.length - 1]);
     }
 
-    // Keep the current box in sight. Scrolling forces a layout of the whole picture, so it waits for
-    // the next frame and happens once per frame however many steps ran (a held arrow key, the slider).
+    // Keep the current box in sight. Scrolling forces a layout and a repaint of the whole visible
+    // picture, so it waits for the next frame (once per frame however many steps ran: a held arrow
+    // key, the slider), is skipped while the box is in sight, and centres the box when it is not, so
+    // the steps that follow need no scroll for a while.
     var scrollTarget = null;
     function scrollTo(e) {
       if (scrollTarget === null && window.requestAnimationFrame) {
         requestAnimationFrame(function () {
-          if (scrollTarget && scrollTarget.isConnected && scrollTarget.scrollIntoView) scrollTarget.scrollIntoView({ block: "nearest", inline: "nearest" });
+          var t = scrollTarget;
           scrollTarget = null;
+          if (!t || !t.isConnected || !t.scrollIntoView) return;
+          var r = t.getBoundingClientRect(), c = canvas.getBoundingClientRect();
+          var inside = r.top >= c.top && r.bottom <= c.bottom && r.left >= c.left && r.right <= c.right;
+          if (!inside) t.scrollIntoView({ block: "center", inline: "center" });
         });
       }
       scrollTarget = e;
