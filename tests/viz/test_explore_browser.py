@@ -151,6 +151,9 @@ def test_without_dot_the_page_lists_the_same_numbers(driver, tmp_path, monkeypat
     _click_and_wait(driver, root, ".tg-end", e.n_steps)
     rows = {int(u["node"]): float(u["grad"]) for u in _units(driver)}
     assert rows == {i: v.grad for i, v in enumerate(e.recording.values)}
+    listed = driver.execute_script("return [...document.querySelectorAll('.tg-steps tr')].map(r => r.lastChild.textContent)")
+    assert listed == [s.text for s in e.recording.steps]  # the same lines as Explorer.table()
+    assert driver.find_element("css selector", ".tg-steps tr.tg-cur").text.startswith(f"{e.n_steps} backward")
 
 
 def test_two_explorers_in_one_document_step_on_their_own(driver, tmp_path) -> None:

@@ -43,8 +43,6 @@
     var shown = nodes.map(function (nd) { return nd.k !== "op"; });
     var grad = nodes.map(function () { return null; });
     var touches = nodes.map(function () { return 0; });
-    var groupOf = {};
-    data.groups.forEach(function (g, gi) { g.members.forEach(function (i) { groupOf[i] = gi; }); });
     var edgeBetween = {}; // "parent,child" -> graph edge ids (for colouring explain's paths)
     edges.forEach(function (e, id) { (edgeBetween[e[0] + "," + e[1]] = edgeBetween[e[0] + "," + e[1]] || []).push(id); });
 
@@ -85,10 +83,11 @@
     var units = {}; // key -> {el, name, data, grad}: the box (or table row) of one unit in this view
     var lines = []; // drawn edge index -> its path element
     var lit = [];   // elements carrying the "current step" class
+    var stepRows = []; // without a picture: step index -> its row in the step table
 
     function openView(v) {
       view = v;
-      units = {}; lines = []; lit = [];
+      units = {}; lines = []; lit = []; stepRows = [];
       canvas.textContent = "";
       var vw = data.views[v];
       crumb.textContent = "";
@@ -165,6 +164,17 @@
         units[u.key] = { el: tr, texts: texts, unit: u };
       });
       canvas.appendChild(table);
+      // ... and every step, as `Explorer.table()` prints them; the current one is highlighted.
+      var list = el("table", { "class": "tg-table tg-steps" });
+      steps.forEach(function (s, i) {
+        var tr = el("tr");
+        tr.appendChild(el("td", {}, String(i + 1)));
+        tr.appendChild(el("td", {}, s.k === "f" ? "forward" : s.k === "s" ? "seed" : "backward"));
+        tr.appendChild(el("td", {}, s.t));
+        list.appendChild(tr);
+        stepRows.push(tr);
+      });
+      canvas.appendChild(list);
     }
 
     // One node's numbers, in every box that shows it in this view.
@@ -245,6 +255,7 @@
         formulaBox.textContent = "";
         return;
       }
+      if (stepRows.length) lit.push(stepRows[k - 1]);
       var s = steps[k - 1], vw = data.views[view], touched = [s.n];
       var phase = s.k === "f" ? "forward" : s.k === "s" ? "backward starts" : "backward";
       stepBox.textContent = "";
