@@ -14,8 +14,9 @@
    time; (b) a step until the next frame is painted (style, layout, scrolling to the step, paint,
    and the wait for the frame itself), every 25th step. (a)'s worst and (b)'s 95th percentile are
    held to the target; (b)'s worst is printed too (it moves with the machine's other load).
-3. A 100,000-node graph is refused with a message within 10 s (the default max_nodes); with
-   max_nodes raised it is recorded and listed as steps, no picture (too many boxes for one).
+3. A 100,000-node graph is refused with a message within 10 s (the default max_nodes). For
+   information, not a target: with max_nodes raised it is recorded and listed as steps, no
+   picture (too many boxes for one), and the time that takes is printed.
 
 Every number is printed with its target and PASS/FAIL; exit status 1 on a FAIL.
 """
@@ -87,9 +88,8 @@ def python_side(out: Path) -> tuple[list[bool], dict[str, Path]]:
     t0 = time.perf_counter()
     forced = explore(big, max_nodes=BIG_NODES + 10)
     t1 = time.perf_counter()
-    print(f"100k chain, max_nodes raised: {forced!r}; first view: {forced.view_errors[0]}")
-    results.append(_row(f"{BIG_NODES + 2:,}-node graph with max_nodes raised (steps, no picture)", f"{t1 - t0:.2f} s",
-                        f"< {BIG_TARGET_S} s", t1 - t0 < BIG_TARGET_S))
+    # Not a target (the refusal above meets it): what raising the limit costs, for the record.
+    print(f"100k chain, max_nodes raised (for information): {forced!r} in {t1 - t0:.2f} s; first view: {forced.view_errors[0]}")
     return results, {"mlp": mlp_path, "chain": chain_path, "wide": flat_path}
 
 
