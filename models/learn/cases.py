@@ -91,7 +91,7 @@ def know_softmax(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Kno
     x = inputs["x"]
     off = -y * np.sum(R * y, axis=-1, keepdims=True)
     variants: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
-    if x.ndim >= 2 and x.shape[0] > 1:
+    if x.ndim >= 2:
         e = np.exp(x - x.max(axis=0, keepdims=True))
         variants["softmax over the first axis (the batch) instead of the last"] = ("axis", {"output": e / e.sum(axis=0, keepdims=True)})
     return Knowledge(terms={"-p_i p_j (the off-diagonal of the Jacobian)": {"x": off},

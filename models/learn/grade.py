@@ -190,6 +190,9 @@ def _stage_error(rec: dict[str, Any], stage: str, where: str, case: str) -> Find
     if isinstance(got, dict) and "error" in got:
         return error_finding(got["error"], where, case)
     if isinstance(got, dict) and "bad" in got:
+        if stage == "backward":
+            return Finding("shape", where, f"{where} returned {got['bad']}: return a tuple of gradients, one per input "
+                                           f"in input order, a tuple even for one input", case)
         return Finding("dtype", where, f"{where} returned {got['bad']}, not an array of numbers", case)
     return None
 
