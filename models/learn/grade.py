@@ -220,6 +220,11 @@ def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, know
                 values[name] = float(arr[idx])
         shown = ", ".join(f"{k} {fmt(v)}" for k, v in values.items())
         message += f"; worst at {index}: {shown}"
+    elif kind == "transposed" and y64.ndim == 2 and r64.size:
+        i, j = np.unravel_index(int(np.argmax(np.abs(r64))), r64.shape)
+        index, values = [int(i), int(j)], {"expected": float(r64[i, j]), "yours": float(y64[j, i])}
+        message += (f": its shape is {tuple(y64.shape)}, expected {tuple(r64.shape)}; the right [{i}, {j}] = "
+                    f"{fmt(float(r64[i, j]))} is yours at [{j}, {i}]")
     return Finding(kind, where, message, case, index, values)
 
 

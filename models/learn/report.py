@@ -63,10 +63,9 @@ def format_check(result: CheckResult) -> str:
     """A reviewer's text: the verdict, then one paragraph per finding (the first one is the headline)."""
     name = result.exercise
     if result.passed:
-        return (f"{name}: passed ({result.cases} cases: the forward against twograd's, then the backward three ways; "
-                f"{result.seconds:.2f} s)")
+        return f"{name}: passed ({result.cases} cases: the forward against twograd's, then the backward three ways)"
     n = len(result.findings)
-    lines = [f"{name}: FAILED, {n} problem{'s' if n != 1 else ''} ({result.cases} cases, {result.seconds:.2f} s)"]
+    lines = [f"{name}: FAILED, {n} problem{'s' if n != 1 else ''} ({result.cases} cases)"]
     for f in result.findings[:6]:
         lines.append(textwrap.fill(f"[{f.kind}] {f.message}", width=110, initial_indent="  ", subsequent_indent="      "))
     if n > 6:
