@@ -38,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         s.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help="the workspace folder (default ./twograd-learn)")
         s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
         if name == "check":
-            s.add_argument("--seed", type=types.seed, default=0, help="seed of the cases (default 0: the fixed ones)")
+            s.add_argument("--seed", type=types.seed, default=0, help="seed of the fixed cases (default 0)")
+            s.add_argument("--random-seed", type=types.seed, default=None,
+                           help="seed of the random cases (default: a fresh one each check; a failure names it)")
             s.add_argument("--time-limit", type=types.positive, default=None, help="seconds your file may run (default 60)")
             s.add_argument("--html", type=Path, default=None, help="draw a failing backward's graph (needs viz.explore; not wired yet)")
         if name == "hint":
@@ -100,7 +102,7 @@ def _check(args: argparse.Namespace, ex, directory: Path) -> int:
     if args.html is not None:
         raise InputError("--html needs viz.explore, which this twograd does not have yet")
     digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
-    result = grade.check(ex, path, seed=args.seed, time_limit=args.time_limit or sandbox.DEFAULT_TIME_LIMIT)
+    result = grade.check(ex, path, seed=args.seed, random_seed=args.random_seed, time_limit=args.time_limit or sandbox.DEFAULT_TIME_LIMIT)
     workspace.record(directory, ex.name, result.passed, digest)
     if args.json:
         print_json(result.to_dict())

@@ -31,13 +31,13 @@ def _f32(make):
     return made
 
 
-def float32_of(piece: str, case: int = 0) -> EdgeCase:
-    """The registry case number `case` of `piece`, in float32 (looked up when the case is made: listing
-    the exercises must not import every piece)."""
+def float32_of(piece: str, case: int = 0, home: str = "") -> EdgeCase:
+    """The registry case number `case` of `piece` (registered by module `home`), in float32; looked up when
+    the case is made: listing the exercises must not import every piece."""
     def make(rng: np.random.Generator):
-        from nn.registry import get_piece
+        from models.learn.grade import registry_piece
 
-        return _f32(get_piece(piece).cases[case].make)(rng)
+        return _f32(registry_piece(piece, home).cases[case].make)(rng)
     return EdgeCase("float32 input", make, "forward")
 
 

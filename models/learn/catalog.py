@@ -21,8 +21,23 @@ def _trio(module: str, stem: str, loops_signature: str = "", optional_backward: 
             Fn(f"{module}:{stem}_backward", optional=optional_backward))
 
 
+#: the module that registers each piece used here (nn.registry's discovery would import every piece)
+HOMES: dict[str, str] = {
+    "matmul": "nn.linear", "linear": "nn.linear", "softmax": "nn.softmax", "cross_entropy": "nn.losses", "mse": "nn.losses",
+    "sigmoid": "nn.activations", "relu": "nn.activations", "tanh": "nn.activations", "mlp": "models.zoo.mlp",
+    "attention": "nn._attention_pieces", "mha": "nn.mha", "embedding": "nn.embedding",
+    "sinusoidal_positions": "nn.positions", "layer_norm": "nn.normalization", "feedforward": "nn.feedforward",
+    "residual": "nn.residual", "transformer_block": "nn.transformer_block", "distillation": "nn.distill",
+    "bradley_terry": "nn.preference", "dpo": "nn.preference",
+}
+
+
 def _spec(piece: str, stem: str, **kw) -> PieceSpec:
-    return PieceSpec(piece, f"{stem}_loops", f"{stem}_forward", f"{stem}_backward", **kw)
+    return PieceSpec(piece, f"{stem}_loops", f"{stem}_forward", f"{stem}_backward", home=HOMES[piece], **kw)
+
+
+def _f32(piece: str, case: int = 0):
+    return c.float32_of(piece, case, HOMES[piece])
 
 
 EXERCISES: tuple[Exercise, ...] = (
@@ -34,7 +49,7 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at one entry: which entries of C does A_ip reach, and with what coefficient?",
          "dL/dA_ip = sum_j G_ij B_pj and dL/dB_pj = sum_i A_ip G_ij, with G = dL/dC.",
          "In matrix form dA = G B^T (n, k) and dB = A^T G (k, m): check the shapes before the numbers."),
-        PieceGrader(_spec("matmul", "matmul", edge=(c.float32_of("matmul", 1),))),
+        PieceGrader(_spec("matmul", "matmul", edge=(_f32("matmul", 1),))),
     ),
     Exercise(
         "softmax", "Phase 0", "a stable softmax",
@@ -44,7 +59,7 @@ EXERCISES: tuple[Exercise, ...] = (
          "Differentiate y_i = e^(x_i) / S: dy_i/dx_j = y_i delta_ij - y_i y_j. Both terms matter.",
          "dx_j = sum_i dy_i dy_i/dx_j = y_j (dy_j - sum_i dy_i y_i), over the last axis only."),
         PieceGrader(_spec("softmax", "softmax", knowledge=c.know_softmax,
-                          edge=(c.big_logits((3, 5)), c.big_logits((1, 4), 1e4), c.float32_of("softmax", 1)))),
+                          edge=(c.big_logits((3, 5)), c.big_logits((1, 4), 1e4), _f32("softmax", 1)))),
     ),
     Exercise(
         "cross_entropy", "Phase 0", "cross-entropy from logits",
@@ -54,7 +69,7 @@ EXERCISES: tuple[Exercise, ...] = (
          "d/dz_j of log sum e^z is softmax(z)_j; d/dz_j of -z_t is -1 when j = t.",
          "dz = (softmax(z) - onehot(t)) / B: the loss is a mean over the B rows."),
         PieceGrader(_spec("cross_entropy", "cross_entropy", knowledge=c.know_cross_entropy,
-                          edge=(c.big_logits((3, 4), targets=True), c.float32_of("cross_entropy", 1)))),
+                          edge=(c.big_logits((3, 4), targets=True), _f32("cross_entropy", 1)))),
     ),
     Exercise(
         "gradcheck", "Phase 0", "a central-difference gradient checker",
@@ -83,11 +98,11 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at what forward already computed: each derivative can be written with the output alone.",
          "sigmoid' = s (1 - s); relu' = 1 where x > 0 else 0; tanh' = 1 - tanh^2.",
          "For large |x|, write tanh and sigmoid so that no e^|x| is formed (np.tanh; a sigmoid split by sign)."),
-        PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(c.float32_of("sigmoid", 2),)),
-                    _spec("relu", "relu", edge=(c.float32_of("relu", 2),)),
+        PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(_f32("sigmoid", 2),)),
+                    _spec("relu", "relu", edge=(_f32("relu", 2),)),
                     _spec("tanh", "tanh", knowledge=c.know_tanh,
                           edge=(c.EdgeCase("inputs of +-1000", lambda rng: ({"x": rng.choice([-1000.0, 1000.0], (2, 3))}, {}), "forward"),
-                                c.float32_of("tanh", 2)))),
+                                _f32("tanh", 2)))),
     ),
     Exercise(
         "linear", "Phase 1", "the linear layer y = x W + b",
@@ -95,7 +110,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "dx, dW and db, including the sum over the batch for the broadcast bias.", ("matmul",),
         ("Look at b: it is added to every row, so its gradient collects one term per row.",
          "dx = G W^T, dW = x^T G, db = sum over rows of G (x viewed as rows when it is (B, T, n_in)).",),
-        PieceGrader(_spec("linear", "linear", knowledge=c.know_linear, edge=(c.float32_of("linear", 1),))),
+        PieceGrader(_spec("linear", "linear", knowledge=c.know_linear, edge=(_f32("linear", 1),))),
     ),
     Exercise(
         "mse", "Phase 1", "mean squared error",
@@ -103,7 +118,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "d/dpred of mean((pred - target)^2) over all N elements.", (),
         ("Look at the mean: over how many elements, and does it reach the gradient?",
          "dpred = 2 (pred - target) / N, and dtarget = -dpred."),
-        PieceGrader(_spec("mse", "mse", knowledge=c.know_mse, edge=(c.float32_of("mse", 1),))),
+        PieceGrader(_spec("mse", "mse", knowledge=c.know_mse, edge=(_f32("mse", 1),))),
     ),
     Exercise(
         "mlp", "Phase 1", "the whole MLP's backward by the chain rule",
@@ -133,7 +148,7 @@ EXERCISES: tuple[Exercise, ...] = (
          "dV = P^T dO; dP = dO V^T; dS = P * (dP - sum_j dP P) (softmax's Jacobian); dq = dS k / sqrt(d), dk = dS^T q / sqrt(d).",
          "A row with no key allowed has no softmax: raise ValueError for it."),
         PieceGrader(_spec("attention", "attention", knowledge=c.know_attention, max_full_cases=6,
-                          edge=(c.masked_row(), c.float32_of("attention", 1)))),
+                          edge=(c.masked_row(), _f32("attention", 1)))),
     ),
     Exercise(
         "causal_mask", "Phase 2", "the causal mask",
@@ -151,7 +166,7 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at the head width: each head attends with d = C / H, so its scale is 1/sqrt(C / H).",
          "Split: (B, T, C) -> (B, H, T, C/H); attention per head; merge back; the backward reverses each reshape.",),
         PieceGrader(_spec("mha", "mha", knowledge=c.know_mha, max_full_cases=3,
-                          edge=(c.mha_odd_heads(), c.float32_of("mha", 3)))),
+                          edge=(c.mha_odd_heads(), _f32("mha", 3)))),
     ),
     # ------------------------------------------------------------------ Phase 3
     Exercise(
@@ -160,7 +175,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "dW of a table lookup: each row of dW collects the upstream gradient of every position holding its id.", (),
         ("Look at an id that appears twice: its row of dW must receive both positions' gradients.",
          "dW[v] = sum over positions p with ids[p] = v of dout[p]; np.add.at adds repeated indices, dW[ids] += does not."),
-        PieceGrader(_spec("embedding", "embedding", knowledge=c.know_embedding, edge=(c.float32_of("embedding", 1),))),
+        PieceGrader(_spec("embedding", "embedding", knowledge=c.know_embedding, edge=(_f32("embedding", 1),))),
     ),
     Exercise(
         "positions", "Phase 3", "sinusoidal positions",
@@ -169,7 +184,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "PE(t, 2i) = sin(t / base^(2i/C)), PE(t, 2i+1) = cos(...); the gradient of x + PE.", ("embedding",),
         ("Look at which axis is time: the table is indexed by position t, the same for every sequence of the batch.",
          "PE[t, 2i] = sin(t w_i), PE[t, 2i+1] = cos(t w_i), w_i = base^(-2i/C); dx = dout (the table is a constant)."),
-        PieceGrader(_spec("sinusoidal_positions", "sinusoidal_positions", edge=(c.float32_of("sinusoidal_positions", 0),))),
+        PieceGrader(_spec("sinusoidal_positions", "sinusoidal_positions", edge=(_f32("sinusoidal_positions", 0),))),
     ),
     Exercise(
         "layer_norm", "Phase 3", "layer norm",
@@ -177,7 +192,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "dx through the mean and the variance of each row, term by term.", ("linear",),
         ("Look at how x_i reaches the output: directly, through the mean mu, and through the variance sigma^2.",
          "dx = (1/sigma) (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dy gamma; dgamma = sum dy xhat, dbeta = sum dy."),
-        PieceGrader(_spec("layer_norm", "layer_norm", knowledge=c.know_layer_norm, edge=(c.float32_of("layer_norm", 1),))),
+        PieceGrader(_spec("layer_norm", "layer_norm", knowledge=c.know_layer_norm, edge=(_f32("layer_norm", 1),))),
     ),
     Exercise(
         "feedforward", "Phase 3", "the feed-forward network",
@@ -185,7 +200,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "FFN(x) = act(x W1 + b1) W2 + b2 and its backward, two linear layers around an activation.", ("linear", "activations"),
         ("Look at the order of the backward: second linear, the activation's derivative at the hidden pre-activation, first linear.",
          "dh = dy W2^T; da = dh * act'(a); dx = da W1^T; dW1 = x^T da, db1 = sum da; dW2 = h^T dy, db2 = sum dy."),
-        PieceGrader(_spec("feedforward", "ffn", knowledge=c.know_ffn, edge=(c.float32_of("feedforward", 0),))),
+        PieceGrader(_spec("feedforward", "ffn", knowledge=c.know_ffn, edge=(_f32("feedforward", 0),))),
     ),
     Exercise(
         "residual", "Phase 3", "the residual connection",
@@ -193,7 +208,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "y = x + f: the gradient reaches both, unchanged.", (),
         ("Look at y = x + f: what is dy/dx, and dy/df?",
          "dx = dout and df = dout: the skip path hands the gradient straight through."),
-        PieceGrader(_spec("residual", "residual", knowledge=c.know_residual, edge=(c.float32_of("residual", 1),))),
+        PieceGrader(_spec("residual", "residual", knowledge=c.know_residual, edge=(_f32("residual", 1),))),
     ),
     Exercise(
         "transformer_block", "Phase 3", "the Transformer block (its backward is a stretch exercise)",
@@ -207,7 +222,7 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at norm_first: post-norm is x = norm(x + attn(x)); pre-norm is x = x + attn(norm(x)).",
          "Two sub-layers, each wrapped in a residual and a norm; the backward adds the skip path's gradient to the sub-layer's."),
         PieceGrader(_spec("transformer_block", "transformer_block", knowledge=c.know_block, max_full_cases=2,
-                          optional_backward=True, edge=(c.float32_of("transformer_block", 0),))),
+                          optional_backward=True, edge=(_f32("transformer_block", 0),))),
     ),
     # ------------------------------------------------------------------ Extensions
     Exercise(
@@ -231,7 +246,7 @@ EXERCISES: tuple[Exercise, ...] = (
                           edge=(c.EdgeCase("logits of +-1000", lambda rng: ({"logits": rng.choice([-1000.0, 1000.0], (3, 4))},
                                  {"teacher_logits": rng.choice([-1000.0, 1000.0], (3, 4)), "targets": rng.integers(0, 4, 3),
                                   "temperature": 2.0, "alpha": 0.5}), "forward"),
-                                c.float32_of("distillation", 1)))),
+                                _f32("distillation", 1)))),
     ),
     Exercise(
         "bradley_terry", "Extensions", "the Bradley-Terry preference loss",
@@ -240,7 +255,7 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at a wide margin: log(sigmoid(-1000)) is log(0) in float64; write -log sigmoid(d) as softplus(-d).",
          "dL/dr_chosen = -sigmoid(-d) / B and dL/dr_rejected = +sigmoid(-d) / B, d = r_chosen - r_rejected."),
         PieceGrader(_spec("bradley_terry", "bradley_terry", knowledge=c.know_pairs,
-                          edge=(c.big_margins(("r_chosen", "r_rejected")), c.float32_of("bradley_terry", 1)))),
+                          edge=(c.big_margins(("r_chosen", "r_rejected")), _f32("bradley_terry", 1)))),
     ),
     Exercise(
         "dpo", "Extensions", "direct preference optimisation",
@@ -250,7 +265,7 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at beta: it multiplies the margin inside the softplus, so it multiplies the gradient too.",
          "z = beta ((lw - rw) - (ll - rl)); dL/dz = -sigmoid(-z) / B; dlw = beta dz, dll = -beta dz, drw = -dlw, drl = -dll."),
         PieceGrader(_spec("dpo", "dpo", knowledge=c.know_pairs,
-                          edge=(c.big_margins(("logp_w", "logp_l", "ref_w", "ref_l"), beta=0.5), c.float32_of("dpo", 1)))),
+                          edge=(c.big_margins(("logp_w", "logp_l", "ref_w", "ref_l"), beta=0.5), _f32("dpo", 1)))),
     ),
 )
 

@@ -13,6 +13,7 @@ constants a mistake multiplies by). The diagnosis of a wrong array is `diagnose.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,25 @@ class PieceSpec:
     max_full_cases: int = 4
     #: the backward is a stretch goal: when it raises NotImplementedError the exercise still passes
     optional_backward: bool = False
+    #: the module that registers the piece (imported alone, so a check does not import every piece)
+    home: str = ""
+
+    def reference(self) -> Any:
+        return registry_piece(self.piece, self.home)
+
+
+def registry_piece(name: str, home: str = "") -> Any:
+    """The registered piece `name`, importing only `home` when given (nn.registry.get_piece imports every piece)."""
+    import importlib
+
+    from nn.registry import get_piece, registered
+
+    if home:
+        importlib.import_module(home)
+        piece = registered(name)
+        if piece is not None:
+            return piece
+    return get_piece(name)
 
 
 @dataclass
@@ -114,20 +134,22 @@ class PieceGrader:
     def __init__(self, *specs: PieceSpec) -> None:
         self.specs = specs
 
-    def plan(self, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[CaseContext]]:
-        from nn.registry import get_piece
-
+    def plan(self, seed: int, random_seed: int | None = None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[CaseContext]]:
+        """The registry's cases made with `seed` (all three ways on the first `max_full_cases`), the edge cases,
+        and the registry's cases again with `random_seed` (forward only): fixed cases and random ones."""
         tasks: list[dict[str, Any]] = []
         arrays: dict[str, np.ndarray] = {}
         contexts: list[CaseContext] = []
         for spec in self.specs:
-            piece = get_piece(spec.piece)
+            piece = spec.reference()
             runs: list[tuple[str, Callable, str]] = []
             for i, c in enumerate(piece.cases):
                 runs.append((c.name, c.make, "full" if i < spec.max_full_cases else "forward"))
             runs += [(e.name, e.make, e.mode) for e in spec.edge]
+            if random_seed is not None:
+                runs += [(f"random (seed {random_seed}): {c.name}", c.make, "random") for c in piece.cases]
             for case_name, make, mode in runs:
-                rng = np.random.default_rng(seed)
+                rng = np.random.default_rng(random_seed if mode == "random" else seed)
                 inputs, static = make(rng)
                 tid = f"t{len(tasks)}"
                 names = list(inputs)
@@ -261,7 +283,7 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
     if f is not None:
         f.message += f" (case {case!r})"
         out.append(f)
-    if ctx.mode != "full":
+    if ctx.mode != "full":  # "forward", "random": forward only
         return out
     bwd = spec.backward
     bad = _stage_error(rec, "backward", bwd, case)
@@ -324,20 +346,29 @@ class CheckResult:
     seed: int
     seconds: float
     cases: int = 0
+    random_seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "exercise": self.exercise, "passed": self.passed, "file": self.file, "seed": self.seed,
+            "exercise": self.exercise, "passed": self.passed, "file": self.file, "seed": self.seed, "random_seed": self.random_seed,
             "cases": self.cases, "seconds": round(self.seconds, 3),
             "diagnosis": [f.to_dict() for f in self.findings],
         }
 
 
-def check(exercise: Any, path: Path, *, seed: int = 0, time_limit: float = sandbox.DEFAULT_TIME_LIMIT,
-          memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
-    """Grade the learner's file `path` for `exercise` (never raises for what their file does)."""
+def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None = None,
+          time_limit: float = sandbox.DEFAULT_TIME_LIMIT, memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
+    """Grade the learner's file `path` for `exercise` (never raises for what their file does).
+
+    `seed` makes the fixed cases (0: the same every time); `random_seed` adds the piece's cases made
+    from it, forward only (None: a fresh one drawn here, recorded in the result so a failure can be
+    repeated with it).
+    """
     start = time.perf_counter()
-    tasks, arrays, context = exercise.grader.plan(seed)
+    if random_seed is None:
+        random_seed = int.from_bytes(os.urandom(4), "little")
+    plan = exercise.grader.plan
+    tasks, arrays, context = plan(seed, random_seed) if isinstance(exercise.grader, PieceGrader) else plan(seed)
     outcome = sandbox.run_file(path, exercise.name, tasks, arrays, required=exercise.required,
                                time_limit=time_limit, memory_limit=memory_limit)
     where = Path(path).name
@@ -354,4 +385,5 @@ def check(exercise: Any, path: Path, *, seed: int = 0, time_limit: float = sandb
                                                       f"{'them' if len(names) > 1 else 'it'} with exactly the names of `twograd learn show {exercise.name}`")]
     else:
         findings = exercise.grader.judge(outcome, context)
-    return CheckResult(exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks))
+    return CheckResult(exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks),
+                       random_seed)

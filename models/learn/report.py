@@ -70,5 +70,7 @@ def format_check(result: CheckResult) -> str:
         lines.append(textwrap.fill(f"[{f.kind}] {f.message}", width=110, initial_indent="  ", subsequent_indent="      "))
     if n > 6:
         lines.append(f"  ... and {n - 6} more (--json lists them all)")
+    if any(f.case.startswith("random") for f in result.findings):
+        lines.append(f"to repeat the random cases: twograd learn check {name} --random-seed {result.random_seed}")
     lines.append(f"a hint: twograd learn hint {name}")
     return "\n".join(lines)

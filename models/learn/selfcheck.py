@@ -22,9 +22,11 @@ def three_way_findings(loops: Callable[..., Any], forward: Callable[..., Any], b
     """(findings, the three-way table): empty findings when their three ways agree with each other and with ours."""
     from engine import graph_gradients, numerical_gradient_arrays
     from models.learn.grade import Knowledge, _compare
-    from nn.registry import check_three_way, get_piece
+    from models.learn.catalog import HOMES
+    from models.learn.grade import registry_piece
+    from nn.registry import check_three_way
 
-    piece = get_piece(reference) if reference else None
+    piece = registry_piece(reference, HOMES.get(reference, "")) if reference else None
     if inputs is None:
         if piece is None:
             raise ValueError("three_way: give inputs=, or reference= (a piece name) to use its first case")
