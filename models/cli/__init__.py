@@ -63,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
     Command("distill", "models.cli.distill", "distil a larger teacher into a small student (spirals MLP, chars transformer)"),
     Command("align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"),
+    Command("learn", "models.cli.learn", "the study plan as exercises: write each piece, get it graded three ways with a diagnosis"),
 )
 
 
