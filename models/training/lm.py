@@ -26,6 +26,7 @@ import numpy as np
 
 from engine.errors import InputError
 from models.zoo.gpt import GPT, GPTConfig, count_parameters
+from models.zoo.kernels import Kernels
 from models.data.sequences import IGNORE, CharText, DigitSequences, LineDocuments, bundled_text, read_text
 from models.training.trainer import Setup, TrainConfig, TrainState
 from nn.losses import sequence_cross_entropy_forward
@@ -250,10 +251,12 @@ class SequenceTask:
         return [f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (roughly {seconds:.2g} s a step at "
                 f"full context, ~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"]
 
-    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> Setup:
+    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None) -> Setup:
+        """The model, objective and batches; `kernels` replaces pieces of the GPT's composed path (models/zoo/kernels.py),
+        which then trains in place of the fused step."""
         config = GPTConfig(**model_config["gpt"]).validate()
         data = self.load_data(model_config["data"], config.seed)
-        model = GPT(config)
+        model = GPT(config, kernels=kernels)
         B = train.batch_size or 32
         objective = LMObjective(model, data, engine, B)
         summary = [data.summary(), f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
