@@ -76,7 +76,7 @@ def main() -> None:
     if args.learner:
         from models.training.learner import load_pieces
 
-        gpt_pieces = load_pieces(args.learner, "reverse", config.to_dict())
+        gpt_pieces = load_pieces(args.learner, "reverse", {"gpt": config.to_dict()})
         mlp_pieces = load_pieces(args.learner, "xor", MLPConfig(sizes=[2, 4, 1]).to_dict())
         gpt_l = GPT(config, kernels=gpt_pieces.kernels)
         mlp_l = MLP(MLPConfig(sizes=[2, 4, 1]), kernels=mlp_pieces.kernels)

@@ -52,6 +52,10 @@ MAX_GRAPH_MADDS = 30_000_000
 GRAPH_WARN_SECONDS = 30.0
 
 
+#: said after "manual engine" when replaced kernels train on the composed pieces instead of the fused step
+_COMPOSED = " (the composed pieces)"
+
+
 @dataclass(frozen=True)
 class SequenceRecipe:
     """Defaults that train the task well from the default seed."""
@@ -261,7 +265,8 @@ class SequenceTask:
         objective = LMObjective(model, data, engine, B)
         summary = [data.summary(), f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
                    f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
-                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine, seed {config.seed}"]
+                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine{_COMPOSED if kernels is not None else ''}, "
+                   f"seed {config.seed}"]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_lm(folder, state, model, data, self.name)

@@ -173,7 +173,7 @@ class TabularTask:
         net = "-".join(map(str, config.sizes))
         batch = "full batch" if not train.batch_size or train.batch_size >= len(data.y_train) else f"batch {train.batch_size}"
         summary = [data.summary(), f"network {net} {config.activation}, {config.loss} loss, {train.optimizer} lr {train.lr:g}, "
-                   f"{batch}, {engine} engine, seed {config.seed}"]
+                   f"{batch}, {engine} engine{' (the composed pieces)' if kernels is not None else ''}, seed {config.seed}"]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_tabular(folder, state, model, data, net)
