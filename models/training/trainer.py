@@ -267,16 +267,23 @@ class _SigintLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def in_notebook() -> bool:
+    """True inside a running Jupyter kernel (not merely when ipykernel was imported, as a test may do)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    return shell is not None and (type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in getattr(shell, "config", {}))
+
+
 def progress_wanted(quiet: bool) -> bool:
     """Draw a bar unless told not to: in a terminal (stderr is a tty) or in a notebook."""
-    return not quiet and (sys.stderr.isatty() or "ipykernel" in sys.modules)
+    return not quiet and (sys.stderr.isatty() or in_notebook())
 
 
 def progress_bar_class() -> Any:
     """tqdm's widget bar in a notebook that has ipywidgets (the `notebook` extra), its text bar
     everywhere else. tqdm.auto would pick the widget without ipywidgets and warn
     "IProgress not found" on every run; this asks for the widget only when it can be drawn."""
-    if "ipykernel" in sys.modules:
+    if in_notebook():
         import importlib.util
 
         if importlib.util.find_spec("ipywidgets") is not None:
