@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.atomic import sha256_file
-from engine.errors import InputError
+from engine.errors import InputError, RunError
 from models.learn.workspace import check_command, exercise_status, load_learner_module
 from models.zoo.kernels import NN_KERNELS, Kernel
 from nn.masks import causal_mask
@@ -139,6 +139,8 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
                      "around your other pieces")
     for piece, k in kernels.items():
         recheck(piece, k, model_config, folder)
+    kernels = {piece: Kernel(_guarded(piece, "forward", k.forward), _guarded(piece, "backward", k.backward))
+               for piece, k in kernels.items()}
     inside = {}
     if "transformer_block" in kernels:
         inside.update({p: "transformer_block" for p in ("attention", "mha") if p in kernels})
@@ -147,6 +149,20 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
     used = {p: k for p, k in kernels.items() if p not in inside}
     return LearnerPieces(folder.resolve(), used, [p for p in pieces if p in used],
                          [p for p in pieces if p not in kernels], inside, sha256, notes)
+
+
+def _guarded(piece: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, with any exception it raises during the run turned into one RunError line naming the
+    learner's function (their code met a shape or a value the checks did not have)."""
+    stem = EXERCISE_OF[piece][1]
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - their code: any failure is one line
+            raise RunError(f"your {stem}_{kind} failed during the run ({type(err).__name__}: {err})") from None
+
+    return call
 
 
 # ---------------------------------------------------------------------------- the re-check
@@ -193,10 +209,13 @@ def _has_backward(k: Kernel, model_config: dict[str, Any]) -> bool:
     args, kwargs = _case("transformer_block", model_config)
     try:
         out, cache = k.forward(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - a forward that fails is the re-check's to report
+        return True
+    try:
         k.backward(np.ones_like(np.asarray(out)), cache)
     except NotImplementedError:
         return False
-    except Exception:  # noqa: BLE001 - any other failure is the re-check's to report
+    except Exception:  # noqa: BLE001 - as above
         return True
     return True
 

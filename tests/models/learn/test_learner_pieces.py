@@ -306,3 +306,22 @@ def test_the_mlp_and_gpt_refuse_a_piece_they_do_not_call() -> None:
         MLP(MLPConfig(), kernels={"attention": pair})
     with pytest.raises(InputError, match="no piece 'linear'"):
         GPT(GPTConfig(), kernels={"linear": pair})
+
+
+#: a linear layer that passed on the check's shapes but breaks on a batch of 4 rows
+LINEAR_BREAKING_ON_FOUR_ROWS = '''
+from nn.linear import linear_backward, linear_forward as _right
+
+
+def linear_forward(x, W, b):
+    if len(x) == 4:
+        raise IndexError("row 4 of 3")
+    return _right(x, W, b)
+'''
+
+
+def test_a_piece_failing_during_the_run_is_one_line_at_exit_1(tmp_path: Path, capsys) -> None:
+    ws = make_workspace(tmp_path / "ws", ("linear",), texts={"linear": LINEAR_BREAKING_ON_FOUR_ROWS})
+    code = main(["train", "xor", "--learner", str(ws)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err == ["twograd train: error: your linear_forward failed during the run (IndexError: row 4 of 3)"]
