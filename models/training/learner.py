@@ -62,6 +62,8 @@ MLP_TASKS = ("xor", "moons", "spirals", "iris")
 GPT_TASKS = ("copy", "reverse")
 #: the tasks --learner applies to (chars and lines train long float32 / preset runs on the fused step)
 LEARNER_TASKS = MLP_TASKS + GPT_TASKS
+#: said after "manual engine" in a run's summary: replaced kernels train on the composed pieces, not a fused step
+COMPOSED_NOTE = " (the composed pieces)"
 #: a re-check passes when every output and gradient is within RECHECK_RTOL * (1 + max |twograd's|):
 #: the same math in float64 agrees to ~1e-12; a wrong term is off by O(1).
 RECHECK_RTOL = 1e-7

@@ -27,6 +27,7 @@ import numpy as np
 from engine.errors import InputError
 from models.zoo.gpt import GPT, GPTConfig, count_parameters
 from models.zoo.kernels import Kernels
+from models.training.learner import COMPOSED_NOTE
 from models.data.sequences import IGNORE, CharText, DigitSequences, LineDocuments, bundled_text, read_text
 from models.training.trainer import Setup, TrainConfig, TrainState
 from nn.losses import sequence_cross_entropy_forward
@@ -50,10 +51,6 @@ GRAPH_SECONDS_PER_MADD = 1e-6
 MAX_GRAPH_MADDS = 30_000_000
 #: warn before a graph-engine run expected to take longer than this.
 GRAPH_WARN_SECONDS = 30.0
-
-
-#: said after "manual engine" when replaced kernels train on the composed pieces instead of the fused step
-_COMPOSED = " (the composed pieces)"
 
 
 @dataclass(frozen=True)
@@ -265,7 +262,7 @@ class SequenceTask:
         objective = LMObjective(model, data, engine, B)
         summary = [data.summary(), f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
                    f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
-                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine{_COMPOSED if kernels is not None else ''}, "
+                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, "
                    f"seed {config.seed}"]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:

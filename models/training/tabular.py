@@ -19,6 +19,7 @@ import numpy as np
 from engine.errors import InputError
 from models.data.datasets import DATASET_NAMES, Dataset, load_dataset
 from models.zoo.kernels import Kernels
+from models.training.learner import COMPOSED_NOTE
 from models.zoo.mlp import MLP, MLPConfig
 from models.training.trainer import RowBatches, Setup, TrainConfig, TrainState
 
@@ -173,7 +174,7 @@ class TabularTask:
         net = "-".join(map(str, config.sizes))
         batch = "full batch" if not train.batch_size or train.batch_size >= len(data.y_train) else f"batch {train.batch_size}"
         summary = [data.summary(), f"network {net} {config.activation}, {config.loss} loss, {train.optimizer} lr {train.lr:g}, "
-                   f"{batch}, {engine} engine{' (the composed pieces)' if kernels is not None else ''}, seed {config.seed}"]
+                   f"{batch}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, seed {config.seed}"]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_tabular(folder, state, model, data, net)

@@ -257,7 +257,7 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
     norm_e_cache = None
     if static.get("embed_norm", False):
         x, norm_e_cache = norm_kernel_forward(kernels, static["norm"], x, p.get("norm_e.gamma", ones), p.get("norm_e.beta"),
-                                       static["eps"])
+                                              static["eps"])
         x = x.astype(dt, copy=False)
     block = _block_kwargs(**static)
     block_caches = []
@@ -267,7 +267,7 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
     norm_cache = None
     if static.get("final_norm", True):
         x, norm_cache = norm_kernel_forward(kernels, static["norm"], x, p.get("norm_f.gamma", ones), p.get("norm_f.beta"),
-                                     static["eps"])
+                                            static["eps"])
     return x.astype(dt, copy=False), [embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache]
 
 
