@@ -164,6 +164,7 @@ def _guarded(piece: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any
         except Exception as err:  # noqa: BLE001 - their code: any failure is one line
             raise RunError(f"your {stem}_{kind} failed during the run ({type(err).__name__}: {err})") from None
 
+    call.__wrapped__ = fn  # type: ignore[attr-defined]  # the learner's own function, for whoever asks which code runs
     return call
 
 
