@@ -115,11 +115,11 @@ function one() {  // go to step k - 1 untimed, let it paint, then time the one s
   painted(() => {
     const t = performance.now();
     ex.goTo(k);
-    painted(() => { times.push(performance.now() - t); k += %d; one(); });
+    painted(() => { times.push(performance.now() - t); k += SAMPLE_EVERY; one(); });
   });
 }
 one();
-""" % SAMPLE_EVERY  # noqa: UP031 (JavaScript: in an f-string every brace would need doubling)
+""".replace("SAMPLE_EVERY", str(SAMPLE_EVERY))  # JavaScript: as an f-string every brace would need doubling
 
 
 def browser_side(pages: dict[str, Path]) -> list[bool]:

@@ -176,7 +176,7 @@ def heads_backward(dout: Array, cache: HeadsCache) -> tuple[Array | None, ...]:
         dWo = O^T dout,  dbo = sum_rows dout,  dO = dout Wo^T, split into heads dOh
         dQh, dKh, dVh = the attention kernel's backward of dOh
         dW_i = x^T dI,  db_i = sum_rows dI,  dx = dQ Wq^T + dK Wk^T + dV Wv^T   (x's three paths, summed)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     B, T, H, D = cache.shape
     Wq, Wk, Wv, Wo = cache.W
     dout2 = np.asarray(dout).reshape(B * T, H * D)
@@ -254,7 +254,7 @@ def composed_block_backward(dy: Array, cache: ComposedBlockCache) -> tuple[Array
 
         dh = dy [skip] + Norm2'(FFN'(dy)) [branch]
         dx = dh [skip] + Norm1'(MHA'(dh)) [branch]
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     dn2, dW1, dW2, *db_ffn = ffn_backward(dy, cache.ffn)
     dh_branch, dgamma2, dbeta2 = norm_kernel_backward(dn2, cache.norm2)
     dh = dy + dh_branch  # the second residual's two paths
