@@ -95,6 +95,7 @@ def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
 
 
 def test_the_plugin_imports_only_pytest() -> None:
-    code = "import sys; before = set(sys.modules); import models.learn.plugin; print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))"
+    code = ("import sys; before = set(sys.modules); import models.learn.plugin; "
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "[]"
