@@ -200,10 +200,11 @@ def test_the_report_names_whose_pieces_ran_in_the_gpt(tmp_path: Path) -> None:
     assert every.line() == "your pieces: layer_norm, transformer_block; twograd's: none; your attention, mha run inside your transformer_block"
     heads = load_pieces(make_workspace(tmp_path / "heads", ("attention",)), "reverse", config)
     assert heads.line() == "your pieces: attention; twograd's: mha, layer_norm, transformer_block"
-    stub = load_pieces(make_workspace(tmp_path / "stub", ("transformer_block",), texts={"transformer_block": BLOCK_WITHOUT_BACKWARD}),
-                       "reverse", config)
-    assert stub.yours == [] and "transformer_block" in stub.twograds
-    assert any("no backward yet" in note for note in stub.notes)
+    for text in (BLOCK_WITHOUT_BACKWARD, "from nn.transformer_block import transformer_block_forward\n"):  # a stub, or none
+        stub = load_pieces(make_workspace(tmp_path / f"stub{len(text)}", ("transformer_block",), texts={"transformer_block": text}),
+                           "reverse", config)
+        assert stub.yours == [] and "transformer_block" in stub.twograds
+        assert any("no backward yet" in note for note in stub.notes)
 
 
 def test_reverse_reaches_the_target_on_the_learners_pieces(tmp_path: Path) -> None:
