@@ -9,7 +9,8 @@ The MLP's composed pair (`mlp_forward` / `mlp_backward`) and the GPT's (`gpt_for
 A `Kernel` has nn's signatures: `forward(inputs...) -> (out, cache)` and
 `backward(dout, cache) -> tuple of gradients in input order`. A mapping replaces only the pieces
 it names; nn's own run everywhere else. `kernels=None` (the default) is the path as it always
-was: the same calls to nn, no wrapping, no extra work (`benchmarks/learner_pieces.py`). The
+was: the same calls to nn, behind one `kernels is None` test per piece (`benchmarks/learner_pieces.py`
+measures both paths). The
 fused fast paths (`MLP.fused_loss_and_grad`, the GPT's fused step) take no kernels: a model
 given kernels trains on its composed pair.
 
@@ -24,6 +25,10 @@ layer_norm, attention, mha, transformer_block (the GPT's). In a GPT:
 
 A replaced kernel's cache is kept as a `Step` (the backward that reads it, and the cache), so
 the backward pass never hands a learner's cache to nn's backward.
+
+The registry piece `block_kernels` (at the end) runs one block down this path with nn's
+attention and layer norm handed in as replacements, so `twograd check block_kernels` and
+tests/nn check the heads, the composed block and the norm steps three ways and against torch.
 """
 
 # Shape legend: B batch, T positions, C width, H heads, D = C / H, F the FFN width.
