@@ -48,21 +48,25 @@ REEXPORTS = {
 MLP_EXERCISES = ("linear", "activations", "mse")
 GPT_EXERCISES = ("attention", "mha", "layer_norm", "transformer_block")
 
-#: a linear layer written by hand, differently from nn's, counting its calls
+#: a linear layer written by hand, differently from nn's, that logs each call to calls.txt beside it
 EINSUM_LINEAR = '''
+from pathlib import Path
+
 import numpy as np
 
-CALLS = {"forward": 0, "backward": 0}
+LOG = Path(__file__).with_name("calls.txt")
 
 
 def linear_forward(x, W, b):
-    CALLS["forward"] += 1
+    with open(LOG, "a") as f:
+        f.write("forward\\n")
     x, W, b = (np.asarray(a, dtype=np.float64) for a in (x, W, b))
     return np.einsum("bi,io->bo", x, W) + b, (x, W)
 
 
 def linear_backward(dout, cache):
-    CALLS["backward"] += 1
+    with open(LOG, "a") as f:
+        f.write("backward\\n")
     x, W = cache
     return np.einsum("bo,io->bi", dout, W), np.einsum("bi,bo->io", x, dout), dout.sum(axis=0)
 '''
@@ -133,14 +137,11 @@ def test_the_learners_own_code_is_what_trains(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", ("linear",), texts={"linear": EINSUM_LINEAR})
     ours = models.train("xor", quiet=True)
     theirs = models.train("xor", learner=ws, quiet=True)
-    forward = theirs.model.kernels["linear"].forward.__wrapped__  # under the guard that turns their errors into one line
-    assert forward.__module__ == "twograd_learner_linear"  # a private name: loaded by path, never from sys.path
-    assert forward.__code__.co_filename == str(ws / "linear.py")
-    assert not [name for name, m in list(sys.modules.items()) if str(getattr(m, "__file__", "") or "").startswith(str(ws))]
-    calls = forward.__globals__["CALLS"]
+    calls = (ws / "calls.txt").read_text().split()
     steps = theirs.outcome.state.step
-    assert calls["backward"] >= 2 * steps  # two layers a step (plus the re-check)
-    assert calls["forward"] >= 2 * steps
+    assert calls.count("backward") >= 2 * steps  # two layers a step (plus the re-check)
+    assert calls.count("forward") >= 2 * steps
+    assert "linear" not in sys.modules  # loaded by path under a private name, never through sys.path
     assert theirs.learner.yours == ["linear"] and theirs.learner.twograds == ["tanh", "mse"]
     assert theirs.metrics["test_accuracy"] == 1.0
     # einsum sums in another order: the same run to rounding, not bit for bit
@@ -199,10 +200,11 @@ def test_the_report_names_whose_pieces_ran_in_the_gpt(tmp_path: Path) -> None:
     assert every.line() == "your pieces: layer_norm, transformer_block; twograd's: none; your attention, mha run inside your transformer_block"
     heads = load_pieces(make_workspace(tmp_path / "heads", ("attention",)), "reverse", config)
     assert heads.line() == "your pieces: attention; twograd's: mha, layer_norm, transformer_block"
-    stub = load_pieces(make_workspace(tmp_path / "stub", ("transformer_block",), texts={"transformer_block": BLOCK_WITHOUT_BACKWARD}),
-                       "reverse", config)
-    assert stub.yours == [] and "transformer_block" in stub.twograds
-    assert any("no backward yet" in note for note in stub.notes)
+    for text in (BLOCK_WITHOUT_BACKWARD, "from nn.transformer_block import transformer_block_forward\n"):  # a stub, or none
+        stub = load_pieces(make_workspace(tmp_path / f"stub{len(text)}", ("transformer_block",), texts={"transformer_block": text}),
+                           "reverse", config)
+        assert stub.yours == [] and "transformer_block" in stub.twograds
+        assert any("no backward yet" in note for note in stub.notes)
 
 
 def test_reverse_reaches_the_target_on_the_learners_pieces(tmp_path: Path) -> None:
