@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -73,7 +72,9 @@ def deflated_4gib(folder: Path) -> None:
                         np.lib.format.write_array(member, a, allow_pickle=False)
                         continue
                     header = io.BytesIO()
-                    np.lib.format.write_array_header_2_0(header, {"descr": "<f8", "fortran_order": False, "shape": (n,)})
+                    np.lib.format.write_array_header_2_0(
+                        header, {"descr": "<f8", "fortran_order": False, "shape": (n,)}
+                    )
                     member.write(header.getvalue())
                     chunk = bytes(2**24)
                     for _ in range(4 * GIB // len(chunk)):
@@ -102,13 +103,19 @@ def header_10_12(folder: Path) -> None:
 
 
 def measure(folder: Path) -> tuple[int, float, float, str]:
-    probe = ("import resource, subprocess, sys, time\n"
-             "t = time.perf_counter()\n"
-             "p = subprocess.run([sys.executable, '-m', 'models.cli', 'sample', '--run', sys.argv[1]], capture_output=True, text=True)\n"
-             "print(p.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-             "print(p.stderr.strip())\n")
-    done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run([sys.executable, '-m', 'models.cli', 'sample', '--run', sys.argv[1]], capture_output=True, text=True)\n"
+        "print(p.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "print(p.stderr.strip())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(folder)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     first, line = (done.stdout.split("\n", 1) + [""])[:2]
     code, seconds, rss_kb = first.split()
     return int(code), float(seconds), int(rss_kb) / 1024, line.strip()
@@ -117,10 +124,18 @@ def measure(folder: Path) -> tuple[int, float, float, str]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "chars"
-        train("chars", model_options={"d_model": 16, "n_heads": 2, "n_layers": 1}, train_options={"steps": 2}, out=base,
-              plots=False)
-        for name, damage in (("JSON names /dev/zero", dev_zero), ("4 GiB of deflated zeros", deflated_4gib),
-                             ("header shape (10**12,)", header_10_12)):
+        train(
+            "chars",
+            model_options={"d_model": 16, "n_heads": 2, "n_layers": 1},
+            train_options={"steps": 2},
+            out=base,
+            plots=False,
+        )
+        for name, damage in (
+            ("JSON names /dev/zero", dev_zero),
+            ("4 GiB of deflated zeros", deflated_4gib),
+            ("header shape (10**12,)", header_10_12),
+        ):
             folder = Path(tmp) / name.replace(" ", "_").replace("/", "_")
             shutil.copytree(base, folder)
             damage(folder)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Union
 
 from engine.errors import InputError
 
@@ -40,14 +39,19 @@ class FileTooLarge(UnreadableFile):
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
 
 
-def read_regular_file(path: Union[str, os.PathLike], limit: int, flag: str, advice: str) -> bytes:
+def read_regular_file(path: str | os.PathLike[str], limit: int, flag: str, advice: str) -> bytes:
     """The bytes of `path`, a regular file of at most `limit` bytes.
 
     `flag` names where the path came from ("--data", "checkpoint.json"), `advice` what to do
@@ -64,7 +68,9 @@ def read_regular_file(path: Union[str, os.PathLike], limit: int, flag: str, advi
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NotARegularFile(f"{flag} {name}: is {_kind(info.st_mode)}, not a regular file; refused (only a file is read)")
+            raise NotARegularFile(
+                f"{flag} {name}: is {_kind(info.st_mode)}, not a regular file; refused (only a file is read)"
+            )
         if info.st_size > limit:
             raise FileTooLarge(f"{flag} {name}: {info.st_size:,} bytes, more than the {limit:,} this reads; {advice}")
         chunks: list[bytes] = []
@@ -76,7 +82,9 @@ def read_regular_file(path: Union[str, os.PathLike], limit: int, flag: str, advi
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:  # it grew while being read
-                raise FileTooLarge(f"{flag} {name}: more than the {limit:,} bytes this reads (it grew while read); {advice}")
+                raise FileTooLarge(
+                    f"{flag} {name}: more than the {limit:,} bytes this reads (it grew while read); {advice}"
+                )
         return b"".join(chunks)
     except OSError as err:
         raise UnreadableFile(f"{flag} {name}: cannot be read ({err.strerror or err})") from None

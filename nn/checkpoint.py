@@ -46,12 +46,13 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Optional
+from typing import IO, Any
 
 import numpy as np
 
-from engine.atomic import atomic_write
+from engine.atomic import atomic_write, remove_stale_temps
 from engine.errors import InputError
 from engine.files import UnreadableFile, read_regular_file
 
@@ -141,7 +142,10 @@ def _check_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise ValueError(f"save_checkpoint: array names must be non-empty strings, got {name!r}")
         arr = np.asarray(a)
         if arr.dtype.hasobject:
-            raise ValueError(f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved (object arrays would need code execution to load)")
+            raise ValueError(
+                f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved "
+                "(object arrays would need code execution to load)"
+            )
         out[name] = arr
     return out
 
@@ -216,7 +220,7 @@ def _depth(x: Any, limit: int) -> int:
     return deepest
 
 
-def _spec_bytes(spec: Any) -> Optional[int]:
+def _spec_bytes(spec: Any) -> int | None:
     """Bytes of the array a record's {"shape", "dtype"} declares, or None when the entry is malformed."""
     if not isinstance(spec, dict) or set(spec) != {"shape", "dtype"}:
         return None
@@ -425,6 +429,10 @@ def load_checkpoint(path: str | Path, check: Callable[[dict[str, Any]], Mapping[
     ever unpickled. A save that replaces the checkpoint meanwhile makes it read the new one.
     """
     json_path = checkpoint_paths(path)[1]
+    base = json_path.with_suffix("")
+    # what a save killed by kill -9 left (of this format's writes, and of version 1's <name>.npz)
+    for written in (base.with_name(f"{base.name}.pending.npz"), base.with_name(f"{base.name}.npz"), json_path):
+        remove_stale_temps(written)  # (only dead writers' temporary files: a live one holds its lock)
     last = None
     for _ in range(READ_ATTEMPTS):
         record = read_record(json_path)

@@ -10,15 +10,17 @@ import json
 import shutil
 import traceback
 import zipfile
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 try:
     from nn.checkpoint import npz_name, record_digest
 except ImportError:  # a checkpoint of version 1 (to see a test fail before the fix): one npz name, no record hash
+
     def npz_name(base_name: str, digest: str) -> str:
         return f"{base_name}.npz"
 
@@ -49,7 +51,9 @@ def read_npz(folder: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def npz_bytes(arrays: dict[str, np.ndarray], compression: int = zipfile.ZIP_STORED, raw: dict[str, bytes] | None = None) -> bytes:
+def npz_bytes(
+    arrays: dict[str, np.ndarray], compression: int = zipfile.ZIP_STORED, raw: dict[str, bytes] | None = None
+) -> bytes:
     """An npz of `arrays`, as twograd writes one (or with another compression); `raw` gives the
     exact bytes of some members (a forged .npy header, say), with their CRC computed as a forger would."""
     buf = io.BytesIO()
@@ -80,8 +84,11 @@ def rewrite_arrays(folder: Path, change: Callable[[dict[str, np.ndarray]], Any])
     """Change the npz's arrays in memory and write them back, every record updated to match."""
     arrays = read_npz(folder)
     change(arrays)
-    replace_npz(folder, npz_bytes(arrays),
-                {n: {"shape": list(np.asarray(a).shape), "dtype": np.asarray(a).dtype.str} for n, a in arrays.items()})
+    replace_npz(
+        folder,
+        npz_bytes(arrays),
+        {n: {"shape": list(np.asarray(a).shape), "dtype": np.asarray(a).dtype.str} for n, a in arrays.items()},
+    )
 
 
 def copy_run(src: Path, dst: Path) -> Path:
@@ -100,6 +107,6 @@ def run_cli(argv: list[str]) -> tuple[int | None, str, str, str]:
             code = main(argv)
     except SystemExit as exc:  # argparse's --help and --version
         return int(exc.code or 0), out.getvalue(), err.getvalue(), ""
-    except BaseException:  # noqa: BLE001 - the point is to see any of them
+    except BaseException:
         return None, out.getvalue(), err.getvalue(), traceback.format_exc()
     return code, out.getvalue(), err.getvalue(), ""

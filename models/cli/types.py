@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: a seed: numpy takes any integer; this keeps it to 63 bits, as a JSON reader in any language can.
 MAX_SEED = 2**63 - 1
@@ -55,7 +55,9 @@ def whole_number(low: int, high: int = MAX_SIZE) -> Callable[[str], int]:
         if value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
         if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {text if len(text) < 40 else text[:37] + '...'}")
+            raise argparse.ArgumentTypeError(
+                f"must be at most {high:,}, got {text if len(text) < 40 else text[:37] + '...'}"
+            )
         return value
 
     convert.range_text = f"{low:,} .. {high:,}"  # type: ignore[attr-defined]
@@ -75,7 +77,9 @@ def _number(text: str, low: float, what: str, high: float) -> float:
     if not math.isfinite(value) or value < low or (what == "positive" and value == 0):
         raise argparse.ArgumentTypeError(f"must be a {what} finite number, got {text!r}")
     if value > high:
-        raise argparse.ArgumentTypeError(f"must be at most {high:g}, got {text if len(text) < 40 else text[:37] + '...'}")
+        raise argparse.ArgumentTypeError(
+            f"must be at most {high:g}, got {text if len(text) < 40 else text[:37] + '...'}"
+        )
     return value
 
 
@@ -115,10 +119,12 @@ def temperature(low: float, high: float, *, greedy: bool) -> Callable[[str], flo
     def convert(text: str) -> float:
         value = _number(text, 0.0, "non-negative" if greedy else "positive", high)
         if value < low and not (greedy and value == 0.0):
-            raise argparse.ArgumentTypeError(f"must be {'0 (greedy) or ' if greedy else ''}at least {low:g}, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be {'0 (greedy) or ' if greedy else ''}at least {low:g}, got {text!r}"
+            )
         return value
 
-    convert.range_text = f"{'0, or ' if greedy else ''}{low:g} .. {high:g}"  # type: ignore[attr-defined]
+    convert.range_text = f"{'0, or ' if greedy and low > 0 else ''}{low:g} .. {high:g}"  # type: ignore[attr-defined]
     return convert
 
 
@@ -131,19 +137,25 @@ def _path(text: str, what: str) -> Path:
         raise argparse.ArgumentTypeError(f"a {what} name cannot hold a NUL character")
     size = len(os.fsencode(text))
     if size > MAX_PATH_BYTES:
-        raise argparse.ArgumentTypeError(f"the path is {size:,} bytes long, more than the {MAX_PATH_BYTES:,} a path may have")
+        raise argparse.ArgumentTypeError(
+            f"the path is {size:,} bytes long, more than the {MAX_PATH_BYTES:,} a path may have"
+        )
     for part in Path(text).parts:
         n = len(os.fsencode(part))
         if n > MAX_NAME_BYTES:
-            raise argparse.ArgumentTypeError(f"the name {part[:24]}... is {n} bytes long, more than the {MAX_NAME_BYTES} a "
-                                             "file or folder name may have; choose a shorter one")
+            raise argparse.ArgumentTypeError(
+                f"the name {part[:24]}... is {n} bytes long, more than the {MAX_NAME_BYTES} a "
+                "file or folder name may have; choose a shorter one"
+            )
     return Path(text)
 
 
 def _not_under_a_file(path: Path, what: str) -> Path:
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
-            raise argparse.ArgumentTypeError(f"{path} lies under a file ({parent}), not a folder, so no {what} can be made there")
+            raise argparse.ArgumentTypeError(
+                f"{path} lies under a file ({parent}), not a folder, so no {what} can be made there"
+            )
         if parent.is_dir():
             break
     return path
@@ -173,7 +185,7 @@ def in_file(text: str) -> Path:
 
 
 def widths(text: str) -> tuple[int, ...]:
-    """"16,16" -> (16, 16); "none" -> () (no hidden layer: logistic regression)."""
+    """ "16,16" -> (16, 16); "none" -> () (no hidden layer: logistic regression)."""
     if text.strip().lower() == "none":
         return ()
     try:
@@ -188,13 +200,15 @@ def widths(text: str) -> tuple[int, ...]:
 
 
 def assignments(text: str) -> dict[str, float]:
-    """"x=0.5,w=-1,b=2" -> {"x": 0.5, "w": -1.0, "b": 2.0} (names are identifiers, numbers finite)."""
+    """ "x=0.5,w=-1,b=2" -> {"x": 0.5, "w": -1.0, "b": 2.0} (names are identifiers, numbers finite)."""
     out: dict[str, float] = {}
     for part in text.split(","):
         name, eq, number = part.partition("=")
         name = name.strip()
         if not eq or not name.isidentifier():
-            raise argparse.ArgumentTypeError(f"takes NAME=NUMBER pairs separated by commas, like x=0.5,w=-1, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"takes NAME=NUMBER pairs separated by commas, like x=0.5,w=-1, got {text!r}"
+            )
         if name in out:
             raise argparse.ArgumentTypeError(f"{name!r} is given twice in {text!r}")
         try:

@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from engine.errors import InputError
+from models.data.sequences import SEPARATOR
 from models.training.lm import LM_TASKS
 from models.training.tabular import TABULAR_TASKS
-from models.data.sequences import SEPARATOR
 from models.training.trainer import ENGINES, MOMENTUM, OPTIMIZERS, TrainConfig
 from models.zoo.gpt import ACTIVATIONS as GPT_ACTIVATIONS
 from models.zoo.gpt import DTYPES, NORMS, POSITIONS, GPTConfig, gpt_param_shapes
@@ -91,15 +92,22 @@ def integer(low: int, high: int) -> Check:
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise _fail(path, f"a whole number in [{low}, {high}]", v)
         return v
+
     return check
 
 
 def number(low: float, high: float, *, open_low: bool = False) -> Check:
     def check(v: Any, path: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high \
-                or (open_low and v == low):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(v)
+            or not low <= v <= high
+            or (open_low and v == low)
+        ):
             raise _fail(path, f"a finite number in {'(' if open_low else '['}{low:g}, {high:g}]", v)
         return v
+
     return check
 
 
@@ -111,6 +119,7 @@ def real(low: float, high: float, *, open_low: bool = False) -> Check:
         if not isinstance(v, float):
             raise _fail(path, f"a float in {'(' if open_low else '['}{low:g}, {high:g}]", v)
         return inner(v, path)
+
     return check
 
 
@@ -119,6 +128,7 @@ def one_of(*choices: Any) -> Check:
         if isinstance(v, bool) or v not in choices or type(v) is not type(choices[0]):
             raise _fail(path, f"one of {', '.join(map(repr, choices))}", v)
         return v
+
     return check
 
 
@@ -131,14 +141,25 @@ def boolean(v: Any, path: str) -> bool:
 def optional(inner: Check) -> Check:
     def check(v: Any, path: str) -> Any:
         return None if v is None else inner(v, path)
+
     return check
 
 
 def text(max_chars: int, pattern: re.Pattern[str] | None = None) -> Check:
     def check(v: Any, path: str) -> str:
-        if not isinstance(v, str) or len(v) > max_chars or "\x00" in v or (pattern is not None and not pattern.fullmatch(v)):
-            raise _fail(path, f"a string of at most {max_chars} characters" + (f" matching {pattern.pattern}" if pattern else ""), v)
+        if (
+            not isinstance(v, str)
+            or len(v) > max_chars
+            or "\x00" in v
+            or (pattern is not None and not pattern.fullmatch(v))
+        ):
+            raise _fail(
+                path,
+                f"a string of at most {max_chars} characters" + (f" matching {pattern.pattern}" if pattern else ""),
+                v,
+            )
         return v
+
     return check
 
 
@@ -147,21 +168,25 @@ def items(inner: Check, low: int, high: int) -> Check:
         if not isinstance(v, list) or not low <= len(v) <= high:
             raise _fail(path, f"a list of {low} to {high} items", v)
         return [inner(x, f"{path}[{i}]") for i, x in enumerate(v)]
+
     return check
 
 
 def record(spec: dict[str, Check], optional_keys: frozenset[str] = frozenset()) -> Check:
     """An object with exactly `spec`'s keys (those in `optional_keys` may be absent)."""
+
     def check(v: Any, path: str) -> dict[str, Any]:
         if not isinstance(v, dict):
             raise _fail(path, f"an object with the fields {', '.join(spec)}", v)
         unknown = sorted(k for k in v if k not in spec)
         missing = [k for k in spec if k not in v and k not in optional_keys]
         if unknown or missing:
-            said = ([f"unknown fields {', '.join(map(repr, unknown))[:200]}"] if unknown else []) + \
-                   ([f"missing fields {', '.join(map(repr, missing))}"] if missing else [])
+            said = ([f"unknown fields {', '.join(map(repr, unknown))[:200]}"] if unknown else []) + (
+                [f"missing fields {', '.join(map(repr, missing))}"] if missing else []
+            )
             raise SchemaError(f"{path}: " + "; ".join(said))
         return {k: spec[k](v[k], f"{path}.{k}") for k in spec if k in v}
+
     return check
 
 
@@ -171,36 +196,69 @@ SEED = integer(0, MAX_SEED)
 DIM = integer(1, MAX_DIM)
 
 GPT_SPEC: dict[str, Check] = {
-    "vocab_size": DIM, "context": DIM, "d_model": DIM, "n_heads": DIM, "n_layers": integer(1, 10_000),
-    "d_ff": optional(DIM), "activation": one_of(*GPT_ACTIVATIONS), "norm": one_of(*NORMS), "bias": boolean,
-    "positions": one_of(*POSITIONS), "tied": boolean, "scale_embedding": boolean, "norm_gain": boolean,
-    "embed_norm": boolean, "final_norm": boolean, "eps": real(0.0, MAX_EPS, open_low=True), "dtype": one_of(*DTYPES),
+    "vocab_size": DIM,
+    "context": DIM,
+    "d_model": DIM,
+    "n_heads": DIM,
+    "n_layers": integer(1, 10_000),
+    "d_ff": optional(DIM),
+    "activation": one_of(*GPT_ACTIVATIONS),
+    "norm": one_of(*NORMS),
+    "bias": boolean,
+    "positions": one_of(*POSITIONS),
+    "tied": boolean,
+    "scale_embedding": boolean,
+    "norm_gain": boolean,
+    "embed_norm": boolean,
+    "final_norm": boolean,
+    "eps": real(0.0, MAX_EPS, open_low=True),
+    "dtype": one_of(*DTYPES),
     "seed": SEED,
 }
 GPT_FIELDS = record(GPT_SPEC)
 
-MLP_FIELDS = record({"sizes": items(DIM, 2, 64), "activation": one_of(*MLP_ACTIVATIONS), "loss": one_of(*LOSSES), "seed": SEED})
+MLP_FIELDS = record(
+    {"sizes": items(DIM, 2, 64), "activation": one_of(*MLP_ACTIVATIONS), "loss": one_of(*LOSSES), "seed": SEED}
+)
 
 TRAIN_SPEC: dict[str, Check] = {
-    "steps": integer(1, MAX_STEPS), "batch_size": optional(DIM), "optimizer": one_of(*OPTIMIZERS),
-    "lr": number(0.0, MAX_RATE, open_low=True), "warmup_steps": STEP, "decay": one_of(*SCHEDULES),
-    "min_lr": number(0.0, MAX_RATE), "weight_decay": number(0.0, MAX_RATE), "grad_clip": optional(number(0.0, 1e300, open_low=True)),
-    "eval_every": STEP, "checkpoint_every": STEP, "seed": SEED, "betas": items(number(0.0, 1.0 - 1e-16), 2, 2),
+    "steps": integer(1, MAX_STEPS),
+    "batch_size": optional(DIM),
+    "optimizer": one_of(*OPTIMIZERS),
+    "lr": number(0.0, MAX_RATE, open_low=True),
+    "warmup_steps": STEP,
+    "decay": one_of(*SCHEDULES),
+    "min_lr": number(0.0, MAX_RATE),
+    "weight_decay": number(0.0, MAX_RATE),
+    "grad_clip": optional(number(0.0, 1e300, open_low=True)),
+    "eval_every": STEP,
+    "checkpoint_every": STEP,
+    "seed": SEED,
+    "betas": items(number(0.0, 1.0 - 1e-16), 2, 2),
 }
 TRAIN_FIELDS = record(TRAIN_SPEC)
 
-RNG_FIELDS = record({
-    "bit_generator": one_of("PCG64"),
-    "state": record({"state": integer(0, 2**128 - 1), "inc": integer(0, 2**128 - 1)}),
-    "has_uint32": integer(0, 1), "uinteger": integer(0, 2**32 - 1),
-})
+RNG_FIELDS = record(
+    {
+        "bit_generator": one_of("PCG64"),
+        "state": record({"state": integer(0, 2**128 - 1), "inc": integer(0, 2**128 - 1)}),
+        "has_uint32": integer(0, 1),
+        "uinteger": integer(0, 2**32 - 1),
+    }
+)
 
 #: an optimizer's type and hyperparameters, by TrainConfig.optimizer
 OPTIMIZER_TYPES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "SGD"}
 ADAM_EPS = 1e-8  # nn.optim.Adam's default, which the trainer keeps
 HYPER_FIELDS = {
-    "Adam": record({"lr": number(0.0, MAX_RATE), "betas": items(number(0.0, 1.0), 2, 2), "eps": number(0.0, 1.0),
-                    "weight_decay": number(0.0, MAX_RATE)}),
+    "Adam": record(
+        {
+            "lr": number(0.0, MAX_RATE),
+            "betas": items(number(0.0, 1.0), 2, 2),
+            "eps": number(0.0, 1.0),
+            "weight_decay": number(0.0, MAX_RATE),
+        }
+    ),
     "SGD": record({"lr": number(0.0, MAX_RATE), "momentum": number(0.0, 1.0)}),
 }
 HYPER_FIELDS["AdamW"] = HYPER_FIELDS["Adam"]
@@ -234,13 +292,26 @@ def _check(meta: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     if meta.get("format") != RUN_FORMAT:
         raise SchemaError(f"not a twograd run (format {str(meta.get('format'))[:80]!r}, expected {RUN_FORMAT!r})")
     if meta.get("version") != RUN_VERSION:
-        raise SchemaError(f"unsupported run version {str(meta.get('version'))[:20]!r} (this twograd reads {RUN_VERSION})")
-    top = record({
-        "format": one_of(RUN_FORMAT), "version": one_of(RUN_VERSION), "model": one_of("mlp", "gpt"),
-        "task": text(64), "status": one_of(*STATUSES), "step": STEP, "lr": number(0.0, MAX_RATE),
-        "model_config": lambda v, p: v, "train_config": TRAIN_FIELDS, "rng_state": RNG_FIELDS,
-        "optimizer": lambda v, p: v, "evals": items(_metric_row, 0, MAX_EVALS), "extra": lambda v, p: v,
-    })
+        raise SchemaError(
+            f"unsupported run version {str(meta.get('version'))[:20]!r} (this twograd reads {RUN_VERSION})"
+        )
+    top = record(
+        {
+            "format": one_of(RUN_FORMAT),
+            "version": one_of(RUN_VERSION),
+            "model": one_of("mlp", "gpt"),
+            "task": text(64),
+            "status": one_of(*STATUSES),
+            "step": STEP,
+            "lr": number(0.0, MAX_RATE),
+            "model_config": lambda v, p: v,
+            "train_config": TRAIN_FIELDS,
+            "rng_state": RNG_FIELDS,
+            "optimizer": lambda v, p: v,
+            "evals": items(_metric_row, 0, MAX_EVALS),
+            "extra": lambda v, p: v,
+        }
+    )
     m = top(meta, "meta")
     task_name = m["task"]
     if task_name not in TASKS:
@@ -257,9 +328,9 @@ def _check(meta: Any) -> dict[str, tuple[tuple[int, ...], str]]:
         previous = row["step"]
 
     if task.kind == "gpt":
-        config, shapes, dtype = _gpt(task_name, meta["model_config"], meta.get("extra"))
+        _, shapes, dtype = _gpt(task_name, meta["model_config"], meta.get("extra"))
     else:
-        config, shapes, dtype = _mlp(task_name, meta["model_config"])
+        _, shapes, dtype = _mlp(task_name, meta["model_config"])
         _extra(meta.get("extra"), task_name, vocab_size=None)
     try:
         task.check_size(meta["model_config"], train, "manual")
@@ -269,7 +340,9 @@ def _check(meta: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     optimizer = _optimizer(meta["optimizer"], train, step, m["lr"])
     expected: dict[str, tuple[tuple[int, ...], str]] = {f"param.{n}": (s, dtype) for n, s in shapes.items()}
     total = sum(math.prod(s) for s in shapes.values())
-    for slot in SLOTS[optimizer["type"]] + (("momentum",) if optimizer["type"] == "SGD" and train.optimizer == "momentum" else ()):
+    for slot in SLOTS[optimizer["type"]] + (
+        ("momentum",) if optimizer["type"] == "SGD" and train.optimizer == "momentum" else ()
+    ):
         expected[f"optim.{slot}.0"] = ((total,), dtype)
     expected["losses"] = ((step,), np.dtype(np.float64).str)
     return expected
@@ -287,22 +360,31 @@ def _gpt(task_name: str, raw: Any, extra: Any) -> tuple[GPTConfig, dict[str, tup
     g = mc["gpt"]
     data = raw["data"]
     if task_name in ("copy", "reverse"):
-        d = record({"kind": one_of(task_name), "symbols": integer(2, 100), "length": integer(1, 64)})(data, "meta.model_config.data")
+        d = record({"kind": one_of(task_name), "symbols": integer(2, 100), "length": integer(1, 64)})(
+            data, "meta.model_config.data"
+        )
         if g["vocab_size"] != d["symbols"] + 1:
-            raise SchemaError(f"meta.model_config.gpt.vocab_size {g['vocab_size']} disagrees with data.symbols {d['symbols']} "
-                              "(a copy/reverse vocabulary is the symbols and the separator)")
+            raise SchemaError(
+                f"meta.model_config.gpt.vocab_size {g['vocab_size']} disagrees with data.symbols {d['symbols']} "
+                "(a copy/reverse vocabulary is the symbols and the separator)"
+            )
         if g["context"] < 2 * d["length"]:
-            raise SchemaError(f"meta.model_config.gpt.context {g['context']} cannot hold question and answer "
-                              f"({2 * d['length']} tokens)")
+            raise SchemaError(
+                f"meta.model_config.gpt.context {g['context']} cannot hold question and answer "
+                f"({2 * d['length']} tokens)"
+            )
         digits = [str(i) for i in range(d["symbols"])] + [SEPARATOR]
         vocab = _extra(extra, task_name, vocab_size=g["vocab_size"], max_token=len(digits[-2])).get("vocab")
         if vocab is not None and vocab != digits:
             raise SchemaError(f"meta.extra.vocab must be the symbols 0 .. {d['symbols'] - 1} and {SEPARATOR!r}")
     else:
         d = record({"kind": one_of(task_name), "source": text(MAX_PATH_CHARS), "sha256": text(64, _HEX64)})(
-            data, "meta.model_config.data")
+            data, "meta.model_config.data"
+        )
         if d["source"] != BUNDLED and not d["source"].startswith("/"):
-            raise SchemaError(f"meta.model_config.data.source must be {BUNDLED!r} or an absolute path, got {d['source'][:80]!r}")
+            raise SchemaError(
+                f"meta.model_config.data.source must be {BUNDLED!r} or an absolute path, got {d['source'][:80]!r}"
+            )
         _extra(extra, task_name, vocab_size=g["vocab_size"])
     try:
         config = GPTConfig(**g).validate()
@@ -322,29 +404,60 @@ def _mlp(task_name: str, raw: Any) -> tuple[MLPConfig, dict[str, tuple[int, ...]
     data = load_dataset(task_name, seed=0)  # the shapes of the data do not depend on the seed
     n_out = 1 if config.loss == "mse" and data.n_classes == 2 else data.n_classes
     if config.sizes[0] != data.n_features or config.sizes[-1] != n_out:
-        raise SchemaError(f"meta.model_config.sizes {config.sizes} disagrees with {task_name}: {data.n_features} inputs, "
-                          f"{n_out} output{'s' if n_out != 1 else ''} for the {config.loss} loss")
+        raise SchemaError(
+            f"meta.model_config.sizes {config.sizes} disagrees with {task_name}: {data.n_features} inputs, "
+            f"{n_out} output{'s' if n_out != 1 else ''} for the {config.loss} loss"
+        )
     return config, mlp_param_shapes(config), np.dtype(np.float64).str
 
 
+def _names(v: Any, path: str) -> list[str]:
+    return items(text(64), 0, 64)(v, path)
+
+
+#: a run trained with `train --learner` (models/training/learner.py: LearnerPieces.to_json): which
+#: pieces were the learner's, their files' sha256, and until which step (a resume continues on twograd's).
+LEARNER_FIELDS = record(
+    {
+        "dir": text(MAX_PATH_CHARS),
+        "yours": _names,
+        "twograds": _names,
+        "inside": lambda v, p: _string_map(v, p),
+        "files": lambda v, p: _string_map(v, p, _HEX64),
+        "notes": items(text(1000), 0, 64),
+        "until_step": STEP,
+    },
+    frozenset({"until_step"}),
+)
+
+
+def _string_map(v: Any, path: str, values: re.Pattern[str] | None = None) -> dict[str, str]:
+    if not isinstance(v, dict) or len(v) > 64:
+        raise _fail(path, "an object of at most 64 names", v)
+    return {text(64)(k, f"{path} key"): text(64, values)(x, f"{path}.{k}") for k, x in v.items()}
+
+
 def _extra(raw: Any, task_name: str, vocab_size: int | None, max_token: int = 1) -> dict[str, Any]:
-    """The task's own record: the engine, and a GPT task's vocabulary (tokens of at most `max_token` characters)."""
-    keys = {"engine": one_of(*ENGINES)}
+    """The task's own record: the engine, a GPT task's vocabulary (tokens of at most `max_token`
+    characters), and the learner's pieces of a run trained with --learner."""
+    keys = {"engine": one_of(*ENGINES), "learner": LEARNER_FIELDS}
     if vocab_size is not None:
         keys["vocab"] = items(text(max_token), 1, MAX_DIM)
     e = record(keys, frozenset(keys))(raw, "meta.extra")
     vocab = e.get("vocab")
     if vocab is not None:
         if len(vocab) != vocab_size or len(set(vocab)) != len(vocab) or not all(vocab):
-            raise SchemaError(f"meta.extra.vocab must be {vocab_size} distinct tokens (the model's vocab_size), "
-                              f"got {len(vocab)}")
+            raise SchemaError(
+                f"meta.extra.vocab must be {vocab_size} distinct tokens (the model's vocab_size), got {len(vocab)}"
+            )
     return e
 
 
 def _optimizer(raw: Any, train: TrainConfig, step: int, lr: float) -> dict[str, Any]:
     kind = OPTIMIZER_TYPES[train.optimizer]
-    o = record({"type": one_of(kind), "step": STEP, "hyperparameters": HYPER_FIELDS[kind], "names": items(one_of("0"), 1, 1)})(
-        raw, "meta.optimizer")
+    o = record(
+        {"type": one_of(kind), "step": STEP, "hyperparameters": HYPER_FIELDS[kind], "names": items(one_of("0"), 1, 1)}
+    )(raw, "meta.optimizer")
     if o["step"] != step:
         raise SchemaError(f"meta.optimizer: the optimizer's step {o['step']} differs from the run's step {step}")
     h = o["hyperparameters"]
@@ -355,5 +468,7 @@ def _optimizer(raw: Any, train: TrainConfig, step: int, lr: float) -> dict[str, 
         want.update(betas=list(train.betas), eps=ADAM_EPS, weight_decay=train.weight_decay)
     for key, value in want.items():
         if h[key] != value:
-            raise SchemaError(f"meta.optimizer.hyperparameters.{key} is {h[key]!r}, but the run's settings give {value!r}")
+            raise SchemaError(
+                f"meta.optimizer.hyperparameters.{key} is {h[key]!r}, but the run's settings give {value!r}"
+            )
     return o

@@ -49,7 +49,14 @@ from engine.errors import InputError
 from engine.files import read_regular_file
 from models.training.run_schema import RUN_FORMAT, RUN_VERSION, STATUSES, check_run_meta
 from models.training.trainer import TrainConfig, TrainState
-from nn.checkpoint import MAX_RECORD_BYTES, CheckpointError, checkpoint_files, checkpoint_paths, load_checkpoint, save_checkpoint
+from nn.checkpoint import (
+    MAX_RECORD_BYTES,
+    CheckpointError,
+    checkpoint_files,
+    checkpoint_paths,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 CHECKPOINT = "checkpoint"  # DIR/checkpoint.<hash>.npz + DIR/checkpoint.json
 DEFAULT_ROOT = Path("twograd-out") / "runs"  # where a run without --out is kept when interrupted

@@ -24,20 +24,19 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.files import NotARegularFile
-from models.zoo.gpt import GPT, GPTConfig
-from models.training.runs import load_run
-from models.data.sequences import BOUNDARY, SEPARATOR, Vocabulary
+from models.data.sequences import BOUNDARY, Vocabulary
 from models.reports import Shown
+from models.training.runs import load_run
+from models.zoo.gpt import GPT, GPTConfig
 from nn.checkpoint import CheckpointError
-
 
 #: samples one call writes, and tokens in each: far above any use, and a bound on the time
 #: (each token is a forward pass: `sample --n 1e20` ran until it was killed).
 MAX_SAMPLES = 1_000
 MAX_TOKENS = 10_000
-#: the softmax temperature: 0 is greedy; below MIN_TEMPERATURE (z / T) overflows, above
-#: MAX_TEMPERATURE every distribution is uniform to three digits.
-MIN_TEMPERATURE = 1e-6
+#: the softmax temperature: 0 is greedy, and so is, in effect, any tiny one (next_token takes the
+#: argmax where z / T would overflow); above MAX_TEMPERATURE every distribution is uniform to three digits.
+MIN_TEMPERATURE = 0.0
 MAX_TEMPERATURE = 100.0
 
 
@@ -54,9 +53,9 @@ def check_sampling(n: int, max_tokens: int | None, temperature: float | None, to
         whole("top_k", top_k, 10**9)
     if temperature is not None:
         ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and \
-            (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE)
+            MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
         if not ok:
-            raise InputError(f"temperature must be 0 (greedy) or in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g}, got {temperature!r}")
+            raise InputError(f"temperature must be in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g} (0 is greedy), got {temperature!r}")
 
 
 def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
@@ -67,7 +66,8 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: n
     if top_k is not None and top_k < z.shape[0]:
         cut = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= cut, z, -np.inf)
-    z = (z - z.max()) / temperature
+    with np.errstate(over="ignore"):  # a tiny T (1e-320) sends every gap to -inf, whose exp is 0: the limit is argmax
+        z = (z - z.max()) / temperature
     p = np.exp(z)
     p /= p.sum()
     return int(rng.choice(z.shape[0], p=p))

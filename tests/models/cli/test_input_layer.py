@@ -8,44 +8,51 @@ import argparse
 from pathlib import Path
 
 import pytest
+from run_damage import run_cli
 
 from models.cli import build_parser
-from run_damage import run_cli
 
 LONG = "a" * 300  # one name longer than the 255 bytes a file system takes
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["sample", "--run", "DIR", "--n", "1e20"], "at most 1,000"),
-    (["sample", "--run", "DIR", "--max-tokens", "1e20"], "at most 10,000"),
-    (["sample", "--run", "DIR", "--temperature", "1e-320"], "at least 1e-06"),
-    (["sample", "--run", "DIR", "--temperature", "1e308"], "at most 100"),
-    (["distill", "spirals", "--temperature", "1e308"], "at most 100"),
-    (["distill", "spirals", "--alpha", "1.5"], "at most 1"),
-    (["train", "xor", "--steps", "1e20"], "at most 10,000,000"),
-    (["train", "xor", "--seed", str(2**64)], "at most 9,223,372,036,854,775,807"),
-    (["train", "xor", "--hidden", "100000000"], "at most"),
-    (["align", "--kl", "1e300"], "at most 1e+06"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["sample", "--run", "DIR", "--n", "1e20"], "at most 1,000"),
+        (["sample", "--run", "DIR", "--max-tokens", "1e20"], "at most 10,000"),
+        (["sample", "--run", "DIR", "--temperature", "-1"], "non-negative"),
+    (["distill", "spirals", "--temperature", "1e-320"], "at least 1e-06"),
+        (["sample", "--run", "DIR", "--temperature", "1e308"], "at most 100"),
+        (["distill", "spirals", "--temperature", "1e308"], "at most 100"),
+        (["distill", "spirals", "--alpha", "1.5"], "at most 1"),
+        (["train", "xor", "--steps", "1e20"], "at most 10,000,000"),
+        (["train", "xor", "--seed", str(2**64)], "at most 9,223,372,036,854,775,807"),
+        (["train", "xor", "--hidden", "100000000"], "at most"),
+        (["align", "--kl", "1e300"], "at most 1e+06"),
+    ],
+)
 def test_a_number_past_its_cap_is_refused_at_once_naming_the_cap(argv, needle) -> None:
     code, _, err, tb = run_cli(argv)
     assert not tb and code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
 
 
-@pytest.mark.parametrize("argv", [
-    ["graph", "-o", LONG + ".svg"],
-    ["graph", "-o", "{file}/x.svg"],
-    ["graph", "-o", "{file}/x.dot"],
-    ["train", "xor", "--out", LONG],
-    ["tour", "--out", LONG],
-    ["distill", "spirals", "--out", LONG],
-    ["align", "--out", LONG],
-    ["sample", "--run", LONG],
-    ["train", "--resume", LONG],
-    ["train", "chars", "--data", LONG],
-    ["distill", "spirals", "--teacher", LONG],
-    ["train", "xor", "--out", "{file}/run"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["graph", "-o", LONG + ".svg"],
+        ["graph", "-o", "{file}/x.svg"],
+        ["graph", "-o", "{file}/x.dot"],
+        ["train", "xor", "--out", LONG],
+        ["tour", "--out", LONG],
+        ["distill", "spirals", "--out", LONG],
+        ["align", "--out", LONG],
+        ["sample", "--run", LONG],
+        ["train", "--resume", LONG],
+        ["train", "chars", "--data", LONG],
+        ["distill", "spirals", "--teacher", LONG],
+        ["train", "xor", "--out", "{file}/run"],
+    ],
+)
 def test_a_too_long_name_or_a_path_under_a_file_exits_2_not_1(tmp_path, monkeypatch, argv) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("mine")
@@ -69,8 +76,8 @@ def test_an_os_name_error_past_the_converters_is_exit_2(tmp_path, monkeypatch) -
 
 def _actions():
     parser = build_parser()
-    for sub in parser._subparsers._group_actions[0].choices.values():  # noqa: SLF001 - argparse keeps them there
-        for action in sub._actions:  # noqa: SLF001
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
             yield sub.prog, action
 
 
@@ -89,7 +96,13 @@ def test_every_number_flag_goes_through_a_capped_converter() -> None:
     bare = [f"{prog} {'/'.join(a.option_strings)}" for prog, a in _actions() if a.type in (int, float)]
     assert not bare, bare
     for prog, action in _actions():
-        if action.type is not None and getattr(action.type, "__name__", "") in ("convert", "non_negative", "positive", "fraction", "seed"):
+        if action.type is not None and getattr(action.type, "__name__", "") in (
+            "convert",
+            "non_negative",
+            "positive",
+            "fraction",
+            "seed",
+        ):
             assert getattr(action.type, "range_text", None), f"{prog} {action.option_strings}: no range"
     assert isinstance(build_parser(), argparse.ArgumentParser)
 

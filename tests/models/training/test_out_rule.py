@@ -10,18 +10,20 @@ import json
 from pathlib import Path
 
 import pytest
+from run_damage import run_cli
 
 from engine.errors import InputError
 from models.training import runs
 from models.training.runs import CLAIM, MANIFEST, RunExists, prepare_out, release_folder
 from models.training.tasks import train
-from run_damage import run_cli
 
 TINY = {"steps": 2}
 
 
 def files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name not in (MANIFEST, CLAIM)}
+    return {
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name not in (MANIFEST, CLAIM)
+    }
 
 
 # ---------------------------------------------------------------------------- train
@@ -93,7 +95,9 @@ def test_a_forged_manifest_cannot_reach_outside_the_folder(tmp_path) -> None:
     outside.write_text("keep")
     folder = tmp_path / "out"
     folder.mkdir()
-    (folder / MANIFEST).write_text(json.dumps({"command": "train", "files": ["../precious.txt", "/etc/passwd", "a/../../x"]}))
+    (folder / MANIFEST).write_text(
+        json.dumps({"command": "train", "files": ["../precious.txt", "/etc/passwd", "a/../../x"]})
+    )
     prepare_out(folder, overwrite=True)
     release_folder(folder)
     assert outside.read_text() == "keep"
@@ -150,8 +154,13 @@ def test_a_lines_run_resumes_after_its_data_moved_given_the_same_text(tmp_path) 
     names = tmp_path / "names.txt"
     names.write_text("\n".join(["anna", "bert", "carl", "dora", "emil", "fred", "gina", "hans"] * 10) + "\n")
     folder = tmp_path / "run"
-    train("lines", model_options={"data": str(names), "d_model": 8, "n_heads": 1, "n_layers": 1}, train_options=TINY,
-          out=folder, plots=False)
+    train(
+        "lines",
+        model_options={"data": str(names), "d_model": 8, "n_heads": 1, "n_layers": 1},
+        train_options=TINY,
+        out=folder,
+        plots=False,
+    )
     moved = tmp_path / "elsewhere.txt"
     names.rename(moved)
     code, _, err, tb = run_cli(["train", "--resume", str(folder), "--steps", "3", "--quiet"])

@@ -27,16 +27,28 @@ MAX_SECONDS = 120.0
 def test_sample_during_a_resume_that_checkpoints_every_2_steps_never_sees_a_mismatched_pair(tmp_path) -> None:
     folder = tmp_path / "run"
     small = {"d_model": 8, "n_heads": 1, "n_layers": 1}
-    train("reverse", model_options=small, train_options={"steps": 2, "checkpoint_every": 2, "eval_every": 0}, out=folder,
-          plots=False)
+    train(
+        "reverse",
+        model_options=small,
+        train_options={"steps": 2, "checkpoint_every": 2, "eval_every": 0},
+        out=folder,
+        plots=False,
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     writer = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from models.training.tasks import train\n"
-         "print('started', flush=True)\n"
-         f"train(resume=sys.argv[1], train_options={{'steps': {WRITER_STEPS}}}, plots=False)\n",
-         str(folder)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from models.training.tasks import train\n"
+            "print('started', flush=True)\n"
+            f"train(resume=sys.argv[1], train_options={{'steps': {WRITER_STEPS}}}, plots=False)\n",
+            str(folder),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout.readline().strip() == "started"  # the event the reader waits for
         steps_seen: set[int] = set()

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import io
 import os
-import resource
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from run_damage import (
+    copy_run,
+    edit_meta,
+    npz_bytes,
+    read_npz,
+    record_of,
+    replace_npz,
+    rewrite_arrays,
+    run_cli,
+    write_record,
+)
 
 from models.training.runs import load_run
 from models.training.tasks import train
 from models.training.trainer import TrainConfig
 from models.zoo.gpt import GPTConfig
 from nn.checkpoint import CheckpointError
-from run_damage import copy_run, edit_meta, npz_bytes, read_npz, record_of, replace_npz, rewrite_arrays, run_cli, write_record
 
 ROOT = Path(__file__).resolve().parents[3]
 #: the peak memory (max RSS) that refusing a damaged folder may take: the interpreter with numpy
@@ -37,8 +45,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """A finished reverse (GPT, float64), chars (GPT, float32) and moons (MLP) run, made once."""
     root = tmp_path_factory.mktemp("runs")
     train("reverse", train_options={"steps": 2, "eval_every": 1}, out=root / "reverse", plots=False)
-    train("chars", train_options={"steps": 2}, model_options={"d_model": 16, "n_layers": 1, "n_heads": 2},
-          out=root / "chars", plots=False)
+    train(
+        "chars",
+        train_options={"steps": 2},
+        model_options={"d_model": 16, "n_layers": 1, "n_heads": 2},
+        out=root / "chars",
+        plots=False,
+    )
     train("moons", train_options={"steps": 3}, out=root / "moons", plots=False)
     return {p.name: p for p in root.iterdir()}
 
@@ -86,7 +99,10 @@ TRACEBACK_EDITS = {
     "optimizer.hyperparameters = {}": (lambda m: m["optimizer"].update(hyperparameters={}), "missing fields 'lr'"),
     "evals = [None]": (lambda m: m.update(evals=[None]), "evals[0]"),
     "model_config = {}": (lambda m: m.update(model_config={}), "model_config: missing fields 'gpt', 'data'"),
-    "an unknown key in the model config": (lambda m: m["model_config"]["gpt"].update(wings=2), "unknown fields 'wings'"),
+    "an unknown key in the model config": (
+        lambda m: m["model_config"]["gpt"].update(wings=2),
+        "unknown fields 'wings'",
+    ),
     "data.kind changed on a reverse run": (lambda m: m["model_config"]["data"].update(kind="chars"), "data.kind"),
     "rng_state.state.state = 2**200": (lambda m: m["rng_state"]["state"].update(state=2**200), "rng_state.state.state"),
     "step = 1e300": (lambda m: m.update(step=1e300), "meta.step"),
@@ -113,26 +129,51 @@ def test_a_deeply_nested_checkpoint_json_is_refused_not_a_recursion_error(runs, 
 def _cast(name: str, dtype) -> callable:
     def change(arrays: dict) -> None:
         arrays[name] = arrays[name].astype(dtype)
+
     return change
 
 
 CONTRADICTIONS = {
-    "gpt.eps = 1e308": ("reverse", lambda f: edit_meta(f, lambda m: m["model_config"]["gpt"].update(eps=1e308)), "gpt.eps"),
+    "gpt.eps = 1e308": (
+        "reverse",
+        lambda f: edit_meta(f, lambda m: m["model_config"]["gpt"].update(eps=1e308)),
+        "gpt.eps",
+    ),
     "task chars on a reverse run": ("reverse", lambda f: edit_meta(f, lambda m: m.update(task="chars")), "data"),
-    "dtype changed in the config": ("reverse", lambda f: edit_meta(f, lambda m: m["model_config"]["gpt"].update(dtype="float32")),
-                                    "differ from what its settings need"),
+    "dtype changed in the config": (
+        "reverse",
+        lambda f: edit_meta(f, lambda m: m["model_config"]["gpt"].update(dtype="float32")),
+        "differ from what its settings need",
+    ),
     "train_config {}": ("reverse", lambda f: edit_meta(f, lambda m: m.update(train_config={})), "missing fields"),
     "integer optimizer moments": ("reverse", lambda f: rewrite_arrays(f, _cast("optim.m.0", np.int64)), "optim.m.0"),
     "a float16 parameter": ("reverse", lambda f: rewrite_arrays(f, _cast("param.wte", np.float16)), "param.wte"),
-    "extra.engine evil": ("reverse", lambda f: edit_meta(f, lambda m: m["extra"].update(engine="evil")), "extra.engine"),
+    "extra.engine evil": (
+        "reverse",
+        lambda f: edit_meta(f, lambda m: m["extra"].update(engine="evil")),
+        "extra.engine",
+    ),
     "a float16 parameter of an MLP": ("moons", lambda f: rewrite_arrays(f, _cast("param.W1", np.float16)), "param.W1"),
-    "MLP sizes that do not fit the data": ("moons", lambda f: edit_meta(f, lambda m: m["model_config"].update(sizes=[3, 16, 2])),
-                                           "disagrees with moons"),
-    "a chars vocabulary of the wrong size": ("chars", lambda f: edit_meta(f, lambda m: m["extra"]["vocab"].pop()), "extra.vocab"),
-    "adam betas that differ from the settings": ("reverse", lambda f: edit_meta(
-        f, lambda m: m["optimizer"]["hyperparameters"].update(betas=[0.5, 0.5])), "hyperparameters.betas"),
-    "a model larger than the trainer takes": ("reverse", lambda f: edit_meta(
-        f, lambda m: m["model_config"]["gpt"].update(d_model=100_000, n_heads=1)), "does not fit"),
+    "MLP sizes that do not fit the data": (
+        "moons",
+        lambda f: edit_meta(f, lambda m: m["model_config"].update(sizes=[3, 16, 2])),
+        "disagrees with moons",
+    ),
+    "a chars vocabulary of the wrong size": (
+        "chars",
+        lambda f: edit_meta(f, lambda m: m["extra"]["vocab"].pop()),
+        "extra.vocab",
+    ),
+    "adam betas that differ from the settings": (
+        "reverse",
+        lambda f: edit_meta(f, lambda m: m["optimizer"]["hyperparameters"].update(betas=[0.5, 0.5])),
+        "hyperparameters.betas",
+    ),
+    "a model larger than the trainer takes": (
+        "reverse",
+        lambda f: edit_meta(f, lambda m: m["model_config"]["gpt"].update(d_model=100_000, n_heads=1)),
+        "does not fit",
+    ),
 }
 
 
@@ -210,13 +251,17 @@ def test_a_member_compressed_but_of_the_right_shape_is_refused(runs, tmp_path) -
 def test_sample_refuses_a_run_whose_json_names_dev_zero_in_one_line_under_100_mb(runs, tmp_path) -> None:
     folder = copy_run(runs["chars"], tmp_path / "c")
     edit_meta(folder, lambda m: m["model_config"]["data"].update(source="/dev/zero"))
-    probe = ("import resource, subprocess, sys\n"
-             "p = subprocess.run([sys.executable, '-m', 'models.cli', 'sample', '--run', sys.argv[1]], capture_output=True, "
-             "text=True, timeout=120)\n"
-             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-             "sys.stderr.write(p.stderr)\n")
+    probe = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'models.cli', 'sample', '--run', sys.argv[1]], capture_output=True, "
+        "text=True, timeout=120)\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(p.stderr)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, env=env, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, env=env, timeout=180
+    )
     code, max_rss_kb = map(int, done.stdout.split())
     lines = done.stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "/dev/zero" in lines[0] and "not a regular file" in lines[0], done.stderr
