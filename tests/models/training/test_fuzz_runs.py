@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,9 @@ def _mutate(record: dict, rng: random.Random) -> tuple[str, bool]:
     return f"set {path} from {str(old)[:40]!r} to {str(new)[:40]!r}", contradiction
 
 
-def _json_cases(runs: dict[str, Path], tmp_path: Path, n: int) -> None:
+def _json_cases(runs: dict[str, Path], tmp_path: Path, n: int) -> Counter:
+    """Run n JSON edits; return how often each exit status came (so a test can see the fuzz was not vacuous)."""
+    seen: Counter = Counter()
     rng = random.Random(FUZZ_SEED)
     for case in range(n):
         name = rng.choice(sorted(runs))
@@ -188,10 +191,13 @@ def _json_cases(runs: dict[str, Path], tmp_path: Path, n: int) -> None:
             assert len(err.strip().splitlines()) <= 1 or code == 0, f"{label}: more than one line: {err}"
             if must_refuse:
                 assert code == 2, f"{label}: a contradiction was accepted"
+            seen[code] += 1
+    return seen
 
 
 # ---------------------------------------------------------------------------- npz damage
-def _npz_cases(runs: dict[str, Path], tmp_path: Path, n: int) -> None:
+def _npz_cases(runs: dict[str, Path], tmp_path: Path, n: int) -> Counter:
+    seen: Counter = Counter()
     rng = random.Random(FUZZ_SEED + 1)
     for case in range(n):
         name = rng.choice(sorted(runs))
@@ -232,6 +238,8 @@ def _npz_cases(runs: dict[str, Path], tmp_path: Path, n: int) -> None:
             assert code in (0, 2), f"{label}: exit {code}: {err}"
             if changed and (not rehash or kind == "member"):
                 assert code == 2, f"{label}: damage was accepted"
+            seen[code] += 1
+    return seen
 
 
 # ---------------------------------------------------------------------------- argv from the parsers
@@ -297,7 +305,7 @@ def _argv(rng: random.Random, name: str, parser: argparse.ArgumentParser, places
     return argv
 
 
-def _argv_cases(runs: dict[str, Path], tmp_path: Path, n: int, monkeypatch) -> None:
+def _argv_cases(runs: dict[str, Path], tmp_path: Path, n: int, monkeypatch) -> Counter:
     import models.cli.align as align_cli
     import models.cli.check as check_cli
     import models.cli.distill as distill_cli
@@ -331,10 +339,12 @@ def _argv_cases(runs: dict[str, Path], tmp_path: Path, n: int, monkeypatch) -> N
             return getattr(real_check, name)
 
     monkeypatch.setattr(check_cli, "check", CheckProxy())
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "afile").write_text("a file of the user's")
     monkeypatch.chdir(tmp_path)
     spec = _spec()
     rng = random.Random(FUZZ_SEED + 2)
+    seen: Counter = Counter()
     for case in range(n):
         places = {
             "new": str(tmp_path / f"new{case}"),
@@ -350,6 +360,7 @@ def _argv_cases(runs: dict[str, Path], tmp_path: Path, n: int, monkeypatch) -> N
         argv = _argv(rng, name, spec[name], places)
         code, _, err, tb = run_cli(argv)
         if tb and "Accepted" in tb.strip().splitlines()[-1]:
+            seen["accepted"] += 1
             continue  # the input layer accepted it; the work itself is tested elsewhere
         assert not tb, f"argv case {case}: twograd {' '.join(argv)[:300]}: traceback\n{tb}"
         assert code in (0, 1, 2, 130), f"argv case {case}: twograd {' '.join(argv)[:300]}: exit {code}"
@@ -358,26 +369,33 @@ def _argv_cases(runs: dict[str, Path], tmp_path: Path, n: int, monkeypatch) -> N
         assert (tmp_path / "afile").read_text() == "a file of the user's", (
             f"argv case {case} wrote over the user's file"
         )
+        seen[code] += 1
+    return seen
 
 
 # ---------------------------------------------------------------------------- the tests
 def test_fuzzed_checkpoint_json_edits_give_no_traceback_and_no_accepted_contradiction(runs, tmp_path) -> None:
-    _json_cases(runs, tmp_path, FAST_CASES["json"])
+    seen = _json_cases(runs, tmp_path, FAST_CASES["json"])
+    assert seen[0] and seen[2], seen  # some edits were harmless and accepted, some refused: the fuzz reached both
 
 
 def test_fuzzed_npz_damage_gives_no_traceback_and_is_refused(runs, tmp_path) -> None:
-    _npz_cases(runs, tmp_path, FAST_CASES["npz"])
+    seen = _npz_cases(runs, tmp_path, FAST_CASES["npz"])
+    assert seen[2], seen
 
 
 def test_fuzzed_command_lines_from_every_parser_give_no_traceback(runs, tmp_path, monkeypatch) -> None:
-    _argv_cases(runs, tmp_path, FAST_CASES["argv"], monkeypatch)
+    seen = _argv_cases(runs, tmp_path, FAST_CASES["argv"], monkeypatch)
+    assert seen[0] and seen[2] and seen["accepted"], seen  # commands ran, were refused, and reached their work
 
 
 @pytest.mark.slow
 def test_fuzz_full_count(runs, tmp_path, monkeypatch) -> None:
-    _json_cases(runs, tmp_path / "json", FULL_CASES["json"])
-    _npz_cases(runs, tmp_path / "npz", FULL_CASES["npz"])
-    _argv_cases(runs, tmp_path / "argv", FULL_CASES["argv"], monkeypatch)
+    seen = _json_cases(runs, tmp_path / "json", FULL_CASES["json"])
+    seen += _npz_cases(runs, tmp_path / "npz", FULL_CASES["npz"])
+    seen += _argv_cases(runs, tmp_path / "argv", FULL_CASES["argv"], monkeypatch)
+    print(f"fuzz outcomes: {dict(seen)}")
+    assert seen[0] and seen[2] and seen["accepted"], seen
 
 
 def test_the_fuzz_is_deterministic() -> None:
