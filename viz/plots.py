@@ -273,11 +273,15 @@ def plot_decision_boundary(
 
     Args:
         predict: (M, 2) -> (M,) class indices 0..K-1.
-        X, y: (M, 2) training inputs and (M,) their classes.
+        X: (M, 2) training inputs.
+        y: (M,) their classes.
         path: where to write (.png, .svg or .pdf).
-        X_test, y_test: optional test inputs and classes, same layout.
+        X_test: optional (M', 2) test inputs.
+        y_test: their (M',) classes.
         class_names: K names for the legend (default "class 0", "class 1", ...).
-        title, resolution, margin: as above.
+        title: a caption over the plot.
+        resolution: G, the grid's points per side (as above).
+        margin: how far the drawn box reaches past the data (as above).
 
     Raises:
         ValueError: X is not (M, 2), y does not match it, resolution < 2, a bad suffix.
