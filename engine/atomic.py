@@ -28,18 +28,19 @@ import errno as errno_codes
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable, Union
+from typing import IO
 
 #: bytes read at a time when hashing what was written
 HASH_CHUNK_BYTES = 1 << 20
 #: random names tried before giving up (a collision of 64 random bits is not expected once)
 TEMP_NAME_ATTEMPTS = 100
 
-Payload = Union[bytes, bytearray, memoryview, Callable[[IO[bytes]], None]]
+Payload = bytes | bytearray | memoryview | Callable[[IO[bytes]], None]
 
 
-def sha256_file(path: Union[str, os.PathLike]) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     """The hex sha256 of the file at `path`, read in chunks of HASH_CHUNK_BYTES."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -81,7 +82,7 @@ def _naming_target(err: OSError, target: Path, tmp: Path | None) -> OSError:
     """`err` again (same class, errno and strerror) but naming `target`, never the temp file."""
     cls = type(err)
     if err.errno is not None and err.strerror:
-        args: tuple = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
+        args: tuple[object, ...] = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
     else:
         text = str(err).replace(str(tmp), str(target)) if tmp else str(err)
         args = (f"{target}: {text}",)
@@ -91,7 +92,7 @@ def _naming_target(err: OSError, target: Path, tmp: Path | None) -> OSError:
         return OSError(*args)
 
 
-def atomic_write(path: Union[str, os.PathLike], payload: Payload) -> str:
+def atomic_write(path: str | os.PathLike[str], payload: Payload) -> str:
     """Write `payload` to `path` atomically; return the hex sha256 of the bytes written.
 
     Args:

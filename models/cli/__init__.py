@@ -32,10 +32,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from importlib import metadata  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import NoReturn, Sequence  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 from engine import InputError, TwogradError  # noqa: E402
 from models.cli.output import print_json  # noqa: E402
@@ -76,7 +77,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors raise UsageError, so `main` reports them like any
     other error: one line (plus a pointer to --help), exit status 2, JSON with --json."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, message)
 
 

@@ -34,9 +34,10 @@ update the whole model with a handful of array operations instead of a handful p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,9 +55,19 @@ from nn.activations import (
     tanh_loops,
 )
 from nn.linear import linear_backward, linear_forward, linear_loops
-from nn.losses import cross_entropy_backward, cross_entropy_forward, cross_entropy_loops, mse_backward, mse_forward, mse_loops
+from nn.losses import (
+    CrossEntropyCache,
+    MseCache,
+    cross_entropy_backward,
+    cross_entropy_forward,
+    cross_entropy_loops,
+    mse_backward,
+    mse_forward,
+    mse_loops,
+)
 from nn.module import Module
 from nn.registry import Case, Piece, register
+
 
 class Activation(NamedTuple):
     """One hidden nonlinearity h = f(a), every form of it the MLP uses."""
@@ -123,7 +134,7 @@ class MLPConfig:
     # Seeds the weight initialisation (numpy's default_rng): same seed, same network.
     seed: int = 0
 
-    def validate(self) -> "MLPConfig":
+    def validate(self) -> MLPConfig:
         """Return self, or raise ValueError naming the bad field."""
         sizes = self.sizes
         if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
@@ -259,6 +270,7 @@ def mlp_forward(
 ) -> tuple[np.ndarray, MLPCache]:
     """loss (0-d array) of the MLP on x (B, D): `_layers_forward`, then the loss's forward."""
     z, lin_caches, act_caches = _layers_forward(x, params, activation)  # z: (B, K)
+    loss_cache: CrossEntropyCache | MseCache
     if loss == "cross_entropy":
         value, loss_cache = cross_entropy_forward(z, targets=targets)
     else:
@@ -478,7 +490,7 @@ class MLP(Module):
         return loss
 
     # ------------------------------------------------------------------ state
-    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> Path:  # type: ignore[override]
+    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> Path:
         """Checkpoint (npz + json) with this model's config, so `MLP.load(path)` rebuilds it."""
         return super().save(path, config if config is not None else self.config.to_dict())
 

@@ -5,6 +5,7 @@ widget when ipywidgets is there and text, with no warning, when it is not."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import subprocess
@@ -113,7 +114,8 @@ def test_scalar_layer_is_the_linear_loops_form_followed_by_the_activation() -> N
 def _run_notebook(cells: list[str]) -> list[dict]:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    if importlib.util.find_spec("ipykernel") is None:  # not imported here: this process is no kernel
+        pytest.skip("ipykernel is not installed (the test extra has it)")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nbclient.NotebookClient(nb, timeout=NOTEBOOK_TIMEOUT_SECONDS, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT)}}).execute()
@@ -125,7 +127,8 @@ def _stderr(outputs: list[dict]) -> str:
 
 
 def test_in_jupyter_the_report_is_html_and_the_bar_a_widget() -> None:
-    pytest.importorskip("ipywidgets")
+    if importlib.util.find_spec("ipywidgets") is None:
+        pytest.skip("ipywidgets is not installed (the notebook extra has it)")
     outputs = _run_notebook(["from models import train\nreport = train('xor')", "report"])
     assert any("text/html" in o.get("data", {}) and "<table" in o["data"]["text/html"] for o in outputs)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), "no widget bar"
@@ -140,3 +143,12 @@ def test_in_jupyter_without_ipywidgets_the_bar_is_text_with_no_warning() -> None
     err = _stderr(outputs)
     assert "IProgress" not in err and "Warning" not in err
     assert "step" in err  # the text bar ("0/500 [00:00<?, ?step/s]") went to stderr
+
+
+def test_outside_a_kernel_no_bar_is_drawn_for_a_captured_stream() -> None:
+    """Importing ipykernel (as a test runner may) does not make this process a notebook."""
+    pytest.importorskip("ipykernel")
+    from models.training.trainer import in_notebook, progress_bar_class, progress_wanted
+
+    assert not in_notebook() and progress_bar_class().__module__ == "tqdm.std"
+    assert progress_wanted(False) == sys.stderr.isatty()
