@@ -6,10 +6,10 @@
     (0.905148, 0.180707)
 
 Accepted: numbers, variable names, `+ - * / **`, unary `-` and `+`, and calls of the engine's
-functions exp log sqrt tanh sigmoid relu erf and abs with one argument. Anything else (an
-attribute, a subscript, a keyword, a string, a lambda, ...) is an InputError naming it. Every
-interior node is labelled with its own source text, as written, so `explain` and `viz.draw` read like the
-expression. Standard library only, like the rest of `engine`.
+functions exp log sqrt tanh sigmoid relu erf and abs with one argument; a function's name is
+never a variable (`exp + x` is an InputError). Anything else (an attribute, a subscript, a keyword,
+a string, a lambda, ...) is an InputError naming it. Every interior node is labelled with its
+own source text, as written, so `explain` and `viz.draw` read like the expression. Standard library only, like the rest of `engine`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def parse_expression(text: str) -> ast.expr:
         tree = ast.parse(text, mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise InputError(f"--expr: {text!r} is not an expression: {getattr(err, 'msg', err)}") from None
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
+            # a function's name is not a variable: `exp + x` would look up a leaf that never exists
+            raise InputError(f"--expr: {node.id!r} is a function, not a variable: call it as {node.id}(...), or give the variable another name")
         if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
             raise InputError(f"--expr: the operator in {_source(text, node)!r} is not one of + - * / **")
         if isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY:

@@ -182,10 +182,24 @@ class Value:
         cut the graph there, so the gradient would be silently 0. The number is `.data`."""
         raise TypeError(_NO_FLOAT)
 
+    def __bool__(self) -> bool:
+        """Refused: `if v:` would ask whether the node exists (always True, even for Value(0.0)),
+        not whether its number is nonzero. Compare the number instead: `if v.data:`, `if v > 0:`."""
+        raise TypeError(
+            f"the truth of an engine.Value is ambiguous (Value(0.0) is a node, not False): compare its number "
+            f"instead, e.g. `if v.data != 0:` or `if v > 0:` (got {self!r})"
+        )
+
+    def __round__(self, ndigits: int | None = None) -> float | int:
+        """round(v) and round(v, n) round the number `.data`, like round(v.data, n): the result is a
+        plain int or float, not a graph node (rounding is flat almost everywhere, so no gradient
+        would flow through it anyway)."""
+        return round(self.data, ndigits)
+
     def __abs__(self) -> Value:
-        """|x|;  d/dx = sign(x), and 0 at x == 0 (the subgradient PyTorch uses)."""
+        """|x|;  d/dx = sign(x), and 0 at x == 0 and at NaN (the subgradient PyTorch uses)."""
         x = self.data
-        slope = -1.0 if x < 0.0 else (1.0 if x > 0.0 else x * 0.0)  # 0 at 0; NaN stays NaN
+        slope = -1.0 if x < 0.0 else (1.0 if x > 0.0 else 0.0)  # 0 at 0 and at NaN, as torch's sgn
         return self._unary(-x if x < 0.0 else x + 0.0, "abs", slope)
 
     # Ordering compares data only (no gradient flows through a comparison). `==` is
@@ -209,6 +223,8 @@ class Value:
     def __add__(self, other: Scalar) -> Value:
         """a + b;  d/da = 1,  d/db = 1."""
         if type(other) is not Value and not isinstance(other, Value):
+            if not isinstance(other, Real):
+                return NotImplemented  # not a number (a numpy array, ...): its reflected op runs, as for array * v
             other = Value(other)
         out = _new(Value)
         out.data = self.data + other.data
@@ -227,6 +243,8 @@ class Value:
     def __sub__(self, other: Scalar) -> Value:
         """a - b;  d/da = 1,  d/db = -1.  (One node, not a + (-b): half the graph.)"""
         if type(other) is not Value and not isinstance(other, Value):
+            if not isinstance(other, Real):
+                return NotImplemented  # not a number (a numpy array, ...): its reflected op runs, as for array * v
             other = Value(other)
         out = _new(Value)
         out.data = self.data - other.data
@@ -245,6 +263,8 @@ class Value:
     def __mul__(self, other: Scalar) -> Value:
         """a * b;  d/da = b,  d/db = a."""
         if type(other) is not Value and not isinstance(other, Value):
+            if not isinstance(other, Real):
+                return NotImplemented  # not a number (a numpy array, ...): its reflected op runs, as for array * v
             other = Value(other)
         out = _new(Value)
         out.data = self.data * other.data
@@ -263,6 +283,8 @@ class Value:
     def __truediv__(self, other: Scalar) -> Value:
         """a / b;  d/da = 1/b,  d/db = -a/b**2."""
         if type(other) is not Value and not isinstance(other, Value):
+            if not isinstance(other, Real):
+                return NotImplemented  # not a number (a numpy array, ...): its reflected op runs, as for array * v
             other = Value(other)
         b = other.data
         if b == 0.0:
@@ -308,6 +330,8 @@ class Value:
             out._da = _power_partial(x, y, p)
             out._db = y * _log(x) if x > 0.0 else 0.0
             return out
+        if not isinstance(other, Real):
+            return NotImplemented  # as in the other binary ops: v ** array is array's to answer
         p = _check_number(other, "exponent")
         if x < 0.0 and not p.is_integer():
             raise ValueError(
@@ -354,12 +378,13 @@ class Value:
         return self._unary(_log(x), "log", 1.0 / x)
 
     def sqrt(self) -> Value:
-        """sqrt(x);  d/dx = 1 / (2 sqrt(x)).  Defined for x >= 0 (infinite slope at 0)."""
+        """sqrt(x);  d/dx = 1 / (2 sqrt(x)).  Defined for x >= 0 (infinite slope at 0, -inf at -0.0)."""
         x = self.data
         if x < 0.0:
             raise ValueError(f"sqrt needs a non-negative input, got {x!r} at {_name(self)}")
         y = _sqrt(x)
-        return self._unary(y, "sqrt", 0.5 / y if y > 0.0 else math.inf)
+        # 1/(2y) carries y's sign at a zero (sqrt(-0.0) = -0.0: slope -inf) and NaN through, as in PyTorch
+        return self._unary(y, "sqrt", 0.5 / y if y != 0.0 else math.copysign(math.inf, y))
 
     def tanh(self) -> Value:
         """tanh(x);  d/dx = 1 - tanh(x)^2."""
@@ -384,7 +409,9 @@ class Value:
         x = self.data
         if x > 0.0:
             return self._unary(x, "relu", 1.0)
-        return self._unary(0.0 if x == x else x, "relu", 0.0)  # NaN stays NaN, as in PyTorch
+        if x != x:  # NaN stays NaN and passes its gradient through, as in PyTorch (its mask is "not <= 0")
+            return self._unary(x, "relu", 1.0)
+        return self._unary(0.0, "relu", 0.0)
 
     def erf(self) -> Value:
         """erf(x);  d/dx = 2/sqrt(pi) e^(-x^2)."""

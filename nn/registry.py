@@ -220,6 +220,12 @@ def all_pieces() -> list[Piece]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+def registered(name: str) -> Piece | None:
+    """The piece `name` if a module imported so far registered it, else None (no discovery: quick for a
+    caller that has imported the piece's own module, e.g. `twograd learn check`)."""
+    return _REGISTRY.get(name)
+
+
 def get_piece(name: str) -> Piece:
     """The piece called `name`; UnknownNameError (an InputError and a KeyError) listing the known names otherwise."""
     pieces = {p.name: p for p in all_pieces()}

@@ -2,6 +2,8 @@
 
     >>> from viz import draw
     >>> draw(loss).save("loss.svg")
+    >>> from viz import explore
+    >>> explore(loss).save("loss.html")              # step through forward and backward, offline
     >>> from viz.plots import plot_loss              # loss curves, decision boundaries, attention
     >>> plot_loss(losses, "loss.png")
 
@@ -30,9 +32,13 @@ from viz.draw import (
     LargeDrawingWarning,
     draw,
 )
+from viz.explore import Explorer, ExploreRefused, explore
 
 __all__ = [
     "draw",
+    "explore",
+    "Explorer",
+    "ExploreRefused",
     "GraphDrawing",
     "GraphvizError",
     "GraphvizNotFound",

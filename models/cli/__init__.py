@@ -38,8 +38,9 @@ from importlib import metadata  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import NoReturn  # noqa: E402
 
+# Nothing heavier than `engine` (standard library only) at the top: numpy and the commands are
+# imported inside `main`, where a Ctrl-C during start-up is caught like any other (exit 130, one line).
 from engine import InputError, TwogradError  # noqa: E402
-from models.cli.output import print_json  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
@@ -62,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
     Command("distill", "models.cli.distill", "distil a larger teacher into a small student (spirals MLP, chars transformer)"),
     Command("align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"),
+    Command("learn", "models.cli.learn", "the study plan as exercises: write each piece, get it graded three ways with a diagnosis"),
 )
 
 
@@ -115,6 +117,8 @@ def _report(prog: str, err: BaseException, message: str, as_json: bool, *, kind:
         raise err
     print(f"{prog}: {kind}: {message}" if kind else f"{prog}: {message}", file=sys.stderr)
     if as_json:
+        from models.cli.output import print_json  # here, not at the top: see the imports
+
         print_json({"error": message})
 
 

@@ -11,6 +11,7 @@ import sys
 from engine.errors import InputError
 from models.cli import types
 from models.cli.output import print_json
+from models.training.learner import LEARNER_TASKS
 from models.training.lm import PRESETS
 from models.training.tasks import (
     ENGINES,
@@ -75,6 +76,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--data", metavar="FILE", help="chars: any UTF-8 text (default: Python's bundled docs); lines: one document a line")
     t.add_argument("--symbols", type=types.whole_number(2), metavar="V", help="copy/reverse: distinct symbols (default 10)")
     t.add_argument("--length", type=types.whole_number(1), metavar="L", help="copy/reverse: tokens to copy or reverse (default 5)")
+    lg = p.add_argument_group("your own pieces (twograd learn)")
+    lg.add_argument("--learner", type=types.folder, metavar="DIR", help="train on your pieces from the `twograd learn` workspace DIR "
+                    "wherever they passed `twograd learn check` (twograd's elsewhere); a new run of "
+                    f"{', '.join(LEARNER_TASKS)}; a piece not passed, or edited since, is refused before training")
     o = p.add_argument_group("run folder and output")
     o.add_argument("--out", type=types.folder, metavar="DIR", help="write the run (checkpoint, pictures) into DIR; refused if DIR holds a run")
     o.add_argument("--overwrite", action="store_true", help="with --out: replace the run DIR holds")
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         model_options={k: getattr(args, k) for k in MODEL_OPTIONS},
         train_options={k: getattr(args, k) for k in TRAIN_OPTIONS},
         engine=args.engine, preset=args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite,
-        progress=progress_wanted(args.quiet), echo=echo,
+        progress=progress_wanted(args.quiet), echo=echo, learner=args.learner,
     )
     if not args.json:  # the results, and where the run was saved, print even with --quiet
         print(format_report(report))

@@ -38,7 +38,8 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: n
     if top_k is not None and top_k < z.shape[0]:
         cut = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= cut, z, -np.inf)
-    z = (z - z.max()) / temperature
+    with np.errstate(over="ignore"):  # a tiny T (1e-320) sends every gap to -inf, whose exp is 0: the limit is argmax
+        z = (z - z.max()) / temperature
     p = np.exp(z)
     p /= p.sum()
     return int(rng.choice(z.shape[0], p=p))

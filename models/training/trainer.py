@@ -274,7 +274,7 @@ class _SigintLatch:
 def in_notebook() -> bool:
     """True inside a running Jupyter kernel (not merely when ipykernel was imported, as a test may do)."""
     ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    shell = ipython.get_ipython() if ipython is not None else None
     return shell is not None and (type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in getattr(shell, "config", {}))
 
 

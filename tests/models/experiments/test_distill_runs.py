@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from models.cli import main
 from models.data.datasets import load_dataset
@@ -112,6 +113,7 @@ def test_distill_refuses_bad_settings(args: list[str], capsys) -> None:
 
 
 @pytest.mark.parametrize("argv", [["distill", "spirals", "--steps", "50"], ["align", "--steps", "20"]])
+@needs_real_sigint
 def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp_path, monkeypatch, capsys, argv) -> None:
     """A real SIGINT in the middle of one of the experiment's trainings: exit 130, one line, nothing written."""
     import os

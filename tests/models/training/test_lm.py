@@ -8,6 +8,7 @@ import signal
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from engine.errors import InputError
 from models.cli import main
@@ -111,6 +112,7 @@ def test_chars_reports_the_unigram_floor_and_notices_a_changed_file(tmp_path) ->
         train(resume=tmp_path / "run", train_options={"steps": 80})
 
 
+@needs_real_sigint
 def test_an_interrupted_gpt_run_resumes_bit_for_bit(tmp_path) -> None:
     settings = {"steps": 40, "eval_every": 10}
     straight = train("copy", train_options=settings, out=tmp_path / "a", plots=False)
@@ -214,3 +216,19 @@ def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> N
     assert Samples("lines", "", ["ann", ""]).text() == "ann\n(empty)"
     assert Samples("chars", "\n", ["\nab\nc", "\nd"]).text() == "--- sample 1 of 2 ---\n\nab\nc\n--- sample 2 of 2 ---\n\nd"
     assert Samples("chars", "\n", ["\nab"]).text() == "\nab"
+
+
+def test_a_tiny_temperature_samples_the_argmax_without_a_numpy_warning(reverse_run, capsys) -> None:
+    """`sample --temperature 1e-320` printed numpy's "overflow encountered in divide" RuntimeWarning."""
+    import warnings
+
+    from models.training.sampling import next_token
+
+    logits = np.array([0.5, 2.0, -1.0, 1.999])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert next_token(logits, 1e-320, None, np.random.default_rng(0)) == 1
+        folder, _ = reverse_run
+        assert main(["sample", "--run", str(folder), "--prompt", "3 1 4 1 5", "--temperature", "1e-320"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "5 1 4 1 3\n" and captured.err == ""
