@@ -55,6 +55,15 @@ MIN_SESSIONS = {
 }
 
 
+#: pages whose `$ twograd` sessions cannot be replayed command after command, and why. Their
+#: `>>>` examples still run here; the sessions are the pages' authors' to test (see the report in
+#: the lead's notes). A page listed here must still exist and still show sessions.
+SESSIONS_NOT_REPLAYED = {
+    "docs/guide/learn.md": "a learner's session: the learner edits twograd-learn/*.py between the commands",
+    "docs/guide/learn-zoo.md": "needs a workspace of passed exercises, written by hand between the commands",
+}
+
+
 def test_the_pages_with_examples_are_there() -> None:
     names = {_name(p) for p in PAGES}
     missing = sorted((set(MIN_EXAMPLES) | set(MIN_SESSIONS)) - names)
@@ -121,12 +130,19 @@ def _normalized(lines: list[str]) -> list[str]:
 def _runnable(page: Path) -> list[tuple[str, list[str]]]:
     """The page's sessions minus those shown for another machine ("# with no dot on PATH": tests/viz
     covers those messages), each command without its trailing comment."""
-    out = []
+    out: list[tuple[str, list[str]]] = []
+    if _name(page) in SESSIONS_NOT_REPLAYED:
+        return out
     for command, shown in _shell_sessions(page.read_text()):
         command, _, comment = command.partition("  #")
         if not comment.strip().startswith("with "):
             out.append((command, shown))
     return out
+
+
+def test_pages_not_replayed_still_show_sessions() -> None:
+    for name in SESSIONS_NOT_REPLAYED:
+        assert (ROOT / name).exists() and _shell_sessions((ROOT / name).read_text()), f"{name}: drop it from SESSIONS_NOT_REPLAYED"
 
 
 def test_the_pages_keep_their_commands() -> None:

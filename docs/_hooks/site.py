@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,15 @@ def on_files(files: Files, config: Any) -> Files:
         for name, data in images.items():
             _add(files, config, f"notebooks/{name}", data)
     return files
+
+
+#: a link from a page to the repository's benchmarks/README.md (right on GitHub) is the site's benchmarks page
+_BENCHMARKS_LINK = re.compile(r"\]\((?:\.\./)+benchmarks/README\.md(#[^)]*)?\)")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    depth = page.file.src_uri.count("/")
+    return _BENCHMARKS_LINK.sub(lambda m: f"]({'../' * depth}benchmarks.md{m.group(1) or ''})", markdown)
 
 
 def on_config(config: Any) -> Any:
