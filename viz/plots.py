@@ -16,7 +16,8 @@ in memory and written with `engine.atomic.atomic_write`: a reader never sees a h
 file, a failed save leaves the old picture intact, and the file's mode follows the umask.
 The suffix of `path` picks the format (SAVE_FORMATS).
 
-Shape legend:
+Shape legend (the letters of the docstrings below):
+
     N   training steps (one loss each)          E   evaluations of one curve
     M   points in the plane (rows of X)         G   grid cells per side of a boundary plot
     H   attention heads     Tq  query tokens    Tk  key tokens

@@ -68,6 +68,10 @@ float(np.abs(np.array(out_loops) - out).max())
 mask = causal_mask(T)
 mask.astype(int)
 
+# %% [markdown]
+# The same queries and keys without the mask (left panel) and with it (right; `plot_attention`
+# labels its panels as heads): with the mask every row spreads its weight over the past only.
+
 # %%
 out_causal, cache_causal = attention_forward(q, k, v, mask)
 weights = np.stack([attention_weights(cache), attention_weights(cache_causal)])   # (2, T, T)
@@ -79,8 +83,9 @@ Image(filename=plot_attention(weights, tokens, tokens, pictures / "masks.png",
 #
 # With $P = \operatorname{softmax}(S)$, $S = QK^\top/\sqrt{d_k}$ and $O = PV$:
 #
-# $$dV = P^\top dO, \quad dP = dO\, V^\top, \quad dS_{ij} = P_{ij}\Big(dP_{ij} - \sum_{l} P_{il}\, dP_{il}\Big),
-# \quad dQ = \frac{dS\, K}{\sqrt{d_k}}, \quad dK = \frac{dS^\top Q}{\sqrt{d_k}}.$$
+# $$dV = P^\top dO, \qquad dP = dO\, V^\top, \qquad dS_{ij} = P_{ij}\Big(dP_{ij} - \sum_{l} P_{il}\, dP_{il}\Big),$$
+#
+# $$dQ = \frac{dS\, K}{\sqrt{d_k}}, \qquad dK = \frac{dS^\top Q}{\sqrt{d_k}}.$$
 #
 # A masked weight is 0, so no gradient flows through it:
 

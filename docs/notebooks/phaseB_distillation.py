@@ -15,13 +15,13 @@
 # classes too. A small student can learn from those soft targets (Hinton, Vinyals and Dean 2015).
 # With teacher logits $z_t$, student logits $z_s$, a temperature $T$ and a weight $\alpha$:
 #
-# $$L = \alpha\, T^2\, \mathrm{KL}\!\big(\operatorname{softmax}(z_t/T) \,\big\|\, \operatorname{softmax}(z_s/T)\big)
-#      + (1 - \alpha)\, \mathrm{CE}\big(y, \operatorname{softmax}(z_s)\big),$$
+# $$\begin{aligned} L = {} & \alpha\, T^2\, \mathrm{KL}\!\big(\operatorname{softmax}(z_t/T) \,\big\|\, \operatorname{softmax}(z_s/T)\big) \\
+#      & + (1 - \alpha)\, \mathrm{CE}\big(y, \operatorname{softmax}(z_s)\big), \end{aligned}$$
 #
 # whose gradient is
 #
-# $$\frac{\partial L}{\partial z_s} = \alpha\, T \big(\operatorname{softmax}(z_s/T) - \operatorname{softmax}(z_t/T)\big)
-#      + (1 - \alpha)\big(\operatorname{softmax}(z_s) - \mathrm{onehot}(y)\big).$$
+# $$\begin{aligned} \frac{\partial L}{\partial z_s} = {} & \alpha\, T \big(\operatorname{softmax}(z_s/T) - \operatorname{softmax}(z_t/T)\big) \\
+#      & + (1 - \alpha)\big(\operatorname{softmax}(z_s) - \mathrm{onehot}(y)\big). \end{aligned}$$
 #
 # The $T^2$ keeps the soft term's gradient at the same scale whatever $T$ is.
 

@@ -53,10 +53,11 @@ small = dict(steps=25, ref_steps=300, rm_steps=300, pair_samples=2000, eval_samp
 #
 # Maximise the learned reward, leashed to the reference:
 #
-# $$J(\theta) = \mathbb{E}_{y \sim \pi_\theta}\big[r_\phi(y)\big] - \beta\, \mathrm{KL}\big(\pi_\theta \,\|\, \pi_{\text{ref}}\big),
-# \qquad \nabla J = \mathbb{E}\Big[\big(r_\phi(y) - \beta \log\tfrac{\pi_\theta(y)}{\pi_{\text{ref}}(y)} - b\big)\, \nabla \log \pi_\theta(y)\Big],$$
+# $$J(\theta) = \mathbb{E}_{y \sim \pi_\theta}\big[r_\phi(y)\big] - \beta\, \mathrm{KL}\big(\pi_\theta \,\|\, \pi_{\text{ref}}\big),$$
 #
-# with a leave-one-out baseline $b$.
+# whose gradient REINFORCE estimates from samples, with a leave-one-out baseline $b$:
+#
+# $$\nabla J \approx \mathbb{E}\Big[\big(r_\phi(y) - \beta \log\tfrac{\pi_\theta(y)}{\pi_{\text{ref}}(y)} - b\big)\, \nabla \log \pi_\theta(y)\Big].$$
 #
 # ## DPO
 #
