@@ -90,8 +90,11 @@ def test_readme_quickstart_commands_are_the_ones_ci_runs() -> None:
 
 
 #: what may differ from run to run in a shown command's output: wall times.
-_TIMES = [(re.compile(r"\d+\.\d+ s\)"), "T s)"), (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": T'),
-          (re.compile(r'"ms_per_step": [0-9.e-]+'), '"ms_per_step": T')]
+_TIMES = [
+    (re.compile(r"\d+\.\d+ s\)"), "T s)"),
+    (re.compile(r'"seconds": [0-9.e-]+'), '"seconds": T'),
+    (re.compile(r'"ms_per_step": [0-9.e-]+'), '"ms_per_step": T'),
+]
 
 #: what may differ from machine to machine: the digits of a number below this, in scientific
 #: notation. A loss trained down to ~1e-22 is floating-point noise whose digits depend on the
@@ -142,7 +145,9 @@ def _runnable(page: Path) -> list[tuple[str, list[str]]]:
 
 def test_pages_not_replayed_still_show_sessions() -> None:
     for name in SESSIONS_NOT_REPLAYED:
-        assert (ROOT / name).exists() and _shell_sessions((ROOT / name).read_text()), f"{name}: drop it from SESSIONS_NOT_REPLAYED"
+        assert (ROOT / name).exists() and _shell_sessions((ROOT / name).read_text()), (
+            f"{name}: drop it from SESSIONS_NOT_REPLAYED"
+        )
 
 
 def test_the_pages_keep_their_commands() -> None:
@@ -160,8 +165,14 @@ def test_commands_print_what_the_page_shows(page: Path, tmp_path: Path) -> None:
     for command, shown in _runnable(page):
         argv = shlex.split(command)
         assert argv[0] == "twograd", command
-        res = subprocess.run([sys.executable, "-m", "models.cli", *argv[1:]], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "models.cli", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         printed = (res.stdout + res.stderr).splitlines()
         assert _normalized(printed) == _normalized(shown), f"{_name(page)}: $ {command}"
         ran += 1

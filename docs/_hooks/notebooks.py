@@ -18,8 +18,9 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "docs" / "notebooks"
@@ -67,7 +68,9 @@ def execute(path: Path, workdir: Path | None = None) -> Any:
 
     nb = jupytext.read(path)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="twograd-notebook-"))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    )
     old = dict(os.environ)
     os.environ.update(kernel_env())  # the kernel inherits the environment it is started in
     try:

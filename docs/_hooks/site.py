@@ -47,14 +47,31 @@ def cli_page() -> str:
 
         parser = build_parser()
         sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-        parts = ["# Command line reference", "",
-                 "Generated at build time from the argparse parsers of `models.cli` (what `twograd --help` and "
-                 "`twograd COMMAND --help` print), so it cannot drift from the command. Exit codes and `--json` "
-                 "are described in [Exit status and --json](../guide/exit-status.md).", "",
-                 "## twograd", "", "```text", parser.format_help().rstrip(), "```", ""]
+        parts = [
+            "# Command line reference",
+            "",
+            "Generated at build time from the argparse parsers of `models.cli` (what `twograd --help` and "
+            "`twograd COMMAND --help` print), so it cannot drift from the command. Exit codes and `--json` "
+            "are described in [Exit status and --json](../guide/exit-status.md).",
+            "",
+            "## twograd",
+            "",
+            "```text",
+            parser.format_help().rstrip(),
+            "```",
+            "",
+        ]
         for command in COMMANDS:
-            parts += [f"## twograd {command.name}", "", command.help[:1].upper() + command.help[1:] + ".", "",
-                      "```text", sub.choices[command.name].format_help().rstrip(), "```", ""]
+            parts += [
+                f"## twograd {command.name}",
+                "",
+                command.help[:1].upper() + command.help[1:] + ".",
+                "",
+                "```text",
+                sub.choices[command.name].format_help().rstrip(),
+                "```",
+                "",
+            ]
         return "\n".join(parts)
     finally:
         if old is None:
@@ -66,11 +83,11 @@ def cli_page() -> str:
 # ------------------------------------------------------------------------------ API reference
 PACKAGE_INTROS = {
     "models": "The public API of `models`: the commands as functions, their reports, the zoo's models and configs, "
-              "the trainer. `from models import NAME` loads each name from the module shown.",
+    "the trainer. `from models import NAME` loads each name from the module shown.",
     "nn": "Layers, optimizers and the three-way checks. Each layer's math is on its module's page under "
-          "[nn modules](nn/index.md).",
+    "[nn modules](nn/index.md).",
     "engine": "The scalar autodiff engine: `Value`, its functions (which work on floats and Values alike), "
-              "`explain`, and the gradient checker.",
+    "`explain`, and the gradient checker.",
     "viz": "Drawing computation graphs (`draw`) and the plots (`viz.plots`, matplotlib, imported when it draws).",
 }
 
@@ -85,7 +102,7 @@ def public_names(package: str) -> list[tuple[str, str]]:
 
 def api_package_page(package: str) -> str:
     parts = [f"# `{package}`", "", PACKAGE_INTROS[package], ""]
-    for name, path in public_names(package):
+    for _name, path in public_names(package):
         parts += [f"::: {path}", "    options:", "      heading_level: 2", ""]
     if package == "viz":
         parts += ["::: viz.plots", "    options:", "      heading_level: 2", ""]
@@ -98,13 +115,19 @@ def nn_modules() -> list[str]:
 
 
 def nn_module_page(module: str) -> str:
-    return "\n".join([f"::: nn.{module}", "    options:", "      show_root_heading: true", "      heading_level: 1", ""])
+    return "\n".join(
+        [f"::: nn.{module}", "    options:", "      show_root_heading: true", "      heading_level: 1", ""]
+    )
 
 
 def nn_index_page() -> str:
-    lines = ["# `nn` modules", "",
-             "One file per piece: its shape legend, the loops form, the manual forward/backward pair with the "
-             "derivation in its docstring, the class that owns the parameters, and its registry entry.", ""]
+    lines = [
+        "# `nn` modules",
+        "",
+        "One file per piece: its shape legend, the loops form, the manual forward/backward pair with the "
+        "derivation in its docstring, the class that owns the parameters, and its registry entry.",
+        "",
+    ]
     for module in nn_modules():
         first = (importlib.import_module(f"nn.{module}").__doc__ or "").strip().splitlines()
         lines.append(f"- [`nn.{module}`]({module}.md): {first[0] if first else ''}")
@@ -137,9 +160,11 @@ def on_files(files: Files, config: Any) -> Files:
         nb = notebooks.executed(path, log=log.info)
         page, images = notebooks.to_markdown(nb, path.stem)
         source = f"[`docs/notebooks/{path.name}`]({path.name})"
-        note = (f'!!! note "This page is a notebook"\n    Executed when the site was built. Its source, '
-                f"{source}, is a jupytext percent-format file: open it in Jupyter with jupytext installed, "
-                f"or run it as a script.\n\n")
+        note = (
+            f'!!! note "This page is a notebook"\n    Executed when the site was built. Its source, '
+            f"{source}, is a jupytext percent-format file: open it in Jupyter with jupytext installed, "
+            f"or run it as a script.\n\n"
+        )
         first, _, rest = page.partition("\n")  # the note goes under the title
         _add(files, config, f"notebooks/{path.stem}.md", f"{first}\n\n{note}{rest}")
         for name, data in images.items():
@@ -160,7 +185,7 @@ def on_config(config: Any) -> Any:
     """List every nn module page under "nn modules" in the navigation (the modules are found, not listed by hand)."""
 
     def expand(items: list) -> None:
-        for i, item in enumerate(items):
+        for item in items:
             if isinstance(item, dict):
                 for title, value in item.items():
                     if value == "reference/api/nn/index.md":

@@ -48,6 +48,8 @@ def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path) -> None:
     assert code and all(c.get("execution_count") for c in code), "a code cell was not run"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
-    shown = [o for c in code for o in c.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")]
+    shown = [
+        o for c in code for o in c.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")
+    ]
     assert any("image/png" in o["data"] or "image/svg+xml" in o["data"] for o in shown), "the notebook shows no picture"
     runner.store(path, nb)
