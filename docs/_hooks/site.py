@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 import os
@@ -34,19 +35,36 @@ import notebooks  # noqa: E402  (docs/_hooks/notebooks.py)
 log = logging.getLogger("mkdocs.hooks.twograd")
 
 #: the width argparse wraps help at, fixed so the page does not depend on the terminal
-HELP_COLUMNS = "100"
+HELP_COLUMNS = "88"
 
 
 # ------------------------------------------------------------------------------ CLI reference
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """name -> parser of the parser's subcommands (none for a command without them)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _help_block(heading: str, parser: argparse.ArgumentParser, level: int) -> list[str]:
+    """A heading, then the parser's --help; then the same for each of its subcommands, one level down."""
+    parts = [f"{'#' * level} {heading}", "", "```text", parser.format_help().rstrip(), "```", ""]
+    for name, child in _subcommands(parser).items():
+        parts += _help_block(f"{heading} {name}", child, min(level + 1, 4))
+    return parts
+
+
 def cli_page() -> str:
-    """The help text of `twograd` and of each command of `models.cli.COMMANDS`, in table order."""
+    """The help text of `twograd` and of each command of `models.cli.COMMANDS` (and their own
+    subcommands, as `twograd learn start`), in table order."""
     old = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_COLUMNS
     try:
         from models.cli import COMMANDS, build_parser
 
         parser = build_parser()
-        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        commands = _subcommands(parser)
         parts = [
             "# Command line reference",
             "",
@@ -62,16 +80,7 @@ def cli_page() -> str:
             "",
         ]
         for command in COMMANDS:
-            parts += [
-                f"## twograd {command.name}",
-                "",
-                command.help[:1].upper() + command.help[1:] + ".",
-                "",
-                "```text",
-                sub.choices[command.name].format_help().rstrip(),
-                "```",
-                "",
-            ]
+            parts += _help_block(f"twograd {command.name}", commands[command.name], 2)
         return "\n".join(parts)
     finally:
         if old is None:
