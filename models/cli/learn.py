@@ -14,12 +14,15 @@ The workspace DIR (default ./twograd-learn) holds your files and progress.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import InputError
 from models.cli import types
 from models.cli.output import print_json
+
+if TYPE_CHECKING:  # annotations only: the command imports models.learn when it runs
+    from models.learn.exercise import Exercise
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     return _check(args, ex, directory)
 
 
-def _check(args: argparse.Namespace, ex, directory: Path) -> int:
+def _check(args: argparse.Namespace, ex: Exercise, directory: Path) -> int:
     from engine.atomic import sha256_file
     from models.learn import grade, report, sandbox, workspace
 
