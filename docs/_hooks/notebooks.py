@@ -122,7 +122,7 @@ def _one_block(html: str) -> str:
 def _text_block(text: str) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", text).rstrip("\n")  # colour codes of a traceback or tqdm
     fence = "```" if "```" not in text else "````"
-    return f"{fence}text\n{text}\n{fence}"
+    return f"{fence}{{ .text .nb-out }}\n{text}\n{fence}"  # .nb-out: styled apart from the code
 
 
 def to_markdown(nb: Any, stem: str) -> tuple[str, dict[str, bytes]]:
