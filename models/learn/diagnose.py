@@ -101,15 +101,16 @@ def fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _factor_name(c: float, factors: Mapping[str, tuple[float, str]]) -> tuple[str, str]:
-    """(kind, name) of a constant factor: one of the exercise's named factors (kind factor or scale), else its value."""
+def _factor_name(c: float, factors: Mapping[str, tuple[float, str]]) -> tuple[str, str, bool]:
+    """(kind, name, known) of a constant factor: one of the exercise's named factors (kind factor or scale),
+    a small power of 2, else just its value (known False)."""
     for name, (value, kind) in factors.items():
         if math.isclose(c, value, rel_tol=1e-6):
-            return kind, name
+            return kind, name, True
     for name, value in (("2", 2.0), ("1/2", 0.5), ("4", 4.0), ("1/4", 0.25)):
         if math.isclose(c, value, rel_tol=1e-6):
-            return "factor", name
-    return "factor", fmt(c)
+            return "factor", name, True
+    return "factor", fmt(c), False
 
 
 def classify(
@@ -157,8 +158,9 @@ def classify(
     if rr > 0:
         c = float(np.sum(y * r)) / rr
         if abs(c - 1.0) > 1e-6 and c != 0 and close(y, c * r, tol):
-            kind, name = _factor_name(c, factors)
-            return kind, f"is off by a constant factor: x{name} (yours / right = {fmt(c)} everywhere)"
+            kind, name, known = _factor_name(c, factors)
+            if r.size > 1 or known:  # one number is always a multiple of another: only a known factor says something
+                return kind, f"is off by a constant factor: x{name} (yours / right = {fmt(c)} everywhere)"
     for name, t in terms.items():  # a term with the wrong sign or counted twice
         if np.any(t) and (close(y, r + t, tol)):
             return "missing_term", f"has the term '{name}' with the wrong sign (it equals the right answer plus that term)"
