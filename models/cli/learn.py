@@ -42,7 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             s.add_argument("--random-seed", type=types.seed, default=None,
                            help="seed of the random cases (default: a fresh one each check; a failure names it)")
             s.add_argument("--time-limit", type=types.positive, default=None, help="seconds your file may run (default 60)")
-            s.add_argument("--html", type=Path, default=None, help="draw a failing backward's graph (needs viz.explore; not wired yet)")
         if name == "hint":
             s.add_argument("--level", type=types.whole_number(1), default=1,
                            help="1: where to look (default); 2: the formula; 3: the details, if there are more")
@@ -99,8 +98,6 @@ def _check(args: argparse.Namespace, ex, directory: Path) -> int:
     if not path.is_file():
         raise InputError(f"there is no {path}: start it with `twograd learn start {ex.name}`"
                          + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
-    if args.html is not None:
-        raise InputError("--html needs viz.explore, which this twograd does not have yet")
     digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
     result = grade.check(ex, path, seed=args.seed, random_seed=args.random_seed, time_limit=args.time_limit or sandbox.DEFAULT_TIME_LIMIT)
     workspace.record(directory, ex.name, result.passed, digest)

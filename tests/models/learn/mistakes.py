@@ -327,6 +327,15 @@ TRAIN_TEMPLATE = '''def train(loss_and_grad, params, *, lr, steps):
     return losses
 '''
 
+TRAIN_NEVER_ENDS = '''def train(loss_and_grad, params, *, lr, steps):
+    losses, i = [], 0
+    loss, grads = loss_and_grad(params)
+    while i < steps:  # i is never increased
+        for name in params:
+            params[name] -= 0.0 * grads[name]
+    return losses
+'''
+
 TRAIN_AFTER = '''def train(loss_and_grad, params, *, lr, steps):
     losses = []
     for _ in range(steps):
@@ -463,9 +472,9 @@ MISTAKES: tuple[Mistake, ...] = (
     # training_loop
     Mistake("training_loop", "zeros", "parameters rebound, not updated in place",
             TRAIN_TEMPLATE.replace("UPDATE", "p = params[name]\n            p = p - lr * grads[name]")),
+    Mistake("training_loop", "sign", "p += lr g", TRAIN_TEMPLATE.replace("UPDATE", "params[name] += lr * grads[name]")),
     Mistake("training_loop", "factor", "half a step", TRAIN_TEMPLATE.replace("UPDATE", "params[name] -= 0.5 * lr * grads[name]")),
-    Mistake("training_loop", "timeout", "a loop that never ends", TRAIN_TEMPLATE.replace("for _ in range(steps):", "while True:").replace(
-        "UPDATE", "params[name] -= lr * grads[name]"), time_limit=3.0),
+    Mistake("training_loop", "timeout", "a loop whose counter never grows", TRAIN_NEVER_ENDS, time_limit=3.0),
     Mistake("training_loop", "other", "the loss recorded after the update", TRAIN_AFTER),
     # attention
     Mistake("attention", "scale", "no 1/sqrt(d)", ATTENTION_NO_SCALE),
