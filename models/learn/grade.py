@@ -356,21 +356,16 @@ class CheckResult:
         }
 
 
-def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None = None,
-          time_limit: float = sandbox.DEFAULT_TIME_LIMIT, memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
-    """Grade the learner's file `path` for `exercise` (never raises for what their file does).
-
-    `seed` makes the fixed cases (0: the same every time); `random_seed` adds the piece's cases made
-    from it, forward only (None: a fresh one drawn here, recorded in the result so a failure can be
-    repeated with it).
-    """
-    start = time.perf_counter()
+def _plan(exercise: Any, seed: int, random_seed: int | None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], Any, int]:
     if random_seed is None:
         random_seed = int.from_bytes(os.urandom(4), "little")
     plan = exercise.grader.plan
     tasks, arrays, context = plan(seed, random_seed) if isinstance(exercise.grader, PieceGrader) else plan(seed)
-    outcome = sandbox.run_file(path, exercise.name, tasks, arrays, required=exercise.required,
-                               time_limit=time_limit, memory_limit=memory_limit)
+    return tasks, arrays, context, random_seed
+
+
+def _result(exercise: Any, path: Path, outcome: sandbox.Outcome, context: Any, tasks: list, seed: int, random_seed: int,
+            start: float) -> CheckResult:
     where = Path(path).name
     if not outcome.finished:
         findings = [Finding(outcome.kind, where, outcome.message)]
@@ -387,3 +382,34 @@ def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None =
         findings = exercise.grader.judge(outcome, context)
     return CheckResult(exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks),
                        random_seed)
+
+
+def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None = None,
+          time_limit: float = sandbox.DEFAULT_TIME_LIMIT, memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
+    """Grade the learner's file `path` for `exercise` (never raises for what their file does).
+
+    `seed` makes the fixed cases (0: the same every time); `random_seed` adds the piece's cases made
+    from it, forward only (None: a fresh one drawn here, recorded in the result so a failure can be
+    repeated with it).
+    """
+    start = time.perf_counter()
+    tasks, arrays, context, random_seed = _plan(exercise, seed, random_seed)
+    outcome = sandbox.run_file(path, exercise.name, tasks, arrays, required=exercise.required,
+                               time_limit=time_limit, memory_limit=memory_limit)
+    return _result(exercise, path, outcome, context, tasks, seed, random_seed, start)
+
+
+def check_many(items: list[tuple[Any, Path]], *, seed: int = 0, random_seed: int | None = None,
+               time_limit: float = sandbox.DEFAULT_TIME_LIMIT) -> list[CheckResult]:
+    """`check` of several (exercise, file) pairs in ONE child process (one start-up instead of one per file).
+
+    When that child does not finish (a file that loops, exits or crashes it), each file is checked
+    again alone, so the one-line report lands on the file that caused it.
+    """
+    start = time.perf_counter()
+    plans = [_plan(ex, seed, random_seed) for ex, _ in items]
+    jobs = [sandbox.Job(Path(path), ex.name, p[0], p[1], ex.required) for (ex, path), p in zip(items, plans)]
+    outcomes = sandbox.run_jobs(jobs, time_limit=time_limit)
+    if not outcomes[0].finished:
+        return [check(ex, path, seed=seed, random_seed=p[3], time_limit=time_limit) for (ex, path), p in zip(items, plans)]
+    return [_result(ex, path, o, p[2], p[0], seed, p[3], start) for (ex, path), o, p in zip(items, outcomes, plans)]

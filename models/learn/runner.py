@@ -2,10 +2,11 @@
 
     python runner.py SPEC_DIR
 
-SPEC_DIR holds `spec.json` (the file to load, the limits, the task list) and `inputs.npz`
-(every array the tasks name). The child writes `results.npz` (arrays, numbers only: loaded
-with allow_pickle=False) and then `results.json` (one entry per task, naming its arrays); the
-parent reads nothing else. Run by path, so it imports neither `models` nor its own package:
+SPEC_DIR holds `spec.json` (the limits, and the jobs: per learner file, the file and its task
+list) and one `inputs_N.npz` per job (every array its tasks name). The child writes
+`results.npz` (arrays, numbers only: loaded with allow_pickle=False) and then `results.json`
+(per job, one entry per task, naming its arrays); the parent reads nothing else. One job is
+`learn check NAME`; several are a batch (tests), each file imported under its own name. Run by path, so it imports neither `models` nor its own package:
 only the standard library, numpy, and `engine` (stdlib only) for the graph and numeric paths.
 
 A task is one of (see `OPS`):
@@ -326,38 +327,47 @@ OPS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def main(spec_dir: str) -> int:
-    with open(os.path.join(spec_dir, "spec.json"), encoding="utf-8") as f:
-        spec = json.load(f)
-    # Not our folder first on sys.path (this file is run by path): twograd's root, then the learner's folder
-    # last, so a file of theirs may import another of theirs (mlp.py importing linear.py).
-    sys.path[0:1] = [spec["root"]]
-    sys.path.append(spec["workspace"])
-    import numpy as np
-
-    _limit(spec)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
-    with np.load(os.path.join(spec_dir, "inputs.npz"), allow_pickle=False) as data:
+def run_job(job: dict[str, Any], index: int, spec_dir: str, store: Store, np: Any) -> dict[str, Any]:
+    """Import one learner file and run its tasks; everything of theirs that goes wrong is in the result."""
+    with np.load(os.path.join(spec_dir, job["inputs"]), allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    store = Store(np)
-    path = os.path.abspath(spec["module_path"])
+    path = os.path.abspath(job["module_path"])
     results: dict[str, Any] = {"tasks": {}}
     try:
-        mod_spec = importlib.util.spec_from_file_location("twograd_learner_" + spec["exercise"], path)
+        mod_spec = importlib.util.spec_from_file_location(f"twograd_learner_{job['exercise']}_{index}", path)
         mod = importlib.util.module_from_spec(mod_spec)
         mod_spec.loader.exec_module(mod)  # type: ignore[union-attr]
-        missing = [n for n in spec.get("required", []) if not callable(getattr(mod, n, None))]
+        missing = [n for n in job.get("required", []) if not callable(getattr(mod, n, None))]
         if missing:
             results["missing"] = missing
     except BaseException as err:
         results["load_error"] = describe(err, path)
         mod = None
     if mod is not None and not results.get("missing"):
-        for task in spec["tasks"]:
+        for task in job["tasks"]:
             try:
                 results["tasks"][task["id"]] = OPS[task["op"]](mod, task, arrays, store, path, np)
             except BaseException as err:  # an error of theirs outside a stage (a missing attribute, ...)
                 results["tasks"][task["id"]] = {"error": describe(err, path)}
+    return results
+
+
+def main(spec_dir: str) -> int:
+    """Run every job of SPEC_DIR/spec.json (one learner file each), then write the results, JSON last."""
+    with open(os.path.join(spec_dir, "spec.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    # Not our folder first on sys.path (this file is run by path): twograd's root, then the learners' folders
+    # last, so a file of theirs may import another of theirs (mlp.py importing linear.py).
+    sys.path[0:1] = [spec["root"]]
+    for job in spec["jobs"]:
+        if job["workspace"] not in sys.path:
+            sys.path.append(job["workspace"])
+    import numpy as np
+
+    _limit(spec)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    store = Store(np)
+    results = {"jobs": [run_job(job, i, spec_dir, store, np) for i, job in enumerate(spec["jobs"])]}
     np.savez(os.path.join(spec_dir, "results.npz"), **store.arrays)
     tmp = os.path.join(spec_dir, "results.json.tmp")
     with open(tmp, "w", encoding="utf-8") as f:

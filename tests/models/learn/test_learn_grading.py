@@ -1,7 +1,7 @@
 """`twograd learn`'s grading: our own solutions pass, stubs fail as unwritten, planted mistakes are named,
 correct solutions written differently pass, and runaway files are one line of report.
 
-Each check starts one child process (~0.3 s plus the cases); the checks of a test run two at a time.
+A check runs the learner's file in a child process; the tests check many files per child (`grade.check_many`).
 """
 
 from __future__ import annotations
@@ -20,18 +20,29 @@ from models.learn.diagnose import KINDS
 HIT_RATE_TARGET = 0.90
 
 
+#: files per child process: a batch saves a start-up per file; two batches run at once (two cores)
+BATCH = 12
+
+
 def _check_all(jobs: list[tuple[str, str, float | None]], tmp_path: Path) -> list[grade.CheckResult]:
-    """Write each (exercise, text) into its own folder and check them, two children at a time."""
-    def one(i: int) -> grade.CheckResult:
-        name, text, limit = jobs[i]
+    """Write each (exercise, text, time limit) into its own folder and check them: in batches of one child
+    process each, two batches at a time; a file with a time limit of its own is checked alone."""
+    items = []
+    for i, (name, text, _) in enumerate(jobs):
         folder = tmp_path / f"w{i}"
         folder.mkdir()
-        path = folder / f"{name}.py"
-        path.write_text(text)
-        return grade.check(catalog.get(name), path, **({"time_limit": limit} if limit else {}))
-
+        (folder / f"{name}.py").write_text(text)
+        items.append((catalog.get(name), folder / f"{name}.py"))
+    alone = [i for i, job in enumerate(jobs) if job[2]]
+    batched = [i for i in range(len(jobs)) if i not in alone]
+    chunks = [batched[k : k + BATCH] for k in range(0, len(batched), BATCH)]
+    results: dict[int, grade.CheckResult] = {}
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(one, range(len(jobs))))
+        for chunk, rs in zip(chunks, pool.map(lambda c: grade.check_many([items[i] for i in c]), chunks)):
+            results.update(zip(chunk, rs))
+        for i, r in zip(alone, pool.map(lambda i: grade.check(*items[i], time_limit=jobs[i][2]), alone)):
+            results[i] = r
+    return [results[i] for i in range(len(jobs))]
 
 
 def test_the_plan_has_every_exercise_of_the_contract() -> None:
@@ -211,3 +222,13 @@ def test_a_runaway_file_is_one_line_within_the_limit(tmp_path: Path, what: str, 
     assert time.perf_counter() - start < RUNAWAY_LIMIT + KILL_SLACK
     assert not result.passed and result.findings[0].kind == kind
     assert len(result.findings) == 1 and "\n" not in result.findings[0].message and "Traceback" not in result.findings[0].message
+
+
+def test_a_batch_that_dies_is_checked_again_file_by_file(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a" / "linear.py", tmp_path / "b" / "linear.py"
+    for path, text in ((good, template.reference_file(catalog.get("linear"))), (bad, dict((r[0], r[1]) for r in RUNAWAYS)["os._exit"])):
+        path.parent.mkdir()
+        path.write_text(text)
+    first, second = grade.check_many([(catalog.get("linear"), good), (catalog.get("linear"), bad)])
+    assert first.passed
+    assert not second.passed and second.findings[0].kind == "error" and "exited with status 3" in second.findings[0].message
