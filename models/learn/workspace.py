@@ -112,8 +112,20 @@ def start(directory: str | Path, name: str) -> list[Path]:
     return list(targets)
 
 
+def check_command(name: str, directory: str | Path) -> str:
+    """The command that (re)checks exercise `name` in `directory`."""
+    return f"twograd learn check {name} --dir {directory}"
+
+
+def exercise_status(directory: str | Path, name: str, progress: dict[str, Any] | None = None) -> str:
+    """One word for `train --learner`: "not started", "started", "failing", "passed", or "changed"
+    (a file edited since its last check)."""
+    st = status(directory, name, progress)
+    return "changed" if st.edited else st.status
+
+
 def load_learner_module(directory: str | Path, name: str) -> ModuleType:
-    """Import the learner's DIR/NAME.py in this process; RunError unless it passed its check and is unchanged since.
+    """Import the learner's DIR/NAME.py in this process; InputError unless it passed its check and is unchanged since.
 
     By path and under a private module name (`twograd_learner_NAME`), never via sys.path, so it
     can neither shadow nor be shadowed by another module.
@@ -123,7 +135,7 @@ def load_learner_module(directory: str | Path, name: str) -> ModuleType:
     if st.status != "passed":
         why = {"not started": f"there is no {path}", "failing": "it failed its last check",
                "started": ("it was edited since its last check" if st.edited else "it was never checked")}[st.status]
-        raise RunError(f"your {name} is not used: {why}; run `twograd learn check {name} --dir {directory}`")
+        raise InputError(f"your {name} is not used: {why}; run `{check_command(name, directory)}`")
     spec = importlib.util.spec_from_file_location(f"twograd_learner_{name}", path)
     if spec is None or spec.loader is None:
         raise RunError(f"cannot import {path}")
