@@ -69,6 +69,8 @@ class Finding:
     case: str = ""
     index: list[int] = field(default_factory=list)
     values: dict[str, float] = field(default_factory=dict)
+    #: for a wrong gradient of an nn piece: what `learn check --html` needs to draw it (draw.Failure); not in JSON
+    drawable: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

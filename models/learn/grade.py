@@ -308,6 +308,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
                 f = _compare(g, r, f"{bwd}: d{n}", case, BACKWARD_TOL, ctx.knowledge, n,
                              extra={"graph": gr, "manual": g, "numeric": num})
                 if f is not None:
+                    if all(np.shape(a) == np.shape(b) for a, b in zip(grads, ctx.ref_grads)):  # painted leaf by leaf
+                        f.drawable = (spec, ctx.inputs, ctx.static, ctx.R, dict(zip(ctx.names, grads)))
                     f.message += f" (case {case!r}; graph = your loops on engine Values, manual = your backward, "\
                                  f"numeric = central differences of your forward)"
                     out.append(f)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -98,3 +99,20 @@ def test_the_plugin_imports_only_pytest() -> None:
     code = "import sys; before = set(sys.modules); import models.learn.plugin; print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_html_paints_a_wrong_gradient_on_twograds_graph(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from mistakes import LAYER_NORM_NO_MEAN_PATH
+
+    workspace.start(tmp_path, "layer_norm")
+    workspace.exercise_file(tmp_path, "layer_norm").write_text(LAYER_NORM_NO_MEAN_PATH)
+    page = tmp_path / "ln.html"
+    code, out, _ = run(capsys, "check", "layer_norm", "--dir", str(tmp_path), "--html", str(page))
+    assert code == 1 and f"wrote {page}" in out
+    wrong, compared = map(int, re.search(r"\((\d+) of your (\d+) gradient entries disagree\)", out).groups())
+    assert 0 < wrong < compared  # the mean path is missing in dx only: dgamma and dbeta agree
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
+    workspace.exercise_file(tmp_path, "layer_norm").write_text(template.reference_file(catalog.get("layer_norm")))
+    code, out, _ = run(capsys, "check", "layer_norm", "--dir", str(tmp_path), "--html", str(tmp_path / "none.html"))
+    assert code == 0 and "no page written" in out and not (tmp_path / "none.html").exists()
