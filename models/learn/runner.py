@@ -26,6 +26,7 @@ line of report, not the end of the check).
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import math
@@ -41,6 +42,9 @@ def _limit(spec: dict[str, Any]) -> None:
     mem = int(spec.get("memory_bytes", 0))
     if mem:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    size = int(spec.get("file_bytes", 0))
+    if size:  # a printing loop (or a file of theirs) stops at this size instead of filling the disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     cpu = int(spec.get("cpu_seconds", 0))
     if cpu:  # a backstop: the parent's wall-clock limit kills the child first
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -58,6 +62,8 @@ def describe(err: BaseException, path: str) -> dict[str, Any]:
         message = f"sys.exit({err.code!r}) was called"
     elif isinstance(err, RecursionError):
         message = f"{message} (a recursive function went deeper than Python's recursion limit {sys.getrecursionlimit()})"
+    elif isinstance(err, OSError) and err.errno == errno.EFBIG:
+        message = "printed or wrote more than the sandbox's limit of bytes per file (a print inside a loop?)"
     elif isinstance(err, MemoryError):
         message = f"out of memory ({message or 'an allocation failed'}) under the sandbox's memory limit"
     return {"type": type(err).__name__, "message": message[:400], "where": where[:200]}

@@ -9,7 +9,7 @@ limit kills an infinite loop, a `time.sleep` or a child that never returns.
 
 Whatever happens in the child, the parent gets one `Outcome`: the results, or a kind
 (`timeout`, `error`) and one line saying what happened (exit status, signal, the last line the
-child printed on stderr).
+child printed). The child's output goes to a file it may not grow past OUTPUT_LIMIT, never a pipe.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_
     with tempfile.TemporaryDirectory(prefix="twograd-learn-") as tmp:
         spec = {
             "root": str(ROOT), "memory_bytes": int(memory_limit), "cpu_seconds": int(time_limit) + 2,
+            "file_bytes": OUTPUT_LIMIT,
             "jobs": [{"exercise": j.exercise, "module_path": str(Path(j.path).resolve()),
                       "workspace": str(Path(j.path).resolve().parent), "required": list(j.required), "tasks": j.tasks,
                       "inputs": f"inputs_{i}.npz"} for i, j in enumerate(jobs)],
@@ -100,12 +101,16 @@ def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_
             env[var] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # nothing of ours written into the learner's folder
         env.pop("PYTHONPATH", None)  # the runner puts twograd's root first itself
+        # their prints go to a file, not a pipe: a file that prints in a loop must not fill our memory
+        # (the child's RLIMIT_FSIZE caps it; only its last line is ever read)
+        output = open(Path(tmp, "output.txt"), "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-u", str(RUNNER), tmp], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=str(Path(jobs[0].path).resolve().parent), env=env, start_new_session=True,
+            [sys.executable, "-u", str(RUNNER), tmp], stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, cwd=str(Path(jobs[0].path).resolve().parent), env=env, start_new_session=True,
         )
+        output.close()
         try:
-            _, err = proc.communicate(timeout=time_limit)
+            proc.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:
             _kill(proc)
             failed = Outcome(kind="timeout", seconds=time.perf_counter() - start,
@@ -119,11 +124,11 @@ def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_
         if not done.exists():
             code = proc.returncode
             how = f"was killed by {_signal_name(code)}" if code < 0 else f"exited with status {code}"
-            last = _last_line(err)
+            last = _last_line(Path(tmp, "output.txt"))
             hint = " (os._exit or a crash in native code?)" if code >= 0 else ""
             failed = Outcome(kind="error", seconds=seconds,
                              message=f"the process running your file {how} before the check finished{hint}"
-                                     + (f"; last words on stderr: {last}" if last else ""))
+                                     + (f"; the last line it printed: {last}" if last else ""))
             return [failed for _ in jobs]
         results = json.loads(done.read_text(encoding="utf-8"))
         with np.load(Path(tmp, "results.npz"), allow_pickle=False) as data:
@@ -143,6 +148,16 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
-def _last_line(err: bytes | None) -> str:
-    lines = [ln for ln in (err or b"").decode("utf-8", "replace").splitlines() if ln.strip()]
+#: bytes of the child's output read back for its last line (the file itself is capped by the child's RLIMIT_FSIZE)
+TAIL_BYTES = 4096
+#: the most the child may write into any one file (its output, its results): a printing loop stops there
+OUTPUT_LIMIT = 64 * 1024**2
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line the child printed (stdout and stderr), from the end of its output file."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - TAIL_BYTES))
+        lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1].strip()[:200] if lines else ""

@@ -390,6 +390,14 @@ def causal_mask(Tq, Tk=None, *, offset=0):
     return np.triu(np.ones((Tq, Tk), dtype=bool))  # the future, not the past
 '''
 
+PRINTS_FOREVER_TEXT = '''from nn.linear import linear_loops, linear_backward
+
+
+def linear_forward(x, W, b):
+    while True:
+        print("still going " * 100)
+'''
+
 LOOPS_INFINITE = '''from nn.linear import linear_loops, linear_backward
 
 
@@ -546,6 +554,7 @@ RUNAWAYS: tuple[tuple[str, str, str], ...] = (
     ("a 10 GB allocation", ALLOC_10GB, "error"),
     ("os._exit", OS_EXIT, "error"),
     ("sys.exit at import", SYS_EXIT_AT_IMPORT, "error"),
+    ("a print in an endless loop", PRINTS_FOREVER_TEXT, "error"),
 )
 
 
@@ -753,3 +762,4 @@ SECOND_BATCH: tuple[Mistake, ...] = (
     Mistake("positions", "other", "sin on every column", POSITIONS_ALL_SIN),
     Mistake("causal_mask", "other", "j < i: the diagonal masked", MASK_STRICT),
 )
+
