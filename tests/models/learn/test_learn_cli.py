@@ -81,13 +81,15 @@ def test_start_check_fix_pass_and_progress(tmp_path: Path, capsys: pytest.Captur
     assert run(capsys, "check", "mse", "--dir", ws)[0] == 2  # not started: a usage error naming `learn start`
 
 
-@pytest.mark.skipif(any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11")),
-                    reason="the plugin is installed: -p would register it twice")
+#: installed (pip install -e .), the entry point loads the plugin; otherwise -p does (both would register it twice)
+PLUGIN_ARGS = [] if any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11")) else ["-p", "models.learn.plugin"]
+
+
 def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
     workspace.start(tmp_path, "linear")
     workspace.exercise_file(tmp_path, "linear").write_text(TRANSPOSED_DW)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "models.learn.plugin", "-p", "no:cacheprovider", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", *PLUGIN_ARGS, "-p", "no:cacheprovider", str(tmp_path)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 failed" in proc.stdout
