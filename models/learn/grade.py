@@ -264,7 +264,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
     if "error" in rec:
         return [error_finding(rec["error"], fwd, case)]
     for name in rec.get("mutated", []):
-        out.append(Finding("mutated_input", f"{fwd}: {name}", f"{fwd} changed its input {name} in place (case {case}); "
+        who = spec.backward if name == "dout" else fwd
+        out.append(Finding("mutated_input", f"{who}: {name}", f"{who} changed its input {name} in place (case {case!r}); "
                                                                "work on a copy, the caller still needs it", case))
     if ctx.mode == "raises":
         got = rec.get("forward", {})

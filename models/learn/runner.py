@@ -161,9 +161,12 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
     R = arrays[task["R"]]
     bwd = getattr(mod, task["backward"]) if task.get("backward") else None
     if bwd is not None:
-        grads = _stage(rec, "backward", path, lambda: bwd(R.copy(), cache))
+        dout = R.copy()
+        grads = _stage(rec, "backward", path, lambda: bwd(dout, cache))
         if "backward" not in rec:
             rec["backward"] = store.put_many(grads)
+        if not np.array_equal(dout, R):  # the upstream gradient is the caller's: a residual still needs it
+            rec["mutated"] = rec.get("mutated", []) + ["dout"]
     inputs = {n: before[n].copy() for n in names}
     if task.get("numeric"):
         from engine import numerical_gradient_arrays

@@ -454,6 +454,9 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("value", "missing_term", "tanh' = 1 (the -tanh^2 dropped)", _value(tanh="1.0")),
     # activations
     Mistake("activations", "overflow", "tanh from exponentials", TANH_NAIVE),
+    Mistake("activations", "mutated_input", "relu backward zeroes dout in place",
+            ACTIVATIONS_HEAD.replace(", relu_backward", "").replace("sigmoid_forward", "sigmoid_forward, sigmoid_backward")
+            + "\n\ndef relu_backward(dout, cache):\n    dout[~cache.mask] = 0.0  # the caller's array\n    return (dout,)\n"),
     Mistake("activations", "missing_term", "sigmoid' = s (the second factor 1 - s dropped)",
             ACTIVATIONS_HEAD + "\n\ndef sigmoid_backward(dout, cache):\n    return (dout * cache.s,)\n"),
     Mistake("activations", "zeros", "relu backward returns zeros",
