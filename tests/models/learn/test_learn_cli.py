@@ -118,3 +118,27 @@ def test_html_paints_a_wrong_gradient_on_twograds_graph(tmp_path: Path, capsys: 
     workspace.exercise_file(tmp_path, "layer_norm").write_text(template.reference_file(catalog.get("layer_norm")))
     code, out, _ = run(capsys, "check", "layer_norm", "--dir", str(tmp_path), "--html", str(tmp_path / "none.html"))
     assert code == 0 and "no page written" in out and not (tmp_path / "none.html").exists()
+
+
+def test_three_way_without_a_reference_judges_by_the_numeric_gradient() -> None:
+    import numpy as np
+
+    from models.learn.selfcheck import three_way_findings
+
+    def loops(x, w):  # y_i = x_i w_i
+        return [xi * wi for xi, wi in zip(x, w)]
+
+    def forward(x, w):
+        return x * w, (x, w)
+
+    def backward(dy, cache):
+        x, w = cache
+        return dy * w, -dy * x  # dw with the wrong sign
+
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal(4), "w": rng.standard_normal(4)}
+    findings, table = three_way_findings(loops, forward, backward, inputs)
+    assert [(f.kind, f.input) for f in findings] == [("sign", "your backward: dw")]
+    assert set(findings[0].values) >= {"graph", "manual", "numeric"} and "FAIL" in table
+    right = lambda dy, cache: (dy * cache[1], dy * cache[0])  # noqa: E731
+    assert three_way_findings(loops, forward, right, inputs)[0] == []
