@@ -31,7 +31,7 @@ def _leaves(nested: Any) -> list[Any]:
     return [nested]
 
 
-def piece_explorer(name: str, seed: int = 0) -> "Explorer":
+def piece_explorer(name: str, seed: int = 0) -> Explorer:
     """The explorer of piece `name` on its first case, its manual gradient painted on the leaves."""
     from viz import explore
 
@@ -52,7 +52,7 @@ def piece_explorer(name: str, seed: int = 0) -> "Explorer":
     return explore(loss, compare={n: np.asarray(g, dtype=np.float64) for n, g in manual.items()}, title=title)
 
 
-def write_piece_page(name: str, path: Path, seed: int = 0) -> "Explorer":
+def write_piece_page(name: str, path: Path, seed: int = 0) -> Explorer:
     """`piece_explorer(name, seed)` saved to `path` (.html); returns the explorer."""
     explorer = piece_explorer(name, seed)
     explorer.save(path)

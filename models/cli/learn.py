@@ -15,12 +15,16 @@ The workspace DIR (default ./twograd-learn) holds your files and progress.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import InputError
 from models.cli import types
 from models.cli.output import print_json
+
+if TYPE_CHECKING:  # annotations only: the command imports models.learn when it runs
+    from models.learn.exercise import Exercise
+    from models.learn.grade import CheckResult
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return _check(args, ex, directory)
 
 
-def _check(args: argparse.Namespace, ex, directory: Path) -> int:
+def _check(args: argparse.Namespace, ex: Exercise, directory: Path) -> int:
     from engine.atomic import sha256_file
     from models.learn import grade, report, sandbox, workspace
 
@@ -117,7 +121,7 @@ def _check(args: argparse.Namespace, ex, directory: Path) -> int:
     return 0 if result.passed else 1
 
 
-def _draw(result, path: Path) -> tuple[Path, int, int] | None:
+def _draw(result: CheckResult, path: Path) -> tuple[Path, int, int] | None:
     """(the page, entries of theirs that disagree, entries compared), or None when nothing is worth drawing."""
     from models.learn import draw
 

@@ -42,5 +42,7 @@ def draw(finding: Finding, path: str | Path) -> tuple[Path, int, int]:
     page = explore(total, compare={n: np.asarray(g, dtype=np.float64) for n, g in yours.items()},
                    title=f"{piece.name}, case {finding.case!r}: your gradients painted on twograd's graph")
     page.save(str(path))
-    comparison = page.comparison
+    comparison = page.comparison  # None only when explore was given nothing to compare
+    if comparison is None:
+        return Path(path), 0, 0
     return Path(path), len(comparison.disagree), len(comparison.rel)

@@ -6,8 +6,10 @@ SPEC_DIR holds `spec.json` (the limits, and the jobs: per learner file, the file
 list) and one `inputs_N.npz` per job (every array its tasks name). The child writes
 `results.npz` (arrays, numbers only: loaded with allow_pickle=False) and then `results.json`
 (per job, one entry per task, naming its arrays); the parent reads nothing else. One job is
-`learn check NAME`; several are a batch (tests), each file imported under its own name. Run by path, so it imports neither `models` nor its own package:
-only the standard library, numpy, and `engine` (stdlib only) for the graph and numeric paths.
+`learn check NAME`; several are a batch (tests), each file imported under its own name.
+
+Run by path, so it imports neither `models` nor its own package: only the standard library,
+numpy, and `engine` (stdlib only) for the graph and numeric paths.
 
 A task is one of (see `OPS`):
 
@@ -34,7 +36,8 @@ import os
 import resource
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _limit(spec: dict[str, Any]) -> None:
@@ -231,7 +234,7 @@ def op_gradcheck(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
 def op_value(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
     """Run a program of ops on their Value: ("leaf", x) | ("add"|"mul", i, j) | ("radd"|"rmul", c, i) | ("pow", i, k) | ("exp"|"tanh", i)."""
     rec: dict[str, Any] = {}
-    V = getattr(mod, "Value")
+    V = mod.Value
 
     def run() -> tuple[list[float], list[float]]:
         nodes: list[Any] = []
@@ -257,7 +260,7 @@ def op_value(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
                 raise ValueError(f"unknown op {kind}")
         data = [float(n.data) for n in nodes]
         nodes[-1].backward()
-        grads = [float(getattr(n, "grad")) for n in nodes]
+        grads = [float(n.grad) for n in nodes]
         return data, grads
 
     res = _stage(rec, "call", path, run)
@@ -344,8 +347,10 @@ def run_job(job: dict[str, Any], index: int, spec_dir: str, store: Store, np: An
     results: dict[str, Any] = {"tasks": {}}
     try:
         mod_spec = importlib.util.spec_from_file_location(f"twograd_learner_{job['exercise']}_{index}", path)
+        if mod_spec is None or mod_spec.loader is None:  # not a .py file: nothing Python can import
+            raise ImportError(f"{path} cannot be imported as a Python module")
         mod = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        mod_spec.loader.exec_module(mod)
         missing = [n for n in job.get("required", []) if not callable(getattr(mod, n, None))]
         if missing:
             results["missing"] = missing

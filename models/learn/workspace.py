@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -128,29 +127,22 @@ def exercise_status(directory: str | Path, name: str, progress: dict[str, Any] |
 def load_learner_module(directory: str | Path, name: str) -> ModuleType:
     """Import the learner's DIR/NAME.py in this process; InputError unless it passed its check and is unchanged since.
 
-    By path and under a private module name (`_twograd_learner_NAME_<sha256 prefix>`, registered in
-    sys.modules so that the file's own dataclasses and the like work), never via sys.path, so it can
-    neither shadow nor be shadowed by another module; another version of the file gets another name.
+    By path and under a private module name (`twograd_learner_NAME`), never via sys.path, so it
+    can neither shadow nor be shadowed by another module.
     """
     path = exercise_file(directory, name)
     st = status(directory, name)
     if st.status != "passed":
-        edited = "it was edited after it " + ("passed" if st.last_check == "passed" else "failed its check")
-        why = {"not started": f"there is no {path}", "failing": "it failed its check",
-               "started": edited if st.edited else "it has not been checked"}[st.status]
+        why = {"not started": f"there is no {path}", "failing": "it failed its last check",
+               "started": ("it was edited since its last check" if st.edited else "it was never checked")}[st.status]
         raise InputError(f"your {name} is not used: {why}; run `{check_command(name, directory)}`")
-    module_name = f"_twograd_learner_{name}_{sha256_file(path)[:12]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    spec = importlib.util.spec_from_file_location(f"twograd_learner_{name}", path)
     if spec is None or spec.loader is None:
         raise RunError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException as err:  # SystemExit too: their file, run by us, is one line of report
-        del sys.modules[module_name]
-        if isinstance(err, KeyboardInterrupt):
-            raise
+    except (Exception, SystemExit) as err:  # their file ran here: anything it raises is one line, not our traceback
         raise InputError(f"your {name} failed while being imported ({type(err).__name__}: {err}); "
-                         f"run `{check_command(name, directory)}`") from None
+                       f"run `{check_command(name, directory)}`") from None
     return module
