@@ -56,6 +56,9 @@ FORWARD_TOL = Tol(1e-9, 1e-7, "float64, another correct formula rounds different
 BACKWARD_TOL = Tol(1e-8, 1e-6, "float64 gradients of another correct formula differ by ~1e-13")
 #: float32 input: single precision carries ~7 digits, a few roundings lose one or two.
 FLOAT32_TOL = Tol(1e-5, 1e-4, "float32 arithmetic: about 6 good digits after a few roundings")
+#: a float64 result that went through a float32 array: each rounding is ~6e-8 relative, a few of them stay under
+#: 2e-6; a real mistake this small (eps outside a square root: ~5e-6) is bigger.
+FLOAT32_ROUNDING = Tol(1e-6, 2e-6, "float64 values rounded through float32 (~6e-8 relative each)")
 #: central differences with eps=1e-6 against the exact gradient (as engine.NUMERIC).
 NUMERIC_TOL = Tol(1e-6, 1e-5, "central differences, eps=1e-6: error ~1e-10 |f| / eps^2 terms")
 

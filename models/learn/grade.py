@@ -25,6 +25,7 @@ import numpy as np
 from models.learn import sandbox
 from models.learn.diagnose import (
     BACKWARD_TOL,
+    FLOAT32_ROUNDING,
     FLOAT32_TOL,
     FORWARD_TOL,
     Finding,
@@ -236,8 +237,13 @@ def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, know
         return Finding("dtype", where, f"{where} gives {y.dtype} for float32 input; keep the input's dtype "
                                        f"(float32 in, float32 out)", case)
     y64, r64 = np.asarray(y, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    if y.dtype == np.float32 and tol is not FLOAT32_TOL:
+        tol = FLOAT32_TOL  # float32 arithmetic inside, by their choice: judged at float32's precision
     if close(y64, r64, tol):
         return None
+    if y.dtype == np.float64 and close(y64, r64, FLOAT32_ROUNDING):
+        return Finding("dtype", where, f"{where} is right only to float32's precision, though it is float64: a float32 "
+                                       f"array inside (np.zeros(..., dtype=np.float32)?) rounds float64 values", case)
     terms, variants, factors = knowledge.for_target(target)
     kind, what = classify(y64, r64, tol=tol, terms=terms, variants=variants, factors=factors)
     message = f"{where} {what}"

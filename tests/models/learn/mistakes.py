@@ -470,6 +470,8 @@ MISTAKES: tuple[Mistake, ...] = (
         "nn.linear", "linear", "", extra="").replace("    out, cache = _ours(*args, **kwargs)\n",
                                                        "    out, cache = _ours(*args, **kwargs)\n    args[0][...] = 0.0\n")),
     Mistake("linear", "shape", "db forgotten: two gradients for three inputs", _wrap_backward("nn.linear", "linear", "    g = g[:2]")),
+    Mistake("linear", "dtype", "a float32 buffer inside a float64 result", _wrap_forward(
+        "nn.linear", "linear", "    buf = np.zeros(out.shape, dtype=np.float32)\n    buf[...] = out\n    out = buf.astype(np.float64)")),
     Mistake("linear", "factor", "dW divided by the batch size", _wrap_backward(
         "nn.linear", "linear", "    g[1] = g[1] / cache.x2.shape[0]")),
     # mse

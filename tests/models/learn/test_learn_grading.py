@@ -197,7 +197,29 @@ def linear_backward(dout, cache):
     return (d2 @ W.T).reshape(x.shape), x2.T @ d2, d2.sum(axis=0)
 '''
 
+LAYER_NORM_FLOAT32_INSIDE = '''import numpy as np
+from nn.normalization import layer_norm_loops
+
+
+def layer_norm_forward(x, gamma, beta, eps=1e-5):
+    x32, g32, b32 = (np.asarray(a, dtype=np.float32) for a in (x, gamma, beta))  # float32 arithmetic, by choice
+    mean = x32.mean(axis=-1, keepdims=True)
+    rstd = np.float32(1.0) / np.sqrt(((x32 - mean) ** 2).mean(axis=-1, keepdims=True) + np.float32(eps))
+    xhat = (x32 - mean) * rstd
+    return xhat * g32 + b32, (xhat, rstd, g32)
+
+
+def layer_norm_backward(dout, cache):
+    xhat, rstd, gamma = cache
+    dout = np.asarray(dout, dtype=np.float32)
+    dxhat = dout * gamma
+    dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    lead = tuple(range(dout.ndim - 1))
+    return dx, (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
+'''
+
 ALTERNATIVES: tuple[tuple[str, str, str], ...] = (
+    ("layer_norm", "float32 arithmetic inside, float32 out", LAYER_NORM_FLOAT32_INSIDE),
     ("softmax", "softmax through logsumexp, backward with einsum", SOFTMAX_LOGSUMEXP),
     ("attention", "attention with einsum, masked by -inf", ATTENTION_EINSUM),
     ("layer_norm", "variance as E[x^2] - E[x]^2", LAYER_NORM_MOMENTS),
