@@ -192,8 +192,14 @@ def atomic_write(path: str | os.PathLike[str], payload: Payload) -> str:
         raise cls(code, f"the folder {parent} {what}", str(target))
     remove_stale_temps(target)  # what a writer killed by kill -9 left of this target
     tmp: Path | None = None
+    lock_fd: int | None = None
     try:
         fd, tmp = _create_temp(target)
+        # The lock lives with the open file, not the descriptor: a duplicate keeps it held after
+        # the file object is closed, until the rename. A cleaner (remove_stale_temps, which a reader's
+        # load_checkpoint runs too) that saw the file unlocked between close and rename removed it,
+        # and the save failed with FileNotFoundError (tests/models/training/test_run_race.py).
+        lock_fd = os.dup(fd)
         with os.fdopen(fd, "wb") as f:
             if callable(payload):
                 payload(f)
@@ -205,6 +211,9 @@ def atomic_write(path: str | os.PathLike[str], payload: Payload) -> str:
         digest = sha256_file(tmp)
         os.replace(tmp, target)
     except BaseException as err:
+        if lock_fd is not None:
+            os.close(lock_fd)
+            lock_fd = None
         if tmp is not None:
             try:
                 tmp.unlink()
@@ -213,5 +222,6 @@ def atomic_write(path: str | os.PathLike[str], payload: Payload) -> str:
         if isinstance(err, OSError):
             raise _naming_target(err, target, tmp) from None
         raise
+    os.close(lock_fd)  # the file is in place under its own name: nothing of ours is a leftover now
     _fsync_dir(parent)
     return digest

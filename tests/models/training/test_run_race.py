@@ -70,3 +70,23 @@ def test_sample_during_a_resume_that_checkpoints_every_2_steps_never_sees_a_mism
     assert len(steps_seen) >= 3, f"the reads did not overlap the writes (steps seen: {sorted(steps_seen)})"
     assert load_run(folder).state.step == WRITER_STEPS
     assert len(list(folder.glob("checkpoint*.npz"))) == 1  # every replaced npz was removed
+
+
+def test_a_cleaner_running_between_a_writes_close_and_its_rename_does_not_remove_the_live_temp(tmp_path, monkeypatch) -> None:
+    """The race above, made deterministic: a reader's load_checkpoint removes dead writers' temporary
+    files (engine.atomic.remove_stale_temps); atomic_write used to release its lock when it closed
+    the file, before hashing and renaming it, so a cleaner in that window removed a live writer's
+    file and the save failed with FileNotFoundError. The cleaner here runs exactly in that window."""
+    from engine import atomic
+
+    target = tmp_path / "checkpoint.pending.npz"
+    real_hash = atomic.sha256_file
+    removed: list = []
+
+    def hash_after_a_cleaner(path):  # called between the close and the rename
+        removed.extend(atomic.remove_stale_temps(target))
+        return real_hash(path)
+
+    monkeypatch.setattr(atomic, "sha256_file", hash_after_a_cleaner)
+    atomic.atomic_write(target, b"the new checkpoint")
+    assert removed == [] and target.read_bytes() == b"the new checkpoint"
