@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import InputError
 from models.cli import types
 from models.cli.output import print_json
+
+if TYPE_CHECKING:
+    from models.learn import grade
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             s.add_argument("--random-seed", type=types.seed, default=None,
                            help="seed of the random cases (default: a fresh one each check; a failure names it)")
             s.add_argument("--time-limit", type=types.positive, default=None, help="seconds your file may run (default 60)")
-            s.add_argument("--html", type=Path, default=None, help="draw a failing backward's graph (needs viz.explore; not wired yet)")
+            s.add_argument("--html", type=Path, default=None,
+                           help="also write the piece's graph with your backward's gradient painted on it (.html)")
         if name == "hint":
             s.add_argument("--level", type=types.whole_number(1), default=1,
                            help="1: where to look (default); 2: the formula; 3: the details, if there are more")
@@ -99,13 +104,30 @@ def _check(args: argparse.Namespace, ex, directory: Path) -> int:
     if not path.is_file():
         raise InputError(f"there is no {path}: start it with `twograd learn start {ex.name}`"
                          + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
-    if args.html is not None:
-        raise InputError("--html needs viz.explore, which this twograd does not have yet")
     digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
     result = grade.check(ex, path, seed=args.seed, random_seed=args.random_seed, time_limit=args.time_limit or sandbox.DEFAULT_TIME_LIMIT)
     workspace.record(directory, ex.name, result.passed, digest)
+    page = _page(args.html, result) if args.html is not None else None
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), **({"html": page} if page is not None else {})})
     else:
         print(report.format_check(result))
+        if page is not None:
+            print(page["message"])
     return 0 if result.passed else 1
+
+
+def _page(path: Path, result: "grade.CheckResult") -> dict:
+    """Write `learn check --html`'s page (models/check_explore.py) when the grader kept a case to paint."""
+    from models.check_explore import explore_case
+    from models.learn.diagnose import BACKWARD_TOL
+
+    bc = result.backward_case
+    if bc is None:
+        return {"wrote": None, "message": "(no page: your backward gave no gradient of each input's shape to paint)"}
+    explorer = explore_case(bc.piece, bc.case, bc.inputs, bc.static, bc.R, bc.grads, atol=BACKWARD_TOL.atol,
+                            rtol=BACKWARD_TOL.rtol, who="your backward")
+    explorer.save(path)
+    c = explorer.comparison
+    return {"wrote": str(path), "case": bc.case, "disagree": len(c.disagree), "leaves": len(c.rel),
+            "message": f"wrote {path}: case {bc.case!r}, {len(c.disagree)} of {len(c.rel)} leaves where your backward disagrees"}

@@ -336,6 +336,35 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
 
 # ---------------------------------------------------------------------------- the check
 @dataclass
+class BackwardCase:
+    """A case on which the learner's backward returned one gradient per input, each of its input's
+    shape: what `learn check --html` paints (models/check_explore.py), with the grader's own weighting R."""
+
+    piece: Any  # the registry's Piece (its loops form draws the graph)
+    case: str
+    inputs: Inputs
+    static: Static
+    R: np.ndarray
+    grads: dict[str, np.ndarray]  # the learner's backward, by input name
+
+
+def _backward_case(outcome: sandbox.Outcome, contexts: list[CaseContext]) -> BackwardCase | None:
+    """The first full case whose backward disagrees with ours (else the first full case), if it has grads to paint."""
+    found: list[BackwardCase] = []
+    for ctx in contexts:
+        if ctx.mode != "full" or ctx.R is None or ctx.ref_grads is None:
+            continue
+        grads = _get_many(outcome, outcome.results["tasks"].get(ctx.task_id, {}), "backward")
+        if grads is None or len(grads) != len(ctx.names) or any(g.shape != r.shape for g, r in zip(grads, ctx.ref_grads)):
+            continue
+        bc = BackwardCase(ctx.spec.reference(), ctx.case, ctx.inputs, ctx.static, ctx.R, dict(zip(ctx.names, grads)))
+        if any(not np.allclose(g, r, rtol=BACKWARD_TOL.rtol, atol=BACKWARD_TOL.atol) for g, r in zip(grads, ctx.ref_grads)):
+            return bc
+        found.append(bc)
+    return found[0] if found else None
+
+
+@dataclass
 class CheckResult:
     """The outcome of `learn check NAME`: passed, the findings (first = the headline), timings."""
 
@@ -347,6 +376,7 @@ class CheckResult:
     seconds: float
     cases: int = 0
     random_seed: int | None = None
+    backward_case: BackwardCase | None = None  # for `--html`; not part of to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -385,5 +415,8 @@ def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None =
                                                       f"{'them' if len(names) > 1 else 'it'} with exactly the names of `twograd learn show {exercise.name}`")]
     else:
         findings = exercise.grader.judge(outcome, context)
+    backward_case = None
+    if outcome.finished and isinstance(exercise.grader, PieceGrader) and "tasks" in outcome.results:
+        backward_case = _backward_case(outcome, context)
     return CheckResult(exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks),
-                       random_seed)
+                       random_seed, backward_case)

@@ -63,7 +63,7 @@ def test_graph_html_refuses_another_suffix_in_one_line(tmp_path: Path, capsys) -
 def test_check_html_paints_the_manual_gradient_on_the_leaves(tmp_path: Path, capsys) -> None:
     out = tmp_path / "linear.html"
     assert main(["check", "linear", "--html", str(out)]) == EXIT_OK
-    assert f"wrote {out}: 0 of 11 leaves disagree" in capsys.readouterr().out
+    assert f"wrote {out}: 0 of 11 leaves disagree (relative error above 1e-10)" in capsys.readouterr().out
     painted = _page_data(out)["compare"]
     assert len(painted["rel"]) == 11 and painted["disagree"] == []  # x (1, 3), W (3, 2), b (2,)
 
@@ -88,3 +88,42 @@ def test_a_manual_backward_wrong_on_one_entry_is_painted_there_only(monkeypatch)
     names = [explorer.recording.nodes[i].name for i in explorer.comparison.disagree]
     assert names == ["W[1,0]"]
     assert np.isfinite(list(explorer.comparison.rel.values())).all()
+
+
+ONE_WRONG_DW = '''from nn.linear import linear_loops, linear_forward
+from nn.linear import linear_backward as _ours
+
+
+def linear_backward(dout, cache):
+    dx, dW, db = _ours(dout, cache)
+    dW = dW.copy()
+    dW[0, 1] *= 2
+    return dx, dW, db
+'''
+TRANSPOSED_DW = ONE_WRONG_DW.replace("dW = dW.copy()\n    dW[0, 1] *= 2", "dW = dW.T")
+
+
+def _learn_check(tmp_path: Path, capsys, source: str, *extra: str) -> tuple[int, str, Path]:
+    ws = tmp_path / "ws"
+    assert main(["learn", "start", "linear", "--dir", str(ws)]) == EXIT_OK
+    (ws / "linear.py").write_text(source, encoding="utf-8")
+    capsys.readouterr()
+    page = tmp_path / "learn.html"
+    code = main(["learn", "check", "linear", "--dir", str(ws), "--html", str(page), *extra])
+    return code, capsys.readouterr().out, page
+
+
+def test_learn_check_html_paints_the_one_wrong_entry_of_a_learners_backward(tmp_path: Path, capsys) -> None:
+    code, out, page = _learn_check(tmp_path, capsys, ONE_WRONG_DW)
+    assert code == 1  # the check fails as it would without --html
+    assert out.splitlines()[-1] == f"wrote {page}: case 'batch 1: (1, 3) -> 2', 1 of 11 leaves where your backward disagrees"
+    data = _page_data(page)
+    assert [data["nodes"][i]["n"] for i in data["compare"]["disagree"]] == ["W[0,1]"]
+
+
+def test_learn_check_html_says_why_there_is_no_page(tmp_path: Path, capsys) -> None:
+    code, out, page = _learn_check(tmp_path, capsys, TRANSPOSED_DW, "--json")
+    result = json.loads(out)
+    assert code == 1 and result["passed"] is False
+    assert result["html"] == {"wrote": None, "message": "(no page: your backward gave no gradient of each input's shape to paint)"}
+    assert not page.exists()
