@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package, and the graphs and browser helper the tests share
 
 from explore_graphs import chain_graph, mlp_graph  # noqa: E402
+
 from viz import ExploreRefused, explore  # noqa: E402
 
 OPEN_TARGET_S = 2.0
@@ -114,11 +115,11 @@ function one() {  // go to step k - 1 untimed, let it paint, then time the one s
   painted(() => {
     const t = performance.now();
     ex.goTo(k);
-    painted(() => { times.push(performance.now() - t); k += %d; one(); });
+    painted(() => { times.push(performance.now() - t); k += SAMPLE_EVERY; one(); });
   });
 }
 one();
-""" % SAMPLE_EVERY
+""".replace("SAMPLE_EVERY", str(SAMPLE_EVERY))  # JavaScript: as an f-string every brace would need doubling
 
 
 def browser_side(pages: dict[str, Path]) -> list[bool]:

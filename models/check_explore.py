@@ -34,7 +34,7 @@ def _leaves(nested: Any) -> list[Any]:
 
 
 def explore_case(piece: Any, case: str, inputs: dict[str, np.ndarray], static: dict[str, Any], weights: np.ndarray,
-                 other: dict[str, np.ndarray], *, atol: float, rtol: float, who: str = "manual backward") -> "Explorer":
+                 other: dict[str, np.ndarray], *, atol: float, rtol: float, who: str = "manual backward") -> Explorer:
     """The explorer of `piece`'s loops form on `inputs` (labelled leaves), reduced to L = sum(out * weights),
     with `other` (input name -> a gradient of L, e.g. a backward's) painted on the leaves.
 
@@ -58,7 +58,7 @@ def explore_case(piece: Any, case: str, inputs: dict[str, np.ndarray], static: d
                    tolerance=rtol, floor=atol / rtol)
 
 
-def piece_explorer(name: str, seed: int = 0) -> "Explorer":
+def piece_explorer(name: str, seed: int = 0) -> Explorer:
     """The explorer of piece `name` on its first case, its manual gradient painted on the leaves."""
     piece = pieces([name])[0]
     case = piece.cases[0]
@@ -70,7 +70,7 @@ def piece_explorer(name: str, seed: int = 0) -> "Explorer":
     return explore_case(piece, case.name, inputs, static, weights, manual, atol=piece.exact.atol, rtol=piece.exact.rtol)
 
 
-def write_piece_page(name: str, path: Path, seed: int = 0) -> "Explorer":
+def write_piece_page(name: str, path: Path, seed: int = 0) -> Explorer:
     """`piece_explorer(name, seed)` saved to `path` (.html); returns the explorer."""
     explorer = piece_explorer(name, seed)
     explorer.save(path)

@@ -185,7 +185,7 @@ class MHACache:
     """
 
     groups: tuple[tuple[Array, Array, tuple[int, ...]], ...]
-    has_bias: tuple[bool, bool, bool, bool]  # bq, bk, bv, bo given
+    has_bias: tuple[bool, ...]  # (4,) bq, bk, bv, bo given
     B: int
     Tq: int
     Tk: int
@@ -291,7 +291,7 @@ def mha_forward(
     if bs[3] is not None:
         out += bs[3]
     cache = MHACache(
-        groups=tuple(groups), has_bias=tuple(b is not None for b in bs), B=B, Tq=Tq, Tk=Tk, Wo=Ws[3],  # type: ignore[arg-type]
+        groups=tuple(groups), has_bias=tuple(b is not None for b in bs), B=B, Tq=Tq, Tk=Tk, Wo=Ws[3],
         Qs=Qs, Kh=Kh, Vh=Vh, Oh=Oh, O=O, Pt=Pt, scale=scale,
     )
     return out.reshape(B, Tq, C), cache

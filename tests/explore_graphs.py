@@ -3,7 +3,8 @@ layers as blocks, and chains of a given size that reuse one constant."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

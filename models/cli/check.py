@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
         explorer = write_piece_page(args.names[0], args.html, seed=args.seed)
         painted = explorer.comparison
+        assert painted is not None  # a piece's page always compares the manual gradients
         if not args.json:
             print(f"wrote {args.html}: {len(painted.disagree)} of {len(painted.rel)} leaves disagree (relative error above {painted.tolerance:g})")
     if not report["passed"]:

@@ -14,7 +14,6 @@ The workspace DIR (default ./twograd-learn) holds your files and progress.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +21,9 @@ from engine import InputError
 from models.cli import types
 from models.cli.output import print_json
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the command imports models.learn when it runs
     from models.learn import grade
+    from models.learn.exercise import Exercise
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     return _check(args, ex, directory)
 
 
-def _check(args: argparse.Namespace, ex, directory: Path) -> int:
+def _check(args: argparse.Namespace, ex: Exercise, directory: Path) -> int:
     from engine.atomic import sha256_file
     from models.learn import grade, report, sandbox, workspace
 
@@ -117,7 +117,7 @@ def _check(args: argparse.Namespace, ex, directory: Path) -> int:
     return 0 if result.passed else 1
 
 
-def _page(path: Path, result: "grade.CheckResult") -> dict:
+def _page(path: Path, result: grade.CheckResult) -> dict:
     """Write `learn check --html`'s page (models/check_explore.py) when the grader kept a case to paint."""
     from models.check_explore import explore_case
     from models.learn.diagnose import BACKWARD_TOL

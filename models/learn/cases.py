@@ -13,19 +13,21 @@ that `diagnose.classify` can say "you dropped layer norm's mean path" by compari
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.learn.grade import EdgeCase, Knowledge
 
-Inputs = dict[str, np.ndarray]
+if TYPE_CHECKING:  # annotations only: listing the exercises imports no piece
+    from nn.registry import CaseMaker, Inputs, Static
+
 
 
 # ---------------------------------------------------------------------------- edge cases
-def _f32(make):
+def _f32(make: CaseMaker) -> CaseMaker:
     """The same case with every float input in float32 (forward only: float32 has no room for numeric checks)."""
-    def made(rng: np.random.Generator):
+    def made(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs, static = make(rng)
         return {k: v.astype(np.float32) for k, v in inputs.items()}, static
     return made
@@ -34,7 +36,7 @@ def _f32(make):
 def float32_of(piece: str, case: int = 0, home: str = "") -> EdgeCase:
     """The registry case number `case` of `piece` (registered by module `home`), in float32; looked up when
     the case is made: listing the exercises must not import every piece."""
-    def make(rng: np.random.Generator):
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         from models.learn.grade import registry_piece
 
         return _f32(registry_piece(piece, home).cases[case].make)(rng)
@@ -43,7 +45,7 @@ def float32_of(piece: str, case: int = 0, home: str = "") -> EdgeCase:
 
 def big_logits(shape: tuple[int, ...], scale: float = 1000.0, targets: bool = False) -> EdgeCase:
     """Logits of about +-scale: e^1000 overflows unless the row maximum is subtracted first."""
-    def make(rng: np.random.Generator):
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         x = np.round(rng.standard_normal(shape)) * scale + rng.standard_normal(shape)
         static = {"targets": rng.integers(0, shape[-1], size=shape[:-1])} if targets else {}
         return {"logits" if targets else "x": x}, static
@@ -52,7 +54,7 @@ def big_logits(shape: tuple[int, ...], scale: float = 1000.0, targets: bool = Fa
 
 def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta: float | None = None) -> EdgeCase:
     """Rewards (or log-probabilities) far apart: log(sigmoid(-1000)) is log(0) unless written as a softplus."""
-    def make(rng: np.random.Generator):
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs = {n: rng.standard_normal(B) * scale for n in names}
         return inputs, ({"beta": beta} if beta is not None else {})
     return EdgeCase(f"margins of +-{scale:g}", make, "forward")
@@ -60,7 +62,7 @@ def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta:
 
 def masked_row() -> EdgeCase:
     """A query row whose every key is masked: no softmax exists; ours raises ValueError, theirs must too."""
-    def make(rng: np.random.Generator):
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         q, k, v = (rng.standard_normal((3, 4)) for _ in range(3))
         mask = np.ones((3, 3), dtype=bool)
         mask[1, :] = False
@@ -70,7 +72,7 @@ def masked_row() -> EdgeCase:
 
 def mha_odd_heads() -> EdgeCase:
     """3 heads of width 3 (C = 9), batch 1, causal: an odd head count catches a hard-coded split."""
-    def make(rng: np.random.Generator):
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         B, T, C, H = 1, 4, 9, 3
         x = rng.standard_normal((B, T, C))
         Ws = {n: rng.standard_normal((C, C)) / math.sqrt(C) for n in ("Wq", "Wk", "Wv", "Wo")}
@@ -144,7 +146,7 @@ def know_layer_norm(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> 
                             "the variance path, -xhat mean(dxhat xhat) / sigma": {"x": var_path}})
 
 
-def _attention_parts(q, k, v, mask, scale):
+def _attention_parts(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
     S = q @ np.swapaxes(k, -1, -2) * scale
     if mask is not None:
         S = np.where(mask, S, -np.inf)
@@ -158,7 +160,6 @@ def know_attention(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> K
     mask = static.get("mask")
     d = q.shape[-1]
     P, scale = cache.P, cache.scale
-    kT = np.swapaxes(k, -1, -2)
     variants = {"no 1/sqrt(d) on the scores": ("scale", {"output": _attention_parts(q, k, v, mask, 1.0) @ v}),
                 "1/d instead of 1/sqrt(d)": ("scale", {"output": _attention_parts(q, k, v, mask, 1.0 / d) @ v})}
     if mask is not None:

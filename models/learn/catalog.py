@@ -8,11 +8,12 @@ graders of their own (special.py). The math is named by import path (`math=`), n
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from engine import UnknownNameError
 from models.learn import cases as c
 from models.learn.exercise import Exercise, Fn
-from models.learn.grade import PieceGrader, PieceSpec
+from models.learn.grade import EdgeCase, PieceGrader, PieceSpec
 from models.learn.special import AdamGrader, GradcheckGrader, MaskGrader, TrainGrader, ValueGrader
 
 
@@ -32,11 +33,11 @@ HOMES: dict[str, str] = {
 }
 
 
-def _spec(piece: str, stem: str, **kw) -> PieceSpec:
+def _spec(piece: str, stem: str, **kw: Any) -> PieceSpec:
     return PieceSpec(piece, f"{stem}_loops", f"{stem}_forward", f"{stem}_backward", home=HOMES[piece], **kw)
 
 
-def _f32(piece: str, case: int = 0):
+def _f32(piece: str, case: int = 0) -> EdgeCase:
     return c.float32_of(piece, case, HOMES[piece])
 
 

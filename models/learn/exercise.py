@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 #: the plan's phases, in order
 PHASES: tuple[str, ...] = ("Phase 0", "Phase 1", "Phase 2", "Phase 3", "Extensions")

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from models.learn import sandbox
 from models.learn.diagnose import (
-    BACKWARD_TOL, FLOAT32_TOL, FORWARD_TOL, NUMERIC_TOL, Finding, Tol, classify, close, fmt, worst_index,
+    BACKWARD_TOL,
+    FLOAT32_TOL,
+    FORWARD_TOL,
+    Finding,
+    Tol,
+    classify,
+    close,
+    fmt,
+    worst_index,
 )
 
 Inputs = dict[str, np.ndarray]
@@ -174,6 +183,7 @@ class PieceGrader:
                     "forward_only": mode != "full",
                 }
                 if mode == "full":
+                    assert ctx.R is not None  # set with the reference gradients above (full mode re-raises)
                     arrays[f"{tid}.R"] = ctx.R
                     task.update(R=f"{tid}.R", backward=spec.backward, loops=spec.loops, numeric=True, graph=True,
                                 eps=piece.eps)
@@ -220,7 +230,7 @@ def _stage_error(rec: dict[str, Any], stage: str, where: str, case: str) -> Find
 
 
 def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, knowledge: Knowledge, target: str,
-             extra: dict[str, np.ndarray] | None = None) -> Finding | None:
+             extra: Mapping[str, np.ndarray | None] | None = None) -> Finding | None:
     """None if y agrees with r; else the finding with its kind, worst index and the numbers there."""
     if r.dtype == np.float32 and y.dtype != np.float32 and y.shape == r.shape:
         return Finding("dtype", where, f"{where} gives {y.dtype} for float32 input; keep the input's dtype "
@@ -302,8 +312,10 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
             out.append(Finding("shape", bwd, f"{bwd} returned {len(grads)} gradients for the {len(ctx.names)} inputs "
                                              f"({', '.join(ctx.names)}); return one per input, in input order, as a tuple", case))
         else:
-            numeric = _get_many(outcome, rec, "numeric") or [None] * len(grads)
-            graph = _get_many(outcome, rec, "graph") or [None] * len(grads)
+            absent: list[np.ndarray | None] = [None] * len(grads)  # a stage that did not run
+            numeric: Sequence[np.ndarray | None] = _get_many(outcome, rec, "numeric") or absent
+            graph: Sequence[np.ndarray | None] = _get_many(outcome, rec, "graph") or absent
+            assert ctx.ref_grads is not None  # full mode: set with ctx.R when the case was made
             for n, g, r, num, gr in zip(ctx.names, grads, ctx.ref_grads, numeric, graph):
                 f = _compare(g, r, f"{bwd}: d{n}", case, BACKWARD_TOL, ctx.knowledge, n,
                              extra={"graph": gr, "manual": g, "numeric": num})
@@ -326,8 +338,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
             if bad is not None:
                 out.append(bad)
             else:
-                graph = _get_many(outcome, rec, "graph")
-                for n, g, r in zip(ctx.names, graph or [], ctx.ref_grads or []):
+                graph_grads = _get_many(outcome, rec, "graph")
+                for n, g, r in zip(ctx.names, graph_grads or [], ctx.ref_grads or []):
                     f = _compare(g, r, f"{loops} on engine Values: d{n}", case, BACKWARD_TOL, ctx.knowledge, n)
                     if f is not None:
                         out.append(f)
@@ -412,7 +424,8 @@ def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None =
     elif outcome.results.get("missing"):
         names = outcome.results["missing"]
         findings = [Finding("not_implemented", where, f"{where} does not define {', '.join(names)}: write "
-                                                      f"{'them' if len(names) > 1 else 'it'} with exactly the names of `twograd learn show {exercise.name}`")]
+                                                      f"{'them' if len(names) > 1 else 'it'} with exactly the names of "
+                                                      f"`twograd learn show {exercise.name}`")]
     else:
         findings = exercise.grader.judge(outcome, context)
     backward_case = None

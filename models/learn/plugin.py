@@ -15,8 +15,9 @@ imports nothing but pytest at load time; everything else is imported when a fixt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

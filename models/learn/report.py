@@ -36,8 +36,8 @@ def format_plan(p: dict[str, Any]) -> str:
     todo = next((r for r in p["exercises"] if r["status"] != "passed"), None)
     if todo is not None:
         verb = "start" if todo["status"] == "not started" else "check"
-        lines += ["", f"next: twograd learn {verb} {todo['name']}" + (f" --dir {p['workspace']}" if p["workspace"] != str(workspace.DEFAULT_DIR) else "")
-                  + f"   (what it asks: twograd learn show {todo['name']})"]
+        in_dir = f" --dir {p['workspace']}" if p["workspace"] != str(workspace.DEFAULT_DIR) else ""
+        lines += ["", f"next: twograd learn {verb} {todo['name']}{in_dir}   (what it asks: twograd learn show {todo['name']})"]
     return "\n".join(lines)
 
 

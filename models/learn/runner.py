@@ -32,7 +32,8 @@ import os
 import resource
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _limit(spec: dict[str, Any]) -> None:
@@ -221,7 +222,7 @@ def op_gradcheck(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
 def op_value(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
     """Run a program of ops on their Value: ("leaf", x) | ("add"|"mul", i, j) | ("radd"|"rmul", c, i) | ("pow", i, k) | ("exp"|"tanh", i)."""
     rec: dict[str, Any] = {}
-    V = getattr(mod, "Value")
+    V = mod.Value
 
     def run() -> tuple[list[float], list[float]]:
         nodes: list[Any] = []
@@ -247,7 +248,7 @@ def op_value(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
                 raise ValueError(f"unknown op {kind}")
         data = [float(n.data) for n in nodes]
         nodes[-1].backward()
-        grads = [float(getattr(n, "grad")) for n in nodes]
+        grads = [float(n.grad) for n in nodes]
         return data, grads
 
     res = _stage(rec, "call", path, run)
@@ -337,8 +338,10 @@ def main(spec_dir: str) -> int:
     results: dict[str, Any] = {"tasks": {}}
     try:
         mod_spec = importlib.util.spec_from_file_location("twograd_learner_" + spec["exercise"], path)
+        if mod_spec is None or mod_spec.loader is None:  # not a .py file: nothing Python can import
+            raise ImportError(f"{path} cannot be imported as a Python module")
         mod = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        mod_spec.loader.exec_module(mod)
         missing = [n for n in spec.get("required", []) if not callable(getattr(mod, n, None))]
         if missing:
             results["missing"] = missing

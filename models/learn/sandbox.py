@@ -22,7 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -80,7 +80,8 @@ def run_file(
             "required": list(required or []), "tasks": tasks,
         }
         Path(tmp, "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        np.savez(Path(tmp, "inputs.npz"), **arrays)
+        # (typed Any: numpy 2.x stubs would match a key to its allow_pickle flag; the keys are input names)
+        np.savez(Path(tmp, "inputs.npz"), **cast("dict[str, Any]", arrays))
         env = dict(os.environ)
         # one BLAS thread: the cases are tiny, the machine is shared, and a thread pool reserves address space
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

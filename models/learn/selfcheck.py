@@ -9,7 +9,8 @@ gets the same diagnosis as `learn check` gives.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,8 @@ def three_way_findings(loops: Callable[..., Any], forward: Callable[..., Any], b
                        reference: str | None = None, seed: int = 0) -> tuple[list[Finding], str]:
     """(findings, the three-way table): empty findings when their three ways agree with each other and with ours."""
     from engine import graph_gradients, numerical_gradient_arrays
-    from models.learn.grade import Knowledge, _compare
     from models.learn.catalog import HOMES
-    from models.learn.grade import registry_piece
+    from models.learn.grade import Knowledge, _compare, registry_piece
     from nn.registry import check_three_way
 
     piece = registry_piece(reference, HOMES.get(reference, "")) if reference else None

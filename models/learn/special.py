@@ -63,7 +63,8 @@ class GradcheckGrader:
     or too large a default is a mistake) and with a given step (it must be used, and centred)."""
 
     def plan(self, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[tuple[str, str, float | None]]]:
-        tasks, ctx = [], []
+        tasks: list[dict[str, Any]] = []
+        ctx: list[Any] = []
         for name, (xs, _) in DERIVATIVES.items():
             for eps in (None, GIVEN_STEP):
                 tid = f"t{len(tasks)}"
@@ -184,7 +185,8 @@ class ValueGrader:
     """Their Value (+ * ** exp tanh, backward by topological sort) against engine.Value on small programs."""
 
     def plan(self, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[tuple[str, str, list]]]:
-        tasks, ctx = [], []
+        tasks: list[dict[str, Any]] = []
+        ctx: list[Any] = []
         for name, prog in _programs(seed):
             tid = f"t{len(tasks)}"
             tasks.append({"id": tid, "op": "value", "program": prog})
@@ -236,7 +238,8 @@ class MaskGrader:
     )
 
     def plan(self, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[tuple[str, str, tuple, dict]]]:
-        tasks, ctx = [], []
+        tasks: list[dict[str, Any]] = []
+        ctx: list[Any] = []
         for name, args, kwargs in self.CASES:
             tid = f"t{len(tasks)}"
             tasks.append({"id": tid, "op": "call", "fn": "causal_mask", "args": list(args), "kwargs": kwargs})
@@ -411,7 +414,9 @@ class AdamGrader:
 
     def plan(self, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[tuple[str, str, dict, dict]]]:
         rng = np.random.default_rng(seed)
-        tasks, arrays, ctx = [], {}, []
+        tasks: list[dict[str, Any]] = []
+        arrays: dict[str, np.ndarray] = {}
+        ctx: list[Any] = []
         for name, kwargs in ADAM_CASES:
             tid = f"t{len(tasks)}"
             arrays[f"{tid}.p"] = rng.standard_normal((3, 4))

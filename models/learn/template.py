@@ -59,7 +59,8 @@ def starting_file(ex: Exercise, workspace: str) -> str:
     parts = [_doc("\n".join(head), "")]
     imports = "import numpy as np\n"
     if any(f.name.endswith("_loops") for f in ex.functions):
-        imports += "\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh\nfrom engine import exp, log, tanh, sqrt  # noqa: F401\n"
+        imports += ("\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh\n"
+                    "from engine import exp, log, tanh, sqrt  # noqa: F401\n")
     parts.append(imports)
     for fn in ex.functions:
         parts.append(_value_class() if ex.name == "value" else _function(fn))

@@ -140,5 +140,9 @@ def load_learner_module(directory: str | Path, name: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise RunError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as err:  # their file ran here: anything it raises is one line, not our traceback
+        raise InputError(f"your {name} failed while being imported ({type(err).__name__}: {err}); "
+                       f"run `{check_command(name, directory)}`") from None
     return module

@@ -262,10 +262,13 @@ class SequenceTask:
         model = GPT(config, kernels=kernels)
         B = train.batch_size or 32
         objective = LMObjective(model, data, engine, B)
-        summary = [data.summary(), f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
-                   f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
-                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, "
-                   f"seed {config.seed}"]
+        summary = [
+            data.summary(),
+            f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
+            f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
+            f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, "
+            f"seed {config.seed}",
+        ]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_lm(folder, state, model, data, self.name)

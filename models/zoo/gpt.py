@@ -292,7 +292,7 @@ def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: in
                 kernels: Kernels | None = None) -> tuple[np.ndarray, GPTCache]:
     """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards
     (or the pieces `kernels` replaces: models/zoo/kernels.py; `gpt_backward` follows the cache)."""
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
               "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     names = _names(**static)

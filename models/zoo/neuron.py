@@ -118,7 +118,7 @@ def save_graph(path: Path, rankdir: str = "LR", expr: str | None = None, at: dic
     return draw(root, rankdir=rankdir, title=title, highlight=lit).save(path)
 
 
-def explore_graph(path: Path, expr: str | None = None, at: dict[str, float] | None = None) -> "Explorer":
+def explore_graph(path: Path, expr: str | None = None, at: dict[str, float] | None = None) -> Explorer:
     """Write the step-through page of `graph_for(expr, at)` to `path` for `twograd graph --html`
     (viz.explore); returns the Explorer (`.layout_error` says when there is no picture, `.table()`
     lists the steps). A suffix other than .html/.htm is an InputError (exit 2)."""

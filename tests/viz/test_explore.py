@@ -10,10 +10,10 @@ import re
 
 import numpy as np
 import pytest
-
-from engine import Value, dot, rms_norm, softmax, total, cross_entropy
-from engine.expr import build_expression
 from explore_graphs import chain_graph, mlp_graph
+
+from engine import Value, cross_entropy, dot, rms_norm, softmax, total
+from engine.expr import build_expression
 from models.zoo.neuron import NAMES, neuron_graph, neuron_manual_grad
 from viz import Explorer, ExploreRefused, explore
 from viz.explore import INSTALL_LINE, LOCAL_DERIVATIVES
@@ -126,7 +126,7 @@ def test_a_constant_is_drawn_once_per_use_not_as_a_hub() -> None:
     units = [key for key, (kind, ref) in e.views[0].units.items() if kind == "const"]
     assert len(units) == 21
     heads = {}
-    for tail, head, ids in e.views[0].edges:
+    for tail, head, _ in e.views[0].edges:
         heads.setdefault(tail, []).append(head)
     assert all(len(heads[u]) == 1 for u in units)
 

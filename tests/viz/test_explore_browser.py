@@ -8,13 +8,13 @@ free of errors. Every wait is for a condition, bounded by headless.WAIT_SECONDS.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 import headless
+import pytest
 from explore_graphs import mlp_graph
+
 from models.zoo.neuron import NAMES, neuron_graph, neuron_manual_grad
 from viz import explore
 
@@ -119,7 +119,7 @@ def test_folding_and_unfolding_the_mlp_keeps_the_counts(driver, tmp_path) -> Non
     assert sum(int(u["members"]) for u in folded) == len(rec.nodes)
     for g in e.groups:
         driver.find_element("css selector", f'.tg-unit[data-key="g{g.id}"]').click()
-        headless.wait_for(driver, lambda d: root.get_attribute("data-view") == str(g.id + 1))
+        headless.wait_for(driver, lambda d, g=g: root.get_attribute("data-view") == str(g.id + 1))
         inside = [u for u in _units(driver) if u["node"] is not None and int(u["node"]) in set(g.members) and "tg-const" not in u["cls"]]
         assert {int(u["node"]) for u in inside} == {i for i in g.members if rec.nodes[i].kind != "const"}
         assert all(float(u["grad"]) == rec.values[int(u["node"])].grad for u in inside)

@@ -18,8 +18,9 @@ where the manual backward first goes wrong; with leaves only, it is the first wr
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from engine.errors import InputError
 from engine.value import Value

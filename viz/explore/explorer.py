@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 from engine.atomic import atomic_write
 from engine.errors import InputError
@@ -48,7 +49,7 @@ class ExploreRefused(InputError):
     """The graph is bigger than `max_nodes`: refused in one line, before any work."""
 
 
-def _num(x: float) -> Union[float, str]:
+def _num(x: float) -> float | str:
     """A float for JSON; NaN and the infinities as strings (JSON has no word for them; the page reads them back)."""
     return x if math.isfinite(x) else repr(x)
 
@@ -63,8 +64,8 @@ class Explorer:
         comparison: the painted other gradient, or None.
     """
 
-    def __init__(self, recording: Recording, groups: list[Group], views: list[View], layouts: list[Optional[Layout]],
-                 view_errors: list[Optional[str]], comparison: Optional[Comparison], title: str, layout_error: Optional[str]) -> None:
+    def __init__(self, recording: Recording, groups: list[Group], views: list[View], layouts: list[Layout | None],
+                 view_errors: list[str | None], comparison: Comparison | None, title: str, layout_error: str | None) -> None:
         self.recording = recording
         self.groups = groups
         self.views = views
@@ -133,7 +134,7 @@ class Explorer:
         """Jupyter's inline display (text/html): the same page as a fragment, scripts and styles inlined."""
         return page.fragment(self.data())
 
-    def save(self, path: Union[str, os.PathLike]) -> Path:
+    def save(self, path: str | os.PathLike) -> Path:
         """Write the page to `path` (.html or .htm), atomically; returns the path."""
         path = Path(path)
         if path.suffix.lower() not in (".html", ".htm"):
@@ -164,7 +165,7 @@ def _titles(rec: Recording, groups: list[Group], view: View) -> dict[str, str]:
     return titles
 
 
-def explore(root: Value, compare: Optional[Mapping[Any, Any]] = None, *, blocks: Optional[Mapping[str, Any]] = None,
+def explore(root: Value, compare: Mapping[Any, Any] | None = None, *, blocks: Mapping[str, Any] | None = None,
             title: str = "", rankdir: str = "TB", max_nodes: int = DEFAULT_MAX_NODES, timeout: float = RENDER_TIMEOUT_SECONDS,
             tolerance: float = DEFAULT_TOLERANCE, floor: float = DEFAULT_FLOOR) -> Explorer:
     """Step through forward and backward of the graph of `root`, node by node and edge by edge.
@@ -198,9 +199,9 @@ def explore(root: Value, compare: Optional[Mapping[Any, Any]] = None, *, blocks:
     rec = record(root)
     groups = find_groups(rec, blocks)
     views = [folded_view(rec, groups)] + [group_view(rec, g, groups) for g in groups]
-    layouts: list[Optional[Layout]] = []
-    errors: list[Optional[str]] = []
-    missing: Optional[str] = None
+    layouts: list[Layout | None] = []
+    errors: list[str | None] = []
+    missing: str | None = None
     for view in views:
         if missing is not None:
             layouts.append(None)

@@ -16,8 +16,8 @@ leaves) are never grouped by rules 2-4: they are drawn once per use, next to the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from engine.errors import InputError
 from engine.value import Value
@@ -60,10 +60,10 @@ def _flat_values(members: object, name: str) -> list[Value]:
     return out
 
 
-def find_groups(rec: Recording, blocks: Optional[Mapping[str, object]] = None) -> list[Group]:
+def find_groups(rec: Recording, blocks: Mapping[str, object] | None = None) -> list[Group]:
     """The groups of `rec`'s nodes by the rules of the module docstring, in order of their first member."""
     n = len(rec.nodes)
-    owner: list[Optional[str]] = [None] * n
+    owner: list[str | None] = [None] * n
     rule_of: dict[str, str] = {}
 
     def claim(i: int, name: str, rule: str) -> None:
@@ -107,10 +107,10 @@ def find_groups(rec: Recording, blocks: Optional[Mapping[str, object]] = None) -
                 claim(i, name, rule)
 
     members: dict[str, list[int]] = {}
-    for i, name in enumerate(owner):
-        if name is not None:
-            members.setdefault(name, []).append(i)
-    groups = []
+    for i, owned_by in enumerate(owner):
+        if owned_by is not None:
+            members.setdefault(owned_by, []).append(i)
+    groups: list[Group] = []
     for name, ids in members.items():
         inside = set(ids)
         inputs = sorted({p for i in ids for p in rec.nodes[i].parents if p not in inside})

@@ -14,7 +14,6 @@ of the graph is drawn in it (`node_units`, `edge_drawn`), so the page only looks
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from viz.explore.fold import Group
 from viz.explore.record import Recording
@@ -34,7 +33,7 @@ class View:
     node_units: dict[int, list[str]] = field(default_factory=dict)
     edge_drawn: dict[int, int] = field(default_factory=dict)
 
-    def _unit(self, key: str, kind: str, ref: int, node: Optional[int]) -> str:
+    def _unit(self, key: str, kind: str, ref: int, node: int | None) -> str:
         if key not in self.units:
             self.units[key] = (kind, ref)
             if node is not None:

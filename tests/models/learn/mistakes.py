@@ -440,7 +440,8 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("activations", "missing_term", "sigmoid' = s (the second factor 1 - s dropped)",
             ACTIVATIONS_HEAD + "\n\ndef sigmoid_backward(dout, cache):\n    return (dout * cache.s,)\n"),
     Mistake("activations", "zeros", "relu backward returns zeros",
-            ACTIVATIONS_HEAD.replace(", relu_backward", "").replace("sigmoid_forward", "sigmoid_forward, sigmoid_backward") + "\n\ndef relu_backward(dout, cache):\n    return (dout * 0.0,)\n"),
+            ACTIVATIONS_HEAD.replace(", relu_backward", "").replace("sigmoid_forward", "sigmoid_forward, sigmoid_backward")
+            + "\n\ndef relu_backward(dout, cache):\n    return (dout * 0.0,)\n"),
     # linear
     Mistake("linear", "axis", "db not summed over the batch", _wrap_backward(
         "nn.linear", "linear", "    g[2] = dout.reshape(-1, dout.shape[-1])")),
@@ -453,7 +454,8 @@ MISTAKES: tuple[Mistake, ...] = (
         "nn.linear", "linear", "    g[1] = g[1] / cache.x2.shape[0]")),
     # mse
     Mistake("mse", "factor", "the 2 forgotten", _wrap_backward("nn.losses", "mse", "    g = [a / 2 for a in g]")),
-    Mistake("mse", "shape", "dpred alone, not a tuple", "from nn.losses import mse_loops, mse_forward\nfrom nn.losses import mse_backward as _ours\n\n\n"
+    Mistake("mse", "shape", "dpred alone, not a tuple", "from nn.losses import mse_loops, mse_forward\n"
+            "from nn.losses import mse_backward as _ours\n\n\n"
             "def mse_backward(dout, cache):\n    return _ours(dout, cache)[0]\n"),
     Mistake("mse", "sign", "dtarget = +dpred", _wrap_backward("nn.losses", "mse", "    g[1] = -g[1]")),
     # mlp
@@ -472,7 +474,8 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("attention", "mask_order", "mask after the softmax", ATTENTION_MASK_AFTER),
     Mistake("attention", "other", "a fully masked row gives nan instead of an error", ATTENTION_NAN_ROW),
     Mistake("attention", "scale", "dq without its 1/sqrt(d)",
-            _wrap_backward("nn.attention", "attention", "    g[0] = g[0] * np.sqrt(cache.q.shape[-1])").replace("from nn.attention", "import numpy as np\nfrom nn.attention", 1)),
+            _wrap_backward("nn.attention", "attention", "    g[0] = g[0] * np.sqrt(cache.q.shape[-1])")
+            .replace("from nn.attention", "import numpy as np\nfrom nn.attention", 1)),
     # causal_mask
     Mistake("causal_mask", "transposed", "keys as rows", MASK_TRANSPOSED),
     Mistake("causal_mask", "dtype", "an additive float mask", MASK_FLOAT),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import RunError
+from engine import InputError
 from models.cli import main
 from models.learn import catalog, template, workspace
 
@@ -75,7 +75,7 @@ def test_start_check_fix_pass_and_progress(tmp_path: Path, capsys: pytest.Captur
     assert workspace.load_learner_module(tmp_path, "linear").linear_forward is not None
 
     stub.write_text(stub.read_text() + "\n# edited\n")
-    with pytest.raises(RunError, match="edited since its last check"):
+    with pytest.raises(InputError, match="edited since its last check"):
         workspace.load_learner_module(tmp_path, "linear")
     assert run(capsys, "check", "mse", "--dir", ws)[0] == 2  # not started: a usage error naming `learn start`
 
@@ -95,6 +95,7 @@ def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
 
 
 def test_the_plugin_imports_only_pytest() -> None:
-    code = "import sys; before = set(sys.modules); import models.learn.plugin; print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))"
+    code = ("import sys; before = set(sys.modules); import models.learn.plugin; "
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from mistakes import MISTAKES, RUNAWAYS
+
 from models.learn import catalog, grade, template, workspace
 from models.learn.diagnose import KINDS
 
