@@ -66,7 +66,7 @@ def piece_explorer(name: str, seed: int = 0) -> Explorer:
     inputs = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
     out, cache = piece.forward(*inputs.values(), **static)
     weights = np.random.default_rng(seed + 1).standard_normal(np.shape(out))  # as check_three_way weighs the output
-    manual = dict(zip(inputs, piece.backward(weights.copy(), cache)))
+    manual = {n: np.asarray(g, dtype=np.float64) for n, g in zip(inputs, piece.backward(weights.copy(), cache))}
     return explore_case(piece, case.name, inputs, static, weights, manual, atol=piece.exact.atol, rtol=piece.exact.rtol)
 
 

@@ -129,5 +129,6 @@ def _page(path: Path, result: grade.CheckResult) -> dict:
                             rtol=BACKWARD_TOL.rtol, who="your backward")
     explorer.save(path)
     c = explorer.comparison
+    assert c is not None  # compare= was given
     return {"wrote": str(path), "case": bc.case, "disagree": len(c.disagree), "leaves": len(c.rel),
             "message": f"wrote {path}: case {bc.case!r}, {len(c.disagree)} of {len(c.rel)} leaves where your backward disagrees"}
