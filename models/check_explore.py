@@ -33,8 +33,18 @@ def _leaves(nested: Any) -> list[Any]:
     return [nested]
 
 
-def explore_case(piece: Any, case: str, inputs: dict[str, np.ndarray], static: dict[str, Any], weights: np.ndarray,
-                 other: dict[str, np.ndarray], *, atol: float, rtol: float, who: str = "manual backward") -> Explorer:
+def explore_case(
+    piece: Any,
+    case: str,
+    inputs: dict[str, np.ndarray],
+    static: dict[str, Any],
+    weights: np.ndarray,
+    other: dict[str, np.ndarray],
+    *,
+    atol: float,
+    rtol: float,
+    who: str = "manual backward",
+) -> Explorer:
     """The explorer of `piece`'s loops form on `inputs` (labelled leaves), reduced to L = sum(out * weights),
     with `other` (input name -> a gradient of L, e.g. a backward's) painted on the leaves.
 
@@ -45,17 +55,26 @@ def explore_case(piece: Any, case: str, inputs: dict[str, np.ndarray], static: d
 
     for n, g in other.items():
         if np.shape(g) != np.shape(inputs[n]):
-            raise InputError(f"the {who}'s d{n} has shape {np.shape(g)}, the input {n} has {np.shape(inputs[n])}: "
-                             "nothing to paint entry by entry")
+            raise InputError(
+                f"the {who}'s d{n} has shape {np.shape(g)}, the input {n} has {np.shape(inputs[n])}: "
+                "nothing to paint entry by entry"
+            )
     leaves = {n: to_values(a, n) for n, a in inputs.items()}
     outs = _leaves(piece.loops(*leaves.values(), **static))
-    loss = dot(outs, np.asarray(weights, dtype=np.float64).reshape(-1).tolist())  # the weights are constants: no edge, no hub
+    loss = dot(
+        outs, np.asarray(weights, dtype=np.float64).reshape(-1).tolist()
+    )  # the weights are constants: no edge, no hub
     if not isinstance(loss, Value):
         raise InputError(f"piece {piece.name!r}: its output does not depend on its inputs on case {case!r}")
     loss.label = "L"
     title = f"{piece.name}[{case}]: L = sum(out * r); painted: the {who} vs the graph's gradient"
-    return explore(loss, compare={n: np.asarray(g, dtype=np.float64) for n, g in other.items()}, title=title,
-                   tolerance=rtol, floor=atol / rtol)
+    return explore(
+        loss,
+        compare={n: np.asarray(g, dtype=np.float64) for n, g in other.items()},
+        title=title,
+        tolerance=rtol,
+        floor=atol / rtol,
+    )
 
 
 def piece_explorer(name: str, seed: int = 0) -> Explorer:

@@ -44,11 +44,18 @@ def test_graph_html_of_an_expression_as_json(tmp_path: Path, capsys) -> None:
 
 def test_graph_html_without_dot_lists_the_steps_and_exits_0(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path), "PYTHONPATH": str(ROOT)}  # no `dot` on PATH
-    res = subprocess.run([sys.executable, "-m", "models.cli", "graph", "--html", str(tmp_path / "n.html")],
-                         capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "models.cli", "graph", "--html", str(tmp_path / "n.html")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert res.returncode == EXIT_OK, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[-2].startswith("no picture: Graphviz's `dot` was not found") and "apt-get install graphviz" in lines[-2]
+    assert (
+        lines[-2].startswith("no picture: Graphviz's `dot` was not found") and "apt-get install graphviz" in lines[-2]
+    )
     assert lines[-3] == "final grads: x1 = -1.5, w1 = 1, x2 = 0.5, w2 = 0, b = 0.5"
     assert lines[-1] == f"wrote {tmp_path / 'n.html'} (15 steps)"
     assert (tmp_path / "n.html").is_file()
@@ -90,7 +97,7 @@ def test_a_manual_backward_wrong_on_one_entry_is_painted_there_only(monkeypatch)
     assert np.isfinite(list(explorer.comparison.rel.values())).all()
 
 
-ONE_WRONG_DW = '''from nn.linear import linear_loops, linear_forward
+ONE_WRONG_DW = """from nn.linear import linear_loops, linear_forward
 from nn.linear import linear_backward as _ours
 
 
@@ -99,7 +106,7 @@ def linear_backward(dout, cache):
     dW = dW.copy()
     dW[0, 1] *= 2
     return dx, dW, db
-'''
+"""
 TRANSPOSED_DW = ONE_WRONG_DW.replace("dW = dW.copy()\n    dW[0, 1] *= 2", "dW = dW.T")
 
 
@@ -116,7 +123,10 @@ def _learn_check(tmp_path: Path, capsys, source: str, *extra: str) -> tuple[int,
 def test_learn_check_html_paints_the_one_wrong_entry_of_a_learners_backward(tmp_path: Path, capsys) -> None:
     code, out, page = _learn_check(tmp_path, capsys, ONE_WRONG_DW)
     assert code == 1  # the check fails as it would without --html
-    assert out.splitlines()[-1] == f"wrote {page}: case 'batch 1: (1, 3) -> 2', 1 of 11 leaves where your backward disagrees"
+    assert (
+        out.splitlines()[-1]
+        == f"wrote {page}: case 'batch 1: (1, 3) -> 2', 1 of 11 leaves where your backward disagrees"
+    )
     data = _page_data(page)
     assert [data["nodes"][i]["n"] for i in data["compare"]["disagree"]] == ["W[0,1]"]
 
@@ -125,5 +135,8 @@ def test_learn_check_html_says_why_there_is_no_page(tmp_path: Path, capsys) -> N
     code, out, page = _learn_check(tmp_path, capsys, TRANSPOSED_DW, "--json")
     result = json.loads(out)
     assert code == 1 and result["passed"] is False
-    assert result["html"] == {"wrote": None, "message": "(no page: your backward gave no gradient of each input's shape to paint)"}
+    assert result["html"] == {
+        "wrote": None,
+        "message": "(no page: your backward gave no gradient of each input's shape to paint)",
+    }
     assert not page.exists()
