@@ -82,12 +82,13 @@
     // ------------------------------------------------------------------ drawing a view
     var units = {}; // key -> {el, name, data, grad}: the box (or table row) of one unit in this view
     var lines = []; // drawn edge index -> its path element
-    var lit = [];   // elements carrying the "current step" class
+    var lit = [];   // table rows carrying the "current step" class
+    var overlay = null; // the picture's highlight layer: the current step's boxes and edges, drawn over it
     var stepRows = []; // without a picture: step index -> its row in the step table
 
     function openView(v) {
       view = v;
-      units = {}; lines = []; lit = []; stepRows = [];
+      units = {}; lines = []; lit = []; stepRows = []; overlay = null;
       canvas.textContent = "";
       var vw = data.views[v];
       crumb.textContent = "";
@@ -139,7 +140,14 @@
         units[u.key] = { el: g, texts: texts, unit: u };
       });
       svg.addEventListener("click", function () { pick(null); });
-      canvas.appendChild(svg);
+      // The current step is drawn on a second, transparent SVG stacked over the picture, its own
+      // compositing layer: a step then repaints a few shapes there instead of the picture's region
+      // under a long highlighted edge (the picture itself only changes where a number changes).
+      var stack = el("div", { "class": "tg-stack" });
+      overlay = el("svg", { width: vw.w + 8, height: vw.h + 8, viewBox: svg.getAttribute("viewBox"), "class": "tg-overlay" }, undefined, true);
+      stack.appendChild(svg);
+      stack.appendChild(overlay);
+      canvas.appendChild(stack);
     }
 
     function markerEl() {
@@ -247,6 +255,7 @@
     function showCurrent(follow) {
       lit.forEach(function (e) { e.classList.remove("tg-cur"); });
       lit = [];
+      if (overlay) overlay.textContent = "";
       slider.value = String(k);
       counter.textContent = "step " + k + " / " + n;
       root.setAttribute("data-step", String(k));
@@ -263,23 +272,35 @@
       stepBox.appendChild(el("div", { "class": "tg-arith" }, s.t));
       var op = nodes[s.n].op;
       formulaBox.textContent = op ? "local derivative of " + op + ": " + data.formulas[op] : "";
+      var drawn = []; // drawn edge indices of this step in this view
       if (s.k === "b") {
         touched.push(edges[s.e][0]);
-        var d = vw.edgeDrawn[s.e];
-        if (d !== undefined && lines[d]) lit.push(lines[d]);
+        if (vw.edgeDrawn[s.e] !== undefined) drawn.push(vw.edgeDrawn[s.e]);
       } else if (s.k === "f") {
         nodes[s.n].p.forEach(function (p) {
           (edgeBetween[p + "," + s.n] || []).forEach(function (id) {
-            var dd = vw.edgeDrawn[id];
-            if (dd !== undefined && lines[dd]) lit.push(lines[dd]);
+            if (vw.edgeDrawn[id] !== undefined) drawn.push(vw.edgeDrawn[id]);
           });
         });
       }
-      touched.forEach(function (i) {
-        (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
-      });
-      lit.forEach(function (e) { e.classList.add("tg-cur"); });
-      if (follow && lit.length) scrollTo(lit[lit.length - 1]);
+      var last = lit[0] || null;
+      if (overlay) {
+        drawn.forEach(function (d) { overlay.appendChild(el("path", { d: vw.edges[d].d, "class": "tg-cur-edge" }, undefined, true)); });
+        touched.forEach(function (i) {
+          (vw.nodeUnits[i] || []).forEach(function (key) {
+            var u = units[key] && units[key].unit;
+            if (!u) return;
+            last = el("rect", { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3, "class": "tg-cur-box", "data-key": key }, undefined, true);
+            overlay.appendChild(last);
+          });
+        });
+      } else {
+        touched.forEach(function (i) {
+          (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
+        });
+        lit.forEach(function (e) { e.classList.add("tg-cur"); });
+      }
+      if (follow && last) scrollTo(last);
     }
 
     // Keep the current box in sight. Scrolling forces a layout and a repaint of the whole visible
