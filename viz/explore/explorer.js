@@ -84,11 +84,12 @@
     var lines = []; // drawn edge index -> its path element
     var lit = [];   // table rows carrying the "current step" class
     var overlay = null; // the picture's highlight layer: the current step's boxes and edges, drawn over it
+    var pool = { path: [], rect: [] }; // its shapes, reused from step to step (no garbage per step)
     var stepRows = []; // without a picture: step index -> its row in the step table
 
     function openView(v) {
       view = v;
-      units = {}; lines = []; lit = []; stepRows = []; overlay = null;
+      units = {}; lines = []; lit = []; stepRows = []; overlay = null; pool = { path: [], rect: [] };
       canvas.textContent = "";
       var vw = data.views[v];
       crumb.textContent = "";
@@ -255,11 +256,12 @@
     function showCurrent(follow) {
       lit.forEach(function (e) { e.classList.remove("tg-cur"); });
       lit = [];
-      if (overlay) overlay.textContent = "";
+      var used = { path: 0, rect: 0 };
       slider.value = String(k);
       counter.textContent = "step " + k + " / " + n;
       root.setAttribute("data-step", String(k));
       if (k === 0) {
+        if (overlay) hideUnused(used);
         stepBox.textContent = "Step 0: the leaves hold their data. Press next (or the right arrow) to run forward.";
         formulaBox.textContent = "";
         return;
@@ -285,15 +287,14 @@
       }
       var last = lit[0] || null;
       if (overlay) {
-        drawn.forEach(function (d) { overlay.appendChild(el("path", { d: vw.edges[d].d, "class": "tg-cur-edge" }, undefined, true)); });
+        drawn.forEach(function (d) { shape("path", used, { d: vw.edges[d].d }); });
         touched.forEach(function (i) {
           (vw.nodeUnits[i] || []).forEach(function (key) {
             var u = units[key] && units[key].unit;
-            if (!u) return;
-            last = el("rect", { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3, "class": "tg-cur-box", "data-key": key }, undefined, true);
-            overlay.appendChild(last);
+            if (u) last = shape("rect", used, { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3, "data-key": key });
           });
         });
+        hideUnused(used);
       } else {
         touched.forEach(function (i) {
           (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
@@ -301,6 +302,25 @@
         lit.forEach(function (e) { e.classList.add("tg-cur"); });
       }
       if (follow && last) scrollTo(last);
+    }
+
+    // The next free shape of the highlight layer (made once, then reused), set to `attrs` and shown.
+    function shape(tag, used, attrs) {
+      var list = pool[tag], s = list[used[tag]];
+      if (!s) {
+        s = el(tag, { "class": tag === "path" ? "tg-cur-edge" : "tg-cur-box" }, undefined, true);
+        overlay.appendChild(s);
+        list.push(s);
+      }
+      used[tag] += 1;
+      for (var a in attrs) s.setAttribute(a, attrs[a]);
+      s.removeAttribute("display");
+      return s;
+    }
+    function hideUnused(used) {
+      ["path", "rect"].forEach(function (tag) {
+        for (var i = used[tag]; i < pool[tag].length; i++) pool[tag][i].setAttribute("display", "none");
+      });
     }
 
     // Keep the current box in sight. Scrolling forces a layout and a repaint of the whole visible
