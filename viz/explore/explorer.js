@@ -256,12 +256,11 @@
     function showCurrent(follow) {
       lit.forEach(function (e) { e.classList.remove("tg-cur"); });
       lit = [];
-      var used = { path: 0, rect: 0 };
       slider.value = String(k);
       counter.textContent = "step " + k + " / " + n;
       root.setAttribute("data-step", String(k));
       if (k === 0) {
-        if (overlay) hideUnused(used);
+        highlight([], [], false);
         stepBox.textContent = "Step 0: the leaves hold their data. Press next (or the right arrow) to run forward.";
         formulaBox.textContent = "";
         return;
@@ -285,23 +284,36 @@
           });
         });
       }
-      var last = lit[0] || null;
+      var keys = [];
+      touched.forEach(function (i) { (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) keys.push(key); }); });
       if (overlay) {
-        drawn.forEach(function (d) { shape("path", used, { d: vw.edges[d].d }); });
-        touched.forEach(function (i) {
-          (vw.nodeUnits[i] || []).forEach(function (key) {
-            var u = units[key] && units[key].unit;
-            if (u) last = shape("rect", used, { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3, "data-key": key });
-          });
-        });
-        hideUnused(used);
-      } else {
-        touched.forEach(function (i) {
-          (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
-        });
+        highlight(drawn, keys, follow);
+      } else {  // the table: its rows carry the class
+        keys.forEach(function (key) { lit.push(units[key].el); });
         lit.forEach(function (e) { e.classList.add("tg-cur"); });
+        if (follow && lit.length) scrollTo(lit[0]);
       }
-      if (follow && last) scrollTo(last);
+    }
+
+    // Draw the current step on the highlight layer, once per frame: a burst of steps (the slider,
+    // a held key, "end") draws only its last one, and the step itself stays a few number updates.
+    var pending = null;
+    function highlight(drawn, keys, follow) {
+      if (!overlay) return;
+      if (pending === null && window.requestAnimationFrame) requestAnimationFrame(function () { drawHighlight(pending); pending = null; });
+      pending = { drawn: drawn, keys: keys, follow: follow, view: view };
+      if (!window.requestAnimationFrame) { drawHighlight(pending); pending = null; }
+    }
+    function drawHighlight(h) {
+      if (!h || h.view !== view || !overlay) return;  // the view changed since: openView drew its own
+      var vw = data.views[view], used = { path: 0, rect: 0 }, last = null;
+      h.drawn.forEach(function (d) { shape("path", used, { d: vw.edges[d].d }); });
+      h.keys.forEach(function (key) {
+        var u = units[key].unit;
+        last = shape("rect", used, { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3, "data-key": key });
+      });
+      hideUnused(used);
+      if (h.follow && last) scrollNow(last);  // in a frame already
     }
 
     // The next free shape of the highlight layer (made once, then reused), set to `attrs` and shown.
@@ -330,16 +342,15 @@
     var scrollTarget = null;
     function scrollTo(e) {
       if (scrollTarget === null && window.requestAnimationFrame) {
-        requestAnimationFrame(function () {
-          var t = scrollTarget;
-          scrollTarget = null;
-          if (!t || !t.isConnected || !t.scrollIntoView) return;
-          var r = t.getBoundingClientRect(), c = canvas.getBoundingClientRect();
-          var inside = r.top >= c.top && r.bottom <= c.bottom && r.left >= c.left && r.right <= c.right;
-          if (!inside) t.scrollIntoView({ block: "center", inline: "center" });
-        });
+        requestAnimationFrame(function () { scrollNow(scrollTarget); scrollTarget = null; });
       }
       scrollTarget = e;
+    }
+    function scrollNow(t) {
+      if (!t || !t.isConnected || !t.scrollIntoView) return;
+      var r = t.getBoundingClientRect(), c = canvas.getBoundingClientRect();
+      var inside = r.top >= c.top && r.bottom <= c.bottom && r.left >= c.left && r.right <= c.right;
+      if (!inside) t.scrollIntoView({ block: "center", inline: "center" });
     }
 
     // ------------------------------------------------------------------ clicks: open a group, explain a leaf
