@@ -1,4 +1,4 @@
-"""`twograd check NAME --html FILE` (and `learn check NAME --html FILE`): a backward's gradient painted onto the graph.
+"""`twograd check NAME --html FILE`: a registered piece's manual gradient painted onto its graph.
 
 The graph is the one the three-way check differentiates (nn/registry.py's `check_three_way`): the
 piece's loops form on the case's inputs as labelled leaves ("W[0,1]"), reduced to
@@ -8,8 +8,7 @@ piece's loops form on the case's inputs as labelled leaves ("W[0,1]"), reduced t
 so dL/d(input) is what the check compares. The manual backward's gradient of every input is
 given to `viz.explore(compare=...)`, which colours each leaf by its relative error against the
 graph's. A piece gives no manual gradient of its interior nodes, so only leaves are painted.
-`learn check` paints a learner's backward the same way, on twograd's own loops form of the piece
-(the learner's code runs only in its sandbox), with the case and the weighting the grader used.
+(`twograd learn check NAME --html FILE` paints a learner's backward the same way: models/learn/draw.py.)
 """
 
 from __future__ import annotations

@@ -96,6 +96,7 @@ class TrainReport(Shown):
         return {k: v for k, v in self.outcome.state.evals[-1].items() if k != "step"}
 
     def to_json(self) -> dict[str, Any]:
+        learner = {} if self.learner is None else {"learner": self.learner.to_json()}  # only a run with --learner has it
         return {
             "task": self.task, "model": self.model_kind, "model_config": self.model_config, "engine": self.engine,
             "train_config": self.train_config.to_dict(), "status": self.status, "steps": self.outcome.state.step,
@@ -103,7 +104,7 @@ class TrainReport(Shown):
             "ms_per_step": None if self.outcome.ms_per_step is None else round(self.outcome.ms_per_step, 3),
             "last100_loss": last_losses_mean(self.outcome.state.losses),
             **finite_or_none(self.metrics), "folder": str(self.folder) if self.folder else None, "files": self.files,
-            "notes": self.notes, "learner": self.learner.to_json() if self.learner is not None else None,
+            "notes": self.notes, **learner,
         }
 
     def text(self) -> str:

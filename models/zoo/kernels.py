@@ -9,7 +9,8 @@ The MLP's composed pair (`mlp_forward` / `mlp_backward`) and the GPT's (`gpt_for
 A `Kernel` has nn's signatures: `forward(inputs...) -> (out, cache)` and
 `backward(dout, cache) -> tuple of gradients in input order`. A mapping replaces only the pieces
 it names; nn's own run everywhere else. `kernels=None` (the default) is the path as it always
-was: the same calls to nn, no wrapping, no extra work (`benchmarks/learner_pieces.py`). The
+was: the same calls to nn, behind one `kernels is None` test per piece (`benchmarks/learner_pieces.py`
+measures both paths). The
 fused fast paths (`MLP.fused_loss_and_grad`, the GPT's fused step) take no kernels: a model
 given kernels trains on its composed pair.
 
@@ -24,6 +25,10 @@ layer_norm, attention, mha, transformer_block (the GPT's). In a GPT:
 
 A replaced kernel's cache is kept as a `Step` (the backward that reads it, and the cache), so
 the backward pass never hands a learner's cache to nn's backward.
+
+The registry piece `block_kernels` (at the end) runs one block down this path with nn's
+attention and layer norm handed in as replacements, so `twograd check block_kernels` and
+tests/nn check the heads, the composed block and the norm steps three ways and against torch.
 """
 
 # Shape legend: B batch, T positions, C width, H heads, D = C / H, F the FFN width.
@@ -38,6 +43,7 @@ import numpy as np
 from engine.errors import InputError
 from nn.activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward
 from nn.attention import attention_backward, attention_forward
+from nn._checks import dout_array
 from nn.feedforward import ffn_backward, ffn_forward
 from nn.linear import linear_backward, linear_forward
 from nn.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
@@ -53,6 +59,7 @@ from nn.transformer_block import (
 )
 
 Array = np.ndarray
+BLOCK_PIECE = "block_kernels"  # the registry's name for the kernel path of a block (below)
 
 
 class Kernel(NamedTuple):
@@ -222,6 +229,7 @@ class ComposedBlockCache(NamedTuple):
     norm2: Any
     ffn: Any
     names: tuple[str, ...]  # the parameters, in block_param_names order
+    shape: tuple[int, ...]  # x's (B, T, C)
 
 
 def composed_block_forward(kernels: Kernels, x: Array, *params: Array, n_heads: int, activation: str, norm: str,
@@ -246,7 +254,7 @@ def composed_block_forward(kernels: Kernels, x: Array, *params: Array, n_heads: 
     h = x + a  # the first skip
     n2, norm2 = norm_kernel_forward(kernels, norm, h, p["gamma2"], p.get("beta2"), eps)
     f, ffn = ffn_forward(n2, p["W1"], p["W2"], p.get("b1"), p.get("b2"), activation=activation)
-    return h + f, ComposedBlockCache(norm1, attn, norm2, ffn, names)  # the second skip
+    return h + f, ComposedBlockCache(norm1, attn, norm2, ffn, names, x.shape)  # the second skip
 
 
 def composed_block_backward(dy: Array, cache: ComposedBlockCache) -> tuple[Array, ...]:
@@ -255,6 +263,7 @@ def composed_block_backward(dy: Array, cache: ComposedBlockCache) -> tuple[Array
         dh = dy [skip] + Norm2'(FFN'(dy)) [branch]
         dx = dh [skip] + Norm1'(MHA'(dh)) [branch]
     """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
+    dy = dout_array(BLOCK_PIECE, dy, cache.shape, dtype=cache.ffn.dtype)
     dn2, dW1, dW2, *db_ffn = ffn_backward(dy, cache.ffn)
     dh_branch, dgamma2, dbeta2 = norm_kernel_backward(dn2, cache.norm2)
     dh = dy + dh_branch  # the second residual's two paths
@@ -285,3 +294,49 @@ def block_backward(dout: Array, cache: Any) -> tuple[Array, ...]:
     if isinstance(cache, Step):
         return cache.backward(dout, cache.cache)
     return transformer_block_backward(dout, cache)
+
+
+# ---------------------------------------------------------------------------- registry
+#: nn's own attention and layer norm, handed over as if they were replacements: the path a learner's
+#: pieces take (`block_forward` -> `composed_block_forward` -> `heads_forward`, norms as Steps).
+_NN_AS_REPLACED: dict[str, Kernel] = {"attention": NN_KERNELS["attention"], "layer_norm": NN_KERNELS["layer_norm"]}
+
+
+def replaced_block_forward(x: Array, *params: Array, **static: Any) -> tuple[Array, Any]:
+    """`block_forward` with nn's attention and layer norm given as replacements (the registry's
+    piece `block_kernels`: the kernel path checked three ways and against torch)."""
+    return block_forward(_NN_AS_REPLACED, x, *params, **static)
+
+
+def replaced_block_backward(dout: Array, cache: Any) -> tuple[Array, ...]:
+    """`block_backward` of `replaced_block_forward`'s cache."""
+    return block_backward(dout, cache)
+
+
+def _register() -> None:
+    from nn.registry import Case, Piece, register
+    from nn.transformer_block import _block_torch, _case, transformer_block_loops
+
+    register(Piece(
+        name=BLOCK_PIECE,
+        loops=transformer_block_loops,
+        forward=replaced_block_forward,
+        backward=replaced_block_backward,
+        cases=(
+            Case("pre_layer_gelu_tanh_bias_causal", _case(2, 4, 4, 2, 8, norm_first=True, norm="layer", activation="gelu_tanh",
+                                                          bias=True, mask="causal")),
+            Case("pre_layer_relu_nobias_causal_H1", _case(1, 3, 4, 1, 5, norm_first=True, norm="layer", activation="relu",
+                                                          bias=False, mask="causal")),
+            Case("pre_rms_gelu_bias_causal", _case(2, 3, 6, 3, 4, norm_first=True, norm="rms", activation="gelu", bias=True,
+                                                   mask="causal")),
+        ),
+        description="a GPT block through replaceable kernels (models/zoo/kernels.py), nn's attention and layer norm "
+                    "handed in as the replacements: the path a learner's pieces take in `train --learner`",
+        torch=_block_torch,
+        tags=("layer",),
+        covers=((block_forward, block_backward), (composed_block_forward, composed_block_backward),
+                (heads_forward, heads_backward), (norm_kernel_forward, norm_kernel_backward)),
+    ))
+
+
+_register()
