@@ -15,7 +15,12 @@ Steps (POSIX; Windows gets the same minus the folder fsync):
     4. fsync the folder, so the rename itself survives a crash.
 
 On any failure (including Ctrl-C) the temporary file is removed and an existing target is
-left byte for byte as it was. An OSError is re-raised as the same OSError subclass (with the
+left byte for byte as it was. A writer killed outright (kill -9, a power cut) cannot remove it:
+while a temporary file is written it is held under an exclusive `flock`, which the kernel drops
+when its process dies, so the next write of the same target (or `remove_stale_temps`, which a
+loader calls) removes every temporary file of that target whose lock is free: a leftover, never
+a file another live writer is still writing. (Without `fcntl`, on Windows, nothing is removed.)
+An OSError is re-raised as the same OSError subclass (with the
 same errno and strerror) naming the target: the temporary file's name, which the user never
 chose and cannot act on, appears in no message.
 
@@ -27,19 +32,26 @@ from __future__ import annotations
 import errno as errno_codes
 import hashlib
 import os
+import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable, Union
+from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so a leftover temporary file cannot be told from a live one
+    fcntl = None  # type: ignore[assignment]
 
 #: bytes read at a time when hashing what was written
 HASH_CHUNK_BYTES = 1 << 20
 #: random names tried before giving up (a collision of 64 random bits is not expected once)
 TEMP_NAME_ATTEMPTS = 100
 
-Payload = Union[bytes, bytearray, memoryview, Callable[[IO[bytes]], None]]
+Payload = bytes | bytearray | memoryview | Callable[[IO[bytes]], None]
 
 
-def sha256_file(path: Union[str, os.PathLike]) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     """The hex sha256 of the file at `path`, read in chunks of HASH_CHUNK_BYTES."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -62,18 +74,52 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _temp_name(target_name: str) -> str:
+    return f".{target_name}.{secrets.token_hex(8)}.tmp"
+
+
+def _temp_pattern(target_name: str) -> re.Pattern[str]:
+    """The names `_temp_name` gives for `target_name`, and no others."""
+    return re.compile(re.escape(f".{target_name}.") + r"[0-9a-f]{16}\.tmp")
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive flock on `fd` without waiting; True if taken (always, without fcntl)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Does `path` still name the file open as `fd` (not removed, not replaced)?"""
+    try:
+        st, here = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+
 def _create_temp(target: Path) -> tuple[int, Path]:
-    """A new, exclusive temporary file next to `target`: (fd, path).
+    """A new, exclusive temporary file next to `target`, locked while it is written: (fd, path).
 
     Mode 0o666 lets the kernel apply the umask; O_EXCL refuses an existing file or symlink.
+    Between the open and the lock a cleaner may see the file unlocked and remove it: the name
+    is then checked to still be this file, and a new one is taken if not.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(TEMP_NAME_ATTEMPTS):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+        tmp = target.with_name(_temp_name(target.name))
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
             continue
+        if _lock(fd) and _same_file(fd, tmp):
+            return fd, tmp
+        os.close(fd)  # a cleaner took it first (and removed it, or is about to): try another name
     raise FileExistsError(errno_codes.EEXIST, f"no free temporary name in {target.parent} after {TEMP_NAME_ATTEMPTS} tries", str(target))
 
 
@@ -81,7 +127,7 @@ def _naming_target(err: OSError, target: Path, tmp: Path | None) -> OSError:
     """`err` again (same class, errno and strerror) but naming `target`, never the temp file."""
     cls = type(err)
     if err.errno is not None and err.strerror:
-        args: tuple = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
+        args: tuple[object, ...] = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
     else:
         text = str(err).replace(str(tmp), str(target)) if tmp else str(err)
         args = (f"{target}: {text}",)
@@ -91,7 +137,41 @@ def _naming_target(err: OSError, target: Path, tmp: Path | None) -> OSError:
         return OSError(*args)
 
 
-def atomic_write(path: Union[str, os.PathLike], payload: Payload) -> str:
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed `atomic_write` of `path` left beside it; return them.
+
+    Only files named as `atomic_write` names them for this target (`.<name>.<16 hex>.tmp`) and
+    whose lock is free are removed: a writer that is alive holds its lock, so its file stays.
+    Anything that cannot be removed (a read-only folder, a file gone meanwhile) is left quietly:
+    a leftover costs disk space, never correctness. Without fcntl (Windows) nothing is removed.
+    """
+    target = Path(path)
+    if fcntl is None:
+        return []
+    pattern = _temp_pattern(target.name)
+    removed: list[Path] = []
+    try:
+        names = [e.name for e in os.scandir(target.parent) if pattern.fullmatch(e.name)]
+    except OSError:
+        return removed
+    for name in names:
+        stale = target.parent / name
+        try:
+            fd = os.open(stale, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd) and _same_file(fd, stale):
+                stale.unlink()
+                removed.append(stale)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def atomic_write(path: str | os.PathLike[str], payload: Payload) -> str:
     """Write `payload` to `path` atomically; return the hex sha256 of the bytes written.
 
     Args:
@@ -110,6 +190,7 @@ def atomic_write(path: Union[str, os.PathLike], payload: Payload) -> str:
         cls = FileNotFoundError if not parent.exists() else NotADirectoryError
         code = errno_codes.ENOENT if not parent.exists() else errno_codes.ENOTDIR
         raise cls(code, f"the folder {parent} {what}", str(target))
+    remove_stale_temps(target)  # what a writer killed by kill -9 left of this target
     tmp: Path | None = None
     try:
         fd, tmp = _create_temp(target)

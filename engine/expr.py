@@ -6,17 +6,18 @@
     (0.905148, 0.180707)
 
 Accepted: numbers, variable names, `+ - * / **`, unary `-` and `+`, and calls of the engine's
-functions exp log sqrt tanh sigmoid relu erf and abs with one argument. Anything else (an
-attribute, a subscript, a keyword, a string, a lambda, ...) is an InputError naming it. Every
-interior node is labelled with its own source text, as written, so `explain` and `viz.draw` read like the
-expression. Standard library only, like the rest of `engine`.
+functions exp log sqrt tanh sigmoid relu erf and abs with one argument; a function's name is
+never a variable (`exp + x` is an InputError). Anything else (an attribute, a subscript, a keyword,
+a string, a lambda, ...) is an InputError naming it. Every interior node is labelled with its
+own source text, as written, so `explain` and `viz.draw` read like the expression. Standard library only, like the rest of `engine`.
 """
 
 from __future__ import annotations
 
 import ast
 import operator
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from engine import functions
 from engine.errors import InputError
@@ -25,7 +26,7 @@ from engine.value import Value
 #: longer expressions are refused before parsing (the parser nests, the evaluation recurses)
 MAX_EXPRESSION_CHARS = 500
 
-FUNCTIONS: dict[str, Callable] = {
+FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "exp": functions.exp,
     "log": functions.log,
     "sqrt": functions.sqrt,
@@ -36,10 +37,10 @@ FUNCTIONS: dict[str, Callable] = {
     "abs": abs,
 }
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
-_UNARY: dict[type, Callable] = {ast.USub: operator.neg, ast.UAdd: lambda a: a}  # Value has no unary +: +a is a
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: lambda a: a}  # Value has no unary +: +a is a
 
 
-def _source(text: str, node: ast.expr) -> str:
+def _source(text: str, node: ast.AST) -> str:
     """The part of `text` that `node` was parsed from, as the user wrote it (ast.unparse would
     recurse once per level of nesting, and re-space it)."""
     return ast.get_source_segment(text, node) or type(node).__name__
@@ -56,7 +57,11 @@ def parse_expression(text: str) -> ast.expr:
         tree = ast.parse(text, mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise InputError(f"--expr: {text!r} is not an expression: {getattr(err, 'msg', err)}") from None
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
+            # a function's name is not a variable: `exp + x` would look up a leaf that never exists
+            raise InputError(f"--expr: {node.id!r} is a function, not a variable: call it as {node.id}(...), or give the variable another name")
         if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
             raise InputError(f"--expr: the operator in {_source(text, node)!r} is not one of + - * / **")
         if isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY:
@@ -98,15 +103,17 @@ def build_expression(text: str, at: Mapping[str, float]) -> tuple[Value, dict[st
     leaves = {n: Value(float(at[n]), n) for n in names}
 
     def build(node: ast.expr) -> Value | float:
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # (parse_expression allowed no other)
             return float(node.value)  # floats only: no giant integers from 9**9**9
         if isinstance(node, ast.Name):
             return leaves[node.id]
+        out: Value | float
         if isinstance(node, ast.BinOp):
             out = _BINARY[type(node.op)](build(node.left), build(node.right))
         elif isinstance(node, ast.UnaryOp):
             out = _UNARY[type(node.op)](build(node.operand))
         else:
+            assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # parse_expression allowed no other
             out = FUNCTIONS[node.func.id](build(node.args[0]))
         if isinstance(out, Value) and not out.label:
             out.label = _source(text, node)

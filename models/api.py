@@ -17,8 +17,9 @@ text without it); `quiet=True` turns it off with the messages on the way.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import UnknownNameError
 from models.experiments.align import AlignConfig, AlignResult

@@ -30,12 +30,13 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 import numpy as np
 
-from engine.atomic import atomic_write, sha256_file
+from engine.atomic import atomic_write, remove_stale_temps, sha256_file
 from engine.errors import InputError
 
 FORMAT = "twograd-checkpoint"
@@ -63,7 +64,10 @@ def _check_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise ValueError(f"save_checkpoint: array names must be non-empty strings, got {name!r}")
         arr = np.asarray(a)
         if arr.dtype.hasobject:
-            raise ValueError(f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved (object arrays would need code execution to load)")
+            raise ValueError(
+                f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved "
+                "(object arrays would need code execution to load)"
+            )
         out[name] = arr
     return out
 
@@ -154,6 +158,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
     naming the file and the problem on any damage; nothing is ever unpickled.
     """
     npz_path, json_path = checkpoint_paths(path)
+    for written in (npz_path, json_path):  # what a save killed by kill -9 left beside them (only dead writers')
+        remove_stale_temps(written)
     record = _read_record(json_path)
     if not npz_path.is_file():
         raise CheckpointError(f"{npz_path}: array file is missing (its metadata {json_path.name} exists)")

@@ -1,103 +1,148 @@
-"""The learner's workspace: their exercise files, `progress.json`, and loading a file that passed.
+"""The learner's workspace: DIR/NAME.py, DIR/test_NAME.py and DIR/progress.json (never a hidden global folder).
 
-    DIR/NAME.py          the learner's exercise (default DIR ./twograd-learn/)
-    DIR/progress.json    {"version": 1, "exercises": {NAME: {"status": "passed" | "failing",
-                                                             "sha256": "<hex of DIR/NAME.py at that check>",
-                                                             "checked_at": "<ISO 8601 UTC>"}}}
+progress.json (written atomically by `twograd learn check`; see LEARN_CONTRACT):
 
-`twograd learn check` writes progress.json (atomically); this module only reads it. A piece
-counts as the learner's own only when its status is "passed" AND the file's bytes still hash to
-the recorded sha256: a file edited since it passed must be checked again.
+    {"version": 1, "exercises": {"linear": {"status": "passed" | "failing", "sha256": "<hex of linear.py>",
+                                            "checked_at": "<ISO 8601 UTC>"}}}
 
-`load_learner_module(dir, name)` is the one place that imports a learner's file in-process: by
-path, under a private module name (never through sys.path, so their `linear.py` cannot shadow
-anything), and only for a piece that passed. Every failure is one InputError line naming the
-piece and the command that fixes it.
+A file's status: "not started" (no file), "started" (a file never checked, or edited since its
+last check), "failing", "passed". A piece counts as the learner's own (for `train --learner`)
+only when it passed AND the file's bytes still have the recorded sha256.
 
-(Written by the learn-zoo engineer from the shared contract, for `twograd train --learner`;
-learn-core owns this file and adopts or replaces it.)
+`load_learner_module(dir, name)` is the one place that imports a learner's file into this
+process: by path, under a private module name (never via sys.path), and only after it passed.
 """
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from engine.atomic import sha256_file
-from engine.errors import InputError
+from engine import InputError, RunError
+from engine.atomic import atomic_write, sha256_file
 
-PROGRESS = "progress.json"
-PROGRESS_VERSION = 1
 DEFAULT_DIR = Path("twograd-learn")
-#: the statuses `exercise_status` returns
-STATUSES = ("not started", "started", "failing", "passed", "changed")
+PROGRESS = "progress.json"
+VERSION = 1
+STATUSES = ("not started", "started", "failing", "passed")
 
 
-def check_command(name: str, folder: str | Path) -> str:
-    """The command that (re)checks exercise `name` in `folder`."""
-    return f"twograd learn check {name} --dir {folder}"
+def exercise_file(directory: str | Path, name: str) -> Path:
+    return Path(directory) / f"{name}.py"
 
 
-def read_progress(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """NAME -> its record in DIR/progress.json ({} when there is no such file); InputError when it is not readable."""
-    path = Path(folder) / PROGRESS
+def test_file(directory: str | Path, name: str) -> Path:
+    return Path(directory) / f"test_{name}.py"
+
+
+def read_progress(directory: str | Path) -> dict[str, Any]:
+    """The progress file's exercises (name -> record); {} when there is none yet."""
+    path = Path(directory) / PROGRESS
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not a readable progress file ({err}); `twograd learn check` writes it again") from None
-    exercises = data.get("exercises") if isinstance(data, dict) else None
-    if not isinstance(exercises, dict) or data.get("version") != PROGRESS_VERSION:
-        raise InputError(f"{path}: not a version-{PROGRESS_VERSION} twograd progress file; `twograd learn check` writes it again")
-    return {name: record for name, record in exercises.items() if isinstance(record, dict)}
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not a progress file of twograd learn ({err}); move it away and check again") from None
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("exercises"), dict):
+        raise InputError(f"{path} is not a progress file of twograd learn (version {VERSION}); move it away and check again")
+    return data["exercises"]
 
 
-def exercise_status(folder: str | Path, name: str, progress: dict[str, dict[str, Any]] | None = None) -> str:
-    """One of STATUSES: no file; a file never checked; failing; passed (and unchanged since); changed since its check."""
-    path = Path(folder) / f"{name}.py"
-    if not path.is_file():
-        return "not started"
-    record = (read_progress(folder) if progress is None else progress).get(name)
-    if record is None or record.get("status") not in ("passed", "failing"):
-        return "started"
-    if record.get("sha256") != sha256_file(path):
-        return "changed"
-    return str(record["status"])
+def record(directory: str | Path, name: str, passed: bool, sha256: str) -> None:
+    """Write the result of one check into progress.json, atomically (the other exercises' records are kept)."""
+    exercises = read_progress(directory)
+    exercises[name] = {"status": "passed" if passed else "failing", "sha256": sha256,
+                       "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    text = json.dumps({"version": VERSION, "exercises": dict(sorted(exercises.items()))}, indent=2) + "\n"
+    atomic_write(Path(directory) / PROGRESS, text.encode("utf-8"))
 
 
-def load_learner_module(folder: str | Path, name: str) -> ModuleType:
-    """The learner's DIR/NAME.py as a module, if it passed its check and is unchanged since.
+@dataclass
+class Status:
+    """One exercise's progress: `status` is one of STATUSES; `edited` when a checked file changed since."""
 
-    InputError (one line, naming the piece and `twograd learn check NAME --dir DIR`) when the file
-    is missing, never checked, failing, edited since it passed, or raises while it is imported.
+    status: str
+    edited: bool = False
+    last_check: str = ""  # "passed" / "failing" as recorded, "" if never checked
+    checked_at: str = ""
+
+    def text(self) -> str:
+        if self.edited:
+            return f"started (edited since it {self.last_check}: check again)"
+        return self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "edited_since_check": self.edited, "last_check": self.last_check or None,
+                "checked_at": self.checked_at or None}
+
+
+def status(directory: str | Path, name: str, progress: dict[str, Any] | None = None) -> Status:
+    path = exercise_file(directory, name)
+    if not path.exists():
+        return Status("not started")
+    rec = (progress if progress is not None else read_progress(directory)).get(name)
+    if not rec:
+        return Status("started")
+    if rec.get("sha256") != sha256_file(path):
+        return Status("started", edited=True, last_check=rec.get("status", ""), checked_at=rec.get("checked_at", ""))
+    return Status(rec.get("status", "started"), last_check=rec.get("status", ""), checked_at=rec.get("checked_at", ""))
+
+
+def start(directory: str | Path, name: str) -> list[Path]:
+    """Write DIR/NAME.py and DIR/test_NAME.py for exercise `name`; refuse (InputError) to overwrite either."""
+    from models.learn import catalog, template
+
+    ex = catalog.get(name)
+    directory = Path(directory)
+    targets = {exercise_file(directory, name): lambda: template.starting_file(ex, str(directory)),
+               test_file(directory, name): lambda: template.test_file(ex)}
+    existing = [p for p in targets if p.exists()]
+    if existing:
+        raise InputError(f"{existing[0]} already exists: it is yours, so learn start leaves it as it is "
+                         f"(move it away to start over)")
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, text in targets.items():
+        atomic_write(path, text().encode("utf-8"))
+    return list(targets)
+
+
+def check_command(name: str, directory: str | Path) -> str:
+    """The command that (re)checks exercise `name` in `directory`."""
+    return f"twograd learn check {name} --dir {directory}"
+
+
+def exercise_status(directory: str | Path, name: str, progress: dict[str, Any] | None = None) -> str:
+    """One word for `train --learner`: "not started", "started", "failing", "passed", or "changed"
+    (a file edited since its last check)."""
+    st = status(directory, name, progress)
+    return "changed" if st.edited else st.status
+
+
+def load_learner_module(directory: str | Path, name: str) -> ModuleType:
+    """Import the learner's DIR/NAME.py in this process; InputError unless it passed its check and is unchanged since.
+
+    By path and under a private module name (`twograd_learner_NAME`), never via sys.path, so it
+    can neither shadow nor be shadowed by another module.
     """
-    folder = Path(folder)
-    status = exercise_status(folder, name)
-    if status != "passed":
-        why = {"not started": f"there is no {folder / (name + '.py')}",
-               "started": "it has not been checked",
-               "failing": "it failed its check",
-               "changed": "it was edited after it passed"}[status]
-        raise InputError(f"your {name} cannot be used: {why}; run {check_command(name, folder)}")
-    path = folder / f"{name}.py"
-    module_name = f"_twograd_learner_{name}_{sha256_file(path)[:12]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    path = exercise_file(directory, name)
+    st = status(directory, name)
+    if st.status != "passed":
+        why = {"not started": f"there is no {path}", "failing": "it failed its last check",
+               "started": ("it was edited since its last check" if st.edited else "it was never checked")}[st.status]
+        raise InputError(f"your {name} is not used: {why}; run `{check_command(name, directory)}`")
+    spec = importlib.util.spec_from_file_location(f"twograd_learner_{name}", path)
     if spec is None or spec.loader is None:
-        raise InputError(f"your {name}: {path} cannot be loaded as Python")
+        raise RunError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    # Registered under its private name while it runs: dataclasses and typing look their module up there.
-    sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException as err:  # their code: SyntaxError, ImportError, SystemExit, anything
-        sys.modules.pop(module_name, None)
-        if isinstance(err, KeyboardInterrupt):
-            raise
+    except (Exception, SystemExit) as err:  # their file ran here: anything it raises is one line, not our traceback
         raise InputError(f"your {name} failed while being imported ({type(err).__name__}: {err}); "
-                         f"run {check_command(name, folder)}") from None
+                       f"run `{check_command(name, directory)}`") from None
     return module

@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 
 from engine.atomic import sha256_file
 from engine.errors import InputError, RunError
-from models.learn.workspace import load_learner_module, read_progress
+from models.learn.workspace import check_command, exercise_status, load_learner_module
 from models.zoo.kernels import NN_KERNELS, Kernel
 from nn.masks import causal_mask
 from nn.transformer_block import block_param_names
@@ -117,17 +118,16 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
     if not folder.is_dir():
         raise InputError(f"--learner {folder}: no such folder (`twograd learn start NAME --dir {folder}` makes one)")
     pieces = task_pieces(task, model_config)
-    progress = read_progress(folder)
     kernels: dict[str, Kernel] = {}
     sha256: dict[str, str] = {}
     modules: dict[str, Any] = {}
     for piece in pieces:
         exercise, stem = EXERCISE_OF[piece]
-        if not (folder / f"{exercise}.py").is_file():
-            continue  # not started: twograd's
+        if exercise_status(folder, exercise) == "not started":
+            continue  # twograd's
         if exercise not in modules:
-            sha256[exercise] = passed_and_current(folder, exercise, progress)
-            modules[exercise] = _load(folder, exercise)
+            modules[exercise] = load_learner_module(folder, exercise)  # refuses a piece not passed and current
+            sha256[exercise] = sha256_file(folder / f"{exercise}.py")
         found = [getattr(modules[exercise], f"{stem}_{kind}", None) for kind in ("forward", "backward")]
         if piece == "transformer_block" and callable(found[0]) and not callable(found[1]):
             found[1] = _no_backward  # the backward is the stretch exercise: a block may pass without one
@@ -135,7 +135,7 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
             if not callable(fn):
                 raise InputError(f"your {exercise} has no function {stem}_{kind} ({folder / (exercise + '.py')}); "
                                  f"run {check_command(exercise, folder)}")
-        kernels[piece] = Kernel(*found)
+        kernels[piece] = Kernel(*cast("list[Callable[..., Any]]", found))  # both checked callable above
     notes: list[str] = []
     block = kernels.get("transformer_block")
     if block is not None and not _has_backward(block, model_config):
@@ -146,7 +146,7 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
         recheck(piece, k, model_config, folder)
     kernels = {piece: Kernel(_guarded(piece, "forward", k.forward), _guarded(piece, "backward", k.backward))
                for piece, k in kernels.items()}
-    inside = {}
+    inside: dict[str, str] = {}  # a replaced piece -> the replaced piece that runs it
     if "transformer_block" in kernels:
         inside.update({p: "transformer_block" for p in ("attention", "mha") if p in kernels})
     elif "mha" in kernels and "attention" in kernels:
@@ -164,44 +164,11 @@ def _guarded(piece: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - their code: any failure is one line
+        except Exception as err:  # their code: any failure is one line
             raise RunError(f"your {stem}_{kind} failed during the run ({type(err).__name__}: {err})") from None
 
+    call.__wrapped__ = fn  # type: ignore[attr-defined]  # the learner's own function, for whoever asks which code runs
     return call
-
-
-def check_command(exercise: str, folder: Path) -> str:
-    """The command that checks `exercise` again."""
-    return f"twograd learn check {exercise} --dir {folder}"
-
-
-def passed_and_current(folder: Path, exercise: str, progress: dict[str, Any]) -> str:
-    """The sha256 of DIR/EXERCISE.py when progress.json says it passed and the file is unchanged since;
-    InputError (one line: the piece, why, the command that checks it) otherwise."""
-    digest = sha256_file(folder / f"{exercise}.py")
-    record = progress.get(exercise)
-    status = record.get("status") if isinstance(record, dict) else None
-    if status is None:
-        why = "it has not been checked"
-    elif record.get("sha256") != digest:
-        why = f"it was edited after it {status}" if status in ("passed", "failing") else "it was edited after its check"
-    elif status != "passed":
-        why = "it failed its check" if status == "failing" else f"its check says {status!r}"
-    else:
-        return digest
-    raise InputError(f"your {exercise} cannot be used: {why}; run {check_command(exercise, folder)}")
-
-
-def _load(folder: Path, exercise: str) -> Any:
-    """The learner's module (models.learn.workspace.load_learner_module), any failure of their code
-    while it is imported (SyntaxError, ImportError, sys.exit, ...) one InputError line."""
-    try:
-        return load_learner_module(folder, exercise)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:  # their code runs on import: anything can come out of it
-        raise InputError(f"your {exercise} failed while being imported ({type(err).__name__}: {err}); "
-                         f"run {check_command(exercise, folder)}") from None
 
 
 # ---------------------------------------------------------------------------- the re-check
@@ -253,13 +220,13 @@ def _has_backward(k: Kernel, model_config: dict[str, Any]) -> bool:
     args, kwargs = _case("transformer_block", model_config)
     try:
         out, cache = k.forward(*args, **kwargs)
-    except Exception:  # noqa: BLE001 - a forward that fails is the re-check's to report
+    except Exception:  # a forward that fails is the re-check's to report
         return True
     try:
         k.backward(np.ones_like(np.asarray(out)), cache)
     except NotImplementedError:
         return False
-    except Exception:  # noqa: BLE001 - as above
+    except Exception:  # as above
         return True
     return True
 
@@ -287,7 +254,7 @@ def recheck(piece: str, k: Kernel, model_config: dict[str, Any], folder: Path) -
     def call(what: str, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         try:
             return fn(*a, **kw)
-        except Exception as err:  # noqa: BLE001 - their code: any failure is one line
+        except Exception as err:  # their code: any failure is one line
             raise InputError(f"your {stem}_{what} raised {type(err).__name__} on a check before training ({err}); {fix}") from None
 
     mine = copy.deepcopy((args, kwargs))  # their code gets its own copies: a mutation cannot change the reference

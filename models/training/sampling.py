@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
-from models.zoo.gpt import GPT, GPTConfig
-from models.training.runs import load_run
-from models.data.sequences import BOUNDARY, SEPARATOR, Vocabulary
+from models.data.sequences import BOUNDARY, Vocabulary
 from models.reports import Shown
+from models.training.runs import load_run
+from models.zoo.gpt import GPT, GPTConfig
 from nn.checkpoint import CheckpointError
 
 
@@ -38,7 +38,8 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: n
     if top_k is not None and top_k < z.shape[0]:
         cut = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= cut, z, -np.inf)
-    z = (z - z.max()) / temperature
+    with np.errstate(over="ignore"):  # a tiny T (1e-320) sends every gap to -inf, whose exp is 0: the limit is argmax
+        z = (z - z.max()) / temperature
     p = np.exp(z)
     p /= p.sum()
     return int(rng.choice(z.shape[0], p=p))

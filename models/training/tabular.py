@@ -18,10 +18,10 @@ import numpy as np
 
 from engine.errors import InputError
 from models.data.datasets import DATASET_NAMES, Dataset, load_dataset
-from models.zoo.kernels import Kernels
 from models.training.learner import COMPOSED_NOTE
-from models.zoo.mlp import MLP, MLPConfig
 from models.training.trainer import RowBatches, Setup, TrainConfig, TrainState
+from models.zoo.kernels import Kernels
+from models.zoo.mlp import MLP, MLPConfig
 
 #: measured cost of the graph engine per node and step (forward + backward), for the warning.
 GRAPH_SECONDS_PER_NODE = 2e-6

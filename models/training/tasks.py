@@ -13,23 +13,28 @@ overwriting a run), resume (settings come from the folder), the trainer, and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 from engine.errors import InputError
 from engine.gradcheck import text_table
 from models.reports import Shown, format_number
-from models.data.datasets import load_dataset
-from models.zoo.mlp import MLP, MLPConfig
-from models.training.runs import (SavedRun, claim_folder, finite_or_none, load_run, new_run_folder, prepare_out, release_folder,
-                         save_run)
 from models.training.learner import LEARNER_TASKS, LearnerPieces, load_pieces
 from models.training.lm import LM_TASKS, PRESET_TASKS
+from models.training.runs import (
+    SavedRun,
+    claim_folder,
+    finite_or_none,
+    load_run,
+    new_run_folder,
+    prepare_out,
+    release_folder,
+    save_run,
+)
 from models.training.tabular import TABULAR_TASKS
-from models.training.trainer import ENGINES, Diverged, Outcome, Setup, Trainer, TrainConfig, TrainState
+from models.training.trainer import ENGINES, Diverged, Outcome, Setup, TrainConfig, Trainer, TrainState
 from nn.checkpoint import CheckpointError
 
 TASKS: dict[str, Any] = {**TABULAR_TASKS, **LM_TASKS}
@@ -212,7 +217,9 @@ def train(
         saved = load_run(resume)
         the_task = get_task(saved.task)
         if saved.model_kind != the_task.kind:
-            raise CheckpointError(f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}")
+            raise CheckpointError(
+                f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}"
+            )
         train_config = _resume_settings(saved, task, model_options, train_options)
         model_config = saved.model_config
         recorded_engine = str(saved.extra.get("engine", "manual"))

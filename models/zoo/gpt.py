@@ -32,29 +32,13 @@ float64 is the default (for checking); `dtype="float32"` runs the same code in f
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine.errors import InputError
 from engine.gradcheck import graph_gradients
-from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
-from nn.linear import matmul_backward, matmul_forward, matmul_loops
-from nn.losses import IGNORE_INDEX, sequence_cross_entropy_backward, sequence_cross_entropy_forward, sequence_cross_entropy_loops
-from nn.mha import attention_weights
-from nn.module import Module
-from nn.normalization import DEFAULT_EPS
-from nn.positions import (
-    learned_positions_backward,
-    learned_positions_forward,
-    learned_positions_loops,
-    sinusoidal_positions_backward,
-    sinusoidal_positions_forward,
-    sinusoidal_positions_loops,
-)
-from models.zoo.kernels import (GPT_PIECES, Kernels, block_backward, block_forward, check_kernels, norm_kernel_backward,
-                               norm_kernel_forward)
 from models.zoo.gpt_fused import (
     FusedGPT,
     act_backward,
@@ -64,7 +48,36 @@ from models.zoo.gpt_fused import (
     norm_backward,
     norm_forward,
 )
+from models.zoo.kernels import (
+    GPT_PIECES,
+    Kernels,
+    block_backward,
+    block_forward,
+    check_kernels,
+    norm_kernel_backward,
+    norm_kernel_forward,
+)
 from nn._checks import dout_array
+from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
+from nn.linear import matmul_backward, matmul_forward, matmul_loops
+from nn.losses import (
+    IGNORE_INDEX,
+    sequence_cross_entropy_backward,
+    sequence_cross_entropy_forward,
+    sequence_cross_entropy_loops,
+)
+from nn.mha import attention_weights
+from nn.module import Module
+from nn.normalization import DEFAULT_EPS
+from nn.positions import (
+    LearnedPositionsCache,
+    learned_positions_backward,
+    learned_positions_forward,
+    learned_positions_loops,
+    sinusoidal_positions_backward,
+    sinusoidal_positions_forward,
+    sinusoidal_positions_loops,
+)
 from nn.registry import Case, Piece, register
 from nn.transformer_block import (
     GAIN_NAMES,
@@ -108,7 +121,7 @@ class GPTConfig:
     def ffn_width(self) -> int:
         return 4 * self.d_model if self.d_ff is None else self.d_ff
 
-    def validate(self) -> "GPTConfig":
+    def validate(self) -> GPTConfig:
         """Return self, or raise InputError naming the bad field."""
         for name in ("vocab_size", "context", "d_model", "n_heads", "n_layers"):
             value = getattr(self, name)
@@ -247,6 +260,7 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
 
     `kernels` replaces the blocks' pieces and the norms (models/zoo/kernels.py); None is nn's own."""
     x, embed_cache = token_embedding_forward(p["wte"], idx, scale=static["scale_embedding"])  # (B, T, C)
+    pos_cache: LearnedPositionsCache | tuple[int, ...]  # the learned table's cache, or the sinusoids' shape
     if static["positions"] == "learned":
         x, pos_cache = learned_positions_forward(x, p["wpe"])
     else:
@@ -278,7 +292,7 @@ def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: in
                 kernels: Kernels | None = None) -> tuple[np.ndarray, GPTCache]:
     """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards
     (or the pieces `kernels` replaces: models/zoo/kernels.py; `gpt_backward` follows the cache)."""
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
               "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     names = _names(**static)
@@ -321,7 +335,7 @@ def gpt_backward_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarra
     dt = cache.logits.dtype
     dh2, dW_head = matmul_backward(dlogits.reshape(B * T, -1).astype(dt, copy=False), cache.head)  # (B*T, C), (C, V)
     dx = dh2.reshape(B, T, C)
-    grads: dict[str, np.ndarray] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
+    grads: dict[str, np.ndarray | None] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
     if cache.norm_f is not None:
         dx, grads["norm_f.gamma"], grads["norm_f.beta"] = norm_kernel_backward(dx, cache.norm_f)
     for layer in range(static["n_layers"] - 1, -1, -1):
@@ -416,7 +430,7 @@ class GPT(Module):
         if self.config.dtype == "float32":
             self.set_dtype(np.float32)
 
-    def save(self, path: Any, config: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
+    def save(self, path: Any, config: dict[str, Any] | None = None) -> Any:
         """Checkpoint (npz + json) with this model's config, so `GPT.load(path)` rebuilds it."""
         return super().save(path, config if config is not None else self.config.to_dict())
 
@@ -530,7 +544,7 @@ def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n
     """The torch referee (see `nn.registry.Piece`): the same GPT from torch ops and the block's torch form."""
     from nn.transformer_block import _block_torch
 
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
               "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     p = _split(params, _names(**static))
@@ -632,7 +646,7 @@ def gpt_fused_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_laye
                          "are not fused; GPT.loss_and_grad runs the composed pieces for them")
     if ignore_index != IGNORE_INDEX:
         raise InputError(f"gpt_fused: the fused step ignores targets equal to {IGNORE_INDEX}, got ignore_index={ignore_index}")
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
     p = _split(params, _names(**static))
     arrays = {n: np.asarray(a) for n, a in p.items()}

@@ -35,14 +35,15 @@ tests/nn check the heads, the composed block and the norm steps three ways and a
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine.errors import InputError
+from nn._checks import dout_array
 from nn.activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward
 from nn.attention import attention_backward, attention_forward
-from nn._checks import dout_array
 from nn.feedforward import ffn_backward, ffn_forward
 from nn.linear import linear_backward, linear_forward
 from nn.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
@@ -182,7 +183,7 @@ def heads_backward(dout: Array, cache: HeadsCache) -> tuple[Array | None, ...]:
         dWo = O^T dout,  dbo = sum_rows dout,  dO = dout Wo^T, split into heads dOh
         dQh, dKh, dVh = the attention kernel's backward of dOh
         dW_i = x^T dI,  db_i = sum_rows dI,  dx = dQ Wq^T + dK Wk^T + dV Wv^T   (x's three paths, summed)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     B, T, H, D = cache.shape
     Wq, Wk, Wv, Wo = cache.W
     dout2 = np.asarray(dout).reshape(B * T, H * D)
@@ -196,7 +197,11 @@ def heads_backward(dout: Array, cache: HeadsCache) -> tuple[Array | None, ...]:
     return (dx.reshape(B, T, H * D), *dW, dWo, *db)
 
 
-def attention_step(kernels: Kernels, x: Array, params: list[Array | None], n_heads: int,
+#: Wq Wk Wv Wo (required), then bq bk bv bo (None: no such bias)
+AttentionParams = tuple[Array, Array, Array, Array, Array | None, Array | None, Array | None, Array | None]
+
+
+def attention_step(kernels: Kernels, x: Array, params: AttentionParams, n_heads: int,
                    mask: Array | None) -> tuple[Array, Step]:
     """Self-attention of x (B, T, C) with params Wq Wk Wv Wo bq bk bv bo: the replaced mha, else
     `heads_forward` around the replaced attention, else nn's; the Step's backward gives
@@ -244,7 +249,8 @@ def composed_block_forward(kernels: Kernels, x: Array, *params: Array, n_heads: 
     T = x.shape[1]
     mask = causal_mask(T) if causal else None
     n1, norm1 = norm_kernel_forward(kernels, norm, x, p["gamma1"], p.get("beta1"), eps)
-    a, attn = attention_step(kernels, n1, [p.get(n) for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")], n_heads, mask)
+    attn_params = (p["Wq"], p["Wk"], p["Wv"], p["Wo"], p.get("bq"), p.get("bk"), p.get("bv"), p.get("bo"))
+    a, attn = attention_step(kernels, n1, attn_params, n_heads, mask)
     h = x + a  # the first skip
     n2, norm2 = norm_kernel_forward(kernels, norm, h, p["gamma2"], p.get("beta2"), eps)
     f, ffn = ffn_forward(n2, p["W1"], p["W2"], p.get("b1"), p.get("b2"), activation=activation)
@@ -256,7 +262,7 @@ def composed_block_backward(dy: Array, cache: ComposedBlockCache) -> tuple[Array
 
         dh = dy [skip] + Norm2'(FFN'(dy)) [branch]
         dx = dh [skip] + Norm1'(MHA'(dh)) [branch]
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     dy = dout_array(BLOCK_PIECE, dy, cache.shape, dtype=cache.ffn.dtype)
     dn2, dW1, dW2, *db_ffn = ffn_backward(dy, cache.ffn)
     dh_branch, dgamma2, dbeta2 = norm_kernel_backward(dn2, cache.norm2)

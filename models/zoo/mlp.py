@@ -38,13 +38,15 @@ update the whole model with a handful of array operations instead of a handful p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine import Value, to_values
+from models.zoo.kernels import MLP_PIECES, Kernels, check_kernels, kernel
 from nn.activations import (
     relu_backward,
     relu_forward,
@@ -61,7 +63,7 @@ from nn.linear import linear_loops
 from nn.losses import cross_entropy_loops, mse_loops
 from nn.module import Module
 from nn.registry import Case, Piece, register
-from models.zoo.kernels import MLP_PIECES, Kernels, check_kernels, kernel
+
 
 class Activation(NamedTuple):
     """One hidden nonlinearity h = f(a), every form of it the MLP uses."""
@@ -128,7 +130,7 @@ class MLPConfig:
     # Seeds the weight initialisation (numpy's default_rng): same seed, same network.
     seed: int = 0
 
-    def validate(self) -> "MLPConfig":
+    def validate(self) -> MLPConfig:
         """Return self, or raise ValueError naming the bad field."""
         sizes = self.sizes
         if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
@@ -494,7 +496,7 @@ class MLP(Module):
         return loss
 
     # ------------------------------------------------------------------ state
-    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> Path:  # type: ignore[override]
+    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> Path:
         """Checkpoint (npz + json) with this model's config, so `MLP.load(path)` rebuilds it."""
         return super().save(path, config if config is not None else self.config.to_dict())
 

@@ -157,3 +157,81 @@ def test_imports_only_the_standard_library() -> None:
     probe = "import sys, engine.atomic; print(sorted(m for m in ('numpy', 'matplotlib') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_SECONDS, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------ kill -9 leftovers
+#: generous: the child only imports engine.atomic and writes a few bytes before it says so
+CHILD_READY_TIMEOUT_SECONDS = 120
+#: a child that starts writing `target`, says "writing" once its temporary file exists, then waits forever
+_HANGING_WRITER = """
+import sys, time
+from engine.atomic import atomic_write
+def write(f):
+    f.write(b"half of a checkpoint")
+    f.flush()
+    print("writing", flush=True)
+    sys.stdin.read()  # until the parent kills us: EOF never comes
+atomic_write(sys.argv[1], write)
+"""
+
+
+def _start_hanging_writer(target: Path) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", _HANGING_WRITER, str(target)], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    line = child.stdout.readline()  # the event: its temporary file exists and is locked
+    assert line == "writing\n", line
+    return child
+
+
+def test_a_temp_left_by_kill_9_is_removed_at_the_next_write_but_a_live_writers_is_not(tmp_path: Path) -> None:
+    """kill -9 during a save left `.checkpoint.npz.<hex>.tmp` that nothing ever removed."""
+    target = tmp_path / "checkpoint.npz"
+    target.write_bytes(OLD)
+    child = _start_hanging_writer(target)
+    try:
+        (leftover,) = _leftovers(tmp_path)
+        assert atomic.remove_stale_temps(target) == []  # its writer is alive: its file is not a leftover
+        assert _leftovers(tmp_path) == [leftover]
+    finally:
+        child.kill()
+        child.wait(timeout=CHILD_READY_TIMEOUT_SECONDS)
+        child.stdin.close()
+        child.stdout.close()
+    assert _leftovers(tmp_path) == [leftover] and target.read_bytes() == OLD  # what kill -9 leaves
+    (tmp_path / ".other.npz.0123456789abcdef.tmp").write_bytes(b"another target's")
+    atomic_write(target, NEW)
+    assert target.read_bytes() == NEW
+    assert _leftovers(tmp_path) == [".other.npz.0123456789abcdef.tmp"]  # only this target's leftovers go
+
+
+def test_a_temp_left_by_kill_9_is_removed_when_the_checkpoint_is_loaded(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    from nn.checkpoint import load_checkpoint, save_checkpoint
+
+    base = save_checkpoint(tmp_path / "checkpoint", {"w": [1.0, 2.0]}, {"step": 1})
+    child = _start_hanging_writer(tmp_path / "checkpoint.npz")
+    child.kill()
+    child.wait(timeout=CHILD_READY_TIMEOUT_SECONDS)
+    child.stdin.close()
+    child.stdout.close()
+    assert len(_leftovers(tmp_path)) == 1
+    arrays, meta = load_checkpoint(base)
+    assert meta == {"step": 1} and list(arrays["w"]) == [1.0, 2.0]
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_cleaner_that_removes_a_fresh_temp_before_it_is_locked_costs_a_retry_not_the_write(tmp_path: Path, monkeypatch) -> None:
+    """The window between open and flock: a cleaner may remove the file; the writer takes another name."""
+    real_lock = atomic._lock
+    calls = []
+
+    def lock_after_a_cleaner(fd: int) -> bool:
+        if not calls:  # the first temporary file vanishes under us, as a cleaner would remove it
+            (only,) = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+            only.unlink()
+        calls.append(fd)
+        return real_lock(fd)
+
+    monkeypatch.setattr(atomic, "_lock", lock_after_a_cleaner)
+    atomic_write(tmp_path / "t.bin", NEW)
+    assert len(calls) == 2 and (tmp_path / "t.bin").read_bytes() == NEW and _leftovers(tmp_path) == []

@@ -89,3 +89,10 @@ def test_deep_nesting_within_the_length_limit_builds() -> None:
     depth = MAX_EXPRESSION_CHARS - 10
     root, leaves = build_expression("-" * depth + "x", {"x": 2.0})
     assert root.data == (-1) ** depth * 2.0 and leaves["x"].grad == (-1) ** depth
+
+
+@pytest.mark.parametrize("text", ["exp + x", "x * abs", "exp(exp)", "tanh(x) + log"])
+def test_a_function_name_used_as_a_variable_is_one_input_error(text: str) -> None:
+    """`exp + x` once reached the builder and failed there with KeyError: 'exp'."""
+    with pytest.raises(InputError, match="is a function, not a variable"):
+        build_expression(text, {"x": 0.5})

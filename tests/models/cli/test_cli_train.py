@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint, skip_if_a_child_ignores_sigint
 
 from models.cli import main
 from models.training.runs import load_run
@@ -110,8 +111,10 @@ def test_human_output_names_what_it_wrote(capsys, tmp_path) -> None:
     assert "final loss" in out and "test accuracy" in out and f"wrote {tmp_path / 'm' / 'checkpoint.npz'}" in out
 
 
+@needs_real_sigint
 def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
     """The command in its own process, stopped by a real SIGINT mid-run, then resumed."""
+    skip_if_a_child_ignores_sigint()
     args = ["train", "moons", "--batch-size", "8", "--steps", "40000", "--seed", "2", "--checkpoint-every", "1000"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "models.cli", *args, "--out", str(tmp_path / "cut"), "--quiet"],

@@ -8,15 +8,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from models.cli import main
 from models.data.datasets import load_dataset
-from models.experiments.distill import SETTINGS, LMDistillObjective, TabularDistillObjective, labelled_subset
-from models.zoo.gpt import GPT, GPTConfig
-from models.training.lm import LMObjective
-from models.zoo.mlp import MLP, MLPConfig
 from models.data.sequences import CharText
+from models.experiments.distill import SETTINGS, LMDistillObjective, TabularDistillObjective, labelled_subset
+from models.training.lm import LMObjective
 from models.training.trainer import TrainConfig, Trainer, full_batch
+from models.zoo.gpt import GPT, GPTConfig
+from models.zoo.mlp import MLP, MLPConfig
 
 #: steps of the quick runs: enough for the curves to move, a fraction of a second each
 QUICK_STEPS = 40
@@ -112,6 +113,7 @@ def test_distill_refuses_bad_settings(args: list[str], capsys) -> None:
 
 
 @pytest.mark.parametrize("argv", [["distill", "spirals", "--steps", "50"], ["align", "--steps", "20"]])
+@needs_real_sigint
 def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp_path, monkeypatch, capsys, argv) -> None:
     """A real SIGINT in the middle of one of the experiment's trainings: exit 130, one line, nothing written."""
     import os
@@ -143,9 +145,8 @@ def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp
 
 def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, capsys) -> None:
     """Past the teacher (trained by `models.training.tasks.train`), in the labels-only student's training."""
-    from models.training.trainer import Interrupted
-
     import models.experiments.distill
+    from models.training.trainer import Interrupted
 
     def interrupted(*_args, **_kwargs):
         raise Interrupted("labels only seed 0 interrupted after step 7 of 50: the experiment stopped there and wrote nothing")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 import engine
-
 from models.tour_stages.transformer import block_graph, block_problem, tour_stage
 from nn.transformer_block import transformer_block_forward, transformer_block_loops
 

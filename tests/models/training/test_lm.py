@@ -8,6 +8,7 @@ import signal
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from engine.errors import InputError
 from models.cli import main
@@ -111,6 +112,7 @@ def test_chars_reports_the_unigram_floor_and_notices_a_changed_file(tmp_path) ->
         train(resume=tmp_path / "run", train_options={"steps": 80})
 
 
+@needs_real_sigint
 def test_an_interrupted_gpt_run_resumes_bit_for_bit(tmp_path) -> None:
     settings = {"steps": 40, "eval_every": 10}
     straight = train("copy", train_options=settings, out=tmp_path / "a", plots=False)
@@ -182,6 +184,30 @@ def test_a_run_without_a_recorded_vocabulary_names_its_missing_text(tmp_path, ca
     assert len(err) == 1 and f"--run {folder}: its training text is needed for the vocabulary" in err[0], err
 
 
+def test_a_run_whose_record_lost_its_text_file_samples_from_its_vocabulary(tmp_path, capsys) -> None:
+    """A checkpoint.json without the data's source (damaged or edited by hand) once ended in a
+    TypeError traceback; now the recorded vocabulary serves, or one line says what is missing."""
+    from models.training.runs import save_run
+
+    data = tmp_path / "names.txt"
+    data.write_text(NAMES + "\n", encoding="utf-8")
+    folder = tmp_path / "run"
+    train("lines", model_options={"data": str(data)}, train_options={"steps": 2}, out=folder, plots=False)
+    before = sample_run(folder, n=3, seed=1).samples
+    saved = load_run(folder)
+    model_config = {**saved.model_config, "data": {k: v for k, v in saved.model_config["data"].items() if k != "source"}}
+    for extra in (saved.extra, {"engine": "manual"}):  # with, then without, the recorded vocabulary
+        save_run(folder, model_kind=saved.model_kind, task=saved.task, model_config=model_config,
+                 train_config=saved.train_config, params=saved.params, state=saved.state, status=saved.status,
+                 extra=extra)
+        if "vocab" in extra:
+            assert sample_run(folder, n=3, seed=1).samples == before
+        else:
+            assert main(["sample", "--run", str(folder)]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"--run {folder}: its training text is needed for the vocabulary" in err[0], err
+
+
 def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> None:
     from models.training.sampling import Samples
 
@@ -190,3 +216,19 @@ def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> N
     assert Samples("lines", "", ["ann", ""]).text() == "ann\n(empty)"
     assert Samples("chars", "\n", ["\nab\nc", "\nd"]).text() == "--- sample 1 of 2 ---\n\nab\nc\n--- sample 2 of 2 ---\n\nd"
     assert Samples("chars", "\n", ["\nab"]).text() == "\nab"
+
+
+def test_a_tiny_temperature_samples_the_argmax_without_a_numpy_warning(reverse_run, capsys) -> None:
+    """`sample --temperature 1e-320` printed numpy's "overflow encountered in divide" RuntimeWarning."""
+    import warnings
+
+    from models.training.sampling import next_token
+
+    logits = np.array([0.5, 2.0, -1.0, 1.999])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert next_token(logits, 1e-320, None, np.random.default_rng(0)) == 1
+        folder, _ = reverse_run
+        assert main(["sample", "--run", str(folder), "--prompt", "3 1 4 1 5", "--temperature", "1e-320"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "5 1 4 1 3\n" and captured.err == ""

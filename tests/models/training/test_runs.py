@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from engine.errors import InputError
 from models.training import runs, tabular
@@ -78,6 +79,7 @@ def test_out_that_is_a_file_is_refused(tmp_path) -> None:
     assert (tmp_path / "f").read_text() == "mine"
 
 
+@needs_real_sigint
 def test_interrupted_runs_without_out_each_get_a_new_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     folders = []
@@ -136,6 +138,7 @@ def test_a_resume_while_another_process_writes_the_run_is_refused(finished_run, 
     assert tree_bytes(finished_run) == before
 
 
+@needs_real_sigint
 def test_a_claim_left_by_a_dead_process_is_taken_over_and_every_claim_is_released(tmp_path) -> None:
     import subprocess
     import sys
@@ -155,6 +158,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over_and_every_claim_is_release
 
 # ---------------------------------------------------------------------------- resume
 @pytest.mark.parametrize("k", [1, 23, 59])
+@needs_real_sigint
 def test_interrupted_minibatch_run_resumes_bit_for_bit(tmp_path, k) -> None:
     straight = train("moons", train_options=SHORT, out=tmp_path / "straight", plots=False)
     stopped = train("moons", train_options=SHORT, out=tmp_path / "stopped", callback=sigint_after(k), plots=False)
@@ -254,6 +258,7 @@ def test_the_json_is_strict_and_says_what_was_trained(finished_run) -> None:
     assert meta["train_config"]["batch_size"] == 16 and meta["extra"] == {"engine": "manual"}
 
 
+@needs_real_sigint
 def test_an_interrupted_run_draws_its_pictures_too(tmp_path) -> None:
     pytest.importorskip("matplotlib")
     report = train("moons", train_options=SHORT, out=tmp_path / "run", callback=sigint_after(10))

@@ -9,12 +9,13 @@ import warnings
 
 import numpy as np
 import pytest
+from real_sigint import needs_real_sigint
 
 from engine.errors import InputError, RunError
 from models.data.datasets import load_dataset
-from models.zoo.mlp import MLP, MLPConfig
 from models.training.tabular import ClassifierObjective
-from models.training.trainer import Diverged, RowBatches, Trainer, TrainConfig, full_batch
+from models.training.trainer import Diverged, RowBatches, TrainConfig, Trainer, full_batch
+from models.zoo.mlp import MLP, MLPConfig
 from nn.optim import scheduled_lr
 
 #: a minibatch run long enough to interrupt at several places, short enough for a unit test.
@@ -127,6 +128,7 @@ def _sigint_after(k: int, times: int = 1):
 
 
 @pytest.mark.parametrize("k", [1, 37, 64, STEPS - 1])
+@needs_real_sigint
 def test_real_sigint_at_step_k_stops_there_and_resumes_bit_for_bit(k: int) -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # so the trainer installs its latch
     stopped = moons_setup(callback=_sigint_after(k))
@@ -136,6 +138,7 @@ def test_real_sigint_at_step_k_stops_there_and_resumes_bit_for_bit(k: int) -> No
     assert_bit_equal(resumed_from(stopped), straight_run())
 
 
+@needs_real_sigint
 def test_second_sigint_stops_at_once_with_a_whole_state() -> None:
     stopped = moons_setup(callback=_sigint_after(20, times=2))
     assert stopped.run().status == "interrupted"
@@ -143,6 +146,7 @@ def test_second_sigint_stops_at_once_with_a_whole_state() -> None:
     assert_bit_equal(resumed_from(stopped), straight_run())
 
 
+@needs_real_sigint
 def test_second_sigint_inside_the_update_waits_for_it() -> None:
     t = moons_setup()
     real_step = t.optimizer.step
@@ -159,6 +163,7 @@ def test_second_sigint_inside_the_update_waits_for_it() -> None:
     assert_bit_equal(resumed_from(t), straight_run())
 
 
+@needs_real_sigint
 def test_interrupt_inside_the_gradient_rewinds_the_generator() -> None:
     """Ctrl-C twice while step 31 computes its gradient: its batch was drawn, but the saved
     generator is the one of step 30, so the resumed run draws that batch again."""
