@@ -327,3 +327,19 @@ def test_a_piece_failing_during_the_run_is_one_line_at_exit_1(tmp_path: Path, ca
     code = main(["train", "xor", "--learner", str(ws)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err == ["twograd train: error: your linear_forward failed during the run (IndexError: row 4 of 3)"]
+
+
+def test_pieces_passed_by_twograd_learn_check_train_xor(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The whole way, as a learner goes: files checked by `twograd learn check` (its sandbox writes
+    progress.json), then `twograd train xor --learner` with the default workspace ./twograd-learn/."""
+    monkeypatch.chdir(tmp_path)
+    ws = tmp_path / "twograd-learn"
+    ws.mkdir()
+    for name in MLP_EXERCISES:
+        (ws / f"{name}.py").write_text(REEXPORTS[name], encoding="utf-8")
+        assert main(["learn", "check", name]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert main(["train", "xor", "--learner", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["learner"]["yours"] == ["linear", "tanh", "mse"] and printed["test_accuracy"] == 1.0
+    assert printed["learner"]["files"]["linear"] == sha256_of(ws / "linear.py")
