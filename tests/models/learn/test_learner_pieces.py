@@ -154,6 +154,14 @@ def test_moons_takes_the_learners_linear_and_activation_and_twograds_cross_entro
     assert_same_trajectory(losses(models.train("moons", steps=50, quiet=True)), losses(report))
 
 
+@pytest.mark.parametrize("task, activation", [("moons", "relu"), ("iris", "sigmoid"), ("spirals", "tanh")])
+def test_every_mlp_piece_can_be_the_learners(tmp_path: Path, task: str, activation: str) -> None:
+    ws = make_workspace(tmp_path / "ws", (*MLP_EXERCISES, "cross_entropy"))
+    report = models.train(task, learner=ws, activation=activation, steps=30, quiet=True)
+    assert report.learner.yours == ["linear", activation, "cross_entropy"] and report.learner.twograds == []
+    assert_same_trajectory(losses(models.train(task, activation=activation, steps=30, quiet=True)), losses(report))
+
+
 # ---------------------------------------------------------------------------- reverse: the GPT's composed path
 #: each way the GPT's composed path takes the learner's pieces (models/zoo/kernels.py): (exercises, their texts)
 GPT_WORKSPACES = {
