@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -351,3 +355,62 @@ def test_pieces_passed_by_twograd_learn_check_train_xor(tmp_path: Path, monkeypa
     printed = json.loads(capsys.readouterr().out)
     assert printed["learner"]["yours"] == ["linear", "tanh", "mse"] and printed["test_accuracy"] == 1.0
     assert printed["learner"]["files"]["linear"] == sha256_of(ws / "linear.py")
+
+
+# ---------------------------------------------------------------------------- the guide
+GUIDE = Path(__file__).resolve().parents[3] / "docs" / "guide" / "learn-zoo.md"
+#: what may differ from run to run: wall times, and the digits of a loss trained down to rounding noise
+#: (as tests/test_readme.py: below 1e-12 only "below the floor" is compared)
+VARIES = [(re.compile(r"\d+\.\d+ s\)"), lambda m: "T s)"),
+          (re.compile(r"(?<![\w.])\d+(?:\.\d+)?e-\d+"), lambda m: "<1e-12" if float(m.group()) < 1e-12 else m.group())]
+
+
+def _normalized(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        for pattern, repl in VARIES:
+            line = pattern.sub(repl, line)
+        out.append(line.rstrip())
+    return out
+
+
+def test_the_zoo_guide_prints_what_it_shows(tmp_path: Path) -> None:
+    """docs/guide/learn-zoo.md's commands in order, in one folder, with the files the page describes
+    written where it says: the learn session's state (linear passed, layer_norm with its mean path
+    dropped), twograd's own solutions in own/ before each is checked, and the edit to own/mse.py."""
+    from mistakes import LAYER_NORM_NO_MEAN_PATH
+
+    env = {**os.environ, "PYTHONPATH": str(GUIDE.parents[2])}
+
+    def twograd(*argv: str) -> list[str]:
+        res = subprocess.run([sys.executable, "-m", "models.cli", *argv], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        return (res.stdout + res.stderr).splitlines()
+
+    session = tmp_path / "twograd-learn"
+    session.mkdir()
+    (session / "linear.py").write_text(REEXPORTS["linear"], encoding="utf-8")
+    (session / "layer_norm.py").write_text(LAYER_NORM_NO_MEAN_PATH, encoding="utf-8")
+    assert twograd("learn", "check", "layer_norm")[0].startswith("layer_norm: FAILED")
+    (tmp_path / "own").mkdir()
+    sessions: list[tuple[str, list[str]]] = []  # each `$ twograd ...` line of the page, with the lines shown under it
+    for block in re.findall(r"```text\n(.*?)```", GUIDE.read_text(), flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                sessions.append((line[2:], []))
+            else:
+                sessions[-1][1].append(line)
+    assert len(sessions) >= 12, "the guide lost its commands"
+    xor_own = 0
+    for command, shown in sessions:
+        argv = shlex.split(command)
+        assert argv[0] == "twograd"
+        if argv[1:3] == ["learn", "check"] and argv[-2:] == ["--dir", "own"]:
+            (tmp_path / "own" / f"{argv[3]}.py").write_text(REEXPORTS[argv[3]], encoding="utf-8")
+        if argv[1:] == ["train", "xor", "--learner", "own"]:
+            xor_own += 1
+            if xor_own == 2:  # "after an edit to own/mse.py"
+                with open(tmp_path / "own" / "mse.py", "a", encoding="utf-8") as f:
+                    f.write("# an edit\n")
+        assert _normalized(twograd(*argv[1:])) == _normalized(shown), f"$ {command}"
+    assert xor_own == 2
