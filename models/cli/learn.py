@@ -16,15 +16,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from engine import InputError
 from models.cli import types
 from models.cli.output import print_json
-
-if TYPE_CHECKING:  # annotations only: the command imports models.learn when it runs
-    from models.learn.exercise import Exercise
-    from models.learn.grade import CheckResult
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,21 +88,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"twograd's own {ex.name} lives in:\n" + "\n".join(f"    {p}" for p in places))
         return 0
-    return _check(args, ex, directory)
+    from models.learn.grade import check_in_workspace
 
-
-def _check(args: argparse.Namespace, ex: Exercise, directory: Path) -> int:
-    from engine.atomic import sha256_file
-    from models.learn import grade, report, sandbox, workspace
-
-    path = workspace.exercise_file(directory, ex.name)
-    if not path.is_file():
-        raise InputError(f"there is no {path}: start it with `twograd learn start {ex.name}`"
-                         + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
-    digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
-    result = grade.check(ex, path, seed=args.seed, random_seed=args.random_seed, time_limit=args.time_limit or sandbox.DEFAULT_TIME_LIMIT)
-    workspace.record(directory, ex.name, result.passed, digest)
-    drew = _draw(result, args.html) if args.html is not None else None
+    result, drew = check_in_workspace(ex, directory, seed=args.seed, random_seed=args.random_seed,
+                                      time_limit=args.time_limit, html=args.html)
     if args.json:
         extra = {"html": None if drew is None else {"file": str(drew[0]), "disagree": drew[1], "compared": drew[2]}}
         print_json({**result.to_dict(), **(extra if args.html is not None else {})})
@@ -119,11 +102,3 @@ def _check(args: argparse.Namespace, ex: Exercise, directory: Path) -> int:
                   f"({drew[1]} of your {drew[2]} gradient entries disagree)" if drew
                   else "no page written: there is no wrong gradient of an nn piece (of the right shape) to draw")
     return 0 if result.passed else 1
-
-
-def _draw(result: CheckResult, path: Path) -> tuple[Path, int, int] | None:
-    """(the page, entries of theirs that disagree, entries compared), or None when nothing is worth drawing."""
-    from models.learn import draw
-
-    finding = draw.drawable(result.findings)
-    return None if finding is None else draw.draw(finding, path)
