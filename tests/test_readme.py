@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -67,6 +69,7 @@ def _normalized(lines: list[str]) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_readme_commands_print_what_it_shows(tmp_path: Path) -> None:
     """Run every `$ twograd ...` line of the README in order, in one folder, and compare what it
     prints with what the README shows under it (wall times aside)."""

@@ -25,6 +25,9 @@ from nn.registry import Case, Piece, all_pieces, check_piece, get_piece, walk_mo
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = [(p, c) for p in all_pieces() for c in p.cases]
+#: every piece at its first case in the fast subset (`-m "not slow"`); its other cases are `slow`
+ALL_MARKED = [pytest.param(p, c, id=f"{p.name}-{c.name}", marks=() if i == 0 else pytest.mark.slow)
+              for p in all_pieces() for i, c in enumerate(p.cases)]
 #: the library packages whose forward/backward pairs must all be checked by some piece.
 LIBRARY_PACKAGES = ("engine", "nn", "models", "viz")
 #: a fresh interpreter importing every module takes about a second; the bound only catches a hang.
@@ -192,7 +195,7 @@ def test_registry_is_populated() -> None:
     assert expected <= names, f"missing pieces: {sorted(expected - names)}"
 
 
-@pytest.mark.parametrize("piece,case", ALL, ids=[f"{p.name}-{c.name}" for p, c in ALL])
+@pytest.mark.parametrize("piece,case", ALL_MARKED)
 def test_three_way(piece, case) -> None:
     (report,) = check_piece(piece, case)
     assert report.passed, str(report)

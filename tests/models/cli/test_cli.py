@@ -124,6 +124,7 @@ def test_tour_out_empty_is_a_usage_error_that_writes_nothing(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []  # not the whole tour in the current folder
 
 
+@pytest.mark.slow
 def test_tour_runs_every_stage(tmp_path: Path) -> None:
     res = run_cli("tour", "--out", str(tmp_path / "tour"))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -131,6 +132,7 @@ def test_tour_runs_every_stage(tmp_path: Path) -> None:
     assert any((tmp_path / "tour").iterdir())
 
 
+@pytest.mark.slow
 def test_tour_with_a_failing_dot_runs_every_stage_and_saves_dot_files(tmp_path: Path) -> None:
     """issue 14: a `dot` that exists but fails used to end the tour at stage 1 with exit 2."""
     fake = tmp_path / "bin"
@@ -317,6 +319,7 @@ def test_check_list_json_has_nn_and_models_pieces(capsys) -> None:
     assert "mlp" in text and "from models" in text and "from nn" in text
 
 
+@pytest.mark.slow
 def test_tour_json_in_process(tmp_path: Path, capsys) -> None:
     assert main(["tour", "--out", str(tmp_path / "t"), "--json"]) == EXIT_OK
     out = json_out(capsys)

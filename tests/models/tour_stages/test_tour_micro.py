@@ -11,6 +11,7 @@ import models.training.lm
 import models.tour_stages.micro as demo
 
 
+@pytest.mark.slow
 def test_the_stage_trains_samples_and_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     said: list[str] = []
     assert demo.tour_stage(tmp_path, said.append) is True
@@ -21,6 +22,7 @@ def test_the_stage_trains_samples_and_passes(tmp_path: Path, monkeypatch: pytest
     assert (tmp_path / "micro_gpt" / "run" / "checkpoint.npz").is_file()
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_learn_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
