@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from real_sigint import REASON
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +19,7 @@ CTRL_C_TESTS = ["tests/models/training/test_trainer.py::test_second_sigint_stops
                 "tests/models/cli/test_cli_startup.py"]
 
 
+@pytest.mark.slow  # a whole pytest in a child process
 def test_ctrl_c_tests_skip_with_the_reason_when_sigint_is_ignored() -> None:
     ignoring = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                 "os.execv(sys.executable, [sys.executable, '-m', 'pytest', *sys.argv[1:]])")
