@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from engine.errors import UnknownNameError
 from models.experiments.align import AlignConfig, AlignResult
@@ -123,8 +123,9 @@ def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = F
                      progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet))
 
 
-def tour(out: str | Path = "twograd-out", *, quiet: bool = False) -> TourResult:
-    """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out`."""
+def tour(out: str | Path = "twograd-out", *, quiet: bool = False, stages: Sequence[str | int] | None = None) -> TourResult:
+    """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out`.
+    `stages` runs only those (numbers 1-9 or short names such as "micro", as `--stage` takes)."""
     from models.tour_stages.runner import run_tour
 
-    return run_tour(Path(out), echo=_say(quiet))
+    return run_tour(Path(out), echo=_say(quiet), stages=None if stages is None else [str(s) for s in stages])
