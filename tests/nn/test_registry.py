@@ -226,3 +226,31 @@ def test_a_wrong_backward_is_caught(piece) -> None:
     shape = case.make(np.random.default_rng(0))[0][names[-1]].shape
     assert worst.worst_index == np.unravel_index(int(np.prod(shape)) // 2, shape)
     assert piece.name in report.title and "FAIL" in str(report)
+
+
+def test_a_one_input_backward_that_returns_a_bare_array_is_told_to_return_a_tuple() -> None:
+    """It said "backward returned 5 gradients for 1 inputs" (the array's length), which hid the cause."""
+    from nn.registry import check_three_way
+
+    def double_loops(x):
+        return [2.0 * xi for xi in x]
+
+    def double_forward(x):
+        return 2.0 * x, None
+
+    def double_backward(dy, cache):
+        return 2.0 * dy  # should be (2.0 * dy,)
+
+    with pytest.raises(ValueError, match=r"^double: backward must return a tuple with one gradient per input \['x'\], "
+                                         r"got a ndarray; with one input, return \(x_grad,\) not x_grad$"):
+        check_three_way(double_loops, double_forward, double_backward, {"x": np.ones(5)}, name="double")
+    report = check_three_way(double_loops, double_forward, lambda dy, cache: (2.0 * dy,), {"x": np.ones(5)}, name="double")
+    assert report.passed
+
+
+def test_the_output_row_shows_no_numeric_value_instead_of_nan() -> None:
+    """The output row compares graph with manual only; its "numeric there" printed an unexplained nan."""
+    (report,) = check_piece(get_piece("tanh"), get_piece("tanh").cases[0])
+    output_line = next(line for line in str(report).splitlines() if line.startswith("output"))
+    assert "nan" not in output_line and output_line.split()[-4] == "-"  # numeric there, then atol rtol ok
+    assert "numeric" not in report.rows[0].values and report.rows[0].input == "output"
