@@ -196,6 +196,10 @@ def train(
         if saved.model_kind != the_task.kind:
             raise CheckpointError(f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}")
         train_config = _resume_settings(saved, task, model_options, train_options)
+        if train_config.steps <= saved.state.step:  # nothing to train: refused before the folder is touched
+            target = f"--steps {train_config.steps:,} is not above that" if "steps" in train_options else "that was its target"
+            raise InputError(f"--resume {saved.folder}: the run is already at step {saved.state.step:,} and {target}; "
+                             f"give --steps above {saved.state.step:,} to train further (the folder is left as it is)")
         model_config = saved.model_config
         recorded_engine = str(saved.extra.get("engine", "manual"))
         if engine is not None and engine != recorded_engine:
@@ -286,8 +290,6 @@ def train(
                 files.update(_pictures(setup, folder, outcome.state, notes))
             if status == "interrupted":
                 notes.append(f"the run is saved in {folder}; continue with: twograd train --resume {folder}")
-        if saved is not None and saved.state.step >= train_config.steps and status == "finished":
-            notes.append(f"the run was already at step {saved.state.step}; raise --steps to train further")
         return TrainReport(the_task.name, the_task.kind, model_config, train_config, engine, status, outcome, setup.model,
                            folder, files, notes, setup.summary)
     finally:
