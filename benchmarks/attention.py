@@ -30,8 +30,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 B, T, C, H = 16, 64, 64, 4
 TARGET_RATIO = 1.5  # ours / torch, median forward+backward time

@@ -38,7 +38,8 @@ import statistics
 import sys
 import time
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # This file is called engine.py: running it puts benchmarks/ first on sys.path, where
 # `import engine` would find this script instead of the package. Drop that entry and put
@@ -52,7 +53,7 @@ import engine  # noqa: E402
 from engine import Value  # noqa: E402
 
 try:
-    from micrograd.engine import Value as MicrogradValue  # noqa: E402
+    from micrograd.engine import Value as MicrogradValue
 except ImportError:  # the comparison is skipped, twograd's numbers are still printed
     MicrogradValue = None
 
@@ -404,7 +405,7 @@ def report(r: dict[str, Any]) -> str:
     lines.append(
         f"twograd+dot (engine.dot neurons): fwd+bwd {tg['total_s'] / td['total_s']:.1f}x the micrograd-compatible "
         f"twograd line{vs_micrograd}; {tg['nodes'] / td['nodes']:.1f}x fewer nodes; loss "
-        f"{'equal' if td['loss'] == tg['loss'] else 'differs by %.1e' % abs(td['loss'] - tg['loss'])}, parameter gradients "
+        f"{'equal' if td['loss'] == tg['loss'] else 'differs by ' + format(abs(td['loss'] - tg['loss']), '.1e')}, parameter gradients "
         f"by at most {r['max_grad_diff_dot']:.1e} (not a target)"
     )
     c = r["chain_twograd"]

@@ -30,19 +30,20 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout too
 
-from models.data.datasets import load_dataset  # noqa: E402
-from models.zoo.mlp import MLP, MLPConfig  # noqa: E402
-from nn.optim import Adam  # noqa: E402
+from models.data.datasets import load_dataset
+from models.zoo.mlp import MLP, MLPConfig
+from nn.optim import Adam
 
 LR = 0.01
 TARGETS = {"xor": 0.25, "moons": 0.5}  # ours / torch, median time per step

@@ -48,11 +48,11 @@ import numpy as np  # noqa: E402
 
 import engine  # noqa: E402
 from engine import to_values, topological_order  # noqa: E402
-from models.zoo.gpt import gpt_loops  # noqa: E402
-from models.training.lm import LMObjective  # noqa: E402
 from models.data.sequences import stand_in_words  # noqa: E402
+from models.training.lm import LMObjective  # noqa: E402
 from models.training.tasks import get_task  # noqa: E402
 from models.training.trainer import make_optimizer  # noqa: E402
+from models.zoo.gpt import gpt_loops  # noqa: E402
 from nn.optim import scheduled_lr  # noqa: E402
 
 #: fused over binary, from the issue.

@@ -8,11 +8,12 @@
     7.0
     >>> explain(y, x).total   # the same, as a sum over the paths from x to y (print it for the table)
     7.0
-"""
+"""  # fmt: skip  # keeps the indented example (the formatter would flatten it)
 
-from engine.explain import ChainPath, Explanation, explain
 from engine.errors import InputError, RunError, TwogradError, UnknownNameError
+from engine.explain import ChainPath, Explanation, explain
 from engine.functions import data_of, erf, exp, log, relu, sigmoid, sqrt, tanh
+from engine.fused_rows import cross_entropy, rms_norm, softmax
 from engine.gradcheck import (
     DEFAULT_EPS,
     EXACT,
@@ -28,7 +29,6 @@ from engine.gradcheck import (
     to_values,
 )
 from engine.value import Value, dot, fused, topological_order, total, unfused, zero_grad
-from engine.fused_rows import cross_entropy, rms_norm, softmax
 
 __all__ = [
     "Value",

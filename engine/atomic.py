@@ -19,7 +19,8 @@ left byte for byte as it was. A writer killed outright (kill -9, a power cut) ca
 while a temporary file is written it is held under an exclusive `flock`, which the kernel drops
 when its process dies, so the next write of the same target (or `remove_stale_temps`, which a
 loader calls) removes every temporary file of that target whose lock is free: a leftover, never
-a file another live writer is still writing. (Without `fcntl`, on Windows, nothing is removed.) An OSError is re-raised as the same OSError subclass (with the
+a file another live writer is still writing. (Without `fcntl`, on Windows, nothing is removed.)
+An OSError is re-raised as the same OSError subclass (with the
 same errno and strerror) naming the target: the temporary file's name, which the user never
 chose and cannot act on, appears in no message.
 
@@ -33,23 +34,24 @@ import hashlib
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so a leftover temporary file cannot be told from a live one
     fcntl = None  # type: ignore[assignment]
-from typing import IO, Callable, Union
 
 #: bytes read at a time when hashing what was written
 HASH_CHUNK_BYTES = 1 << 20
 #: random names tried before giving up (a collision of 64 random bits is not expected once)
 TEMP_NAME_ATTEMPTS = 100
 
-Payload = Union[bytes, bytearray, memoryview, Callable[[IO[bytes]], None]]
+Payload = bytes | bytearray | memoryview | Callable[[IO[bytes]], None]
 
 
-def sha256_file(path: Union[str, os.PathLike]) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     """The hex sha256 of the file at `path`, read in chunks of HASH_CHUNK_BYTES."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -125,7 +127,7 @@ def _naming_target(err: OSError, target: Path, tmp: Path | None) -> OSError:
     """`err` again (same class, errno and strerror) but naming `target`, never the temp file."""
     cls = type(err)
     if err.errno is not None and err.strerror:
-        args: tuple = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
+        args: tuple[object, ...] = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
     else:
         text = str(err).replace(str(tmp), str(target)) if tmp else str(err)
         args = (f"{target}: {text}",)
@@ -169,7 +171,7 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def atomic_write(path: Union[str, os.PathLike], payload: Payload) -> str:
+def atomic_write(path: str | os.PathLike[str], payload: Payload) -> str:
     """Write `payload` to `path` atomically; return the hex sha256 of the bytes written.
 
     Args:

@@ -35,6 +35,8 @@ from engine.value import Value, topological_order
 
 #: paths listed at most; past it the count is given and the largest contributions shown
 DEFAULT_LIMIT = 20
+#: a path back to the root, innermost first: (partial, node above, the rest of the chain)
+_Chain = tuple[float, Value, "_Chain"] | None
 NUMBER_FORMAT = ".6g"
 
 
@@ -178,7 +180,7 @@ def _largest_paths(order: list[Value], root: Value, leaf: Value, limit: int) -> 
             best[v] = max((r if r == r else math.inf) for r in reach)  # NaN ranks first: it is news
     tie = 0
     # entries: (-bound, tie, node, |prefix|, chain); chain = (partial, node_above, rest) back to the root
-    heap: list[tuple[float, int, Value, float, tuple | None]] = [(-best[root], tie, root, 1.0, None)]
+    heap: list[tuple[float, int, Value, float, _Chain]] = [(-best[root], tie, root, 1.0, None)]
     found: list[ChainPath] = []
     while heap and len(found) < limit:
         _, _, v, q, chain = heapq.heappop(heap)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import ast
 import operator
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from engine import functions
 from engine.errors import InputError
@@ -25,7 +26,7 @@ from engine.value import Value
 #: longer expressions are refused before parsing (the parser nests, the evaluation recurses)
 MAX_EXPRESSION_CHARS = 500
 
-FUNCTIONS: dict[str, Callable] = {
+FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "exp": functions.exp,
     "log": functions.log,
     "sqrt": functions.sqrt,
@@ -36,10 +37,10 @@ FUNCTIONS: dict[str, Callable] = {
     "abs": abs,
 }
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
-_UNARY: dict[type, Callable] = {ast.USub: operator.neg, ast.UAdd: lambda a: a}  # Value has no unary +: +a is a
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: lambda a: a}  # Value has no unary +: +a is a
 
 
-def _source(text: str, node: ast.expr) -> str:
+def _source(text: str, node: ast.AST) -> str:
     """The part of `text` that `node` was parsed from, as the user wrote it (ast.unparse would
     recurse once per level of nesting, and re-space it)."""
     return ast.get_source_segment(text, node) or type(node).__name__
@@ -102,15 +103,17 @@ def build_expression(text: str, at: Mapping[str, float]) -> tuple[Value, dict[st
     leaves = {n: Value(float(at[n]), n) for n in names}
 
     def build(node: ast.expr) -> Value | float:
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # (parse_expression allowed no other)
             return float(node.value)  # floats only: no giant integers from 9**9**9
         if isinstance(node, ast.Name):
             return leaves[node.id]
+        out: Value | float
         if isinstance(node, ast.BinOp):
             out = _BINARY[type(node.op)](build(node.left), build(node.right))
         elif isinstance(node, ast.UnaryOp):
             out = _UNARY[type(node.op)](build(node.operand))
         else:
+            assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # parse_expression allowed no other
             out = FUNCTIONS[node.func.id](build(node.args[0]))
         if isinstance(out, Value) and not out.label:
             out.label = _source(text, node)

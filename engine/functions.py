@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Union, overload
+from typing import overload
 
 from engine.value import Value
 
-Scalar = Union[Value, float, int]
+Scalar = Value | float | int
 
 
 def _domain(name: str, x: float, need: str) -> ValueError:

@@ -35,22 +35,25 @@ number is a constant (no edge), and on plain numbers only the results are plain 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Sequence, Union
+from typing import Any, cast
 
 from engine import value as _value
 from engine.functions import data_of, exp, log, sqrt
 from engine.value import Value, _binary_sum, _row, fused
 
-Scalar = Union[Value, int, float]
+Scalar = Value | int | float
 
 _exp = math.exp
 _log = math.log
 _sqrt = math.sqrt
 
 
-def _numbers(xs: Sequence[Scalar], op: str, what: str) -> tuple[list[float], bool]:
-    """(the numbers behind `xs`, whether every entry is a Value); TypeError naming a bad entry."""
+def _numbers(xs: Sequence[Any], op: str, what: str) -> tuple[list[float], bool]:
+    """(the numbers behind `xs`, whether every entry is a Value); TypeError naming a bad entry.
+
+    `xs` is unchecked (Any): this is where its entries are checked."""
     try:  # the common case, a row of Values: one comprehension
         data = [x.data for x in xs]
         if set(map(type, data)) <= {float}:
@@ -72,7 +75,7 @@ def _node(data: float, op: str, inputs: Sequence[Scalar], partials: Sequence[flo
     """One fused node over the Values among `inputs` (numbers are constants: no edge), or the
     float `data` when there are none."""
     if all_values:
-        return fused(data, op, tuple(inputs), tuple(partials))
+        return fused(data, op, cast("tuple[Value, ...]", tuple(inputs)), tuple(partials))
     kept = [(x, d) for x, d in zip(inputs, partials) if isinstance(x, Value)]
     if not kept:
         return data

@@ -21,9 +21,10 @@ given (`.shape`, `.reshape()`, `.copy()`, `.flat`, `.tolist()`), so `import engi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from engine.functions import data_of
 from engine.value import Value

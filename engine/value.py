@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import math
 import sys
-from functools import reduce as _reduce
-from operator import add as _add, mul as _mul
-from numbers import Real
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence, Union
+from functools import reduce as _reduce
+from numbers import Real
+from operator import add as _add
+from operator import mul as _mul
+from typing import Any, Union
 
-Number = Union[int, float]
+Number = int | float
 Scalar = Union["Value", int, float]
 
 _new = object.__new__
@@ -70,7 +72,7 @@ def _check_number(data: object, what: str) -> float:
     raise TypeError(f"{what} must be a real number (int or float), not {type(data).__name__}: {data!r}")
 
 
-def _name(v: "Value") -> str:
+def _name(v: Value) -> str:
     return repr(v.label) if v.label else f"(unlabelled {v.op or 'leaf'} node)"
 
 
@@ -90,15 +92,17 @@ def _power_partial(x: float, y: float, p: float) -> float:
         return 0.0
     if x != 0.0:
         if -_SMALLEST_NORMAL < y < _SMALLEST_NORMAL:
-            return p * x ** (p - 1.0)
+            slope: float = p * x ** (p - 1.0)  # real: a negative x comes with an integer p only
+            return slope
         return p * (y / x)
     return 0.0 if p > 1.0 else (1.0 if p == 1.0 else math.inf)
 
 
-def _power(base: "Value", x: float, p: float) -> float:
+def _power(base: Value, x: float, p: float) -> float:
     """x ** p, with an overflow reported against the node it happened at."""
     try:
-        return x**p
+        y: float = x**p  # real: __pow__ refuses a negative x with a non-integer p
+        return y
     except OverflowError:
         raise OverflowError(f"{x!r} ** {p!r} at {_name(base)} overflows a float") from None
 
@@ -121,6 +125,14 @@ class Value:
     # `fused`) stores a tuple of parents in `_a` and the tuple of their partials in `_da`,
     # with `_b` None: no extra slot, so a binary node stays as small as before.
     __slots__ = ("data", "grad", "label", "op", "_a", "_b", "_da", "_db")
+    data: float
+    grad: float
+    label: str
+    op: str
+    _a: Value | tuple[Value, ...] | None
+    _b: Value | None
+    _da: float | tuple[float, ...]  # a tuple exactly when `_a` is one (a fused node)
+    _db: float
 
     def __init__(self, data: Number, label: str = "") -> None:
         if type(data) is not float:
@@ -138,12 +150,12 @@ class Value:
 
     # ----------------------------------------------------------------- structure
     @property
-    def parents(self) -> tuple["Value", ...]:
+    def parents(self) -> tuple[Value, ...]:
         """The operands this node was computed from, in operand order."""
         a = self._a
         if a is None:
             return ()
-        if type(a) is tuple:  # a fused node
+        if isinstance(a, tuple):  # a fused node
             return a
         if self._b is None:
             return (a,)
@@ -152,14 +164,14 @@ class Value:
     @property
     def partials(self) -> tuple[float, ...]:
         """Local derivatives d(self)/d(parent), one per entry of `parents`."""
-        a = self._a
-        if a is None:
+        if self._a is None:
             return ()
-        if type(a) is tuple:  # a fused node
-            return self._da
+        da = self._da
+        if isinstance(da, tuple):  # a fused node
+            return da
         if self._b is None:
-            return (self._da,)
-        return (self._da, self._db)
+            return (da,)
+        return (da, self._db)
 
     def __repr__(self) -> str:
         label = f"label={self.label!r}, " if self.label else ""
@@ -184,7 +196,7 @@ class Value:
         would flow through it anyway)."""
         return round(self.data, ndigits)
 
-    def __abs__(self) -> "Value":
+    def __abs__(self) -> Value:
         """|x|;  d/dx = sign(x), and 0 at x == 0 and at NaN (the subgradient PyTorch uses)."""
         x = self.data
         slope = -1.0 if x < 0.0 else (1.0 if x > 0.0 else 0.0)  # 0 at 0 and at NaN, as torch's sgn
@@ -208,7 +220,7 @@ class Value:
     # Each op builds its node field by field instead of calling __init__: that saves a
     # Python frame per node, which is most of the forward cost of a scalar engine.
 
-    def __add__(self, other: Scalar) -> "Value":
+    def __add__(self, other: Scalar) -> Value:
         """a + b;  d/da = 1,  d/db = 1."""
         if type(other) is not Value and not isinstance(other, Value):
             if not isinstance(other, Real):
@@ -225,10 +237,10 @@ class Value:
         out._db = 1.0
         return out
 
-    def __radd__(self, other: Number) -> "Value":
+    def __radd__(self, other: Number) -> Value:
         return Value(other) + self
 
-    def __sub__(self, other: Scalar) -> "Value":
+    def __sub__(self, other: Scalar) -> Value:
         """a - b;  d/da = 1,  d/db = -1.  (One node, not a + (-b): half the graph.)"""
         if type(other) is not Value and not isinstance(other, Value):
             if not isinstance(other, Real):
@@ -245,10 +257,10 @@ class Value:
         out._db = -1.0
         return out
 
-    def __rsub__(self, other: Number) -> "Value":
+    def __rsub__(self, other: Number) -> Value:
         return Value(other) - self
 
-    def __mul__(self, other: Scalar) -> "Value":
+    def __mul__(self, other: Scalar) -> Value:
         """a * b;  d/da = b,  d/db = a."""
         if type(other) is not Value and not isinstance(other, Value):
             if not isinstance(other, Real):
@@ -265,10 +277,10 @@ class Value:
         out._db = self.data
         return out
 
-    def __rmul__(self, other: Number) -> "Value":
+    def __rmul__(self, other: Number) -> Value:
         return Value(other) * self
 
-    def __truediv__(self, other: Scalar) -> "Value":
+    def __truediv__(self, other: Scalar) -> Value:
         """a / b;  d/da = 1/b,  d/db = -a/b**2."""
         if type(other) is not Value and not isinstance(other, Value):
             if not isinstance(other, Real):
@@ -289,10 +301,10 @@ class Value:
         out._db = -q * inv
         return out
 
-    def __rtruediv__(self, other: Number) -> "Value":
+    def __rtruediv__(self, other: Number) -> Value:
         return Value(other) / self
 
-    def __pow__(self, other: Scalar) -> "Value":
+    def __pow__(self, other: Scalar) -> Value:
         """x ** p.
 
         Constant p:  d/dx = p x^(p-1).
@@ -330,15 +342,15 @@ class Value:
         y = _power(self, x, p)
         return self._unary(y, "**" + (str(int(p)) if p.is_integer() else repr(p)), _power_partial(x, y, p))
 
-    def __rpow__(self, other: Number) -> "Value":
+    def __rpow__(self, other: Number) -> Value:
         return Value(other) ** self
 
-    def __neg__(self) -> "Value":
+    def __neg__(self) -> Value:
         """-a;  d/da = -1."""
         return self._unary(-self.data, "neg", -1.0)
 
     # ----------------------------------------------------------------- unary ops
-    def _unary(self, data: float, op: str, local: float) -> "Value":
+    def _unary(self, data: float, op: str, local: float) -> Value:
         out = _new(Value)
         out.data = data
         out.grad = 0.0
@@ -350,7 +362,7 @@ class Value:
         out._db = 0.0
         return out
 
-    def exp(self) -> "Value":
+    def exp(self) -> Value:
         """e^x;  d/dx = e^x."""
         try:
             y = _exp(self.data)
@@ -358,14 +370,14 @@ class Value:
             raise OverflowError(f"exp({self.data!r}) at {_name(self)} overflows a float") from None
         return self._unary(y, "exp", y)
 
-    def log(self) -> "Value":
+    def log(self) -> Value:
         """ln x;  d/dx = 1/x.  Defined for x > 0 only."""
         x = self.data
         if x <= 0.0:
             raise ValueError(f"log needs a positive input, got {x!r} at {_name(self)}")
         return self._unary(_log(x), "log", 1.0 / x)
 
-    def sqrt(self) -> "Value":
+    def sqrt(self) -> Value:
         """sqrt(x);  d/dx = 1 / (2 sqrt(x)).  Defined for x >= 0 (infinite slope at 0, -inf at -0.0)."""
         x = self.data
         if x < 0.0:
@@ -374,12 +386,12 @@ class Value:
         # 1/(2y) carries y's sign at a zero (sqrt(-0.0) = -0.0: slope -inf) and NaN through, as in PyTorch
         return self._unary(y, "sqrt", 0.5 / y if y != 0.0 else math.copysign(math.inf, y))
 
-    def tanh(self) -> "Value":
+    def tanh(self) -> Value:
         """tanh(x);  d/dx = 1 - tanh(x)^2."""
         t = _tanh(self.data)
         return self._unary(t, "tanh", 1.0 - t * t)
 
-    def sigmoid(self) -> "Value":
+    def sigmoid(self) -> Value:
         """s(x) = 1 / (1 + e^-x);  d/dx = s(x) (1 - s(x)).
 
         Evaluated as e^x / (1 + e^x) for x < 0 so that e^-x never overflows.
@@ -392,7 +404,7 @@ class Value:
             s = e / (1.0 + e)
         return self._unary(s, "sigmoid", s * (1.0 - s))
 
-    def relu(self) -> "Value":
+    def relu(self) -> Value:
         """max(0, x);  d/dx = 1 for x > 0, else 0 (the subgradient at 0 is 0, as in PyTorch)."""
         x = self.data
         if x > 0.0:
@@ -401,7 +413,7 @@ class Value:
             return self._unary(x, "relu", 1.0)
         return self._unary(0.0, "relu", 0.0)
 
-    def erf(self) -> "Value":
+    def erf(self) -> Value:
         """erf(x);  d/dx = 2/sqrt(pi) e^(-x^2)."""
         x = self.data
         return self._unary(_erf(x), "erf", _TWO_OVER_SQRT_PI * _exp(-x * x))
@@ -425,12 +437,15 @@ class Value:
         # nodes are in `order`, so every one has a first parent.
         for v in reversed(order):
             g = v.grad
-            a = v._a
+            # Any: `_a` and `_da` are a tuple together (a fused node) or a Value and a float
+            # together, a tie no checker follows; an isinstance per node would slow this loop.
+            a: Any = v._a
+            da: Any = v._da
             if type(a) is tuple:  # a fused node: one term per parent
-                for p, d in zip(a, v._da):
+                for p, d in zip(a, da):
                     p.grad += d * g
                 continue
-            a.grad += v._da * g
+            a.grad += da * g
             b = v._b
             if b is not None:
                 b.grad += v._db * g
@@ -464,7 +479,7 @@ def _float_of(x: object, op: str, what: str, i: int) -> float:
     raise TypeError(f"engine.{op}: {what}[{i}] must be a number or an engine.Value, not {type(x).__name__}: {x!r}")
 
 
-def _row(xs: Any, op: str, what: str) -> Sequence[Scalar]:
+def _row(xs: Any, op: str, what: str) -> Sequence[Any]:
     """`xs` as a sequence of entries (a list or tuple as it is, another iterable as a list);
     TypeError naming the op for a single number, a Value, a string or a mapping."""
     if type(xs) is list or type(xs) is tuple:
@@ -483,23 +498,24 @@ def dot(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
     result is a float. The sum runs left to right, so it is the same number as
     w_0 x_0 + w_1 x_1 + ... built from binary nodes.
     """
-    ws, xs = _row(ws, "dot", "ws"), _row(xs, "dot", "xs")
-    n = len(ws)
-    if len(xs) != n:
-        raise ValueError(f"engine.dot: ws and xs must have the same length, got {n} and {len(xs)}")
+    # the entries as given (unchecked): the fast path tries them as Values, _dot_mixed checks each
+    w_row, x_row = _row(ws, "dot", "ws"), _row(xs, "dot", "xs")
+    n = len(w_row)
+    if len(x_row) != n:
+        raise ValueError(f"engine.dot: ws and xs must have the same length, got {n} and {len(x_row)}")
     if not _fuse_ops:
-        return _binary_sum([w * x for w, x in zip(ws, xs)])
+        return _binary_sum([w * x for w, x in zip(w_row, x_row)])
     if n == 0:
         return 0.0
     try:  # the common case, every entry a Value: comprehensions, no per-entry branches
-        wd = [w.data for w in ws]
-        xd = [x.data for x in xs]
+        wd = [w.data for w in w_row]
+        xd = [x.data for x in x_row]
         data = _reduce(_add, map(_mul, wd, xd))  # left to right, from the first product
     except (AttributeError, TypeError):  # some entries are numbers (constants, or a float forward)
-        return _dot_mixed(ws, xs)
+        return _dot_mixed(w_row, x_row)
     if type(data) is not float:  # numpy scalars have a .data too (a buffer): not Values
-        return _dot_mixed(ws, xs)
-    return fused(data, "dot", (*ws, *xs), (*xd, *wd))
+        return _dot_mixed(w_row, x_row)
+    return fused(data, "dot", (*w_row, *x_row), (*xd, *wd))
 
 
 def _dot_mixed(ws: Sequence[Scalar], xs: Sequence[Scalar]) -> Scalar:
@@ -581,7 +597,7 @@ def _interior_order(root: Value) -> list[Value]:
     remembers (in `resume`) how far through its parents it got, so each parent is looked
     at once however many there are.
     """
-    mark = object()
+    mark: Any = object()  # parked in float slots on purpose (see above), hence Any
     root.grad = mark
     order: list[Value] = []
     emit = order.append
@@ -592,7 +608,7 @@ def _interior_order(root: Value) -> list[Value]:
     try:
         while stack:
             v = stack[-1]
-            a = v._a
+            a: Any = v._a  # a fused tuple or one parent (a Value: only interior nodes are stacked)
             if type(a) is tuple:  # a fused node: go on from the parent it stopped at
                 i, n = resume.get(v, 0), len(a)
                 while i < n and (a[i]._a is None or a[i].grad is mark):
@@ -638,7 +654,7 @@ def topological_order(root: Value) -> list[Value]:
     resume: dict[Value, int] = {}  # fused node -> index of the next parent to look at
     while stack:
         v = stack[-1]
-        a = v._a
+        a: Any = v._a  # a fused tuple, one parent, or None (a leaf)
         if type(a) is tuple:  # a fused node: go on from the parent it stopped at
             i, n = resume.get(v, 0), len(a)
             while i < n and a[i] in seen:

@@ -17,8 +17,9 @@ text without it); `quiet=True` turns it off with the messages on the way.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from engine.errors import UnknownNameError
 from models.experiments.align import AlignConfig, AlignResult
@@ -42,7 +43,7 @@ def _say(quiet: bool, stream: Any = None) -> Callable[[str], None]:
 
 def train(task: str | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
           overwrite: bool = False, engine: str | None = None, preset: str | None = None, quiet: bool = False,
-          progress: bool | None = None, **options: Any) -> TrainReport:
+          progress: bool | None = None, learner: str | Path | None = None, **options: Any) -> TrainReport:
     """Train a task of the task table (`twograd train --list`), as `twograd train TASK` does.
 
     options:   the command's flags as keywords: training (steps, lr, batch_size, optimizer,
@@ -53,6 +54,9 @@ def train(task: str | None = None, *, out: str | Path | None = None, resume: str
     resume:    continue the run saved in this folder.
     engine:    "manual" (numpy, hand-derived backward; default) or "graph" (the loops form on Values).
     quiet:     no progress bar and no messages; the report is returned all the same.
+    learner:   a `twograd learn` workspace: train on the learner's pieces that passed their checks,
+               twograd's elsewhere (`report.learner` says which); a new run of xor, moons, spirals,
+               iris, copy or reverse. A piece not passed, or edited since, is refused (InputError).
 
     Returns a `TrainReport`; raises engine.InputError for bad settings before step 1.
     """
@@ -69,7 +73,7 @@ def train(task: str | None = None, *, out: str | Path | None = None, resume: str
         model_options={k: v for k, v in options.items() if k in MODEL_OPTIONS},
         train_options={k: v for k, v in options.items() if k in TRAIN_OPTIONS},
         engine=engine, preset=preset, out=out, resume=resume, overwrite=overwrite,
-        progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet),
+        progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet), learner=learner,
     )
 
 

@@ -14,9 +14,9 @@ object), and `piece_listing` / `format_listing` for `--list`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from engine import GradientReport, GradientRow, UnknownNameError
 from engine.gradcheck import text_table

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 #: the inline curve's size in CSS pixels, and its padding for the axis labels.
 CURVE_WIDTH, CURVE_HEIGHT, CURVE_PAD = 420, 160, 36
@@ -23,7 +24,7 @@ CURVE_MAX_POINTS = 400
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
-def svg_curves(curves: dict[str, Sequence[float]], *, log_y: bool = False, title: str = "") -> str:
+def svg_curves(curves: Mapping[str, Sequence[float]], *, log_y: bool = False, title: str = "") -> str:
     """An inline SVG line chart of one or more curves (x = index, y = value); non-finite points are skipped.
 
     `log_y` draws log10(y) (losses that fall over decades); non-positive values are then skipped too.
@@ -99,10 +100,10 @@ class Shown:
     def html_title(self) -> str:
         return type(self).__name__
 
-    def html_rows(self) -> tuple[Sequence[str] | None, list[Sequence[Any]]]:
+    def html_rows(self) -> tuple[Sequence[str] | None, Sequence[Sequence[Any]]]:
         return None, []
 
-    def plot_curves(self) -> tuple[dict[str, Sequence[float]], bool]:
+    def plot_curves(self) -> tuple[Mapping[str, Sequence[float]], bool]:
         """(name -> values, whether to draw them on a log scale); none by default."""
         return {}, False
 

@@ -17,9 +17,10 @@ Python step per scalar (a scalar GPT step validates about 14,000 leaves).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

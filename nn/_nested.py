@@ -17,7 +17,8 @@ assume it has been done.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.gradcheck import _flatten
 

@@ -16,14 +16,15 @@ coefficients are computed at import from the Hermite-polynomial form of erf's de
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine import erf, relu, sigmoid, tanh
 from nn._checks import array_input, dout_array, nested_input
 from nn._nested import map_leaves
-from nn.registry import Case, Piece, register
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -263,7 +264,7 @@ def gelu_tanh_backward(dout: Any, cache: GeluTanhCache) -> tuple[np.ndarray]:
     """y = 0.5 x (1 + t),  t = tanh(u),  u = sqrt(2/pi) (x + c x^3).  Product and chain rule:
 
         dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,     du/dx = sqrt(2/pi) (1 + 3 c x^2)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     x, t = cache
     dy = dout_array("gelu_tanh", dout, x.shape)
     du = x * x
@@ -282,17 +283,17 @@ def gelu_tanh_backward(dout: Any, cache: GeluTanhCache) -> tuple[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------ registry
-def _normal_case(shape: tuple[int, ...], scale: float = 1.5):
-    def make(rng: np.random.Generator):
+def _normal_case(shape: tuple[int, ...], scale: float = 1.5) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"x": scale * rng.standard_normal(shape)}, {}
 
     return make
 
 
-def _away_from_zero_case(shape: tuple[int, ...], gap: float = 0.05):
+def _away_from_zero_case(shape: tuple[int, ...], gap: float = 0.05) -> CaseMaker:
     """Entries with |x| in [gap, 2]: the ReLU kink at 0 stays far outside the +-eps stencil."""
 
-    def make(rng: np.random.Generator):
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         magnitude = rng.uniform(gap, 2.0, shape)
         sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
         return {"x": sign * magnitude}, {}

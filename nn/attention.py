@@ -50,7 +50,7 @@ def _attend_loops_2d(
     Returns (out (Tq, dv), weights (Tq, Tk)); `allowed` is the (Tq, Tk) mask as nested
     lists (None: every key), `lead` the block's leading index for error messages.
     """
-    Tq, Tk, d, dv = len(q), len(k), len(q[0]), len(v[0])
+    Tq, Tk, dv = len(q), len(k), len(v[0])
     out, weights = [], []
     for i in range(Tq):
         # scores of the allowed keys only: masked keys are excluded, not penalised

@@ -30,8 +30,9 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 import numpy as np
 
@@ -63,7 +64,10 @@ def _check_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
             raise ValueError(f"save_checkpoint: array names must be non-empty strings, got {name!r}")
         arr = np.asarray(a)
         if arr.dtype.hasobject:
-            raise ValueError(f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved (object arrays would need code execution to load)")
+            raise ValueError(
+                f"save_checkpoint: array {name!r} has dtype object; only numeric arrays can be saved "
+                "(object arrays would need code execution to load)"
+            )
         out[name] = arr
     return out
 

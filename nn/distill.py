@@ -53,8 +53,14 @@ import numpy as np
 
 from engine import log
 from nn._checks import array_input, dout_array, fail, kept_rows, nested_input, shape_text
-from nn.losses import IGNORE_INDEX, CrossEntropyCache, cross_entropy_backward, cross_entropy_forward, cross_entropy_loops
-from nn.registry import Case, Piece, register
+from nn.losses import (
+    IGNORE_INDEX,
+    CrossEntropyCache,
+    cross_entropy_backward,
+    cross_entropy_forward,
+    cross_entropy_loops,
+)
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 from nn.softmax import _shifted_exps
 
 PIECE = "distillation"
@@ -175,8 +181,8 @@ def distillation_backward(dout: Any, cache: DistillationCache) -> tuple[np.ndarr
 
 
 # ------------------------------------------------------------------------------ registry
-def _distill_case(shape: tuple[int, ...], temperature: float, alpha: float, n_ignored: int = 0, scale: float = 2.0):
-    def make(rng: np.random.Generator):
+def _distill_case(shape: tuple[int, ...], temperature: float, alpha: float, n_ignored: int = 0, scale: float = 2.0) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         targets = rng.integers(0, shape[-1], size=shape[:-1])
         targets.reshape(-1)[rng.permutation(targets.size)[:n_ignored]] = IGNORE_INDEX
         static = {"teacher_logits": scale * rng.standard_normal(shape), "targets": targets, "temperature": temperature,

@@ -27,7 +27,7 @@ import numpy as np
 
 import engine
 from nn._checks import array_input, dout_array, fail
-from nn.registry import Case, Piece, register
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 
 #: the RMSNorm piece's epsilon: the size nn's RMSNorm uses by default, passed explicitly.
 RMS_EPS = 1e-5
@@ -110,7 +110,7 @@ def softmax_row_backward(dout: Any, cache: SoftmaxRowCache) -> tuple[np.ndarray]
     """ds_i/dx_j = c s_i (delta_ij - s_j) (c = scale), so with ds = dL/ds
 
         dL/dx_j = sum_i ds_i c s_i (delta_ij - s_j) = c s_j (ds_j - sum_i ds_i s_i)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     s = cache.s
     ds = dout_array("softmax_row", dout, s.shape)
     return (cache.scale * s * (ds - ds @ s),)
@@ -143,7 +143,7 @@ def rms_norm_row_backward(dout: Any, cache: RMSNormRowCache) -> tuple[np.ndarray
 
         dL/dx_j     = sum_i dy_i gamma_i r (delta_ij - xh_i xh_j / C) = r (g_j - xh_j <g, xh> / C),  g = dy gamma
         dL/dgamma_i = dy_i xh_i
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     xhat, r, gamma = cache
     dy = dout_array("rms_norm_row", dout, xhat.shape)
     g = dy * gamma
@@ -181,29 +181,29 @@ def cross_entropy_row_backward(dout: Any, cache: CrossEntropyRowCache) -> tuple[
 
 
 # ------------------------------------------------------------------------------ registry
-def _normal(*names: str, n: int, scale: float = 1.0, **static: Any):
-    def make(rng: np.random.Generator):
+def _normal(*names: str, n: int, scale: float = 1.0, **static: Any) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {name: scale * rng.standard_normal(n) for name in names}, dict(static)
 
     return make
 
 
-def _softmax_case(n: int, scale: float = 1.0, spread: float = 2.0):
-    def make(rng: np.random.Generator):
+def _softmax_case(n: int, scale: float = 1.0, spread: float = 2.0) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"x": spread * rng.standard_normal(n)}, {"scale": scale}
 
     return make
 
 
-def _rms_case(C: int):
-    def make(rng: np.random.Generator):
+def _rms_case(C: int) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"x": rng.standard_normal(C), "gamma": 1.0 + 0.5 * rng.standard_normal(C)}, {"eps": RMS_EPS}
 
     return make
 
 
-def _ce_case(V: int, scale: float = 2.0):
-    def make(rng: np.random.Generator):
+def _ce_case(V: int, scale: float = 2.0) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"z": scale * rng.standard_normal(V)}, {"target": int(rng.integers(0, V))}
 
     return make

@@ -19,7 +19,8 @@ uses the tanh form of GELU. Each bias is optional (None: no bias).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,16 @@ from nn.activations import (
     relu_forward,
     relu_loops,
 )
-from nn.linear import LinearCache, MatmulCache, linear_backward, linear_forward, linear_loops, matmul_backward, matmul_forward, matmul_loops
+from nn.linear import (
+    LinearCache,
+    MatmulCache,
+    linear_backward,
+    linear_forward,
+    linear_loops,
+    matmul_backward,
+    matmul_forward,
+    matmul_loops,
+)
 from nn.module import Module
 from nn.registry import Case, Piece, register
 
@@ -172,7 +182,7 @@ def ffn_backward(dout: Array, cache: FFNCache) -> tuple[Array, ...]:
     da, dW2, db2 = _affine_backward(dy2, cache.second)  # (N, F), (F, C_out), (C_out,)
     (dz,) = ACTIVATIONS[cache.activation].backward(da, cache.act)  # (N, F)
     dx2, dW1, db1 = _affine_backward(dz, cache.first)  # (N, C), (C, F), (F,)
-    grads = [dx2.reshape(cache.x_shape), dW1, dW2] + [g for g, given in zip((db1, db2), cache.has_bias) if given]
+    grads = [dx2.reshape(cache.x_shape), dW1, dW2] + [g for g in (db1, db2) if g is not None]  # None: no such bias
     return tuple(g.astype(cache.dtype, copy=False) for g in grads)
 
 

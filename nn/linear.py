@@ -17,7 +17,7 @@ import numpy as np
 from engine import dot
 from nn._checks import array_input, dout_array, fail, nested_input, shape_text
 from nn.module import Module
-from nn.registry import Case, Piece, register
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 
 # ------------------------------------------------------------------------------ matmul
 
@@ -171,15 +171,15 @@ def linear_backward(dout: Any, cache: LinearCache) -> tuple[np.ndarray, np.ndarr
 
 
 # ------------------------------------------------------------------------------ registry
-def _matmul_case(n: int, k: int, m: int):
-    def make(rng: np.random.Generator):
+def _matmul_case(n: int, k: int, m: int) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"A": rng.standard_normal((n, k)), "B": rng.standard_normal((k, m))}, {}
 
     return make
 
 
-def _linear_case(x_shape: tuple[int, ...], n_out: int):
-    def make(rng: np.random.Generator):
+def _linear_case(x_shape: tuple[int, ...], n_out: int) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         n_in = x_shape[-1]
         return {
             "x": rng.standard_normal(x_shape),

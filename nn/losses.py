@@ -37,7 +37,7 @@ from nn._checks import (
     shape_text,
 )
 from nn._nested import flatten
-from nn.registry import Case, Piece, register
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 
 
 def _scalar_dout(piece: str, dout: Any) -> float:
@@ -173,6 +173,7 @@ def binary_cross_entropy_loops(logits: Any, *, targets: Any) -> Any:
         else:  # max(z, 0) = 0, |z| = -z (z = 0 lands here: the slope there is s(0) - y = 0.5 - y)
             term = log(1.0 + exp(z)) - z * yi
         total = term if total is None else total + term
+    assert total is not None  # logits is not empty (checked above)
     return total / y.size
 
 
@@ -257,22 +258,22 @@ def sequence_cross_entropy_backward(dout: Any, cache: SequenceCrossEntropyCache)
 
 
 # ------------------------------------------------------------------------------ registry
-def _mse_case(shape: tuple[int, ...]):
-    def make(rng: np.random.Generator):
+def _mse_case(shape: tuple[int, ...]) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"pred": rng.standard_normal(shape), "target": rng.standard_normal(shape)}, {}
 
     return make
 
 
-def _ce_case(B: int, C: int, scale: float = 2.0):
-    def make(rng: np.random.Generator):
+def _ce_case(B: int, C: int, scale: float = 2.0) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"logits": scale * rng.standard_normal((B, C))}, {"targets": rng.integers(0, C, size=B)}
 
     return make
 
 
-def _bce_case(shape: tuple[int, ...], hard: bool = False):
-    def make(rng: np.random.Generator):
+def _bce_case(shape: tuple[int, ...], hard: bool = False) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         z = 2.0 * rng.standard_normal(shape)
         y = rng.integers(0, 2, size=shape).astype(np.float64) if hard else rng.uniform(0.0, 1.0, shape)
         return {"logits": z}, {"targets": y}
@@ -330,8 +331,8 @@ register(
     )
 )
 
-def _seq_ce_case(B: int, T: int, V: int, n_ignored: int):
-    def make(rng: np.random.Generator):
+def _seq_ce_case(B: int, T: int, V: int, n_ignored: int) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         targets = rng.integers(0, V, size=(B, T))
         targets.reshape(-1)[rng.permutation(B * T)[:n_ignored]] = IGNORE_INDEX
         return {"logits": 2.0 * rng.standard_normal((B, T, V))}, {"targets": targets, "ignore_index": IGNORE_INDEX}

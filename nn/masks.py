@@ -14,7 +14,7 @@ added to the scores as large negative numbers.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -23,8 +23,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,6 +41,10 @@ Nested = Any  # nested lists of floats or engine.Values
 WEIGHT_NAMES = ("Wq", "Wk", "Wv", "Wo")
 BIAS_NAMES = ("bq", "bk", "bv", "bo")
 PARAM_NAMES = WEIGHT_NAMES + BIAS_NAMES
+#: mha_backward's (dxq, dxkv, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo): only an absent bias gives None
+MHAGrads = tuple[Array, Array, Array, Array, Array, Array, Array | None, Array | None, Array | None, Array | None]
+#: self_attention_backward's (dx, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo)
+SelfAttentionGrads = tuple[Array, Array, Array, Array, Array, Array | None, Array | None, Array | None, Array | None]
 
 
 # ============================================================================ parameters and checks
@@ -64,7 +69,14 @@ def _check_heads(piece: str, d_model: int, n_heads: Any) -> int:
     return n_heads
 
 
-def _check_mha_shapes(piece: str, xq_shape: tuple, xkv_shape: tuple, W_shapes: Sequence[tuple], b_shapes: Sequence[tuple | None], n_heads: Any) -> int:
+def _check_mha_shapes(
+    piece: str,
+    xq_shape: tuple,
+    xkv_shape: tuple,
+    W_shapes: Sequence[tuple],
+    b_shapes: Sequence[tuple | None],
+    n_heads: Any,
+) -> int:
     """The shape rules both forms share; returns H."""
     if len(xq_shape) != 3:
         raise fail(piece, f"xq must have shape (B, Tq, C), got {xq_shape}")
@@ -78,9 +90,9 @@ def _check_mha_shapes(piece: str, xq_shape: tuple, xkv_shape: tuple, W_shapes: S
     for name, s in zip(WEIGHT_NAMES, W_shapes):
         if s != (C, C):
             raise fail(piece, f"{name} must have shape (C, C) = {(C, C)} for inputs of width C={C}, got {s}")
-    for name, s in zip(BIAS_NAMES, b_shapes):
-        if s is not None and s != (C,):
-            raise fail(piece, f"{name} must have shape (C,) = {(C,)}, got {s}")
+    for name, b_shape in zip(BIAS_NAMES, b_shapes):
+        if b_shape is not None and b_shape != (C,):
+            raise fail(piece, f"{name} must have shape (C,) = {(C,)}, got {b_shape}")
     return _check_heads(piece, C, n_heads)
 
 
@@ -144,7 +156,20 @@ def mha_nobias_loops(xq: Nested, xkv: Nested, Wq: Nested, Wk: Nested, Wv: Nested
     return mha_loops(xq, xkv, Wq, Wk, Wv, Wo, n_heads=n_heads, mask=mask)
 
 
-def self_attention_loops(x: Nested, Wq: Nested, Wk: Nested, Wv: Nested, Wo: Nested, bq: Nested | None = None, bk: Nested | None = None, bv: Nested | None = None, bo: Nested | None = None, *, n_heads: int, mask: Any = None) -> Any:
+def self_attention_loops(
+    x: Nested,
+    Wq: Nested,
+    Wk: Nested,
+    Wv: Nested,
+    Wo: Nested,
+    bq: Nested | None = None,
+    bk: Nested | None = None,
+    bv: Nested | None = None,
+    bo: Nested | None = None,
+    *,
+    n_heads: int,
+    mask: Any = None,
+) -> Any:
     """`mha_loops` with queries, keys and values all from x (B, T, C)."""
     return mha_loops(x, x, Wq, Wk, Wv, Wo, bq, bk, bv, bo, n_heads=n_heads, mask=mask)
 
@@ -160,7 +185,7 @@ class MHACache:
     """
 
     groups: tuple[tuple[Array, Array, tuple[int, ...]], ...]
-    has_bias: tuple[bool, bool, bool, bool]  # bq, bk, bv, bo given
+    has_bias: tuple[bool, ...]  # (4,) bq, bk, bv, bo given
     B: int
     Tq: int
     Tk: int
@@ -249,7 +274,8 @@ def mha_forward(
     # (B*T, C): one product per input instead of B small ones
     xq2, xkv2 = xq_a.reshape(B * Tq, C), xkv_a.reshape(B * Tk, C)
     plan = [(xq2, Tq, (0, 1, 2))] if same else [(xq2, Tq, (0,)), (xkv2, Tk, (1, 2))]
-    groups, heads = [], []
+    groups: list[tuple[Array, Array, tuple[int, ...]]] = []
+    heads: list[Array] = []
     for x2, T, which in plan:
         W_cat = Ws[which[0]] if len(which) == 1 else np.concatenate([Ws[i] for i in which], axis=1)  # (C, n*C)
         has_b = any(bs[i] is not None for i in which)
@@ -265,7 +291,7 @@ def mha_forward(
     if bs[3] is not None:
         out += bs[3]
     cache = MHACache(
-        groups=tuple(groups), has_bias=tuple(b is not None for b in bs), B=B, Tq=Tq, Tk=Tk, Wo=Ws[3],  # type: ignore[arg-type]
+        groups=tuple(groups), has_bias=tuple(b is not None for b in bs), B=B, Tq=Tq, Tk=Tk, Wo=Ws[3],
         Qs=Qs, Kh=Kh, Vh=Vh, Oh=Oh, O=O, Pt=Pt, scale=scale,
     )
     return out.reshape(B, Tq, C), cache
@@ -314,7 +340,7 @@ def _mha_backward(dout: Array, cache: MHACache, fuse_x: bool, piece: str = "mha"
     return (dxq.reshape(B, Tq, C), dxkv.reshape(B, Tk, C), *dW, dWo, *db, dbo)
 
 
-def mha_backward(dout: Array, cache: MHACache) -> tuple[Array | None, ...]:
+def mha_backward(dout: Array, cache: MHACache) -> MHAGrads:
     """(dxq, dxkv, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo); a bias absent in forward gets None.
 
     With 2-D views X2 = X reshaped to (B*T, C) and dX meaning dL/dX:
@@ -331,26 +357,41 @@ def mha_backward(dout: Array, cache: MHACache) -> tuple[Array | None, ...]:
     [Wk | Wv] side by side make dxkv one product, whose inner sum adds the two paths.
     Column sums (the bias gradients) are ones-vector products.
     """
-    return _mha_backward(dout, cache, fuse_x=False)
+    return cast(MHAGrads, _mha_backward(dout, cache, fuse_x=False))
 
 
-def mha_nobias_forward(xq: Array, xkv: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array, *, n_heads: int, mask: Array | None = None) -> tuple[Array, MHACache]:
+def mha_nobias_forward(
+    xq: Array, xkv: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array, *, n_heads: int, mask: Array | None = None
+) -> tuple[Array, MHACache]:
     """`mha_forward` without biases."""
     return mha_forward(xq, xkv, Wq, Wk, Wv, Wo, n_heads=n_heads, mask=mask)
 
 
 def mha_nobias_backward(dout: Array, cache: MHACache) -> tuple[Array, ...]:
     """(dxq, dxkv, dWq, dWk, dWv, dWo): `mha_backward` without the (absent) bias gradients."""
-    return tuple(_mha_backward(dout, cache, fuse_x=False, piece="mha_nobias")[:6])  # type: ignore[arg-type]
+    return cast("tuple[Array, ...]", _mha_backward(dout, cache, fuse_x=False, piece="mha_nobias")[:6])
 
 
-def self_attention_forward(x: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array, bq: Array | None = None, bk: Array | None = None, bv: Array | None = None, bo: Array | None = None, *, n_heads: int, mask: Array | None = None) -> tuple[Array, MHACache]:
+def self_attention_forward(
+    x: Array,
+    Wq: Array,
+    Wk: Array,
+    Wv: Array,
+    Wo: Array,
+    bq: Array | None = None,
+    bk: Array | None = None,
+    bv: Array | None = None,
+    bo: Array | None = None,
+    *,
+    n_heads: int,
+    mask: Array | None = None,
+) -> tuple[Array, MHACache]:
     """Self-attention: `mha_forward` with xq = xkv = x (B, T, C). Usually with `causal_mask(T)`."""
     x = real_array("self_attention", "x", x)
     return mha_forward(x, x, Wq, Wk, Wv, Wo, bq, bk, bv, bo, n_heads=n_heads, mask=mask)
 
 
-def self_attention_backward(dout: Array, cache: MHACache) -> tuple[Array | None, ...]:
+def self_attention_backward(dout: Array, cache: MHACache) -> SelfAttentionGrads:
     """(dx, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo).
 
     x feeds the queries, the keys and the values, so by the multivariable chain rule its
@@ -359,7 +400,7 @@ def self_attention_backward(dout: Array, cache: MHACache) -> tuple[Array | None,
     """
     if len(cache.groups) != 1:
         raise fail("self_attention_backward", "the cache comes from a cross-attention forward (xq is not xkv)")
-    return _mha_backward(dout, cache, fuse_x=True, piece="self_attention")
+    return cast(SelfAttentionGrads, _mha_backward(dout, cache, fuse_x=True, piece="self_attention"))
 
 
 # ============================================================================ class
@@ -395,8 +436,9 @@ class MultiHeadAttention(Module):
 
     def forward(self, xq: Array, xkv: Array | None = None, mask: Array | None = None) -> Array:
         self._self_attention = xkv is None
-        args = [self.params.get(n) for n in PARAM_NAMES]
-        out, self._cache = mha_forward(xq, xq if xkv is None else xkv, *args, n_heads=self.n_heads, mask=mask)
+        Wq, Wk, Wv, Wo = (self.params[n] for n in WEIGHT_NAMES)
+        biases = [self.params.get(n) for n in BIAS_NAMES]  # None where built without biases
+        out, self._cache = mha_forward(xq, xq if xkv is None else xkv, Wq, Wk, Wv, Wo, *biases, n_heads=self.n_heads, mask=mask)
         return out
 
     @property

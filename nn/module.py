@@ -56,8 +56,9 @@ The contract every Module keeps (layers, models, `Sequential`):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class Module(metaclass=_FlattenAfterInit):
         if "_order" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before registering parameters")
 
-    def _root(self) -> "Module":
+    def _root(self) -> Module:
         module = self
         while module._parent is not None:
             module = module._parent
@@ -184,7 +185,7 @@ class Module(metaclass=_FlattenAfterInit):
         """The dtype of every parameter and gradient of the tree (float64 unless set_dtype changed it)."""
         return self._root()._dtype
 
-    def set_dtype(self, dtype: Any) -> "Module":
+    def set_dtype(self, dtype: Any) -> Module:
         """Move the whole tree into new flat buffers of `dtype` (float32 or float64); return self.
 
         Only on the root (the tree shares one buffer). Values are rounded to the new dtype;
@@ -225,6 +226,12 @@ class Module(metaclass=_FlattenAfterInit):
             raise RuntimeError(f"{type(self).__name__}: flat_params exists once the outermost __init__ has returned")
         return self._flat_params
 
+    # `m.flat_params += d` rebinds the attribute to the (same, updated in place) array; only
+    # that is allowed: a different array would disconnect every view and every optimizer.
+    @flat_params.setter
+    def flat_params(self, value: np.ndarray) -> None:
+        self._refuse_replacing("flat_params", self.flat_params, value)
+
     @property
     def flat_grads(self) -> np.ndarray:
         """The gradients, aligned with `flat_params` (P,)."""
@@ -232,13 +239,7 @@ class Module(metaclass=_FlattenAfterInit):
             raise RuntimeError(f"{type(self).__name__}: flat_grads exists once the outermost __init__ has returned")
         return self._flat_grads
 
-    # `m.flat_params += d` rebinds the attribute to the (same, updated in place) array; only
-    # that is allowed: a different array would disconnect every view and every optimizer.
-    @flat_params.setter
-    def flat_params(self, value: np.ndarray) -> None:
-        self._refuse_replacing("flat_params", self.flat_params, value)
-
-    @flat_grads.setter
+    @flat_grads.setter  # the same rule as flat_params'
     def flat_grads(self, value: np.ndarray) -> None:
         self._refuse_replacing("flat_grads", self.flat_grads, value)
 
@@ -250,7 +251,7 @@ class Module(metaclass=_FlattenAfterInit):
             )
 
     # -------------------------------------------------------------- traversal
-    def named_modules(self, prefix: str = "") -> list[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> list[tuple[str, Module]]:
         """This module (name `prefix`) and every submodule, depth first, with dotted names."""
         out: list[tuple[str, Module]] = [(prefix, self)]
         for name in self._order:

@@ -25,14 +25,15 @@ can be checkpointed (`nn.checkpoint`) and resumed bit for bit.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from nn._checks import named_array_problems
 from nn.module import Module
 
-Params = Union[Module, Sequence[tuple[np.ndarray, np.ndarray]]]
+Params = Module | Sequence[tuple[np.ndarray, np.ndarray]]
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing
 
 
@@ -167,7 +168,7 @@ class SGD(Optimizer):
 
         momentum = 0:   p <- p - lr g
         momentum = mu:  v <- mu v + g;   p <- p - lr v       (v starts at 0, so v_1 = g)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
 
     def __init__(self, params: Params, lr: float, momentum: float = 0.0) -> None:
         self.momentum = _beta("SGD", "momentum", momentum)
@@ -256,7 +257,7 @@ class AdamW(Adam):
 
         p <- p - lr wd p          (first, from the current weights)
         then the Adam step with g unchanged (no L2 term).
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
 
     decoupled = True
 
@@ -272,7 +273,7 @@ class AdamW(Adam):
 
 
 # ------------------------------------------------------------------------------ clipping
-def clip_grad_norm(grads: Union[Module, Sequence[np.ndarray]], max_norm: float, eps: float = CLIP_EPS) -> float:
+def clip_grad_norm(grads: Module | Sequence[np.ndarray], max_norm: float, eps: float = CLIP_EPS) -> float:
     """Scale all gradients in place so that their global L2 norm is at most ~max_norm.
 
         total = sqrt(sum over all arrays and entries of g^2)

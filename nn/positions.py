@@ -152,7 +152,7 @@ def learned_positions_backward(dout: Array, cache: LearnedPositionsCache) -> tup
         dx = dout                                    (the skip: dy/dx = I)
         dP[t] = sum over the leading axes of dout[..., t, :]   for t < T   (P[t] is added to every sequence)
         dP[t] = 0                                    for T <= t < T_max (rows not used)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     dout = dout_array(LEARNED, dout, cache.x_shape, dtype=cache.dtype)
     T, C = cache.x_shape[-2:]
     dP = np.zeros((cache.T_max, C), dtype=cache.dtype)  # (T_max, C)

@@ -29,10 +29,9 @@ import numpy as np
 
 from engine import exp, log
 from nn._checks import array_input, as_float_array, dout_array, fail, nested_input, same_shape, shape_text
-from nn._nested import flatten
 from nn.activations import stable_sigmoid
 from nn.losses import IGNORE_INDEX
-from nn.registry import Case, Piece, register
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 from nn.softmax import _shifted_exps
 
 
@@ -93,6 +92,7 @@ def bradley_terry_loops(r_chosen: Any, r_rejected: Any) -> Any:
     for c, r in zip(rc, rr):
         term = _softplus_neg(c - r)
         total = term if total is None else total + term
+    assert total is not None  # _loops_vectors refuses empty vectors
     return total / len(rc)
 
 
@@ -135,6 +135,7 @@ def dpo_loops(logp_w: Any, logp_l: Any, ref_w: Any, ref_l: Any, *, beta: float) 
     for a, b, c, d in zip(lw, ll, rw, rl):
         term = _softplus_neg(beta * ((a - c) - (b - d)))
         total = term if total is None else total + term
+    assert total is not None  # _loops_vectors refuses empty vectors
     return total / len(lw)
 
 
@@ -327,23 +328,23 @@ def reinforce_kl_backward(dout: Any, cache: ReinforceKLCache) -> tuple[np.ndarra
 
 
 # ------------------------------------------------------------------------------ registry
-def _pair_case(B: int, scale: float = 1.5):
-    def make(rng: np.random.Generator):
+def _pair_case(B: int, scale: float = 1.5) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"r_chosen": scale * rng.standard_normal(B), "r_rejected": scale * rng.standard_normal(B)}, {}
 
     return make
 
 
-def _dpo_case(B: int, beta: float):
-    def make(rng: np.random.Generator):
+def _dpo_case(B: int, beta: float) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs = {n: -np.abs(5.0 * rng.standard_normal(B)) - 1.0 for n in DPO_NAMES}  # log-probabilities < 0
         return inputs, {"beta": beta}
 
     return make
 
 
-def _tlp_case(B: int, T: int, V: int, n_ignored: int):
-    def make(rng: np.random.Generator):
+def _tlp_case(B: int, T: int, V: int, n_ignored: int) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         targets = rng.integers(0, V, size=(B, T))
         targets.reshape(-1)[rng.permutation(B * T)[:n_ignored]] = IGNORE_INDEX
         return {"logits": 2.0 * rng.standard_normal((B, T, V))}, {"targets": targets}
@@ -351,8 +352,8 @@ def _tlp_case(B: int, T: int, V: int, n_ignored: int):
     return make
 
 
-def _rkl_case(B: int, T: int, beta: float):
-    def make(rng: np.random.Generator):
+def _rkl_case(B: int, T: int, beta: float) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         lengths = rng.integers(1, T + 1, size=B)
         mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)  # (B, T): a prefix of each row
         logp = -np.abs(rng.standard_normal((B, T))) - 0.1

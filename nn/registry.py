@@ -45,9 +45,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,8 @@ from engine.gradcheck import _flatten
 
 Inputs = dict[str, np.ndarray]
 Static = dict[str, Any]
+#: a case's maker: `make(rng) -> (inputs, static)` (see `Case`)
+CaseMaker = Callable[[np.random.Generator], tuple[Inputs, Static]]
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class Case:
     """
 
     name: str
-    make: Callable[[np.random.Generator], tuple[Inputs, Static]]
+    make: CaseMaker
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ class Piece:
     name: str
     loops: Callable[..., Any]
     forward: Callable[..., tuple[Any, Any]]
-    backward: Callable[[Any, Any], tuple[np.ndarray, ...]]
+    #: one gradient per input; a None (an absent bias's, in a signature like mha_backward's) fails the check
+    backward: Callable[[Any, Any], tuple[np.ndarray | None, ...]]
     cases: tuple[Case, ...]
     description: str = ""
     #: tolerance of graph vs manual, and of each vs numeric; override only with a reason.
@@ -216,6 +220,12 @@ def all_pieces() -> list[Piece]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+def registered(name: str) -> Piece | None:
+    """The piece `name` if a module imported so far registered it, else None (no discovery: quick for a
+    caller that has imported the piece's own module, e.g. `twograd learn check`)."""
+    return _REGISTRY.get(name)
+
+
 def get_piece(name: str) -> Piece:
     """The piece called `name`; UnknownNameError (an InputError and a KeyError) listing the known names otherwise."""
     pieces = {p.name: p for p in all_pieces()}
@@ -236,7 +246,7 @@ def _as_list(x: Any) -> Any:
 def check_three_way(
     loops: Callable[..., Any],
     forward: Callable[..., tuple[Any, Any]],
-    backward: Callable[[Any, Any], tuple[np.ndarray, ...]],
+    backward: Callable[[Any, Any], tuple[np.ndarray | None, ...]],
     inputs: Mapping[str, np.ndarray],
     static: Mapping[str, Any] | None = None,
     *,

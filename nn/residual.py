@@ -4,7 +4,7 @@
     dropout:   y = x * mask,  mask_i = keep_i / (1 - p),  keep_i ~ Bernoulli(1 - p)
                (Srivastava et al. 2014, in the "inverted" form: scaling at training time
                keeps E[y] = x, so evaluation is the identity)
-"""
+"""  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
 
 # Shape legend: any shape; x and f (or x and mask) share it, e.g. (B, T, C).
 

@@ -22,7 +22,7 @@ from engine import data_of, exp, log, total
 from engine import softmax as softmax_row
 from nn._checks import array_input, dout_array, fail, nested_input, nonempty_last_axis, shape_text
 from nn._nested import map_rows
-from nn.registry import Case, Piece, register
+from nn.registry import Case, CaseMaker, Inputs, Piece, Static, register
 
 
 def _shifted_exps(row: list) -> tuple[list, list, Any]:
@@ -72,7 +72,7 @@ def softmax_backward(dout: Any, cache: SoftmaxCache) -> tuple[np.ndarray]:
     """y_j = e^(x_j) / S, S = sum_k e^(x_k):  dy_j/dx_i = y_j (delta_ij - y_i).  With dy = dL/dy:
 
         dL/dx_i = sum_j dy_j y_j (delta_ij - y_i) = y_i (dy_i - sum_j dy_j y_j)
-    """
+    """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     y = cache.y
     dy = dout_array("softmax", dout, y.shape)
     dx = dy * y  # (..., C)
@@ -124,8 +124,8 @@ def log_softmax_backward(dout: Any, cache: LogSoftmaxCache) -> tuple[np.ndarray]
 
 
 # ------------------------------------------------------------------------------ registry
-def _logit_case(shape: tuple[int, ...], scale: float = 2.0):
-    def make(rng: np.random.Generator):
+def _logit_case(shape: tuple[int, ...], scale: float = 2.0) -> CaseMaker:
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {"x": scale * rng.standard_normal(shape)}, {}
 
     return make

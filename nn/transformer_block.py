@@ -35,7 +35,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nn._attention_pieces import _mha_torch
-from nn._checks import check_finite, check_mask, dout_array, fail, float_dtype, nested_input, positive_int, real_array, shape_text
+from nn._checks import (
+    check_finite,
+    check_mask,
+    dout_array,
+    fail,
+    float_dtype,
+    nested_input,
+    positive_int,
+    real_array,
+    shape_text,
+)
 from nn.feedforward import FFNCache, check_activation, ffn_backward, ffn_forward, ffn_loops, ffn_torch, init_ffn_params
 from nn.masks import causal_mask, padding_mask
 from nn.mha import MHACache, init_mha_params, self_attention_backward, self_attention_forward, self_attention_loops
@@ -145,7 +155,7 @@ def transformer_block_loops(
     beta1: Any = None, beta2: Any = None,
     *, n_heads: int, activation: str = "relu", norm: str = "layer", norm_first: bool = False,
     causal: bool = False, mask: Any = None, eps: float = DEFAULT_EPS, trace: dict[str, Any] | None = None,
-) -> Any:
+) -> Any:  # fmt: skip  # keeps the parameters grouped: weights and gains, biases, shifts, options
     """The block on nested lists (B, T, C) of floats or Values, built from the pieces' loops forms.
 
     `trace`, if given, receives each sub-layer's output in order, so a drawing can box them:
@@ -229,7 +239,7 @@ def transformer_block_forward(
     b1: Array | None = None, b2: Array | None = None, beta1: Array | None = None, beta2: Array | None = None,
     *, n_heads: int, activation: str = "relu", norm: str = "layer", norm_first: bool = False,
     causal: bool = False, mask: Array | None = None, eps: float = DEFAULT_EPS,
-) -> tuple[Array, BlockCache]:
+) -> tuple[Array, BlockCache]:  # fmt: skip  # keeps the parameters grouped: weights and gains, biases, shifts, options
     """One Transformer block, x (B, T, C) -> y (B, T, C); returns (y, cache).
 
         post-norm:  a = MHA(x)         u1 = x + a      h = Norm1(u1)
@@ -253,7 +263,7 @@ def transformer_block_forward(
     x = p["x"]
     B, T, _ = x.shape
     m = _block_mask(B, T, H, causal, mask)
-    attn_params = [p.get(n) for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")]
+    attn_params = (p["Wq"], p["Wk"], p["Wv"], p["Wo"], p.get("bq"), p.get("bk"), p.get("bv"), p.get("bo"))
     ffn_params = (p["W1"], p["W2"], p.get("b1"), p.get("b2"))
 
     if norm_first:

@@ -38,8 +38,9 @@ of 1/2, not 0 or 1). Tests `assume()` those away; with the bounds below few draw
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from hypothesis import strategies as st
 

@@ -50,8 +50,8 @@ import signal
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Union
 
 import graphviz
 
@@ -95,7 +95,7 @@ _HIGHLIGHT_FILL = "#fce8e6"
 
 # Group members may be given as nested lists (the loops form of a layer returns nested
 # lists of Values), so a group is flattened before use.
-GroupMembers = Union[Value, Iterable]
+GroupMembers = Value | Iterable
 
 _INSTALL_HINT = (
     "Graphviz's `dot` program was not found on PATH, so the graph cannot be rendered as an image; "
@@ -108,7 +108,7 @@ class GraphvizError(RunError):
     """Rendering with Graphviz's `dot` failed; the message is one line. `dot_path` is where the
     DOT text was saved instead (set by `GraphDrawing.save`), or None."""
 
-    def __init__(self, message: str, *, dot_path: Optional[Path] = None) -> None:
+    def __init__(self, message: str, *, dot_path: Path | None = None) -> None:
         super().__init__(message)
         self.dot_path = dot_path
 
@@ -116,7 +116,7 @@ class GraphvizError(RunError):
 class GraphvizNotFound(GraphvizError):
     """Graphviz's `dot` program is not on PATH. The message is one line naming the install commands."""
 
-    def __init__(self, message: str = _INSTALL_HINT, *, dot_path: Optional[Path] = None) -> None:
+    def __init__(self, message: str = _INSTALL_HINT, *, dot_path: Path | None = None) -> None:
         super().__init__(message, dot_path=dot_path)
 
 
@@ -235,11 +235,11 @@ def draw(
     rankdir: str = "LR",
     show_grad: bool = True,
     max_nodes: int = DEFAULT_MAX_NODES,
-    groups: Optional[Mapping[str, GroupMembers]] = None,
-    title: Optional[str] = None,
-    highlight: Optional[Value] = None,
+    groups: Mapping[str, GroupMembers] | None = None,
+    title: str | None = None,
+    highlight: Value | None = None,
     timeout: float = RENDER_TIMEOUT_SECONDS,
-) -> "GraphDrawing":
+) -> GraphDrawing:
     """Draw the computation graph that produced `value`.
 
     Args:
@@ -281,7 +281,8 @@ def draw(
     else:
         kept_set = None
         nodes = order
-    in_graph = set(order) if kept_set is not None or highlight is not None or groups else None
+    # built only when something is looked up in it (a highlight, groups) or the graph is cut
+    in_graph: set[Value] | frozenset[Value] = set(order) if kept_set is not None or highlight is not None or groups else frozenset()
     if highlight is not None and highlight not in in_graph:
         raise ValueError(f"highlight: {highlight!r} is not part of the graph of {value!r}")
     lit = _on_paths(order, highlight) if highlight is not None else set()
@@ -561,7 +562,14 @@ class _BoundedDigraph(graphviz.Digraph):
     n_nodes: int = 0
     layout_nodes: Optional[int] = None
 
-    def pipe(self, format: Optional[str] = None, *args: object, encoding: Optional[str] = None, **kwargs: object):  # type: ignore[override]
+    # `format` shadows the built-in because graphviz.Digraph.pipe names it so and callers pass it by name.
+    def pipe(
+        self,
+        format: str | None = None,  # noqa: A002
+        *args: object,
+        encoding: str | None = None,
+        **kwargs: object,
+    ) -> bytes | str:
         out = _render(self.source, format or "svg", self.timeout, self.n_nodes, layout_nodes=self.layout_nodes)
         return out.decode(encoding) if encoding else out
 
@@ -618,13 +626,15 @@ class GraphDrawing:
 
         A drawing expected to take longer than its time bound is refused before its DOT text is built."""
         _refuse_if_too_slow(self.n_nodes, self.timeout, self.layout_nodes)
-        return self.graph.pipe(fmt)
+        out = self.graph.pipe(fmt)
+        assert isinstance(out, bytes)  # no encoding asked: bytes
+        return out
 
     def svg(self) -> str:
         """The drawing as SVG text (GraphvizError when `dot` is missing or fails)."""
         return self.render("svg").decode("utf-8")
 
-    def save(self, path: Union[str, os.PathLike]) -> Path:
+    def save(self, path: str | os.PathLike) -> Path:
         """Write the drawing to `path`, in the format its suffix names (.svg .png .pdf .dot).
 
         `.dot` writes the DOT text and needs nothing else; the image formats run `dot`. When
@@ -650,7 +660,7 @@ class GraphDrawing:
         atomic_write(path, payload)
         return path
 
-    def save_or_dot(self, path: Union[str, os.PathLike], echo: Callable[[str], None] = print) -> Path:
+    def save_or_dot(self, path: str | os.PathLike, echo: Callable[[str], None] = print) -> Path:
         """`save(path)`, or when `dot` is missing or fails, the .dot beside it and one line to
         `echo` saying why. For runs that should go on without a picture (the tour, training)."""
         try:
@@ -660,7 +670,7 @@ class GraphDrawing:
             assert err.dot_path is not None
             return err.dot_path
 
-    def _repr_mimebundle_(self, include: Optional[Iterable[str]] = None, exclude: Optional[Iterable[str]] = None, **_: object) -> dict:
+    def _repr_mimebundle_(self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **_: object) -> dict:
         """Jupyter display, by the digraph's own; the DOT text (after a comment saying why) when
         `dot` is missing or fails."""
         try:

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from engine.atomic import atomic_write
+
+if TYPE_CHECKING:  # for annotations only: matplotlib is imported when a plot is drawn
+    from matplotlib.artist import Artist
 
 INSTALL_HINT = 'pip install -e ".[plot]"'
 SAVE_FORMATS = (".png", ".svg", ".pdf")
@@ -54,7 +58,7 @@ CELL_INCHES = 0.45
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: evaluation steps and the value at each: ((E,), (E,))
-EvalCurve = Tuple[Sequence[int], Sequence[float]]
+EvalCurve = tuple[Sequence[float], Sequence[float]]  # the steps may come as floats
 
 
 class PlotsUnavailable(ImportError):
@@ -220,7 +224,15 @@ def plot_loss(
         ax.plot(steps, shown, color="tab:blue", linewidth=1.5, marker="." if train.size <= 30 else None, label="training loss")
     val_colors = ("tab:orange", "tab:red", "tab:brown", "tab:pink")
     for i, (name, (at, values)) in enumerate(val_curves.items()):
-        ax.plot(at, np.where(np.isfinite(values), values, np.nan), color=val_colors[i % len(val_colors)], linewidth=1.5, marker="o", markersize=4, label=name)
+        ax.plot(
+            at,
+            np.where(np.isfinite(values), values, np.nan),
+            color=val_colors[i % len(val_colors)],
+            linewidth=1.5,
+            marker="o",
+            markersize=4,
+            label=name,
+        )
     if log_loss:
         ax.set_yscale("log")
         _plain_log_ticks(ax.yaxis, np.concatenate([train] + [v for _, v in val_curves.values()]))
@@ -236,7 +248,16 @@ def plot_loss(
         right = ax.twinx()
         metric_colors = ("tab:green", "tab:purple", "tab:olive", "tab:cyan")
         for i, (name, (at, values)) in enumerate(metric_curves.items()):
-            right.plot(at, np.where(np.isfinite(values), values, np.nan), color=metric_colors[i % len(metric_colors)], linewidth=1.5, marker="s", markersize=4, linestyle="--", label=name)
+            right.plot(
+                at,
+                np.where(np.isfinite(values), values, np.nan),
+                color=metric_colors[i % len(metric_colors)],
+                linewidth=1.5,
+                marker="s",
+                markersize=4,
+                linestyle="--",
+                label=name,
+            )
         if _log_scale_fits(np.concatenate([v for _, v in metric_curves.values()])):
             right.set_yscale("log")
             _plain_log_ticks(right.yaxis, np.concatenate([v for _, v in metric_curves.values()]))
@@ -280,7 +301,8 @@ def plot_decision_boundary(
         title, resolution, margin: as above.
 
     Raises:
-        ValueError: X is not (M, 2), y does not match it, resolution < 2, a bad suffix.
+        ValueError: X is not (M, 2), y does not match it, X_test without y_test (or the reverse),
+            resolution < 2, a bad suffix.
         PlotsUnavailable: matplotlib is not installed.
     """
     piece = "plot_decision_boundary"
@@ -291,8 +313,9 @@ def plot_decision_boundary(
         raise ValueError(f"{piece}: X must have shape (M, 2) (two input features), got {X.shape}")
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"{piece}: y has {y.shape[0]} classes for {X.shape[0]} rows of X")
-    has_test = X_test is not None and y_test is not None
-    if has_test:
+    if (X_test is None) != (y_test is None):  # one without the other was silently not drawn
+        raise ValueError(f"{piece}: give X_test and y_test together, got only {'X_test' if y_test is None else 'y_test'}")
+    if X_test is not None and y_test is not None:
         X_test = np.asarray(X_test, dtype=np.float64)
         y_test = np.asarray(y_test).reshape(-1)
         if X_test.ndim != 2 or X_test.shape[1] != 2 or y_test.shape[0] != X_test.shape[0]:
@@ -302,13 +325,13 @@ def plot_decision_boundary(
 
     fig = _figure(6.0, 5.2)
     ax = fig.add_subplot(1, 1, 1)
-    points = np.concatenate([X, X_test]) if has_test else X
+    points = np.concatenate([X, X_test]) if X_test is not None else X
     lo = points.min(axis=0) - margin
     hi = points.max(axis=0) + margin
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))  # (G, G) each
     grid = np.stack([g1.ravel(), g2.ravel()], axis=1)  # (G*G, 2)
     classes = np.asarray(predict(grid)).reshape(g1.shape)  # (G, G)
-    n_classes = int(max(classes.max(), y.max(), y_test.max() if has_test else 0, len(class_names) - 1, 1)) + 1
+    n_classes = int(max(classes.max(), y.max(), y_test.max() if y_test is not None else 0, len(class_names) - 1, 1)) + 1
     names = list(class_names) + [f"class {k}" for k in range(len(class_names), n_classes)]
 
     from matplotlib.colors import ListedColormap
@@ -323,9 +346,9 @@ def plot_decision_boundary(
     if np.unique(classes).size > 1:  # a plane of one class has no boundary line to draw
         ax.contour(g1, g2, classes, levels=levels[1:-1], colors="k", linewidths=0.8, alpha=0.6)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=22, edgecolors="k", linewidths=0.5)
-    legend = [Patch(facecolor=colors[k], edgecolor="k", alpha=0.6, label=names[k]) for k in range(n_classes)]
+    legend: list[Artist] = [Patch(facecolor=colors[k], edgecolor="k", alpha=0.6, label=names[k]) for k in range(n_classes)]
     legend.append(Line2D([], [], linestyle="", marker="o", markerfacecolor="white", markeredgecolor="k", label=f"train ({X.shape[0]})"))
-    if has_test:
+    if X_test is not None and y_test is not None:
         ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=30, marker="s", edgecolors="k", linewidths=0.9)
         legend.append(Line2D([], [], linestyle="", marker="s", markerfacecolor="white", markeredgecolor="k", label=f"test ({X_test.shape[0]})"))
     ax.legend(handles=legend, loc="best", fontsize=8, framealpha=0.9)
@@ -433,7 +456,7 @@ def plot_attention(
 
 # ---------------------------------------------------------------------------- curves with bands, soft targets
 #: a curve in `plot_curve_bands`: (steps (E,), mean (E,), std (E,)).
-BandCurve = Tuple[Sequence[float], Sequence[float], Sequence[float]]
+BandCurve = tuple[Sequence[float], Sequence[float], Sequence[float]]
 
 
 def plot_curve_bands(curves: Mapping[str, BandCurve], path: PathLike, *, ylabel: str = "metric",

@@ -32,10 +32,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from importlib import metadata  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import NoReturn, Sequence  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 # Nothing heavier than `engine` (standard library only) at the top: numpy and the commands are
 # imported inside `main`, where a Ctrl-C during start-up is caught like any other (exit 130, one line).
@@ -62,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
     Command("distill", "models.cli.distill", "distil a larger teacher into a small student (spirals MLP, chars transformer)"),
     Command("align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"),
+    Command("learn", "models.cli.learn", "the study plan as exercises: write each piece, get it graded three ways with a diagnosis"),
 )
 
 
@@ -77,7 +79,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors raise UsageError, so `main` reports them like any
     other error: one line (plus a pointer to --help), exit status 2, JSON with --json."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, message)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 
-from models.experiments.align import METHODS, AlignConfig, align
 from models.cli import types
 from models.cli.output import print_json
+from models.experiments.align import METHODS, AlignConfig, align
 from models.training.trainer import progress_wanted
 
 

@@ -1,12 +1,15 @@
 """Run the three-way gradient check (graph vs manual vs finite differences) of the registered
 pieces on all their cases and print one line per (piece, parameter); with --list, list the
-pieces instead. Exit status 1 when any check fails, with the failing reports."""
+pieces instead. Exit status 1 when any check fails, with the failing reports. --html FILE (one NAME)
+also writes the piece's graph with its manual gradient painted on the leaves by relative error."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from engine import InputError
 from models import check
 from models.cli import types
 from models.cli.output import print_json
@@ -18,10 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="pieces to check (default: all); see --list")
     p.add_argument("--list", action="store_true", help="list the registered pieces (from nn and models) and exit")
     p.add_argument("--seed", type=types.seed, default=0, help="seed for inputs and the output weighting (default 0)")
+    p.add_argument("--html", type=Path, metavar="FILE", help="with one NAME: write its graph, the manual gradient painted on it (.html)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the entries, or with --list the pieces)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.html is not None and (args.list or len(args.names) != 1):
+        raise InputError("--html FILE needs exactly one piece NAME (and no --list), e.g. twograd check linear --html linear.html")
     if args.list:
         listing = check.piece_listing(args.names)
         if args.json:
@@ -40,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
         print(check.format_table(report["entries"]))
         if not report["passed"]:
             print("\n" + check.failure_details(results))
+    if args.html is not None:
+        from models.check_explore import write_piece_page
+
+        explorer = write_piece_page(args.names[0], args.html, seed=args.seed)
+        painted = explorer.comparison
+        assert painted is not None  # a piece's page always compares the manual gradients
+        if not args.json:
+            print(f"wrote {args.html}: {len(painted.disagree)} of {len(painted.rel)} leaves disagree (relative error above {painted.tolerance:g})")
     if not report["passed"]:
         print(f"twograd check: error: {report['error']}", file=sys.stderr)
         return 1

@@ -7,15 +7,25 @@ import argparse
 import sys
 
 from engine.errors import InputError
-from models.training.tasks import (ENGINES, MODEL_OPTIONS, TASK_NAMES, TRAIN_OPTIONS, format_report, format_task_table,
-                                   task_table, train)
 from models.cli import types
 from models.cli.output import print_json
-from models.zoo.gpt import DTYPES
+from models.training.learner import LEARNER_TASKS
 from models.training.lm import PRESETS
-from models.zoo.mlp import ACTIVATIONS, LOSSES
+from models.training.tasks import (
+    ENGINES,
+    MODEL_OPTIONS,
+    TASK_NAMES,
+    TRAIN_OPTIONS,
+    format_report,
+    format_task_table,
+    task_table,
+    train,
+)
 from models.training.trainer import OPTIMIZERS, progress_wanted
+from models.zoo.gpt import DTYPES
+from models.zoo.mlp import ACTIVATIONS, LOSSES
 from nn.optim import SCHEDULES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Train a model of the task table on the shared trainer (see --list). Defaults come from the task's "
@@ -44,23 +54,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--activation", choices=tuple(ACTIVATIONS), help="hidden activation (default tanh)")
     m.add_argument("--loss", choices=LOSSES, help="loss (default: the task's)")
     t = p.add_argument_group("model and data (GPT tasks: copy, reverse, chars, lines)")
-    t.add_argument("--context", type=types.whole_number(1), metavar="T", help="positions the model reads (chars: default 32; lines: the longest line)")
+    t.add_argument(
+        "--context",
+        type=types.whole_number(1),
+        metavar="T",
+        help="positions the model reads (chars: default 32; lines: the longest line)",
+    )
     t.add_argument("--d-model", type=types.whole_number(1), metavar="C", help="width of every position's vector")
     t.add_argument("--heads", type=types.whole_number(1), dest="n_heads", metavar="H", help="attention heads per block")
     t.add_argument("--layers", type=types.whole_number(1), dest="n_layers", metavar="N", help="Transformer blocks")
-    t.add_argument("--dtype", choices=DTYPES, help="float64 (for checking) or float32 (for speed); the default is the task's: float32 for chars, float64 for the rest")
+    t.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="float64 (for checking) or float32 (for speed); the default is the task's: float32 for chars, float64 for the rest",
+    )
     t.add_argument("--preset", choices=tuple(PRESETS), help="lines: a whole recipe; micro = the one-file scalar GPT "
                    "(1 block, width 16, 4 heads, context 16, RMSNorm without gains, ReLU, no biases, untied; Adam 0.01, betas 0.85/0.99, "
                    "linear decay, batch 1); other flags still override it")
     t.add_argument("--data", metavar="FILE", help="chars: any UTF-8 text (default: Python's bundled docs); lines: one document a line")
     t.add_argument("--symbols", type=types.whole_number(2), metavar="V", help="copy/reverse: distinct symbols (default 10)")
     t.add_argument("--length", type=types.whole_number(1), metavar="L", help="copy/reverse: tokens to copy or reverse (default 5)")
+    lg = p.add_argument_group("your own pieces (twograd learn)")
+    lg.add_argument("--learner", type=types.folder, metavar="DIR", help="train on your pieces from the `twograd learn` workspace DIR "
+                    "wherever they passed `twograd learn check` (twograd's elsewhere); a new run of "
+                    f"{', '.join(LEARNER_TASKS)}; a piece not passed, or edited since, is refused before training")
     o = p.add_argument_group("run folder and output")
     o.add_argument("--out", type=types.folder, metavar="DIR", help="write the run (checkpoint, pictures) into DIR; refused if DIR holds a run")
     o.add_argument("--overwrite", action="store_true", help="with --out: replace the run DIR holds")
     o.add_argument("--resume", type=types.folder, metavar="DIR", help="continue the run saved in DIR (up to --steps in total)")
     o.add_argument("--json", action="store_true", help="print one JSON object with the results")
-    o.add_argument("--quiet", action="store_true", help="no progress bar and no messages on the way (the results still print, as with distill and align)")
+    o.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no messages on the way (the results still print, as with distill and align)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         model_options={k: getattr(args, k) for k in MODEL_OPTIONS},
         train_options={k: getattr(args, k) for k in TRAIN_OPTIONS},
         engine=args.engine, preset=args.preset, out=args.out, resume=args.resume, overwrite=args.overwrite,
-        progress=progress_wanted(args.quiet), echo=echo,
+        progress=progress_wanted(args.quiet), echo=echo, learner=args.learner,
     )
     if not args.json:  # the results, and where the run was saved, print even with --quiet
         print(format_report(report))

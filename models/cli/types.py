@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def whole_number(low: int) -> Callable[[str], int]:

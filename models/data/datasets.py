@@ -24,9 +24,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable
 
 import numpy as np
 
@@ -175,7 +175,8 @@ IRIS_COLUMNS = ("sepal_length", "sepal_width", "petal_length", "petal_width", "s
 
 def read_iris_csv() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The 150 rows of Fisher's iris from the package data: (X (150, 4), y (150,), species names)."""
-    text = resources.files("models").joinpath("data", "iris.csv").read_text(encoding="utf-8")
+    # one name per joinpath: Python 3.10's non-filesystem resources (a zipped install) take one
+    text = resources.files("models.data").joinpath("iris.csv").read_text(encoding="utf-8")
     reader = csv.reader(io.StringIO(text))
     header = tuple(next(reader))
     if header != IRIS_COLUMNS:

@@ -21,10 +21,9 @@ so that every task trains with the same next-token cross-entropy.
 from __future__ import annotations
 
 import re
-
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -88,7 +87,7 @@ class DigitSequences:
         self.vocab = Vocabulary(tuple(str(i) for i in range(self.n_symbols)) + (SEPARATOR,), joiner=" ")
         rng = np.random.default_rng([self.seed, 1])  # a stream of its own: the test set never moves
         codes: set[int] = set()
-        rows = []
+        rows: list[np.ndarray] = []
         while len(rows) < self.n_test:
             x = rng.integers(0, self.n_symbols, size=self.length)
             c = self._code(x[None, :])[0]

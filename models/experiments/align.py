@@ -33,16 +33,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from engine.errors import InputError
-from models.zoo.gpt import GPT, GPTConfig, gpt_backward_logits, gpt_forward
+from models.data.sequences import IGNORE, LineDocuments
 from models.reports import Shown
 from models.training.runs import RunExists, prepare_out, release_folder
+from models.training.trainer import TrainConfig, Trainer, run_to_end
+from models.zoo.gpt import GPT, GPTConfig, gpt_backward_logits, gpt_forward
 from models.zoo.reward import (
     TRUE_REWARD_MAX,
     BradleyTerryObjective,
@@ -55,8 +58,6 @@ from models.zoo.reward import (
     split_pairs,
     true_rewards,
 )
-from models.data.sequences import IGNORE, LineDocuments
-from models.training.trainer import Trainer, TrainConfig, run_to_end
 from nn.preference import (
     dpo_backward,
     dpo_forward,
@@ -95,7 +96,7 @@ class AlignConfig:
     pair_samples: int = N_PAIR_SAMPLES  # names drawn from pi_ref to be paired
     eval_samples: int = EVAL_SAMPLES  # samples per policy for the table
 
-    def validate(self) -> "AlignConfig":
+    def validate(self) -> AlignConfig:
         if self.method not in METHODS + ("all",):
             raise InputError(f"align: unknown method {self.method!r}; choose one of: {', '.join(METHODS + ('all',))}")
         if not (isinstance(self.kl, (int, float)) and math.isfinite(self.kl) and self.kl >= 0):
@@ -199,7 +200,7 @@ class Judge:
     def policy_reward(self, texts: list[str]) -> np.ndarray:
         return (self.reward(texts) - self.mean) / self.std  # (N,)
 
-    def calibrate(self, texts: list[str]) -> "Judge":
+    def calibrate(self, texts: list[str]) -> Judge:
         r = self.reward(texts)
         self.mean, self.std = float(r.mean()), float(r.std()) or 1.0
         self.a, self.b = fit_line(r, true_rewards(texts))
@@ -437,7 +438,7 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
     policies["reference"], samples["reference"] = policy_score(ref, ref, data, judge, config.eval_samples, rng)
     curves: dict[str, list[dict[str, float]]] = {}
     hacking = None
-    step_cfg = dict(steps=config.steps, batch_size=config.batch_size, optimizer="adam", lr=config.lr, grad_clip=1.0,
+    step_cfg: dict[str, Any] = dict(steps=config.steps, batch_size=config.batch_size, optimizer="adam", lr=config.lr, grad_clip=1.0,
                     seed=config.seed)
     for method in config.methods():
         if method == "bestofn":

@@ -31,21 +31,21 @@ argmax is the teacher's.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from engine.errors import InputError
 from engine.gradcheck import text_table
-from models.reports import Shown
 from models.data.datasets import Dataset, load_dataset
-from models.zoo.gpt import GPT, gpt_backward_logits, gpt_forward
+from models.reports import Shown
 from models.training.lm import LMObjective
-from models.zoo.mlp import MLP, MLPConfig
 from models.training.trainer import Interrupted, TrainConfig, Trainer, full_batch, run_to_end
+from models.zoo.gpt import GPT, gpt_backward_logits, gpt_forward
+from models.zoo.mlp import MLP, MLPConfig
 from nn.distill import distillation_backward, distillation_forward
 from nn.losses import cross_entropy_backward, cross_entropy_forward
 
@@ -216,8 +216,16 @@ def _train(objective: Any, batches: Callable[[np.random.Generator], Any], config
     return run_to_end(trainer).state.evals
 
 
-def run_tabular_seed(recipe: TabularRecipe, seed: int, temperature: float, alpha: float, steps: int,
-                     teacher: MLP | None = None, progress: bool = False, echo: Callable[[str], None] | None = None) -> tuple[SeedResult, dict[str, Any]]:
+def run_tabular_seed(
+    recipe: TabularRecipe,
+    seed: int,
+    temperature: float,
+    alpha: float,
+    steps: int,
+    teacher: MLP | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> tuple[SeedResult, dict[str, Any]]:
     """Teacher (trained here unless given), then the labels-only and the distilled student from one seed."""
     from models.training.tasks import train
 
@@ -438,11 +446,14 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
         if folder is not None and (folder / SUMMARY).exists():
             raise InputError(f"--out {folder}: the folder already holds a distillation summary ({SUMMARY}); choose a new folder")
         given = load_teacher(teacher, recipe.task) if teacher is not None else None
-        run_seed = run_lm_seed if isinstance(recipe, LMRecipe) else run_tabular_seed
         began = time.perf_counter()
-        results, info = [], {}
+        results: list[SeedResult] = []
+        info: dict[str, Any] = {}
         for s in range(seed, seed + seeds):
-            result, info = run_seed(recipe, s, T, a, steps, teacher=given, progress=progress)
+            if isinstance(recipe, LMRecipe):
+                result, info = run_lm_seed(recipe, s, T, a, steps, teacher=given, progress=progress)
+            else:
+                result, info = run_tabular_seed(recipe, s, T, a, steps, teacher=given, progress=progress)
             results.append(result)
             say(f"seed {s}: teacher {result.teacher_metric:.4f}, labels only {result.student_metric:.4f}, "
                 f"distilled {result.distilled_metric:.4f}")

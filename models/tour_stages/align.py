@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from models.experiments.align import RESULT_FILE, AlignConfig, prepare_align_out, run_align, save_align
 from models.training.runs import release_folder
-
 
 #: the tour's small run: a shorter reference, reward model and policy training (about 15 s).
 TOUR_CONFIG = AlignConfig(method="all", steps=25, ref_steps=300, rm_steps=300, pair_samples=2000, eval_samples=150)

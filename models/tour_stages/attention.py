@@ -13,8 +13,9 @@ that backward starts from.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def attention_graph(
     total.label = "L"
     total.backward()
     present = lambda grid: [x for row in grid for x in row if isinstance(x, Value)]  # noqa: E731
-    groups = {
+    groups: dict[str, Any] = {
         "Q": q,
         "K": k,
         "V": v,
@@ -126,7 +127,7 @@ def tour_problem(sentence: str = TOUR_SENTENCE, seed: int = TOUR_SEED) -> tuple[
 
 def gradient_table(report: GradientReport) -> str:
     """One line per input: max |graph - manual|, max |manual - numeric|, ok."""
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str | tuple[str, str], Any]] = {}  # input -> shape, ok, and (left, right) -> max abs
     for r in report.rows:
         entry = rows.setdefault(r.input, {"shape": "x".join(map(str, r.shape)) or "scalar", "ok": True})
         entry[(r.left, r.right)] = r.max_abs

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from models.experiments.distill import SETTINGS, SUMMARY, distill, format_distill_report
-
 
 #: the tour's quick spirals run: fewer steps than the recipe, two seeds.
 TOUR_SEEDS, TOUR_STEPS = 2, 600

@@ -11,13 +11,13 @@ prints the loss falling, the time per step and a few words sampled from the trai
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from models.training.sampling import sample_run
 from models.data.sequences import stand_in_words
+from models.training.sampling import sample_run
 from models.training.tasks import train
 
 #: Adam steps of the stage (one document each; the linear decay reaches 0 at the last).

@@ -7,8 +7,8 @@ the loss curves and the attention of each block on a held-out question.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from models.training.sampling import sample_run
 from models.training.tasks import train

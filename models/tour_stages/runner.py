@@ -1,8 +1,8 @@
 """`twograd tour`: the main job. One stage per capability, each printing what it checked.
 
 Every stage is a function `tour_stage(out_dir, echo) -> bool` in a module of its own in this
-package (`models.tour_stages.neuron`, `models.tour_stages.xor`, ...); this module only runs them in order and reports which passed (`run_tour` returns a
-`TourResult`, whose `to_json()` is the `twograd tour --json` object). The command line
+package (`models.tour_stages.neuron`, `models.tour_stages.xor`, ...); this module only runs
+them in order and reports which passed (`run_tour` returns a `TourResult`, whose `to_json()` is the `twograd tour --json` object). The command line
 (models/cli/tour.py) only parses arguments and prints.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from engine import InputError
 from models.reports import Shown
@@ -140,7 +141,7 @@ def run_tour(out_dir: Path, echo: Callable[[str], None] = print, stages: Sequenc
         echo(f"\n== {i}/{len(STAGES)}: {title} ==")
         lines: list[str] = []
 
-        def stage_echo(msg: str) -> None:
+        def stage_echo(msg: str, lines: list[str] = lines) -> None:  # this stage's list, bound now
             lines.append(msg)
             echo(msg)
 

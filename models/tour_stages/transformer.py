@@ -12,8 +12,9 @@ draws it with each sub-layer boxed. `tour_stage` is the block's stage of `twogra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
-from models.zoo.gpt import GPT, GPTConfig, count_parameters
 from models.data.sequences import IGNORE, CharText, DigitSequences, LineDocuments, bundled_text, read_text
+from models.training.learner import COMPOSED_NOTE
 from models.training.trainer import Setup, TrainConfig, TrainState
+from models.zoo.gpt import GPT, GPTConfig, count_parameters
+from models.zoo.kernels import Kernels
 from nn.losses import sequence_cross_entropy_forward
 
 #: refuse larger models: parameters, gradient and AdamW's two moments (4 float64 vectors, 1.6 GB).
@@ -167,6 +169,8 @@ class SequenceTask:
         if kind in ("copy", "reverse"):
             return DigitSequences(kind, n_symbols=data_config["symbols"], length=data_config["length"], seed=seed)
         source = data_config.get("source")
+        if not isinstance(source, str):  # a damaged or hand-edited checkpoint.json (it was a TypeError)
+            raise InputError(f"{self.name}: the run records no text file it was trained on (source {source!r})")
         text = bundled_text() if source == "pydoc_data.topics" else read_text(source)
         if _sha256(text) != data_config.get("sha256"):
             raise InputError(f"{self.name}: the text {source} is not the one this run was trained on (its sha256 differs)")
@@ -202,7 +206,7 @@ class SequenceTask:
             out["data"] = data.get("source")
         return out
 
-    def with_preset(self, preset: str) -> "SequenceTask":
+    def with_preset(self, preset: str) -> SequenceTask:
         """This task with a preset's recipe in place of its own (see PRESETS); InputError if it has none."""
         if preset not in PRESETS:
             raise InputError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
@@ -250,15 +254,21 @@ class SequenceTask:
         return [f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (roughly {seconds:.2g} s a step at "
                 f"full context, ~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"]
 
-    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> Setup:
+    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None) -> Setup:
+        """The model, objective and batches; `kernels` replaces pieces of the GPT's composed path (models/zoo/kernels.py),
+        which then trains in place of the fused step."""
         config = GPTConfig(**model_config["gpt"]).validate()
         data = self.load_data(model_config["data"], config.seed)
-        model = GPT(config)
+        model = GPT(config, kernels=kernels)
         B = train.batch_size or 32
         objective = LMObjective(model, data, engine, B)
-        summary = [data.summary(), f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
-                   f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
-                   f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine, seed {config.seed}"]
+        summary = [
+            data.summary(),
+            f"GPT: {config.n_layers} block{'s' if config.n_layers != 1 else ''} of width {config.d_model}, {config.n_heads} heads, context "
+            f"{config.context}, vocabulary {config.vocab_size}, {model.num_parameters():,} parameters, {config.dtype}; "
+            f"{train.optimizer} lr {train.lr:g}, batch {B}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, "
+            f"seed {config.seed}",
+        ]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_lm(folder, state, model, data, self.name)

@@ -326,5 +326,6 @@ def load_run(path: str | Path, flag: str = "--resume") -> SavedRun:
         raise CheckpointError(f"{npz}: the saved parameters {', '.join(bad)} are not finite floats; the checkpoint is damaged")
     optimizer = {"meta": optimizer_meta, "arrays": {k[len("optim."):]: a for k, a in arrays.items() if k.startswith("optim.")}}
     state = TrainState(step=step, losses=losses.tolist(), evals=evals, rng_state=rng_state, optimizer=optimizer, lr=float(lr))
-    extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
+    extra = meta.get("extra")
+    extra = extra if isinstance(extra, dict) else {}
     return SavedRun(folder, model_kind, task, _need(meta, "model_config", dict, where), train_config, params, state, status, extra)

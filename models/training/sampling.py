@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
-from models.zoo.gpt import GPT, GPTConfig
-from models.training.runs import load_run
-from models.data.sequences import BOUNDARY, SEPARATOR, Vocabulary
+from models.data.sequences import BOUNDARY, Vocabulary
 from models.reports import Shown
+from models.training.runs import load_run
+from models.zoo.gpt import GPT, GPTConfig
 from nn.checkpoint import CheckpointError
 
 

@@ -18,8 +18,10 @@ import numpy as np
 
 from engine.errors import InputError
 from models.data.datasets import DATASET_NAMES, Dataset, load_dataset
-from models.zoo.mlp import MLP, MLPConfig
+from models.training.learner import COMPOSED_NOTE
 from models.training.trainer import RowBatches, Setup, TrainConfig, TrainState
+from models.zoo.kernels import Kernels
+from models.zoo.mlp import MLP, MLPConfig
 
 #: measured cost of the graph engine per node and step (forward + backward), for the warning.
 GRAPH_SECONDS_PER_NODE = 2e-6
@@ -61,7 +63,8 @@ class ClassifierObjective:
     """The trainer's objective for an MLP on a labelled data set (see models.training.trainer.Objective).
 
     A batch is None (every training row) or an array of row indices. The manual engine is the
-    MLP's fused numpy path; the graph engine backpropagates the loops form on engine.Values.
+    MLP's fused numpy path (its composed pair for a model with kernels, e.g. a learner's pieces);
+    the graph engine backpropagates the loops form on engine.Values.
     """
 
     def __init__(self, model: MLP, data: Dataset, engine: str) -> None:
@@ -75,6 +78,8 @@ class ClassifierObjective:
         if batch is not None:
             X, y, T = X[batch], y[batch], T[batch]  # (B, D), (B,), (B, K)
         if self.engine == "manual":
+            if self.model.kernels is not None:  # replaced pieces run in the composed pair only
+                return self.model.loss_and_grads(X, y)
             return self.model.fused_loss_and_grad(X, T)
         try:
             return self.model.loss_and_grads_graph(X, y)
@@ -160,15 +165,16 @@ class TabularTask:
                     f"~{seconds:.0f} s (--engine manual takes a fraction of that)"]
         return []
 
-    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> Setup:
+    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None) -> Setup:
+        """The model, objective and batches; `kernels` replaces pieces of the MLP's composed pair (models/zoo/kernels.py)."""
         config = _validated(MLPConfig(**model_config))
         data = load_dataset(self.name, seed=config.seed)
-        model = MLP(config)
+        model = MLP(config, kernels=kernels)
         objective = ClassifierObjective(model, data, engine)
         net = "-".join(map(str, config.sizes))
         batch = "full batch" if not train.batch_size or train.batch_size >= len(data.y_train) else f"batch {train.batch_size}"
         summary = [data.summary(), f"network {net} {config.activation}, {config.loss} loss, {train.optimizer} lr {train.lr:g}, "
-                   f"{batch}, {engine} engine, seed {config.seed}"]
+                   f"{batch}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, seed {config.seed}"]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_tabular(folder, state, model, data, net)

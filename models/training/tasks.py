@@ -13,22 +13,28 @@ overwriting a run), resume (settings come from the folder), the trainer, and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 from engine.errors import InputError
 from engine.gradcheck import text_table
 from models.reports import Shown, format_number
-from models.data.datasets import load_dataset
-from models.zoo.mlp import MLP, MLPConfig
-from models.training.runs import (SavedRun, claim_folder, finite_or_none, load_run, new_run_folder, prepare_out, release_folder,
-                         save_run)
+from models.training.learner import LEARNER_TASKS, LearnerPieces, load_pieces
 from models.training.lm import LM_TASKS, PRESET_TASKS
+from models.training.runs import (
+    SavedRun,
+    claim_folder,
+    finite_or_none,
+    load_run,
+    new_run_folder,
+    prepare_out,
+    release_folder,
+    save_run,
+)
 from models.training.tabular import TABULAR_TASKS
-from models.training.trainer import ENGINES, Diverged, Outcome, Setup, Trainer, TrainConfig, TrainState
+from models.training.trainer import ENGINES, Diverged, Outcome, Setup, TrainConfig, Trainer, TrainState
 from nn.checkpoint import CheckpointError
 
 TASKS: dict[str, Any] = {**TABULAR_TASKS, **LM_TASKS}
@@ -82,6 +88,7 @@ class TrainReport(Shown):
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
+    learner: LearnerPieces | None = None  # with --learner: which pieces were the learner's
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -89,6 +96,7 @@ class TrainReport(Shown):
         return {k: v for k, v in self.outcome.state.evals[-1].items() if k != "step"}
 
     def to_json(self) -> dict[str, Any]:
+        learner = {} if self.learner is None else {"learner": self.learner.to_json()}  # only a run with --learner has it
         return {
             "task": self.task, "model": self.model_kind, "model_config": self.model_config, "engine": self.engine,
             "train_config": self.train_config.to_dict(), "status": self.status, "steps": self.outcome.state.step,
@@ -96,7 +104,7 @@ class TrainReport(Shown):
             "ms_per_step": None if self.outcome.ms_per_step is None else round(self.outcome.ms_per_step, 3),
             "last100_loss": last_losses_mean(self.outcome.state.losses),
             **finite_or_none(self.metrics), "folder": str(self.folder) if self.folder else None, "files": self.files,
-            "notes": self.notes,
+            "notes": self.notes, **learner,
         }
 
     def text(self) -> str:
@@ -107,6 +115,8 @@ class TrainReport(Shown):
 
     def html_rows(self) -> tuple[list[str], list[list[Any]]]:
         rows: list[list[Any]] = [[name.replace("_", " "), format_number(value)] for name, value in self.metrics.items()]
+        if self.learner is not None:
+            rows.append(["pieces", self.learner.line()])
         rows.append(["last-100 mean loss", format_number(last_losses_mean(self.outcome.state.losses))])
         rows.append(["seconds", f"{self.outcome.seconds:.2f}"])
         if self.folder is not None:
@@ -163,6 +173,7 @@ def train(
     plots: bool = True,
     echo: Callable[[str], None] | None = None,
     callback: Callable[[int, float], None] | None = None,
+    learner: str | Path | None = None,
 ) -> TrainReport:
     """Train `task` (or continue the run in `resume`) and return the report.
 
@@ -175,6 +186,9 @@ def train(
                     `out` nor `resume`, nothing is written unless the run is interrupted, which
                     then keeps its state in a new folder under twograd-out/runs/.
     echo:           where to say what is happening (None: silent); warnings start with "warning:".
+    learner:        a `twograd learn` workspace: the model trains on the learner's pieces that passed their
+                    checks, twograd's elsewhere (models/training/learner.py); a new run of a task of
+                    LEARNER_TASKS only, on the manual engine.
 
     Returns the report; raises InputError for bad settings (before step 1) and
     models.training.trainer.Diverged after keeping the last good state in the run folder, if any.
@@ -188,13 +202,24 @@ def train(
         raise InputError("give --out (a new run) or --resume (continue one), not both")
     if preset is not None and resume is not None:
         raise InputError("--preset starts a run; a resumed run keeps the settings it was started with")
+    if learner is not None:
+        if resume is not None:
+            raise InputError("--learner starts a new run; a resumed run continues on the pieces it is given, twograd's "
+                             "(start a new run with --learner to train on your pieces again)")
+        if task is not None and task not in LEARNER_TASKS:
+            raise InputError(f"--learner is for the tasks {', '.join(LEARNER_TASKS)}, not {task}")
+        if engine == "graph":
+            raise InputError("--learner runs your forward and backward functions: the manual engine (drop --engine graph)")
     notes: list[str] = []
     saved: SavedRun | None = None
+    pieces: LearnerPieces | None = None
     if resume is not None:
         saved = load_run(resume)
         the_task = get_task(saved.task)
         if saved.model_kind != the_task.kind:
-            raise CheckpointError(f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}")
+            raise CheckpointError(
+                f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}"
+            )
         train_config = _resume_settings(saved, task, model_options, train_options)
         if train_config.steps <= saved.state.step:  # nothing to train: refused before the folder is touched
             target = f"--steps {train_config.steps:,} is not above that" if "steps" in train_options else "that was its target"
@@ -207,6 +232,10 @@ def train(
                          f"but the gradients round differently, so the run is not bit for bit one on the {recorded_engine} engine")
         engine = engine or recorded_engine
         folder: Path | None = saved.folder
+        if isinstance(saved.extra.get("learner"), dict):
+            record = saved.extra["learner"]
+            notes.append(f"steps 1 to {record.get('until_step', saved.state.step)} of this run used your pieces "
+                         f"({', '.join(record.get('yours', [])) or 'none'}); this session continued on twograd's")
     else:
         if task is None:
             raise InputError(f"name a task ({', '.join(TASK_NAMES)}) or --resume a run")
@@ -228,6 +257,8 @@ def train(
         if saved is not None:
             raise CheckpointError(f"--resume {saved.folder}: the recorded model does not fit: {err}") from None
         raise
+    if learner is not None:  # refused pieces stop the run here, before a folder is touched
+        pieces = load_pieces(learner, the_task.name, model_config)
     if out is not None:  # before step 1: a bad folder must not cost a whole run
         folder = prepare_out(out, overwrite=overwrite)
     elif saved is not None:  # two resumes of one run would write over each other
@@ -237,8 +268,16 @@ def train(
         for w in warnings:
             say(w)
 
-        setup = the_task.build(model_config, train_config, engine)
+        if pieces is not None:
+            setup = the_task.build(model_config, train_config, engine, kernels=pieces.kernels)
+            notes += pieces.notes
+        else:
+            setup = the_task.build(model_config, train_config, engine)
         extra: dict[str, Any] = {"engine": engine}
+        if pieces is not None:  # which pieces were the learner's, and their files' sha256: the run can be traced
+            extra["learner"] = pieces.to_json()
+        elif saved is not None and isinstance(saved.extra.get("learner"), dict):
+            extra["learner"] = {"until_step": saved.state.step, **saved.extra["learner"]}
         vocab = getattr(getattr(setup.objective, "data", None), "vocab", None)
         if vocab is not None:  # so that the run samples without its text file (models.training.sampling.RecordedVocabulary)
             extra["vocab"] = list(vocab.tokens)
@@ -291,7 +330,7 @@ def train(
             if status == "interrupted":
                 notes.append(f"the run is saved in {folder}; continue with: twograd train --resume {folder}")
         return TrainReport(the_task.name, the_task.kind, model_config, train_config, engine, status, outcome, setup.model,
-                           folder, files, notes, setup.summary)
+                           folder, files, notes, setup.summary, pieces)
     finally:
         if claimed is not None:
             release_folder(claimed)
@@ -310,6 +349,8 @@ def format_report(report: TrainReport) -> str:
     """The lines `twograd train` prints after the run (the summary lines are printed before it)."""
     o = report.outcome
     lines = [f"{format_metrics(report.metrics)}  ({o.state.step} steps, {o.seconds:.2f} s)"]
+    if report.learner is not None:
+        lines.append(report.learner.line())
     lines += [f"wrote {path}  ({what.replace('_', ' ')})" for what, path in report.files.items()]
     lines += report.notes
     if report.folder is None:

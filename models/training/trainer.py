@@ -37,8 +37,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class TrainConfig:
     # Adam's own defaults; the micro GPT preset uses (0.85, 0.99), which forget faster.
     betas: tuple[float, float] = (0.9, 0.999)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Return self, or raise InputError naming the bad field and what it must be."""
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise InputError(f"betas must be a pair (b1, b2), got {self.betas!r}")
@@ -104,7 +105,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """A config from `to_dict()`'s output (unknown keys are refused, missing ones take defaults)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -126,7 +127,10 @@ def _check_float(name: str, value: Any, positive: bool = False) -> None:
 class Objective(Protocol):
     """What the trainer trains. `model` owns the parameters (`flat_params`, `flat_grads`)."""
 
-    model: Module
+    @property
+    def model(self) -> Module:  # read-only here, so an objective may hold a GPT or an MLP
+        """The model that owns the parameters."""
+        ...
 
     def loss_and_grad(self, batch: Any) -> float:
         """The loss on `batch`, with its gradient written or added into the model's grads (zeroed first)."""
@@ -257,7 +261,7 @@ class _SigintLatch:
         if self._pending:
             raise KeyboardInterrupt
 
-    def __enter__(self) -> "_SigintLatch":
+    def __enter__(self) -> _SigintLatch:
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -267,16 +271,23 @@ class _SigintLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def in_notebook() -> bool:
+    """True inside a running Jupyter kernel (not merely when ipykernel was imported, as a test may do)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and (type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in getattr(shell, "config", {}))
+
+
 def progress_wanted(quiet: bool) -> bool:
     """Draw a bar unless told not to: in a terminal (stderr is a tty) or in a notebook."""
-    return not quiet and (sys.stderr.isatty() or "ipykernel" in sys.modules)
+    return not quiet and (sys.stderr.isatty() or in_notebook())
 
 
 def progress_bar_class() -> Any:
     """tqdm's widget bar in a notebook that has ipywidgets (the `notebook` extra), its text bar
     everywhere else. tqdm.auto would pick the widget without ipywidgets and warn
     "IProgress not found" on every run; this asks for the widget only when it can be drawn."""
-    if "ipykernel" in sys.modules:
+    if in_notebook():
         import importlib.util
 
         if importlib.util.find_spec("ipywidgets") is not None:

@@ -32,27 +32,13 @@ float64 is the default (for checking); `dtype="float32"` runs the same code in f
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine.errors import InputError
 from engine.gradcheck import graph_gradients
-from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
-from nn.linear import matmul_backward, matmul_forward, matmul_loops
-from nn.losses import IGNORE_INDEX, sequence_cross_entropy_backward, sequence_cross_entropy_forward, sequence_cross_entropy_loops
-from nn.mha import attention_weights
-from nn.module import Module
-from nn.normalization import DEFAULT_EPS
-from nn.positions import (
-    learned_positions_backward,
-    learned_positions_forward,
-    learned_positions_loops,
-    sinusoidal_positions_backward,
-    sinusoidal_positions_forward,
-    sinusoidal_positions_loops,
-)
 from models.zoo.gpt_fused import (
     FusedGPT,
     act_backward,
@@ -62,17 +48,42 @@ from models.zoo.gpt_fused import (
     norm_backward,
     norm_forward,
 )
+from models.zoo.kernels import (
+    GPT_PIECES,
+    Kernels,
+    block_backward,
+    block_forward,
+    check_kernels,
+    norm_kernel_backward,
+    norm_kernel_forward,
+)
 from nn._checks import dout_array
+from nn.embedding import token_embedding_backward, token_embedding_forward, token_embedding_loops
+from nn.linear import matmul_backward, matmul_forward, matmul_loops
+from nn.losses import (
+    IGNORE_INDEX,
+    sequence_cross_entropy_backward,
+    sequence_cross_entropy_forward,
+    sequence_cross_entropy_loops,
+)
+from nn.mha import attention_weights
+from nn.module import Module
+from nn.normalization import DEFAULT_EPS
+from nn.positions import (
+    LearnedPositionsCache,
+    learned_positions_backward,
+    learned_positions_forward,
+    learned_positions_loops,
+    sinusoidal_positions_backward,
+    sinusoidal_positions_forward,
+    sinusoidal_positions_loops,
+)
 from nn.registry import Case, Piece, register
 from nn.transformer_block import (
-    _norm_backward,
-    _norm_forward,
     GAIN_NAMES,
     _norm_loops,
     block_param_names,
     init_block_params,
-    transformer_block_backward,
-    transformer_block_forward,
     transformer_block_loops,
 )
 
@@ -110,7 +121,7 @@ class GPTConfig:
     def ffn_width(self) -> int:
         return 4 * self.d_model if self.d_ff is None else self.d_ff
 
-    def validate(self) -> "GPTConfig":
+    def validate(self) -> GPTConfig:
         """Return self, or raise InputError naming the bad field."""
         for name in ("vocab_size", "context", "d_model", "n_heads", "n_layers"):
             value = getattr(self, name)
@@ -243,9 +254,13 @@ class GPTCache(NamedTuple):
     norm_e: Any = None  # the embedding norm's cache (embed_norm), else None; norm_f is None without final_norm
 
 
-def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]) -> tuple[np.ndarray, list[Any]]:
-    """h = Norm_f(x_N) (B, T, C) and the caches on the way (embedding, positions, blocks, norm)."""
+def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any],
+               kernels: Kernels | None = None) -> tuple[np.ndarray, list[Any]]:
+    """h = Norm_f(x_N) (B, T, C) and the caches on the way (embedding, positions, blocks, norm).
+
+    `kernels` replaces the blocks' pieces and the norms (models/zoo/kernels.py); None is nn's own."""
     x, embed_cache = token_embedding_forward(p["wte"], idx, scale=static["scale_embedding"])  # (B, T, C)
+    pos_cache: LearnedPositionsCache | tuple[int, ...]  # the learned table's cache, or the sinusoids' shape
     if static["positions"] == "learned":
         x, pos_cache = learned_positions_forward(x, p["wpe"])
     else:
@@ -255,31 +270,35 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
     ones = np.ones(x.shape[-1], dtype=dt)  # the gain of a norm without one: a constant
     norm_e_cache = None
     if static.get("embed_norm", False):
-        x, norm_e_cache = _norm_forward(static["norm"], x, p.get("norm_e.gamma", ones), p.get("norm_e.beta"), static["eps"])
+        x, norm_e_cache = norm_kernel_forward(kernels, static["norm"], x, p.get("norm_e.gamma", ones), p.get("norm_e.beta"),
+                                              static["eps"])
         x = x.astype(dt, copy=False)
     block = _block_kwargs(**static)
     block_caches = []
     for layer in range(static["n_layers"]):
-        x, c = transformer_block_forward(x, *_block_args(p, layer, static["norm"], static["bias"], ones), **block)
+        x, c = block_forward(kernels, x, *_block_args(p, layer, static["norm"], static["bias"], ones), **block)
         block_caches.append(c)
     norm_cache = None
     if static.get("final_norm", True):
-        x, norm_cache = _norm_forward(static["norm"], x, p.get("norm_f.gamma", ones), p.get("norm_f.beta"), static["eps"])
+        x, norm_cache = norm_kernel_forward(kernels, static["norm"], x, p.get("norm_f.gamma", ones), p.get("norm_f.beta"),
+                                            static["eps"])
     return x.astype(dt, copy=False), [embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache]
 
 
 def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
                 norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
                 scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
-                final_norm: bool = True, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, GPTCache]:
-    """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards."""
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+                final_norm: bool = True, ignore_index: int = IGNORE_INDEX,
+                kernels: Kernels | None = None) -> tuple[np.ndarray, GPTCache]:
+    """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards
+    (or the pieces `kernels` replaces: models/zoo/kernels.py; `gpt_backward` follows the cache)."""
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
               "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     names = _names(**static)
     p = _split(params, names)
     idx = np.asarray(idx)
-    h, (embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache) = gpt_hidden(p, idx, static)
+    h, (embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache) = gpt_hidden(p, idx, static, kernels)
     B, T, C = h.shape
     W_head = p["wte"].T if tied else p["head"]  # (C, V)
     logits2, head_cache = matmul_forward(h.reshape(B * T, C), W_head)  # (B*T, V)
@@ -316,15 +335,15 @@ def gpt_backward_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarra
     dt = cache.logits.dtype
     dh2, dW_head = matmul_backward(dlogits.reshape(B * T, -1).astype(dt, copy=False), cache.head)  # (B*T, C), (C, V)
     dx = dh2.reshape(B, T, C)
-    grads: dict[str, np.ndarray] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
+    grads: dict[str, np.ndarray | None] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
     if cache.norm_f is not None:
-        dx, grads["norm_f.gamma"], grads["norm_f.beta"] = _norm_backward(dx, cache.norm_f)
+        dx, grads["norm_f.gamma"], grads["norm_f.beta"] = norm_kernel_backward(dx, cache.norm_f)
     for layer in range(static["n_layers"] - 1, -1, -1):
-        dx, *dblock = transformer_block_backward(dx.astype(dt, copy=False), cache.blocks[layer])
+        dx, *dblock = block_backward(dx.astype(dt, copy=False), cache.blocks[layer])
         for name, g in zip(block_param_names(static["norm"], static["bias"]), dblock):
             grads[f"h{layer}.{name}"] = g
     if cache.norm_e is not None:
-        dx, grads["norm_e.gamma"], grads["norm_e.beta"] = _norm_backward(dx.astype(dt, copy=False), cache.norm_e)
+        dx, grads["norm_e.gamma"], grads["norm_e.beta"] = norm_kernel_backward(dx.astype(dt, copy=False), cache.norm_e)
     if static["positions"] == "learned":
         dx, grads["wpe"] = learned_positions_backward(dx, cache.pos)
     else:
@@ -385,9 +404,12 @@ class GPT(Module):
     `gpt_param_names(config)`: wte, [wpe], h0.Wq ... h{N-1}.beta2, norm_f.gamma, [norm_f.beta], [head].
     """
 
-    def __init__(self, config: GPTConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: GPTConfig | None = None, *, kernels: Kernels | None = None, **overrides: Any) -> None:
         super().__init__()
         self.config = GPTConfig(**{**(config or GPTConfig()).to_dict(), **overrides}).validate()
+        # Pieces replaced in the composed path (models/zoo/kernels.py; a learner's, `train --learner`);
+        # None: nn's own, and the fused step trains. A model with kernels always runs the composed pair.
+        self.kernels = check_kernels(kernels, GPT_PIECES, "GPT")
         c = self.config
         self.names = gpt_param_names(c.n_layers, c.norm, c.bias, c.positions, c.tied, c.norm_gain, c.embed_norm, c.final_norm)
         # wte, wpe, head are the GPT's own; "h0.Wq" lives in submodule h0 as "Wq" (same order)
@@ -408,7 +430,7 @@ class GPT(Module):
         if self.config.dtype == "float32":
             self.set_dtype(np.float32)
 
-    def save(self, path: Any, config: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
+    def save(self, path: Any, config: dict[str, Any] | None = None) -> Any:
         """Checkpoint (npz + json) with this model's config, so `GPT.load(path)` rebuilds it."""
         return super().save(path, config if config is not None else self.config.to_dict())
 
@@ -437,8 +459,9 @@ class GPT(Module):
         against it by tests/models/test_gpt_fast.py. The one-file scalar GPT's norm options
         (norm_gain False, embed_norm, final_norm False) run the composed pieces: that model
         (`--preset micro`) is small enough for them, and the fused kernels do not have these.
+        A model given `kernels` runs the composed pieces too: the fused step has no pieces to replace.
         """
-        if self.one_file_norms:
+        if self.one_file_norms or self.kernels is not None:
             return self.loss_and_grad_composed(idx, targets)
         return self._fused_step().loss_and_grad(idx, targets)
 
@@ -449,9 +472,10 @@ class GPT(Module):
         return not c.norm_gain or c.embed_norm or not c.final_norm
 
     def loss_and_grad_composed(self, idx: np.ndarray, targets: np.ndarray) -> float:
-        """`loss_and_grad` by the composed manual pairs (`gpt_forward` / `gpt_backward`): the reference."""
+        """`loss_and_grad` by the composed manual pairs (`gpt_forward` / `gpt_backward`): the reference
+        (with the model's `kernels` in place of the pieces they replace)."""
         idx = self._check_idx(idx)
-        loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static())
+        loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static(), kernels=self.kernels)
         for acc, g in zip(self.grad_list(), gpt_backward(np.ones(()), cache)):
             acc += g
         return float(loss)
@@ -478,11 +502,13 @@ class GPT(Module):
         return float(loss)
 
     def loss(self, idx: np.ndarray, targets: np.ndarray) -> float:
-        loss, _ = gpt_forward(*self.param_list(), idx=self._check_idx(idx), targets=targets, **self.config.static())
+        loss, _ = gpt_forward(*self.param_list(), idx=self._check_idx(idx), targets=targets, **self.config.static(),
+                              kernels=self.kernels)
         return float(loss)
 
     def attention_maps(self, idx: np.ndarray) -> list[np.ndarray]:
-        """The attention weights of every block on idx: one (B, H, T, T) array per layer, rows summing to 1."""
+        """The attention weights of every block on idx: one (B, H, T, T) array per layer, rows summing to 1
+        (by nn's pieces, also for a model with `kernels`: a replaced piece's cache is its own)."""
         p = dict(zip(self.names, self.param_list()))
         _, (_, _, block_caches, _, _) = gpt_hidden(p, self._check_idx(idx), self.config.static())
         return [attention_weights(c.attn) for c in block_caches]
@@ -491,7 +517,7 @@ class GPT(Module):
         """Logits (B, T, V) for idx (B, T): the forward without the loss (inference, sampling)."""
         idx = self._check_idx(idx)
         p = dict(zip(self.names, self.param_list()))
-        h, _ = gpt_hidden(p, idx, self.config.static())
+        h, _ = gpt_hidden(p, idx, self.config.static(), self.kernels)
         W_head = p["wte"].T if self.config.tied else p["head"]
         return h @ W_head  # (B, T, V)
 
@@ -518,7 +544,7 @@ def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n
     """The torch referee (see `nn.registry.Piece`): the same GPT from torch ops and the block's torch form."""
     from nn.transformer_block import _block_torch
 
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
               "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
     p = _split(params, _names(**static))
@@ -620,7 +646,7 @@ def gpt_fused_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_laye
                          "are not fused; GPT.loss_and_grad runs the composed pieces for them")
     if ignore_index != IGNORE_INDEX:
         raise InputError(f"gpt_fused: the fused step ignores targets equal to {IGNORE_INDEX}, got ignore_index={ignore_index}")
-    static = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
+    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
               "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
     p = _split(params, _names(**static))
     arrays = {n: np.asarray(a) for n, a in p.items()}

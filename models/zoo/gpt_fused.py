@@ -20,16 +20,17 @@ over a grid of configurations, in float64 and float32):
   (`logits`) of one `models.zoo.gpt.GPT`, on buffers it keeps between calls.
 * `norm_*`, `act_*`, `causal_attention_*`: its unchecked in-place kernels, forward next to backward.
 * `models.zoo.gpt.gpt_fused_forward` / `gpt_fused_backward` (in gpt.py, which imports this
-  file, never the other way): the step on explicit arrays, registered as the piece "gpt_fused" (the gpt piece's loops form, cases and torch referee), so the registry
-  checks the fused step three ways too, and with it the kernels (`covers`).
+  file, never the other way): the step on explicit arrays, registered as the piece "gpt_fused"
+  (the gpt piece's loops form, cases and torch referee), so the registry checks the fused step
+  three ways too, and with it the kernels (`covers`).
 
 Every GPT-2-style configuration `GPTConfig` allows is fused (activation relu / gelu /
 gelu_tanh, layer or RMS norm, with or without biases, learned or sinusoidal positions, tied or
 untied head, scaled embedding, ignored targets, any T <= context). The one-file scalar GPT's
 norm options (`norm_gain` False, `embed_norm`, `final_norm` False: the micro preset, a model of
-4,000 parameters) are not: `GPT.loss_and_grad` runs the composed pieces for them. The one internal fallback: the embedding's scatter-add is a product with a
-one-hot matrix while that matrix is small (`ONEHOT_MAX` entries, as `nn.embedding`), and
-`np.add.at` beyond it.
+4,000 parameters) are not: `GPT.loss_and_grad` runs the composed pieces for them. The one
+internal fallback: the embedding's scatter-add is a product with a one-hot matrix while that
+matrix is small (`ONEHOT_MAX` entries, as `nn.embedding`), and `np.add.at` beyond it.
 
 Where the speed comes from (each is marked where it is used):
 
@@ -62,7 +63,6 @@ from nn._checks import kept_rows
 from nn.activations import GELU_TANH_CUBIC, erf_array
 from nn.embedding import ONEHOT_MAX
 from nn.losses import IGNORE_INDEX
-from nn.normalization import DEFAULT_EPS
 from nn.positions import positional_encoding
 from nn.transformer_block import block_param_names
 
@@ -138,7 +138,7 @@ def norm_backward(dy: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, gamma: np.
 
 
 # ============================================================================ activations
-def act_forward(name: str, z: np.ndarray, a: np.ndarray, keep1: np.ndarray, keep2: np.ndarray) -> None:
+def act_forward(name: str, z: np.ndarray, a: np.ndarray, keep1: np.ndarray | None, keep2: np.ndarray | None) -> None:
     """a = act(z) (N, F), writing what the backward needs into keep1, keep2.
 
         relu:       a = max(z, 0)                                    keeps nothing
@@ -148,16 +148,19 @@ def act_forward(name: str, z: np.ndarray, a: np.ndarray, keep1: np.ndarray, keep
 
     For gelu_tanh the 0.5 of GELU is NOT applied here: the caller multiplies it into W2
     (a (F, C) matrix, 4x smaller than a), exactly, since halving is exact in floating point.
+    The workspace holds None for a keep its activation does not use.
     """
     if name == "relu":
         np.maximum(z, 0.0, out=a)
     elif name == "gelu":
+        assert keep1 is not None
         np.multiply(z, _INV_SQRT2, out=a)
         np.copyto(keep1, erf_array(a))  # erf_array allocates; exact GELU is not the benchmark's
         keep1 += 1.0
         keep1 *= 0.5
         np.multiply(z, keep1, out=a)
     else:
+        assert keep1 is not None and keep2 is not None
         np.multiply(z, z, out=keep2)  # z^2, not z**3 (pow is several times slower)
         np.multiply(keep2, _K * GELU_TANH_CUBIC, out=keep1)
         keep1 += _K
@@ -167,7 +170,9 @@ def act_forward(name: str, z: np.ndarray, a: np.ndarray, keep1: np.ndarray, keep
         np.multiply(z, keep1, out=a)  # z (1 + t) = 2 GELU(z)
 
 
-def act_backward(name: str, da: np.ndarray, z: np.ndarray, keep1: np.ndarray, keep2: np.ndarray, scratch: np.ndarray) -> None:
+def act_backward(
+    name: str, da: np.ndarray, z: np.ndarray, keep1: np.ndarray | None, keep2: np.ndarray | None, scratch: np.ndarray
+) -> None:
     """da (N, F) becomes dz = da * act'(z), in place.
 
         relu:       act' = [z > 0]
@@ -183,6 +188,7 @@ def act_backward(name: str, da: np.ndarray, z: np.ndarray, keep1: np.ndarray, ke
     if name == "relu":
         np.multiply(da, z > 0.0, out=da)
     elif name == "gelu":
+        assert keep1 is not None
         np.multiply(z, z, out=scratch)
         scratch *= -0.5
         np.exp(scratch, out=scratch)
@@ -191,6 +197,7 @@ def act_backward(name: str, da: np.ndarray, z: np.ndarray, keep1: np.ndarray, ke
         scratch += keep1  # + Phi(z)
         da *= scratch
     else:
+        assert keep1 is not None and keep2 is not None
         keep2 *= 3.0 * _K * GELU_TANH_CUBIC
         keep2 += _K
         keep2 *= z  # v = K z (1 + 3 c z^2)
@@ -366,9 +373,8 @@ class FusedGPT:
         return self._ws
 
     # ------------------------------------------------------------------ validation (once)
-    def check(self, idx: Any, targets: Any | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(idx (B, T) int64, keep (N,) bool, kept targets (K,)) or InputError, with the messages
-        of the composed pieces (the embedding's for ids, the sequence cross-entropy's for targets)."""
+    def check_idx(self, idx: Any) -> np.ndarray:
+        """idx (B, T) as int64, or InputError with the embedding's messages."""
         idx = np.asarray(idx)
         if idx.ndim != 2 or idx.dtype.kind not in "iu" or 0 in idx.shape:
             raise InputError(f"gpt: idx must be a (B, T) array of integer token ids, got {idx.dtype} {idx.shape}")
@@ -377,9 +383,13 @@ class FusedGPT:
         bad = (idx < 0) | (idx >= self.V)
         if bad.any():
             raise InputError(f"embedding: ids out of range [0, {self.V}): {idx[bad][:5].tolist()} at {np.argwhere(bad)[:5].tolist()}")
-        idx = idx.astype(np.int64, copy=False)
-        if targets is None:
-            return idx, None, None
+        return idx.astype(np.int64, copy=False)
+
+    def check(self, idx: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(idx (B, T) int64, keep (N,) bool, kept targets (K,)) or InputError, with the messages
+        of the composed pieces (the embedding's for ids, the sequence cross-entropy's for targets,
+        None among them: the loss needs targets)."""
+        idx = self.check_idx(idx)
         keep, kept = kept_rows("sequence_cross_entropy", idx.shape + (self.V,), targets, IGNORE_INDEX)
         return idx, keep, kept
 
@@ -452,7 +462,7 @@ class FusedGPT:
 
     def logits(self, idx: Any) -> np.ndarray:
         """Logits (B, T, V) for idx (B, T): the fused forward (a new array)."""
-        idx, _, _ = self.check(idx, None)
+        idx = self.check_idx(idx)
         ws = self._forward(idx)
         return np.ascontiguousarray(ws.logits_t.T).reshape(idx.shape + (self.V,))  # a new array
 
@@ -479,7 +489,7 @@ class FusedGPT:
         idx, keep, kept = self.check(idx, targets)
         ws = self._forward(idx)
         B, T = idx.shape
-        N, C, H, V = B * T, self.C, self.H, self.V
+        N, C, H = B * T, self.C, self.H
         D = C // H
         p, g, cfg = self.p, self.g, self.cfg
         K = kept.shape[0]
@@ -520,7 +530,8 @@ class FusedGPT:
             g[pre + "W2"] += ws.g_fc
             if cfg.bias:
                 g[pre + "b2"] += ws.ones_n @ dres
-            W2 = ws.W2h[l] if cfg.activation == "gelu_tanh" else p[pre + "W2"]
+            W2h = ws.W2h[l]  # W2 / 2, kept for gelu_tanh only (None otherwise)
+            W2 = W2h if W2h is not None else p[pre + "W2"]
             da = ws.da
             np.matmul(dres, W2.T, out=da)  # dL/da (for gelu_tanh, of a = 2 GELU: W2 / 2)
             act_backward(cfg.activation, da, ws.z[l], ws.keep1[l], ws.keep2[l], ws.actscratch)  # dz

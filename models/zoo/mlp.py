@@ -15,6 +15,10 @@ Three forms of the same network, all reading the same parameters:
   function with preallocated buffers, for fast full-batch training (checked against the
   composed pair in tests/models/test_mlp.py).
 
+The composed pair calls every piece through a kernel (models/zoo/kernels.py): `MLP(config,
+kernels={"linear": Kernel(forward, backward)})` replaces the pieces a mapping names (a learner's,
+`twograd train --learner`) and keeps nn's elsewhere; `kernels=None` is nn's own throughout.
+
 `MLP.forward` / `MLP.backward` (the Module interface, without the loss) are the layer part
 of the manual pair, `_layers_forward` / `_layers_backward`, not another implementation.
 Each activation is one row of `ACTIVATIONS`: its loops form, its manual pair, and the
@@ -34,13 +38,15 @@ update the whole model with a handful of array operations instead of a handful p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine import Value, to_values
+from models.zoo.kernels import MLP_PIECES, Kernels, check_kernels, kernel
 from nn.activations import (
     relu_backward,
     relu_forward,
@@ -53,10 +59,11 @@ from nn.activations import (
     tanh_forward,
     tanh_loops,
 )
-from nn.linear import linear_backward, linear_forward, linear_loops
-from nn.losses import cross_entropy_backward, cross_entropy_forward, cross_entropy_loops, mse_backward, mse_forward, mse_loops
+from nn.linear import linear_loops
+from nn.losses import cross_entropy_loops, mse_loops
 from nn.module import Module
 from nn.registry import Case, Piece, register
+
 
 class Activation(NamedTuple):
     """One hidden nonlinearity h = f(a), every form of it the MLP uses."""
@@ -123,7 +130,7 @@ class MLPConfig:
     # Seeds the weight initialisation (numpy's default_rng): same seed, same network.
     seed: int = 0
 
-    def validate(self) -> "MLPConfig":
+    def validate(self) -> MLPConfig:
         """Return self, or raise ValueError naming the bad field."""
         sizes = self.sizes
         if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
@@ -209,21 +216,25 @@ class MLPCache:
     loss: Any
     activation: str
     loss_name: str
+    kernels: Kernels | None = None  # the replaced pieces the forward ran (None: nn's)
 
 
-def _layers_forward(x: Any, params: Sequence[Any], activation: str) -> tuple[np.ndarray, list[Any], list[Any]]:
+def _layers_forward(x: Any, params: Sequence[Any], activation: str,
+                    kernels: Kernels | None = None) -> tuple[np.ndarray, list[Any], list[Any]]:
     """z (B, K) from x (B, D): linear_forward, then the activation's forward, layer by layer.
 
     Returns z and the pieces' caches (one LinearCache per layer, one activation cache per
-    hidden layer), which `_layers_backward` takes.
+    hidden layer), which `_layers_backward` takes. `kernels` replaces linear and the
+    activation (None: nn's; `_layers_backward` must be given the same).
     """
     _check_param_count(len(params))
-    act_forward = ACTIVATIONS[activation].forward
+    act_forward = kernel(kernels, activation).forward
+    lin_forward = kernel(kernels, "linear").forward
     n_layers = len(params) // 2
     lin_caches, act_caches = [], []
     h = x
     for l in range(n_layers):
-        h, c = linear_forward(h, params[2 * l], params[2 * l + 1])  # (B, H_l)
+        h, c = lin_forward(h, params[2 * l], params[2 * l + 1])  # (B, H_l)
         lin_caches.append(c)
         if l < n_layers - 1:
             h, c = act_forward(h)
@@ -232,7 +243,7 @@ def _layers_forward(x: Any, params: Sequence[Any], activation: str) -> tuple[np.
 
 
 def _layers_backward(
-    dz: Any, lin_caches: Sequence[Any], act_caches: Sequence[Any], activation: str
+    dz: Any, lin_caches: Sequence[Any], act_caches: Sequence[Any], activation: str, kernels: Kernels | None = None
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """(dx, [dW1, db1, ..., dW_L, db_L]) from dz = dloss/dz: the pieces' backwards in reverse.
 
@@ -242,12 +253,13 @@ def _layers_backward(
 
     starting from G_L = dz; dx = dh_0.
     """
-    act_backward = ACTIVATIONS[activation].backward
+    act_backward = kernel(kernels, activation).backward
+    lin_backward = kernel(kernels, "linear").backward
     n_layers = len(lin_caches)
     grads: list[np.ndarray] = [np.empty(0)] * (2 * n_layers)
     dh = dz
     for l in range(n_layers - 1, -1, -1):
-        dh, dW, db = linear_backward(dh, lin_caches[l])  # dh: (B, H_{l-1})
+        dh, dW, db = lin_backward(dh, lin_caches[l])  # dh: (B, H_{l-1})
         grads[2 * l], grads[2 * l + 1] = dW, db
         if l > 0:
             (dh,) = act_backward(dh, act_caches[l - 1])
@@ -255,15 +267,16 @@ def _layers_backward(
 
 
 def mlp_forward(
-    x: Any, *params: Any, targets: Any, activation: str = "tanh", loss: str = "mse"
+    x: Any, *params: Any, targets: Any, activation: str = "tanh", loss: str = "mse", kernels: Kernels | None = None
 ) -> tuple[np.ndarray, MLPCache]:
-    """loss (0-d array) of the MLP on x (B, D): `_layers_forward`, then the loss's forward."""
-    z, lin_caches, act_caches = _layers_forward(x, params, activation)  # z: (B, K)
+    """loss (0-d array) of the MLP on x (B, D): `_layers_forward`, then the loss's forward
+    (the pieces `kernels` names are its, the rest nn's; `mlp_backward` follows the cache)."""
+    z, lin_caches, act_caches = _layers_forward(x, params, activation, kernels)  # z: (B, K)
     if loss == "cross_entropy":
-        value, loss_cache = cross_entropy_forward(z, targets=targets)
+        value, loss_cache = kernel(kernels, "cross_entropy").forward(z, targets=targets)
     else:
-        value, loss_cache = mse_forward(z, targets)
-    return value, MLPCache(lin_caches, act_caches, loss_cache, activation, loss)
+        value, loss_cache = kernel(kernels, "mse").forward(z, targets)
+    return value, MLPCache(lin_caches, act_caches, loss_cache, activation, loss, kernels)
 
 
 def mlp_backward(dout: Any, cache: MLPCache) -> tuple[np.ndarray, ...]:
@@ -274,10 +287,10 @@ def mlp_backward(dout: Any, cache: MLPCache) -> tuple[np.ndarray, ...]:
     The target of mse is not a parameter, so its gradient is dropped.
     """
     if cache.loss_name == "cross_entropy":
-        (dz,) = cross_entropy_backward(dout, cache.loss)
+        (dz,) = kernel(cache.kernels, "cross_entropy").backward(dout, cache.loss)
     else:
-        dz, _ = mse_backward(dout, cache.loss)  # (B, K); dtarget unused
-    dx, grads = _layers_backward(dz, cache.linear, cache.act, cache.activation)
+        dz, _ = kernel(cache.kernels, "mse").backward(dout, cache.loss)  # (B, K); dtarget unused
+    dx, grads = _layers_backward(dz, cache.linear, cache.act, cache.activation, cache.kernels)
     return (dx, *grads)
 
 
@@ -310,9 +323,12 @@ class MLP(Module):
     the same loss and gradient.
     """
 
-    def __init__(self, config: MLPConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: MLPConfig | None = None, *, kernels: Kernels | None = None, **overrides: Any) -> None:
         super().__init__()
         self.config = replace(config or MLPConfig(), **overrides).validate()
+        # Pieces replaced in the composed pair (models/zoo/kernels.py); None: nn's own. The fused
+        # path has no pieces to replace: a model with kernels trains on `loss_and_grads`.
+        self.kernels = check_kernels(kernels, MLP_PIECES, "MLP")
         self.activation = self.config.activation
         self.loss_name = self.config.loss
         self.n_layers = len(self.config.sizes) - 1
@@ -337,7 +353,7 @@ class MLP(Module):
 
         Keeps the layers' caches for `backward`; nothing is copied for them.
         """
-        z, lin_caches, act_caches = _layers_forward(x, self.param_list, self.activation)
+        z, lin_caches, act_caches = _layers_forward(x, self.param_list, self.activation, self.kernels)
         self._cache = (lin_caches, act_caches)
         return z
 
@@ -345,7 +361,7 @@ class MLP(Module):
         """dx (B, D) from dz = dL/dz (B, K) after `forward`; adds (+=) dW_l, db_l into `grads`."""
         if self._cache is None:
             raise RuntimeError("MLP.backward called before forward")
-        dx, grads = _layers_backward(dz, *self._cache, self.activation)
+        dx, grads = _layers_backward(dz, *self._cache, self.activation, self.kernels)
         for name, g in zip(_layer_names(self.n_layers), grads):
             self.grads[name] += g
         return dx
@@ -360,13 +376,15 @@ class MLP(Module):
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """The loss on (x, y) with the composed manual forward (no gradient)."""
-        value, _ = mlp_forward(x, *self.param_list, targets=self.targets(y), activation=self.activation, loss=self.loss_name)
+        value, _ = mlp_forward(x, *self.param_list, targets=self.targets(y), activation=self.activation, loss=self.loss_name,
+                               kernels=self.kernels)
         return float(value)
 
     # ------------------------------------------------------------------ gradients, three ways
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> float:
         """Composed nn pieces: loss, and its gradient *added* into `self.grads` (Module's convention)."""
-        value, cache = mlp_forward(x, *self.param_list, targets=self.targets(y), activation=self.activation, loss=self.loss_name)
+        value, cache = mlp_forward(x, *self.param_list, targets=self.targets(y), activation=self.activation, loss=self.loss_name,
+                                   kernels=self.kernels)
         grads = mlp_backward(np.ones(()), cache)
         for name, g in zip(_layer_names(self.n_layers), grads[1:]):
             self.grads[name] += g
@@ -478,7 +496,7 @@ class MLP(Module):
         return loss
 
     # ------------------------------------------------------------------ state
-    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> Path:  # type: ignore[override]
+    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> Path:
         """Checkpoint (npz + json) with this model's config, so `MLP.load(path)` rebuilds it."""
         return super().save(path, config if config is not None else self.config.to_dict())
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from engine import (
     Explanation,
@@ -26,6 +26,9 @@ from engine import (
     explain,
     numerical_gradient,
 )
+
+if TYPE_CHECKING:  # viz is imported only when a page is written
+    from viz.explore import Explorer
 
 #: Inputs chosen so that n = 0.8814 and o = tanh(n) = 0.7071 = 1/sqrt(2): do/dn = 1/2.
 NEURON_INPUTS: dict[str, float] = {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}
@@ -113,3 +116,15 @@ def save_graph(path: Path, rankdir: str = "LR", expr: str | None = None, at: dic
         raise UnknownNameError(f"--explain: no input named {highlight!r}; the inputs are {', '.join(leaves)}")
     lit = leaves[highlight] if highlight is not None else None
     return draw(root, rankdir=rankdir, title=title, highlight=lit).save(path)
+
+
+def explore_graph(path: Path, expr: str | None = None, at: dict[str, float] | None = None) -> Explorer:
+    """Write the step-through page of `graph_for(expr, at)` to `path` for `twograd graph --html`
+    (viz.explore); returns the Explorer (`.layout_error` says when there is no picture, `.table()`
+    lists the steps). A suffix other than .html/.htm is an InputError (exit 2)."""
+    from viz import explore
+
+    root, _, title = graph_for(expr, at)
+    explorer = explore(root, title=title)
+    explorer.save(path)
+    return explorer

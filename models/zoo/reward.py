@@ -20,8 +20,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.chosen)
 
-    def take(self, rows: Sequence[int]) -> "Pairs":
+    def take(self, rows: Sequence[int] | np.ndarray) -> Pairs:
         return Pairs([self.chosen[i] for i in rows], [self.rejected[i] for i in rows])
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from engine import InputError, UnknownNameError, Value
 from nn.activations import relu_loops, sigmoid_loops, tanh_loops

@@ -6,7 +6,8 @@ Skipped where torch is not installed. torch is used here only, never by the pack
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -69,7 +69,7 @@ def test_a_repeated_operand_is_two_paths() -> None:
 def test_past_the_limit_the_count_is_told_and_the_largest_come_first() -> None:
     x = Value(0.5, "x")
     v = x
-    for k in range(40):  # each step doubles the number of paths: 2**40 of them
+    for _ in range(40):  # each step doubles the number of paths: 2**40 of them
         v = v * 0.9 + v * 1.1
     v.label = "r"
     e = explain(v, x, limit=5)

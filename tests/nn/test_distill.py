@@ -10,8 +10,13 @@ import pytest
 
 from engine import InputError, Value
 from nn.distill import distillation_backward, distillation_forward, distillation_loops
-from nn.losses import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward, sequence_cross_entropy_backward, \
-    sequence_cross_entropy_forward
+from nn.losses import (
+    IGNORE_INDEX,
+    cross_entropy_backward,
+    cross_entropy_forward,
+    sequence_cross_entropy_backward,
+    sequence_cross_entropy_forward,
+)
 from nn.softmax import softmax_forward
 
 #: float64 rounding of a handful of operations on values of order 1

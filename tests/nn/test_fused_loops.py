@@ -54,8 +54,15 @@ def test_matmul_and_linear_build_one_dot_node_per_output() -> None:
     assert all(v.op == "dot" and len(v.parents) == 11 for row in z for v in row)  # the bias joins the dot
 
 
-@pytest.mark.parametrize("piece", [p for p in PIECES if p.name in ("gpt", "linear", "attention", "layer_norm", "rms_norm", "cross_entropy", "softmax")],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "piece",
+    [
+        p
+        for p in PIECES
+        if p.name in ("gpt", "linear", "attention", "layer_norm", "rms_norm", "cross_entropy", "softmax")
+    ],
+    ids=lambda p: p.name,
+)
 def test_fused_and_binary_graphs_agree_exactly(piece: Any) -> None:
     inputs, static = piece.cases[0].make(np.random.default_rng(2))
 

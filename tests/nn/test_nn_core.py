@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from engine import Value
+from models.check import pieces
 from nn import activations, linear, losses, softmax
 from nn.activations import erf_array
-from models.check import pieces
 from nn.registry import check_piece, get_piece
 
 CORE_PIECES = (

@@ -10,8 +10,8 @@ import pytest
 
 from engine import EXACT, NUMERIC
 from nn.embedding import Embedding, embedding_backward, embedding_forward, embedding_loops
-from nn.positions import positional_encoding
 from nn.normalization import LayerNorm, layer_norm_backward, layer_norm_forward, layer_norm_loops
+from nn.positions import positional_encoding
 from nn.registry import assert_three_way, check_piece, get_piece
 from nn.residual import (
     dropout_backward,

@@ -57,7 +57,11 @@ def test_reinforce_kl_gradient_is_unbiased_for_the_kl_objective() -> None:
     rng = np.random.default_rng(1)
     theta, theta_ref, r, beta = np.array([0.2, -0.5, 0.4]), np.array([0.0, 0.3, -0.2]), np.array([1.0, -0.5, 0.3]), 0.7
     pi, ref = np.exp(theta) / np.exp(theta).sum(), np.exp(theta_ref) / np.exp(theta_ref).sum()
-    J = lambda t: (np.exp(t) / np.exp(t).sum() * (r - beta * np.log(np.exp(t) / np.exp(t).sum() / ref))).sum()
+
+    def J(t: np.ndarray) -> float:  # the exact objective E_pi[r] - beta KL(pi || pi_ref) at theta = t
+        pi_t = np.exp(t) / np.exp(t).sum()
+        return float((pi_t * (r - beta * np.log(pi_t / ref))).sum())
+
     h = 1e-6
     exact = np.array([(J(theta + h * e) - J(theta - h * e)) / (2 * h) for e in np.eye(3)])
     B, n_batches = 8, 25_000

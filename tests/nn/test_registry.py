@@ -12,8 +12,9 @@ import inspect
 import subprocess
 import sys
 import types
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pytest

@@ -12,9 +12,9 @@ import pytest
 
 from engine import NUMERIC, assert_gradients_close, numerical_gradient_arrays
 from nn.embedding import Embedding, embedding_forward
+from nn.linear import Linear, linear_forward
 from nn.masks import causal_mask
 from nn.mha import MultiHeadAttention, mha_backward, mha_forward, self_attention_backward, self_attention_forward
-from nn.linear import Linear, linear_forward
 from nn.normalization import LayerNorm, layer_norm_backward, layer_norm_forward
 
 SAME = 0.0  # the class calls the same function on the same arrays: bit-identical

@@ -294,6 +294,11 @@ def test_decision_boundary_bad_input(tmp_path: Path) -> None:
         plot_decision_boundary(predict, np.zeros((5, 2)), np.zeros(4), tmp_path / "b.png")
     with pytest.raises(ValueError, match="^plot_decision_boundary: resolution must be an int >= 2"):
         plot_decision_boundary(predict, np.zeros((5, 2)), np.zeros(5), tmp_path / "b.png", resolution=1)
+    # test points without their classes (or the reverse) were once dropped without a word
+    with pytest.raises(ValueError, match="^plot_decision_boundary: give X_test and y_test together, got only X_test$"):
+        plot_decision_boundary(predict, np.zeros((5, 2)), np.zeros(5), tmp_path / "b.png", X_test=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="^plot_decision_boundary: give X_test and y_test together, got only y_test$"):
+        plot_decision_boundary(predict, np.zeros((5, 2)), np.zeros(5), tmp_path / "b.png", y_test=np.zeros(2))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -3,11 +3,11 @@ limit, groups, and behaviour without Graphviz."""
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import shutil
 import subprocess
-import os
-import random
 import sys
 import threading
 import time
@@ -460,7 +460,7 @@ def big_graph(n_values: int) -> Value:
     count = len(layer)
     while count < n_values:
         new = []
-        for j in range(8):
+        for _ in range(8):
             s = Value(0.0, f"b{count}")
             for x in layer:
                 s = s + x * Value(rng.uniform(-1, 1), f"w{count}")

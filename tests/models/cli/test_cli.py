@@ -15,8 +15,8 @@ import pytest
 from engine import InputError
 from models import check
 from models.cli import COMMANDS, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, build_parser, main
-from models.zoo.neuron import NEURON_INPUTS, neuron_graph, neuron_manual_grad, neuron_report
 from models.tour_stages.runner import STAGES
+from models.zoo.neuron import NEURON_INPUTS, neuron_graph, neuron_manual_grad, neuron_report
 
 HAVE_DOT = shutil.which("dot") is not None
 
@@ -145,7 +145,8 @@ def test_tour_with_a_failing_dot_runs_every_stage_and_saves_dot_files(tmp_path: 
     stages = len(STAGES)
     assert f"tour: {stages} of {stages} stages passed" in res.stdout
     why = [line for line in res.stdout.splitlines() if line.startswith("(no picture: ")]
-    drawn = {"models.zoo.neuron", "models.training.tasks", "models.tour_stages.attention", "models.tour_stages.transformer"}  # the stages that draw a graph
+    # the stages that draw a graph
+    drawn = {"models.zoo.neuron", "models.training.tasks", "models.tour_stages.attention", "models.tour_stages.transformer"}
     assert len(why) == len(drawn) and all("failed (exit 1): dot: something broke" in line for line in why), why
     dots = sorted(p.name for p in (tmp_path / "tour").glob("*.dot"))
     assert len(dots) == len(drawn) and not list((tmp_path / "tour").glob("*graph*.svg")), dots
@@ -191,7 +192,11 @@ def test_every_table_command_is_a_subcommand_with_its_module() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     assert list(sub.choices) == [c.name for c in COMMANDS]
     for c in COMMANDS:
-        args = sub.choices[c.name].parse_args({"train": ["xor"], "graph": ["-o", "f.dot"], "sample": ["--run", "r"], "distill": ["spirals"]}.get(c.name, []))
+        args = sub.choices[c.name].parse_args(
+            {"train": ["xor"], "graph": ["-o", "f.dot"], "sample": ["--run", "r"], "distill": ["spirals"]}.get(
+                c.name, []
+            )
+        )
         assert args.func.__module__ == c.module, c.name
 
 

@@ -15,7 +15,8 @@ def test_graph_a_function_name_as_a_variable_is_one_usage_error(as_json: bool, c
     assert main(argv) == EXIT_USAGE
     captured = capsys.readouterr()
     if as_json:
-        assert json.loads(captured.out) == {"error": "--expr: 'exp' is a function, not a variable: call it as exp(...), or give the variable another name"}
+        expected = "--expr: 'exp' is a function, not a variable: call it as exp(...), or give the variable another name"
+        assert json.loads(captured.out) == {"error": expected}
     else:
         assert captured.out == ""
     (line,) = captured.err.strip().splitlines()

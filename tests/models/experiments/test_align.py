@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from models.data.sequences import LineDocuments
 from models.experiments.align import (
     AlignConfig,
     add_policy_grad,
@@ -20,10 +21,9 @@ from models.experiments.align import (
     save_align,
     token_logprobs_with_cache,
 )
+from models.training.runs import RunExists
 from models.zoo.gpt import GPT, GPTConfig
 from models.zoo.reward import make_names, preference_pairs, true_reward, true_rewards
-from models.training.runs import RunExists
-from models.data.sequences import LineDocuments
 
 #: the GPT's manual gradient against central differences in float64 (as the gpt piece's check).
 NUMERIC = 1e-6

@@ -12,12 +12,12 @@ from real_sigint import needs_real_sigint
 
 from models.cli import main
 from models.data.datasets import load_dataset
-from models.experiments.distill import SETTINGS, LMDistillObjective, TabularDistillObjective, labelled_subset
-from models.zoo.gpt import GPT, GPTConfig
-from models.training.lm import LMObjective
-from models.zoo.mlp import MLP, MLPConfig
 from models.data.sequences import CharText
+from models.experiments.distill import SETTINGS, LMDistillObjective, TabularDistillObjective, labelled_subset
+from models.training.lm import LMObjective
 from models.training.trainer import TrainConfig, Trainer, full_batch
+from models.zoo.gpt import GPT, GPTConfig
+from models.zoo.mlp import MLP, MLPConfig
 
 #: steps of the quick runs: enough for the curves to move, a fraction of a second each
 QUICK_STEPS = 40
@@ -148,9 +148,8 @@ def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp
 @pytest.mark.slow
 def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, capsys) -> None:
     """Past the teacher (trained by `models.training.tasks.train`), in the labels-only student's training."""
-    from models.training.trainer import Interrupted
-
     import models.experiments.distill
+    from models.training.trainer import Interrupted
 
     def interrupted(*_args, **_kwargs):
         raise Interrupted("labels only seed 0 interrupted after step 7 of 50: the experiment stopped there and wrote nothing")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import models.training.lm
 import models.tour_stages.micro as demo
+import models.training.lm
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import engine
-
 from models.tour_stages.transformer import block_graph, block_problem, tour_stage
 from nn.transformer_block import transformer_block_forward, transformer_block_loops
 

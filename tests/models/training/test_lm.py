@@ -190,6 +190,30 @@ def test_a_run_without_a_recorded_vocabulary_names_its_missing_text(tmp_path, ca
     assert len(err) == 1 and f"--run {folder}: its training text is needed for the vocabulary" in err[0], err
 
 
+def test_a_run_whose_record_lost_its_text_file_samples_from_its_vocabulary(tmp_path, capsys) -> None:
+    """A checkpoint.json without the data's source (damaged or edited by hand) once ended in a
+    TypeError traceback; now the recorded vocabulary serves, or one line says what is missing."""
+    from models.training.runs import save_run
+
+    data = tmp_path / "names.txt"
+    data.write_text(NAMES + "\n", encoding="utf-8")
+    folder = tmp_path / "run"
+    train("lines", model_options={"data": str(data)}, train_options={"steps": 2}, out=folder, plots=False)
+    before = sample_run(folder, n=3, seed=1).samples
+    saved = load_run(folder)
+    model_config = {**saved.model_config, "data": {k: v for k, v in saved.model_config["data"].items() if k != "source"}}
+    for extra in (saved.extra, {"engine": "manual"}):  # with, then without, the recorded vocabulary
+        save_run(folder, model_kind=saved.model_kind, task=saved.task, model_config=model_config,
+                 train_config=saved.train_config, params=saved.params, state=saved.state, status=saved.status,
+                 extra=extra)
+        if "vocab" in extra:
+            assert sample_run(folder, n=3, seed=1).samples == before
+        else:
+            assert main(["sample", "--run", str(folder)]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"--run {folder}: its training text is needed for the vocabulary" in err[0], err
+
+
 def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> None:
     from models.training.sampling import Samples
 

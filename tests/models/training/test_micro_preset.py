@@ -15,11 +15,10 @@ import pytest
 
 from engine.errors import InputError
 from models.cli import main
-from models.zoo.gpt import GPT, GPTConfig
 from models.training.lm import PRESETS, LMObjective
-from models.data.sequences import LineDocuments
 from models.training.tasks import get_task, train
 from models.training.trainer import TrainConfig, make_optimizer
+from models.zoo.gpt import GPT, GPTConfig
 
 #: the two engines do the same float64 math in a different order: rounding only, over a few steps.
 ENGINE_RTOL = 1e-10

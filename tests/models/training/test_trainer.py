@@ -13,9 +13,9 @@ from real_sigint import needs_real_sigint
 
 from engine.errors import InputError, RunError
 from models.data.datasets import load_dataset
-from models.zoo.mlp import MLP, MLPConfig
 from models.training.tabular import ClassifierObjective
-from models.training.trainer import Diverged, RowBatches, Trainer, TrainConfig, full_batch
+from models.training.trainer import Diverged, RowBatches, TrainConfig, Trainer, full_batch
+from models.zoo.mlp import MLP, MLPConfig
 from nn.optim import scheduled_lr
 
 #: a minibatch run long enough to interrupt at several places, short enough for a unit test.

@@ -179,11 +179,14 @@ def test_bad_idx_is_one_input_error(idx, message) -> None:
     (np.array([[0, 9, 1]]), r"targets must be class indices in \[0, 7\)"),
     (np.full((1, 3), IGNORE_INDEX), "every target is the ignore index"),
     (np.zeros((1, 3)), "integer class indices"),
+    (None, "integer class indices"),  # no targets at all: once an AttributeError in the fused step
 ])
 def test_bad_targets_are_one_input_error(targets, message) -> None:
     model = GPT(BASE)
     with pytest.raises(InputError, match=message):
         model.loss_and_grad(np.array([[1, 2, 3]]), targets)
+    with pytest.raises(InputError, match=message):  # the composed step says the same
+        model.loss_and_grad_composed(np.array([[1, 2, 3]]), targets)
 
 
 def test_the_fused_logits_are_the_composed_logits() -> None:

@@ -7,8 +7,8 @@ import pytest
 
 from engine import EXACT, NUMERIC
 from models.data.datasets import xor
-from models.zoo.mlp import ACTIVATIONS, MLP, MLP_PIECE, MLPConfig, make_targets, mlp_backward, mlp_forward, mlp_loops
 from models.training.tasks import train
+from models.zoo.mlp import ACTIVATIONS, MLP, MLP_PIECE, MLPConfig, make_targets, mlp_backward, mlp_forward, mlp_loops
 from nn.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
 from nn.registry import assert_three_way, check_piece, get_piece
 

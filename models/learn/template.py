@@ -1,0 +1,140 @@
+"""The learner's starting file (`DIR/NAME.py`) and its pytest file (`DIR/test_NAME.py`), as text.
+
+The starting file holds the math as its docstring (from the library's docstrings, at the moment
+`learn start` runs), the functions with exactly the names and signatures of twograd's own, each
+with its reference's docstring and a `raise NotImplementedError` body. It imports nothing of
+twograd's but `engine`'s functions the loops form needs on Values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+from models.learn.exercise import Exercise, Fn
+
+#: the methods of the `value` exercise's class, and what each computes
+VALUE_METHODS: tuple[tuple[str, str, str], ...] = (
+    ("__add__", "self, other", "self + other (other may be a plain number)"),
+    ("__radd__", "self, other", "other + self, when other is a plain number"),
+    ("__mul__", "self, other", "self * other (other may be a plain number)"),
+    ("__rmul__", "self, other", "other * self, when other is a plain number"),
+    ("__pow__", "self, k", "self ** k for a plain number k"),
+    ("exp", "self", "e ** self"),
+    ("tanh", "self", "tanh(self)"),
+    ("backward", "self", "fill .grad of every node this one depends on: d self / d node (self.grad = 1)"),
+)
+
+
+def _doc(text: str, indent: str) -> str:
+    text = text.replace('"""', "'''").strip()
+    return textwrap.indent(f'r"""{text}\n"""', indent)
+
+
+def _function(fn: Fn) -> str:
+    ref = fn.reference()
+    doc = inspect.getdoc(ref) or ""
+    if fn.alias:  # not one of our functions by that name: say where ours is
+        doc = f"Write this as one function; twograd's own version is {fn.location()}.\n\n{doc}"
+    return f"def {fn.text_signature()}:\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
+
+
+def _value_class() -> str:
+    lines = ['class Value:', _doc("A scalar that remembers how it was computed, so backward() can fill .grad of every node.", "    "), "",
+             "    def __init__(self, data):", "        self.data = float(data)", "        self.grad = 0.0", ""]
+    for name, args, what in VALUE_METHODS:
+        lines += [f"    def {name}({args}):", f'        """{what}"""', "        raise NotImplementedError", ""]
+    return "\n".join(lines)
+
+
+def starting_file(ex: Exercise, workspace: str) -> str:
+    """The text of DIR/NAME.py for a learner who starts `ex`."""
+    head = [f"{ex.name}: {ex.title} ({ex.phase}).", "", f"Derive: {ex.derive}"]
+    if ex.builds_on:
+        head.append(f"Builds on: {', '.join(ex.builds_on)}.")
+    head += ["", "Write the functions below with exactly these names and signatures; check your work with",
+             f"    twograd learn check {ex.name} --dir {workspace}",
+             f"and ask for a hint with `twograd learn hint {ex.name}`.", "", "The math (from twograd's own docstrings):", "",
+             ex.math_text()]
+    parts = [_doc("\n".join(head), "")]
+    imports = "import numpy as np\n"
+    if any(f.name.endswith("_loops") for f in ex.functions):
+        imports += ("\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh\n"
+                    "from engine import exp, log, tanh, sqrt  # noqa: F401\n")
+    parts.append(imports)
+    for fn in ex.functions:
+        parts.append(_value_class() if ex.name == "value" else _function(fn))
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def test_file(ex: Exercise) -> str:
+    """The text of DIR/test_NAME.py: `pytest DIR` runs the same check as `learn check` (the twograd plugin's fixtures)."""
+    text = (f'"""pytest for the exercise {ex.name}, kept by `twograd learn start {ex.name}`; `pytest DIR` runs it.\n\n'
+            f'The fixtures come from twograd\'s pytest plugin (models.learn.plugin).\n"""\n\n\n'
+            f"def test_{ex.name}_check(learn_check):\n"
+            f'    """The same check as `twograd learn check {ex.name}`: a failure shows the diagnosis."""\n'
+            f'    learn_check("{ex.name}")\n')
+    loops = [f for f in ex.functions if f.name.endswith("_loops")]
+    for lo in loops:
+        stem = lo.name[: -len("_loops")]
+        text += (f"\n\ndef test_{stem}_three_way(three_way):\n"
+                 f'    """Your {stem} in this process, three ways (graph, manual, numeric), against twograd\'s on its first case."""\n'
+                 f"    from {ex.name} import {stem}_backward, {stem}_forward, {stem}_loops\n\n"
+                 f'    three_way({stem}_loops, {stem}_forward, {stem}_backward, reference="{_piece_of(ex, stem)}")\n')
+    return text
+
+
+def _piece_of(ex: Exercise, stem: str) -> str:
+    for spec in getattr(ex.grader, "specs", ()):
+        if spec.forward == f"{stem}_forward":
+            return spec.piece
+    return stem
+
+
+#: twograd's own version of the exercises that are not a trio of nn functions, as a learner's file would hold it
+_OWN: dict[str, str] = {
+    "value": "from engine import Value  # noqa: F401\n",
+    "gradcheck": "from engine.gradcheck import numerical_gradient  # noqa: F401\n",
+    "causal_mask": "from nn.masks import causal_mask  # noqa: F401\n",
+    "training_loop": '''import numpy as np
+from nn.optim import SGD
+
+
+def train(loss_and_grad, params, *, lr, steps):
+    """twograd's SGD stepping the parameters in place; the loss of every step, before its update."""
+    grads = {n: np.zeros_like(p) for n, p in params.items()}
+    opt = SGD([(params[n], grads[n]) for n in params], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss, g = loss_and_grad(params)
+        for n in grads:
+            grads[n][...] = g[n]
+        opt.step()
+        losses.append(loss)
+    return losses
+''',
+    "adam": '''from nn.optim import Adam, AdamW
+
+
+def adam_step(p, g, m, v, t, *, lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, decoupled=False):
+    """One step of twograd's Adam (AdamW when decoupled), from the moments m, v after t - 1 steps."""
+    p, g = p.copy(), g.copy()
+    opt = (AdamW if decoupled else Adam)([(p, g)], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    opt.state["m"]["0"][...] = m
+    opt.state["v"]["0"][...] = v
+    opt.step_count = t - 1
+    opt.step()
+    return p, opt.state["m"]["0"], opt.state["v"]["0"]
+''',
+}
+
+
+def reference_file(ex: Exercise) -> str:
+    """A learner's file holding twograd's own solution of `ex` (tests, and `train --learner` with our own pieces)."""
+    if ex.name in _OWN:
+        return _OWN[ex.name]
+    lines = []
+    for fn in ex.functions:
+        module = fn.ref.partition(":")[0]
+        lines.append(f"from {module} import {fn.name}  # noqa: F401")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,393 @@
+// twograd's backprop explorer: steps through forward and backward of one recorded graph.
+//
+// The Python side (viz/explore/) decided everything shown here and put it in the page as JSON
+// (<script class="tg-data">): the nodes and their numbers, the steps with their arithmetic, the
+// groups, and for every picture ("view") the boxes, the edge paths laid out by Graphviz's dot,
+// and where each node and edge of the graph is drawn. This file only keeps the step counter,
+// applies or undoes steps, and draws. Plain DOM, no library, no network.
+//
+// State after k steps (steps 0..k-1 applied):
+//   shown[i]   node i has its data (a leaf always; an op node after its forward step)
+//   grad[i]    node i's grad so far, or null before any backward step has reached it
+//   touches[i] how many applied steps set grad[i] (undoing the last one makes it null again)
+(function () {
+  "use strict";
+  var SVG = "http://www.w3.org/2000/svg";
+  var made = 0; // explorers initialised in this document: each gets its own arrowhead id
+  var PLAY_MS = 350; // one step per PLAY_MS while playing
+
+  // Numbers as the Python side sends them: a float, or "nan" / "inf" / "-inf" as strings.
+  function num(x) { return typeof x === "number" ? x : Number(x === "nan" ? NaN : x.replace("inf", "Infinity")); }
+  // Six significant digits, like Python's format(x, ".6g") on the Python side.
+  function fmt(x) {
+    if (x === null || x === undefined) return "\u00b7";
+    if (!isFinite(x)) return String(x);
+    if (x === 0) return "0";
+    var s = x.toPrecision(6);
+    if (s.indexOf("e") >= 0) return s.replace(/\.?0+e/, "e");
+    return s.indexOf(".") >= 0 ? s.replace(/\.?0+$/, "") : s;
+  }
+  function el(tag, attrs, text, ns) {
+    var e = ns ? document.createElementNS(SVG, tag) : document.createElement(tag);
+    for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function init(root) {
+    root.setAttribute("data-ready", "1");
+    var arrowId = "tg-arrow-" + (made += 1) + "-" + Math.floor(Math.random() * 1e9);
+    var data = JSON.parse(root.querySelector(".tg-data").textContent);
+    var nodes = data.nodes, steps = data.steps, edges = data.edges, n = steps.length;
+    var k = 0, view = 0, timer = null, picked = null;
+    var shown = nodes.map(function (nd) { return nd.k !== "op"; });
+    var grad = nodes.map(function () { return null; });
+    var touches = nodes.map(function () { return 0; });
+    var edgeBetween = {}; // "parent,child" -> graph edge ids (for colouring explain's paths)
+    edges.forEach(function (e, id) { (edgeBetween[e[0] + "," + e[1]] = edgeBetween[e[0] + "," + e[1]] || []).push(id); });
+
+    // ------------------------------------------------------------------ the page's skeleton
+    root.appendChild(el("h2", { "class": "tg-title" }, data.title));
+    var bar = el("div", { "class": "tg-controls" });
+    function button(name, text, title, action) {
+      var b = el("button", { "class": "tg-" + name, title: title, type: "button" }, text);
+      b.addEventListener("click", action);
+      bar.appendChild(b);
+      return b;
+    }
+    button("start", "|\u25c0 start", "back to the start (Home)", function () { goTo(0); });
+    button("prev", "\u25c0 prev", "previous step (left arrow)", function () { goTo(k - 1); });
+    var play = button("play", "\u25b6 play", "play / pause (space)", function () { toggle(); });
+    button("next", "next \u25b6", "next step (right arrow)", function () { goTo(k + 1); });
+    button("end", "end \u25b6|", "jump to the end (End)", function () { goTo(n); });
+    var slider = el("input", { type: "range", min: "0", max: String(n), value: "0", "class": "tg-slider" });
+    slider.addEventListener("input", function () { goTo(Number(slider.value)); });
+    bar.appendChild(slider);
+    var counter = el("span", { "class": "tg-counter" });
+    bar.appendChild(counter);
+    root.appendChild(bar);
+    var crumb = el("div", { "class": "tg-crumb" });
+    root.appendChild(crumb);
+    var main = el("div", { "class": "tg-main" });
+    var canvas = el("div", { "class": "tg-canvas" });
+    var panel = el("div", { "class": "tg-panel" });
+    main.appendChild(canvas);
+    main.appendChild(panel);
+    root.appendChild(main);
+    var stepBox = el("div", { "class": "tg-step" }), formulaBox = el("div", { "class": "tg-formula" });
+    var pickBox = el("div", { "class": "tg-pick" }), legendBox = el("div", { "class": "tg-legend" });
+    [stepBox, formulaBox, pickBox, legendBox].forEach(function (b) { panel.appendChild(b); });
+    if (data.layoutError) root.insertBefore(el("div", { "class": "tg-note" }, data.layoutError), main);
+
+    // ------------------------------------------------------------------ drawing a view
+    var units = {}; // key -> {el, name, data, grad}: the box (or table row) of one unit in this view
+    var lines = []; // drawn edge index -> its path element
+    var lit = [];   // elements carrying the "current step" class
+    var stepRows = []; // without a picture: step index -> its row in the step table
+
+    function openView(v) {
+      view = v;
+      units = {}; lines = []; lit = []; stepRows = [];
+      canvas.textContent = "";
+      var vw = data.views[v];
+      crumb.textContent = "";
+      if (v > 0) {
+        var back = el("button", { "class": "tg-back", type: "button" }, "\u2190 all");
+        back.addEventListener("click", function () { openView(0); });
+        crumb.appendChild(back);
+        var g = data.groups[v - 1];
+        crumb.appendChild(el("span", {}, " group " + g.name + ": " + g.members.length + " nodes, " +
+          g.inputs.length + " inputs, " + g.outputs.length + " outputs"));
+      } else if (data.groups.length) {
+        crumb.appendChild(el("span", {}, data.groups.length + " groups folded; click a box to open it"));
+      }
+      if (vw.error) {
+        canvas.appendChild(el("div", { "class": "tg-note" }, vw.error));
+        drawTable(vw);
+      } else {
+        drawSvg(vw);
+      }
+      root.setAttribute("data-view", String(v));
+      paintCompare();
+      for (var i = 0; i < nodes.length; i++) drawNode(i);
+      drawGroups();
+      showCurrent(false);
+      if (picked !== null) pick(picked);
+    }
+
+    function drawSvg(vw) {
+      var svg = el("svg", { width: vw.w + 8, height: vw.h + 8, viewBox: "-4 -4 " + (vw.w + 8) + " " + (vw.h + 8), "class": "tg-svg" }, undefined, true);
+      svg.appendChild(el("defs", {}, undefined, true)).appendChild(markerEl());
+      vw.edges.forEach(function (e, idx) {
+        var p = el("path", { d: e.d, "class": "tg-edge", "marker-end": "url(#" + arrowId + ")" }, undefined, true);
+        if (e.ids.length > 1) p.appendChild(el("title", {}, e.ids.length + " edges", true));
+        svg.appendChild(p);
+        lines[idx] = p;
+      });
+      vw.units.forEach(function (u) {
+        var g = el("g", { "class": "tg-unit tg-" + u.kind, "data-key": u.key }, undefined, true);
+        g.appendChild(el("rect", { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3 }, undefined, true));
+        var rows = u.kind === "const" ? 1 : 3, texts = [];
+        for (var r = 0; r < rows; r++) {
+          var t = el("text", { x: u.x + u.w / 2, y: u.y + (r + 1) * u.h / (rows + 1) + 4, "class": "tg-t" + r }, "", true);
+          g.appendChild(t);
+          texts.push(t);
+        }
+        if (u.kind !== "group") g.setAttribute("data-node", String(u.ref));
+        g.addEventListener("click", function (ev) { ev.stopPropagation(); clicked(u); });
+        svg.appendChild(g);
+        units[u.key] = { el: g, texts: texts, unit: u };
+      });
+      svg.addEventListener("click", function () { pick(null); });
+      canvas.appendChild(svg);
+    }
+
+    function markerEl() {
+      var m = el("marker", { id: arrowId, viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", markerUnits: "userSpaceOnUse", orient: "auto" }, undefined, true);
+      m.appendChild(el("path", { d: "M0,0L10,5L0,10z", "class": "tg-arrowhead" }, undefined, true));
+      return m;
+    }
+
+    // Without a picture (no dot, or a view too big for one): the nodes as table rows, same numbers.
+    function drawTable(vw) {
+      var table = el("table", { "class": "tg-table" });
+      var head = el("tr");
+      ["node", "data", "grad"].forEach(function (h) { head.appendChild(el("th", {}, h)); });
+      table.appendChild(head);
+      vw.units.forEach(function (u) {
+        var tr = el("tr", { "class": "tg-unit tg-" + u.kind, "data-key": u.key });
+        var texts = [el("td"), el("td"), el("td")];
+        texts.forEach(function (td) { tr.appendChild(td); });
+        if (u.kind !== "group") tr.setAttribute("data-node", String(u.ref));
+        tr.addEventListener("click", function () { clicked(u); });
+        table.appendChild(tr);
+        units[u.key] = { el: tr, texts: texts, unit: u };
+      });
+      canvas.appendChild(table);
+      // ... and every step, as `Explorer.table()` prints them; the current one is highlighted.
+      var list = el("table", { "class": "tg-table tg-steps" });
+      steps.forEach(function (s, i) {
+        var tr = el("tr");
+        tr.appendChild(el("td", {}, String(i + 1)));
+        tr.appendChild(el("td", {}, s.k === "f" ? "forward" : s.k === "s" ? "seed" : "backward"));
+        tr.appendChild(el("td", {}, s.t));
+        list.appendChild(tr);
+        stepRows.push(tr);
+      });
+      canvas.appendChild(list);
+    }
+
+    // One node's numbers, in every box that shows it in this view.
+    function drawNode(i) {
+      var keys = data.views[view].nodeUnits[i] || [];
+      var nd = nodes[i];
+      for (var j = 0; j < keys.length; j++) {
+        var u = units[keys[j]];
+        if (!u || u.unit.kind === "group") continue;
+        if (u.unit.kind === "const") { u.texts[0].textContent = nd.n; u.el.setAttribute("data-data", String(num(nd.d))); continue; }
+        u.texts[0].textContent = nd.op && nd.n.indexOf("#") < 0 ? nd.n + "  (" + nd.op + ")" : nd.n;
+        u.texts[1].textContent = "data " + (shown[i] ? fmt(num(nd.d)) : "?");
+        u.texts[2].textContent = "grad " + fmt(grad[i]);
+        u.el.classList.toggle("tg-done", shown[i]);
+        if (shown[i]) u.el.setAttribute("data-data", String(num(nd.d))); else u.el.removeAttribute("data-data");
+        if (grad[i] !== null) u.el.setAttribute("data-grad", String(grad[i])); else u.el.removeAttribute("data-grad");
+      }
+    }
+
+    // A folded group's box: its name, size, and how far forward/backward have got inside it.
+    function drawGroups() {
+      data.groups.forEach(function (g, gi) {
+        var u = units["g" + gi];
+        if (!u) return;
+        var done = g.members.filter(function (i) { return shown[i] && nodes[i].k === "op"; }).length;
+        var ops = g.members.filter(function (i) { return nodes[i].k === "op"; }).length;
+        var graded = g.members.filter(function (i) { return grad[i] !== null; }).length;
+        u.texts[0].textContent = g.name;
+        u.texts[1].textContent = g.members.length + (g.members.length === 1 ? " node" : " nodes") + " \u00b7 in " + g.inputs.length + " \u00b7 out " + g.outputs.length;
+        u.texts[2].textContent = "fwd " + done + "/" + ops + " \u00b7 grads " + graded + "/" + g.members.length;
+        u.el.setAttribute("data-members", String(g.members.length));
+      });
+    }
+
+    // ------------------------------------------------------------------ steps
+    function apply(s) {
+      if (s.k === "f") { shown[s.n] = true; return [s.n]; }
+      var i = s.k === "s" ? s.n : edges[s.e][0];
+      grad[i] = num(s.a);
+      touches[i] += 1;
+      return [i];
+    }
+    function undo(s) {
+      if (s.k === "f") { shown[s.n] = false; return [s.n]; }
+      var i = s.k === "s" ? s.n : edges[s.e][0];
+      touches[i] -= 1;
+      grad[i] = touches[i] === 0 ? null : num(s.b);
+      return [i];
+    }
+
+    function goTo(target) {
+      target = Math.max(0, Math.min(n, target));
+      var changed = {};
+      while (k < target) { apply(steps[k]).forEach(function (i) { changed[i] = 1; }); k += 1; }
+      while (k > target) { k -= 1; undo(steps[k]).forEach(function (i) { changed[i] = 1; }); }
+      for (var i in changed) drawNode(Number(i));
+      if (data.groups.length) drawGroups();
+      showCurrent(true);
+      if (k === n && timer) toggle();
+    }
+
+    function toggle() {
+      if (timer) { clearInterval(timer); timer = null; play.textContent = "\u25b6 play"; return; }
+      if (k === n) goTo(0);
+      play.textContent = "\u23f8 pause";
+      timer = setInterval(function () { goTo(k + 1); }, PLAY_MS);
+    }
+
+    // Highlight the last applied step's boxes and edge, and write its arithmetic in the panel.
+    function showCurrent(follow) {
+      lit.forEach(function (e) { e.classList.remove("tg-cur"); });
+      lit = [];
+      slider.value = String(k);
+      counter.textContent = "step " + k + " / " + n;
+      root.setAttribute("data-step", String(k));
+      if (k === 0) {
+        stepBox.textContent = "Step 0: the leaves hold their data. Press next (or the right arrow) to run forward.";
+        formulaBox.textContent = "";
+        return;
+      }
+      if (stepRows.length) lit.push(stepRows[k - 1]);
+      var s = steps[k - 1], vw = data.views[view], touched = [s.n];
+      var phase = s.k === "f" ? "forward" : s.k === "s" ? "backward starts" : "backward";
+      stepBox.textContent = "";
+      stepBox.appendChild(el("b", {}, "Step " + k + " (" + phase + ")"));
+      stepBox.appendChild(el("div", { "class": "tg-arith" }, s.t));
+      var op = nodes[s.n].op;
+      formulaBox.textContent = op ? "local derivative of " + op + ": " + data.formulas[op] : "";
+      if (s.k === "b") {
+        touched.push(edges[s.e][0]);
+        var d = vw.edgeDrawn[s.e];
+        if (d !== undefined && lines[d]) lit.push(lines[d]);
+      } else if (s.k === "f") {
+        nodes[s.n].p.forEach(function (p) {
+          (edgeBetween[p + "," + s.n] || []).forEach(function (id) {
+            var dd = vw.edgeDrawn[id];
+            if (dd !== undefined && lines[dd]) lit.push(lines[dd]);
+          });
+        });
+      }
+      touched.forEach(function (i) {
+        (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
+      });
+      lit.forEach(function (e) { e.classList.add("tg-cur"); });
+      if (follow && lit.length) scrollTo(lit[lit.length - 1]);
+    }
+
+    // Keep the current box in sight. Scrolling forces a layout and a repaint of the whole visible
+    // picture, so it waits for the next frame (once per frame however many steps ran: a held arrow
+    // key, the slider), is skipped while the box is in sight, and centres the box when it is not, so
+    // the steps that follow need no scroll for a while.
+    var scrollTarget = null;
+    function scrollTo(e) {
+      if (scrollTarget === null && window.requestAnimationFrame) {
+        requestAnimationFrame(function () {
+          var t = scrollTarget;
+          scrollTarget = null;
+          if (!t || !t.isConnected || !t.scrollIntoView) return;
+          var r = t.getBoundingClientRect(), c = canvas.getBoundingClientRect();
+          var inside = r.top >= c.top && r.bottom <= c.bottom && r.left >= c.left && r.right <= c.right;
+          if (!inside) t.scrollIntoView({ block: "center", inline: "center" });
+        });
+      }
+      scrollTarget = e;
+    }
+
+    // ------------------------------------------------------------------ clicks: open a group, explain a leaf
+    function clicked(u) {
+      if (u.kind === "group") { openView(u.ref + 1); return; }
+      pick(u.ref);
+    }
+
+    function pick(i) {
+      root.querySelectorAll(".tg-path").forEach(function (e) { e.classList.remove("tg-path"); });
+      picked = i;
+      pickBox.textContent = "";
+      if (i === null) return;
+      var nd = nodes[i], ex = data.explain[i];
+      pickBox.appendChild(el("b", {}, nd.n));
+      pickBox.appendChild(el("div", {}, "data " + fmt(num(nd.d)) + ", final grad " + fmt(num(nd.g)) +
+        (nd.k === "op" ? " (" + nd.op + " of " + nd.p.map(function (p) { return nodes[p].n; }).join(", ") + ")" : "")));
+      if (data.compare && data.compare.rel[i] !== undefined) {
+        pickBox.appendChild(el("div", {}, "other gradient " + fmt(num(data.compare.other[i])) + ", relative error " +
+          fmt(num(data.compare.rel[i]))));
+      }
+      if (!ex) {
+        if (nd.k === "input") pickBox.appendChild(el("div", {}, "(paths not precomputed for this leaf: the graph is large; use engine.explain)"));
+        return;
+      }
+      pickBox.appendChild(el("div", {}, "d " + data.title + " / d " + nd.n + " = " + fmt(num(ex.total)) + ", the sum over " +
+        ex.count + " path" + (ex.count === 1 ? "" : "s") + (ex.count > ex.paths.length ? " (the " + ex.paths.length + " largest shown)" : "") + ":"));
+      var vw = data.views[view];
+      ex.paths.forEach(function (path, pi) {
+        pickBox.appendChild(el("div", { "class": "tg-pathline" },
+          path.map(function (j) { return nodes[j].n; }).join(" \u2192 ") + "  contributes " + fmt(num(ex.products[pi]))));
+        path.forEach(function (j, pos) {
+          (vw.nodeUnits[j] || []).forEach(function (key) { if (units[key]) units[key].el.classList.add("tg-path"); });
+          if (pos + 1 < path.length) {
+            (edgeBetween[j + "," + path[pos + 1]] || []).forEach(function (id) {
+              var d = vw.edgeDrawn[id];
+              if (d !== undefined && lines[d]) lines[d].classList.add("tg-path");
+            });
+          }
+        });
+      });
+    }
+
+    // ------------------------------------------------------------------ another gradient, painted
+    function paintCompare() {
+      legendBox.textContent = "";
+      var c = data.compare;
+      if (!c) return;
+      legendBox.appendChild(el("b", {}, "other gradient vs the graph's: relative error"));
+      c.legend.forEach(function (b) {
+        var row = el("div", { "class": "tg-legend-row" });
+        row.appendChild(el("span", { "class": "tg-swatch " + b[0] }));
+        row.appendChild(el("span", {}, " " + b[1]));
+        legendBox.appendChild(row);
+      });
+      legendBox.appendChild(el("div", {}, c.disagree.length + " of " + Object.keys(c.rel).length +
+        " compared nodes disagree (relative error above " + c.tolerance + ")" +
+        (c.first >= 0 ? "; the first in backward order: " + nodes[c.first].n : "")));
+      var vw = data.views[view];
+      Object.keys(c.cls).forEach(function (i) {
+        (vw.nodeUnits[i] || []).forEach(function (key) {
+          var u = units[key];
+          if (!u) return;
+          if (u.unit.kind === "group") {
+            if (c.disagree.indexOf(Number(i)) >= 0) u.el.classList.add("tg-has-disagree");
+            return;
+          }
+          u.el.classList.add(c.cls[i]);
+          if (c.disagree.indexOf(Number(i)) >= 0) u.el.classList.add("tg-disagree");
+          if (Number(i) === c.first) u.el.classList.add("tg-first");
+        });
+      });
+    }
+
+    root.addEventListener("keydown", function (ev) {
+      var keys = { ArrowRight: function () { goTo(k + 1); }, ArrowLeft: function () { goTo(k - 1); },
+        Home: function () { goTo(0); }, End: function () { goTo(n); }, " ": toggle };
+      // stopPropagation: inside a notebook, the arrows must not also move between cells
+      if (keys[ev.key] && ev.target.tagName !== "INPUT") { ev.preventDefault(); ev.stopPropagation(); keys[ev.key](); }
+    });
+    root.tgExplorer = { goTo: goTo, steps: n, step: function () { return k; }, openView: openView };
+    // A saved page opened as page.html#step=12&view=3 starts there (links to a step; the docs' screenshots).
+    var where = {};
+    (location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) { var p = kv.split("="); where[p[0]] = Number(p[1]); });
+    openView(where.view > 0 && where.view < data.views.length ? where.view : 0);
+    if (where.step > 0) goTo(where.step);
+    root.setAttribute("data-ready-ms", String(Math.round(performance.now()))); // for benchmarks/explore.py
+  }
+
+  var roots = document.querySelectorAll(".tg-explorer:not([data-ready])");
+  for (var r = 0; r < roots.length; r++) init(roots[r]);
+})();
