@@ -343,7 +343,7 @@ def draw(
     placeholder_edges = [(PLACEHOLDER_ID, op) for op in cut_ops] if truncated else []
     layout_nodes = _layout_nodes(n_nodes, [(t, h) for t, h, _ in edges] + placeholder_edges)
 
-    def build() -> "_BoundedDigraph":
+    def build() -> _BoundedDigraph:
         """The graphviz.Digraph of the counted nodes and edges: the costly part, run only when the text is needed."""
         graph = _BoundedDigraph(
             "G",
@@ -479,7 +479,7 @@ def _pipe_bounded(source: str, fmt: str, timeout: float) -> bytes:
     return box["out"]  # type: ignore[return-value]
 
 
-def _refuse_if_too_slow(n_nodes: int, timeout: float, layout_nodes: Optional[int] = None) -> float:
+def _refuse_if_too_slow(n_nodes: int, timeout: float, layout_nodes: int | None = None) -> float:
     """The expected seconds of `dot` on this drawing; GraphvizTimeout when that is past `timeout`."""
     layout = n_nodes if layout_nodes is None else layout_nodes
     expected = expected_render_seconds(layout)
@@ -515,7 +515,7 @@ def _check_format(out: bytes, fmt: str, command: str) -> bytes:
     return out
 
 
-def _render(source: str, fmt: str, timeout: float, n_nodes: int, *, layout_nodes: Optional[int] = None) -> bytes:
+def _render(source: str, fmt: str, timeout: float, n_nodes: int, *, layout_nodes: int | None = None) -> bytes:
     """`dot -T<fmt>` on `source`, every failure as one GraphvizError (see the module docstring).
 
     `layout_nodes` (default `n_nodes`) is what the time estimate counts: the drawn nodes plus
@@ -560,7 +560,7 @@ class _BoundedDigraph(graphviz.Digraph):
 
     timeout: float = RENDER_TIMEOUT_SECONDS
     n_nodes: int = 0
-    layout_nodes: Optional[int] = None
+    layout_nodes: int | None = None
 
     # `format` shadows the built-in because graphviz.Digraph.pipe names it so and callers pass it by name.
     def pipe(
@@ -587,9 +587,9 @@ class GraphDrawing:
         layout_nodes: `n_nodes` plus those `dot` adds inside long edges: what the time estimate counts.
     """
 
-    def __init__(self, graph: Union[_BoundedDigraph, Callable[[], _BoundedDigraph]], *, n_values: int = 0, n_ops: int = 0,
-                 truncated: int = 0, n_nodes: Optional[int] = None, layout_nodes: Optional[int] = None,
-                 timeout: Optional[float] = None) -> None:
+    def __init__(self, graph: _BoundedDigraph | Callable[[], _BoundedDigraph], *, n_values: int = 0, n_ops: int = 0,
+                 truncated: int = 0, n_nodes: int | None = None, layout_nodes: int | None = None,
+                 timeout: float | None = None) -> None:
         # `graph` is the digraph, or a function that builds it: a drawing too big to render is then
         # refused from its counts alone, before the (linear but slow) graphviz calls are made.
         self._graph = graph if isinstance(graph, graphviz.Digraph) else None

@@ -32,7 +32,7 @@ STAGES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _number(stage: "StageResult") -> int:
+def _number(stage: StageResult) -> int:
     """A stage's place in the whole tour (1-based), also when only some stages ran."""
     return [module for _, module in STAGES].index(stage.module) + 1
 

@@ -54,7 +54,9 @@ def test_the_chain_renders(tmp_path: Path) -> None:
     assert b"<svg" in path.read_bytes()[:4096]
 
 
-def test_a_weight_shared_by_every_step_counts_its_long_edges_and_is_refused_without_running_dot(tmp_path: Path, monkeypatch) -> None:
+def test_a_weight_shared_by_every_step_counts_its_long_edges_and_is_refused_without_running_dot(
+    tmp_path: Path, monkeypatch
+) -> None:
     """Its drawn nodes are few (800) but dot adds one per rank each of w's edges crosses (78,804 here)."""
     ran = tmp_path / "dot ran"
     monkeypatch.setenv("PATH", fake_dot(tmp_path / "bin", f"open({str(ran)!r}, 'w').close()\nprint('<svg/>')"))
@@ -63,7 +65,9 @@ def test_a_weight_shared_by_every_step_counts_its_long_edges_and_is_refused_with
         v = (w * v).tanh()
     d = draw(v)
     assert d.layout_nodes > 10 * d.n_nodes
-    with pytest.raises(GraphvizTimeout, match=r"refused to render 800 nodes \(and [\d,]+ more where long edges cross ranks\)"):
+    with pytest.raises(
+        GraphvizTimeout, match=r"refused to render 800 nodes \(and [\d,]+ more where long edges cross ranks\)"
+    ):
         d.svg()
     assert not ran.exists()
 
@@ -72,7 +76,9 @@ def test_a_drawing_too_big_for_its_bound_is_refused_before_its_text_is_built(mon
     """`draw(max_nodes=100000)` built the whole DOT text (104 s in the issue) before the refusal."""
     built: list[str] = []
     real_node = graphviz.Digraph.node
-    monkeypatch.setattr(graphviz.Digraph, "node", lambda self, name, *a, **k: (built.append(name), real_node(self, name, *a, **k)))
+    monkeypatch.setattr(
+        graphviz.Digraph, "node", lambda self, name, *a, **k: (built.append(name), real_node(self, name, *a, **k))
+    )
     d = draw(chain_with_constants(10_000), max_nodes=100_000, timeout=1.0)
     assert d.n_nodes == 25_001  # 15,001 Values (5,000 of them constants) and 10,000 ops
     with pytest.raises(GraphvizTimeout, match="refused to render 25,001 nodes"):
@@ -92,7 +98,11 @@ def test_a_dot_that_cannot_be_run_is_one_line_and_the_dot_text_is_saved(tmp_path
     with pytest.raises(GraphvizNotFound) as info:
         d.save(tmp_path / "g.svg")
     message = str(info.value)
-    assert "\n" not in message and f"`dot` ({folder}/dot) could not be run" in message and "apt-get install graphviz" in message
+    assert (
+        "\n" not in message
+        and f"`dot` ({folder}/dot) could not be run" in message
+        and "apt-get install graphviz" in message
+    )
     assert not (tmp_path / "g.svg").exists() and (tmp_path / "g.dot").read_text() == d.source
 
 
@@ -100,7 +110,9 @@ def test_a_dot_that_cannot_be_run_is_one_line_and_the_dot_text_is_saved(tmp_path
 def test_a_dot_that_prints_garbage_and_exits_0_is_not_saved_as_a_picture(fmt: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", fake_dot(tmp_path / "bin", "sys.stdout.write('garbage' * 1000)"))
     d = draw(Value(1.0, "x") * 2.0)
-    with pytest.raises(GraphvizFailed, match=rf"exited 0 but did not write {fmt.upper()} \(it wrote 7,000 bytes starting 'garbagegarb"):
+    with pytest.raises(
+        GraphvizFailed, match=rf"exited 0 but did not write {fmt.upper()} \(it wrote 7,000 bytes starting 'garbagegarb"
+    ):
         d.save(tmp_path / f"g.{fmt}")
     assert not (tmp_path / f"g.{fmt}").exists() and (tmp_path / "g.dot").exists()
 

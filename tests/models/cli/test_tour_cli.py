@@ -21,14 +21,19 @@ def test_tour_stage_by_number_or_name_runs_only_that_stage(tmp_path: Path, capsy
     assert (tmp_path / "a" / "neuron.svg").exists() or (tmp_path / "a" / "neuron.dot").exists()  # .dot without Graphviz
     assert main(["tour", "--stage", "neuron", "--stage", "xor", "--out", str(tmp_path / "b"), "--json"]) == EXIT_OK
     result = json.loads(capsys.readouterr().out)
-    assert [s["module"] for s in result["stages"]] == ["models.tour_stages.neuron", "models.tour_stages.xor"] and result["passed"]
+    assert [s["module"] for s in result["stages"]] == [
+        "models.tour_stages.neuron",
+        "models.tour_stages.xor",
+    ] and result["passed"]
 
 
 def test_tour_quiet_prints_one_line_per_stage_and_the_summary(tmp_path: Path, capsys) -> None:
     assert main(["tour", "--stage", "xor", "--stage", "1", "--quiet", "--out", str(tmp_path)]) == EXIT_OK
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3, lines
-    assert lines[0].startswith(f"1/{len(STAGES)} passed  {STAGES[0][0]} (") and lines[1].startswith(f"3/{len(STAGES)} passed  ")
+    assert lines[0].startswith(f"1/{len(STAGES)} passed  {STAGES[0][0]} (") and lines[1].startswith(
+        f"3/{len(STAGES)} passed  "
+    )
     assert lines[2] == f"tour: 2 of 2 stages passed; pictures in {tmp_path}/"
 
 
