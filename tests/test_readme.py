@@ -26,9 +26,10 @@ def test_readme_examples_run_as_shown(tmp_path: Path, monkeypatch) -> None:
 def test_readme_quickstart_commands_are_the_ones_ci_runs() -> None:
     text = README.read_text()
     assert 'pip install -e ".[plot]" && twograd tour' in text
-    assert 'pip install -e ".[test,plot]" && python -m pytest -q' in text
+    assert 'pip install -e ".[test,plot]" && python -m pytest -q -n 2\n' in text
+    assert 'python -m pytest -q -m "not slow"\n' in text  # the fast subset
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "python -m pytest -q" in ci and os.access(README.parent / ".ci" / "run", os.R_OK)
+    assert "\npython -m pytest -q -n 2\n" in ci and os.access(README.parent / ".ci" / "run", os.R_OK)
 
 
 #: what may differ from run to run in a shown command's output: wall times.
