@@ -255,3 +255,9 @@ def test_the_output_row_shows_no_numeric_value_instead_of_nan() -> None:
     output_line = next(line for line in str(report).splitlines() if line.startswith("output"))
     assert "nan" not in output_line and output_line.split()[-4] == "-"  # numeric there, then atol rtol ok
     assert "numeric" not in report.rows[0].values and report.rows[0].input == "output"
+
+
+def test_the_fast_subset_checks_every_piece_at_one_case() -> None:
+    """`pytest -m "not slow"` must still check every registered piece three ways: its first case is not slow."""
+    fast = [param.values[0].name for param in ALL_MARKED if not param.marks]
+    assert sorted(fast) == sorted(p.name for p in all_pieces())
