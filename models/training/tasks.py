@@ -221,10 +221,6 @@ def train(
                 f"--resume {saved.folder}: the run holds a {saved.model_kind!r} model, task {saved.task!r} trains {the_task.kind!r}"
             )
         train_config = _resume_settings(saved, task, model_options, train_options)
-        if train_config.steps <= saved.state.step:  # nothing to train: refused before the folder is touched
-            target = f"--steps {train_config.steps:,} is not above that" if "steps" in train_options else "that was its target"
-            raise InputError(f"--resume {saved.folder}: the run is already at step {saved.state.step:,} and {target}; "
-                             f"give --steps above {saved.state.step:,} to train further (the folder is left as it is)")
         model_config = saved.model_config
         recorded_engine = str(saved.extra.get("engine", "manual"))
         if engine is not None and engine != recorded_engine:
@@ -301,6 +297,10 @@ def train(
                 trainer.restore(saved.state)
             except ValueError as err:
                 raise CheckpointError(f"--resume {saved.folder}: cannot restore the run: {err}") from None
+            if train_config.steps <= saved.state.step:  # nothing to train: refused (the run checked whole) before a write
+                target = f"--steps {train_config.steps:,} is not above that" if "steps" in train_options else "that was its target"
+                raise InputError(f"--resume {saved.folder}: the run is already at step {saved.state.step:,} and {target}; "
+                                 f"give --steps above {saved.state.step:,} to train further (the folder is left as it is)")
         for line in setup.summary:
             say(line)
         if saved is not None:
