@@ -46,17 +46,19 @@ def train(task: str | None = None, *, out: str | Path | None = None, resume: str
           progress: bool | None = None, learner: str | Path | None = None, **options: Any) -> TrainReport:
     """Train a task of the task table (`twograd train --list`), as `twograd train TASK` does.
 
-    options:   the command's flags as keywords: training (steps, lr, batch_size, optimizer,
-               warmup_steps, decay, min_lr, weight_decay, grad_clip, eval_every,
-               checkpoint_every, seed) and model (hidden=(16, 16), activation, loss, context,
-               d_model, n_heads, n_layers, dtype, data, symbols, length); the task's recipe fills the rest.
-    out:       a new run folder (checkpoint + pictures); `overwrite=True` replaces the run it holds.
-    resume:    continue the run saved in this folder.
-    engine:    "manual" (numpy, hand-derived backward; default) or "graph" (the loops form on Values).
-    quiet:     no progress bar and no messages; the report is returned all the same.
-    learner:   a `twograd learn` workspace: train on the learner's pieces that passed their checks,
-               twograd's elsewhere (`report.learner` says which); a new run of xor, moons, spirals,
-               iris, copy or reverse. A piece not passed, or edited since, is refused (InputError).
+    Args:
+        task: a name of the task table (xor, moons, spirals, iris, copy, reverse, chars, lines).
+        options: the command's flags as keywords: training (steps, lr, batch_size, optimizer,
+            warmup_steps, decay, min_lr, weight_decay, grad_clip, eval_every,
+            checkpoint_every, seed) and model (hidden=(16, 16), activation, loss, context,
+            d_model, n_heads, n_layers, dtype, data, symbols, length); the task's recipe fills the rest.
+        out: a new run folder (checkpoint + pictures); `overwrite=True` replaces the run it holds.
+        resume: continue the run saved in this folder.
+        engine: "manual" (numpy, hand-derived backward; default) or "graph" (the loops form on Values).
+        quiet: no progress bar and no messages; the report is returned all the same.
+        learner: a `twograd learn` workspace: train on the learner's pieces that passed their checks,
+            twograd's elsewhere (`report.learner` says which); a new run of xor, moons, spirals,
+            iris, copy or reverse. A piece not passed, or edited since, is refused (InputError).
 
     Returns a `TrainReport`; raises engine.InputError for bad settings before step 1.
     """
@@ -81,9 +83,12 @@ def sample(run: str | Path, prompt: str | None = None, *, n: int = 1, max_tokens
            temperature: float | None = None, top_k: int | None = None, seed: int = 0) -> Samples:
     """Sample from the GPT saved in the run folder `run`, as `twograd sample --run RUN` does.
 
-    prompt:       copy/reverse: the question ("3 1 4 1 5"); chars: text to continue; lines: the
-                  start of a line (default: a held-out question, a newline, nothing).
-    temperature:  0 is greedy (the default for copy/reverse); 1 samples the model's distribution.
+    Args:
+        run: the folder of a finished copy, reverse, chars or lines run.
+        prompt: copy/reverse: the question ("3 1 4 1 5"); chars: text to continue; lines: the
+            start of a line (default: a held-out question, a newline, nothing).
+        temperature: 0 is greedy (the default for copy/reverse); 1 samples the model's distribution.
+
     Returns `Samples` (`.samples` is the list of strings).
     """
     from models.training.sampling import sample_run
@@ -111,8 +116,10 @@ def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = F
           **config: Any) -> AlignResult:
     """A reward model from preferences, then best-of-n, REINFORCE+KL and/or DPO, as `twograd align` does.
 
-    method:  "bestofn", "reinforce", "dpo" or "all".
-    config:  any field of `AlignConfig` (kl, steps, seed, ref_steps, rm_steps, batch_size, lr, ...).
+    Args:
+        method: "bestofn", "reinforce", "dpo" or "all".
+        config: any field of `AlignConfig` (kl, steps, seed, ref_steps, rm_steps, batch_size, lr, ...).
+
     Returns an `AlignResult` (`.policies` holds each policy's true and learned reward).
     """
     from dataclasses import fields

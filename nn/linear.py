@@ -47,7 +47,7 @@ def _dot_rows(x_rows: list, W: list, n_out: int, b: list | None = None) -> list:
 
 
 def matmul_loops(A: Any, B: Any) -> list:
-    """C = A @ B on nested lists, C[i][j] = sum_p A[i][p] B[p][j], every dot product a loop.
+    """C = A @ B on nested lists, `C[i][j] = sum_p A[i][p] B[p][j]`, every dot product a loop.
 
     A (n, k), B (k, m) -> C (n, m). Works on floats and on engine.Values.
     """
@@ -108,7 +108,7 @@ def _check_linear_shapes(x_shape: tuple[int, ...], W_shape: tuple[int, ...], b_s
 
 
 def linear_loops(x: Any, W: Any, b: Any) -> list:
-    """y = x @ W + b on nested lists: y[..][j] = b[j] + sum_i x[..][i] W[i][j].
+    """y = x @ W + b on nested lists: `y[..][j] = b[j] + sum_i x[..][i] W[i][j]`.
 
     x (B, n_in) or (B, T, n_in), W (n_in, n_out), b (n_out,) -> y (B, n_out) or (B, T, n_out).
     """

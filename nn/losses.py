@@ -4,7 +4,8 @@ Every loss returns a scalar: a 0-d float64 array from `NAME_forward`, a single f
 engine.Value from `NAME_loops`. Its backward takes dout = dL/dloss (a scalar, 1.0 when the
 loss is the final output) and returns one gradient per differentiable input.
 
-Which inputs are differentiable:
+Which inputs are differentiable, piece by piece:
+
   * mse(pred, target): both (torch's mse_loss does the same; a teacher's outputs in
     distillation are a target that may itself be trained). dtarget = -dpred.
   * cross_entropy(logits, *, targets): logits only; integer class targets are static.

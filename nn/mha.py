@@ -396,7 +396,7 @@ def self_attention_backward(dout: Array, cache: MHACache) -> SelfAttentionGrads:
 
     x feeds the queries, the keys and the values, so by the multivariable chain rule its
     gradient is the sum of the three paths, dx = dQ Wq^T + dK Wk^T + dV Wv^T = dxq + dxkv,
-    computed as one product [dQ | dK | dV] [Wq | Wk | Wv]^T.
+    computed as one product `[dQ | dK | dV] [Wq | Wk | Wv]^T`.
     """
     if len(cache.groups) != 1:
         raise fail("self_attention_backward", "the cache comes from a cross-attention forward (xq is not xkv)")

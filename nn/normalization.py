@@ -1,14 +1,26 @@
-"""Normalization over the last axis, written two ways: layer norm and RMSNorm.
+r"""Normalization over the last axis, written two ways: layer norm and RMSNorm.
 
-Layer norm (Ba, Kiros & Hinton 2016):
+Layer norm (Ba, Kiros & Hinton 2016), over the C entries of a row (the variance is the biased
+one, as in PyTorch):
 
-    mean = (1/C) sum_k x_k          var = (1/C) sum_k (x_k - mean)^2     (biased, as PyTorch)
-    rstd = 1 / sqrt(var + eps)      xhat = (x - mean) * rstd
-    y    = gamma * xhat + beta
+$$
+\mu = \frac{1}{C} \sum_k x_k, \qquad
+\sigma^2 = \frac{1}{C} \sum_k (x_k - \mu)^2, \qquad
+r = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+$$
+
+$$
+\hat x = (x - \mu)\, r, \qquad
+y = \gamma \odot \hat x + \beta
+$$
 
 RMSNorm (Zhang & Sennrich 2019): no centring and no shift, only the root mean square:
 
-    rrms = 1 / sqrt((1/C) sum_k x_k^2 + eps)      xhat = x * rrms      y = gamma * xhat
+$$
+r = \frac{1}{\sqrt{\frac{1}{C} \sum_k x_k^2 + \epsilon}}, \qquad
+\hat x = x\, r, \qquad
+y = \gamma \odot \hat x
+$$
 
 `*_loops` are the row-by-row scalar versions (floats or engine.Values); `*_forward` /
 `*_backward` are the numpy pairs (float64 by default; float32 in gives float32 out);
@@ -122,26 +134,42 @@ def layer_norm_forward(
 
 
 def layer_norm_backward(dout: np.ndarray, cache: LayerNormCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients (dx, dgamma, dbeta) of layer norm, from the upstream dout (..., C).
+    r"""Gradients (dx, dgamma, dbeta) of layer norm, from the upstream dout (..., C).
 
-    Derivation, for one row (drop the row index; C entries, r = rstd):
+    Derivation, for one row (drop the row index; C entries, $r$ = rstd, $g$ the gradient
+    reaching $\hat x$). From $y_j = \gamma_j \hat x_j + \beta_j$:
 
-        y_j = gamma_j xhat_j + beta_j
-        =>  dbeta_j  = sum over rows of dy_j
-            dgamma_j = sum over rows of dy_j xhat_j
-            g_j := dL/dxhat_j = dy_j gamma_j
+    $$
+    d\beta_j = \sum_{\text{rows}} dy_j, \qquad
+    d\gamma_j = \sum_{\text{rows}} dy_j\, \hat x_j, \qquad
+    g_j := \frac{\partial L}{\partial \hat x_j} = dy_j\, \gamma_j
+    $$
 
-    xhat_j = (x_j - mean) r with r = (var + eps)^(-1/2). Using
-        d mean / dx_i = 1/C
-        d var  / dx_i = (2/C)(x_i - mean)    (the term (2/C) sum_k (x_k - mean) * (-1/C) is 0)
-        d r    / dx_i = -1/2 (var + eps)^(-3/2) d var/dx_i = -r^3 (x_i - mean) / C
-    gives
-        d xhat_j / dx_i = r (delta_ij - 1/C) + (x_j - mean) d r/dx_i
-                        = r (delta_ij - 1/C - xhat_j xhat_i / C)
+    $\hat x_j = (x_j - \mu)\, r$ with $r = (\sigma^2 + \epsilon)^{-1/2}$. Using
+
+    $$
+    \frac{\partial \mu}{\partial x_i} = \frac{1}{C}, \qquad
+    \frac{\partial \sigma^2}{\partial x_i} = \frac{2}{C}(x_i - \mu), \qquad
+    \frac{\partial r}{\partial x_i} = -\frac{1}{2}(\sigma^2 + \epsilon)^{-3/2} \frac{\partial \sigma^2}{\partial x_i}
+        = -\frac{r^3 (x_i - \mu)}{C}
+    $$
+
+    (the term $\frac{2}{C} \sum_k (x_k - \mu) \cdot (-\frac{1}{C})$ of $\partial \sigma^2 / \partial x_i$ is 0) gives
+
+    $$
+    \frac{\partial \hat x_j}{\partial x_i}
+        = r \Big(\delta_{ij} - \frac{1}{C}\Big) + (x_j - \mu) \frac{\partial r}{\partial x_i}
+        = r \Big(\delta_{ij} - \frac{1}{C} - \frac{\hat x_j \hat x_i}{C}\Big)
+    $$
+
     so
-        dx_i = sum_j g_j d xhat_j/dx_i = r (g_i - mean_j(g_j) - xhat_i mean_j(g_j xhat_j)).
 
-    A constant row has xhat = 0 and r = eps^(-1/2): dx = r (g - mean(g)), finite.
+    $$
+    dx_i = \sum_j g_j \frac{\partial \hat x_j}{\partial x_i}
+         = r \Big(g_i - \operatorname{mean}_j(g_j) - \hat x_i \operatorname{mean}_j(g_j \hat x_j)\Big).
+    $$
+
+    A constant row has $\hat x = 0$ and $r = \epsilon^{-1/2}$: $dx = r\,(g - \operatorname{mean}(g))$, finite.
     """
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
     dout = dout_array(PIECE, dout, xhat.shape, dtype=xhat.dtype)
@@ -261,24 +289,34 @@ def rms_norm_forward(x: np.ndarray, gamma: np.ndarray, eps: float = DEFAULT_EPS)
 
 
 def rms_norm_backward(dout: np.ndarray, cache: RMSNormCache) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients (dx, dgamma) of RMSNorm, from the upstream dout (..., C).
+    r"""Gradients (dx, dgamma) of RMSNorm, from the upstream dout (..., C).
 
-    Derivation, for one row (drop the row index; C entries, r = rrms):
+    Derivation, for one row (drop the row index; C entries, $r$ = rrms, $g$ the gradient
+    reaching $\hat x$). From $y_j = \gamma_j \hat x_j$:
 
-        y_j = gamma_j xhat_j
-        =>  dgamma_j = sum over rows of dy_j xhat_j
-            g_j := dL/dxhat_j = dy_j gamma_j
+    $$
+    d\gamma_j = \sum_{\text{rows}} dy_j\, \hat x_j, \qquad
+    g_j := \frac{\partial L}{\partial \hat x_j} = dy_j\, \gamma_j
+    $$
 
-    xhat_j = x_j r with r = (ms + eps)^(-1/2), ms = (1/C) sum_k x_k^2. Using
-        d ms / dx_i = 2 x_i / C
-        d r  / dx_i = -1/2 (ms + eps)^(-3/2) d ms/dx_i = -r^3 x_i / C
+    $\hat x_j = x_j\, r$ with $r = (m + \epsilon)^{-1/2}$, $m = \frac{1}{C} \sum_k x_k^2$. Using
+
+    $$
+    \frac{\partial m}{\partial x_i} = \frac{2 x_i}{C}, \qquad
+    \frac{\partial r}{\partial x_i} = -\frac{1}{2}(m + \epsilon)^{-3/2} \frac{\partial m}{\partial x_i} = -\frac{r^3 x_i}{C}
+    $$
+
     gives
-        d xhat_j / dx_i = r delta_ij + x_j d r/dx_i = r (delta_ij - xhat_j xhat_i / C)
-    so
-        dx_i = sum_j g_j d xhat_j/dx_i = r (g_i - xhat_i mean_j(g_j xhat_j)).
+
+    $$
+    \frac{\partial \hat x_j}{\partial x_i} = r\, \delta_{ij} + x_j \frac{\partial r}{\partial x_i}
+        = r \Big(\delta_{ij} - \frac{\hat x_j \hat x_i}{C}\Big)
+    \quad\Longrightarrow\quad
+    dx_i = \sum_j g_j \frac{\partial \hat x_j}{\partial x_i} = r \Big(g_i - \hat x_i \operatorname{mean}_j(g_j \hat x_j)\Big).
+    $$
 
     That is layer norm's dx without the mean's path (RMSNorm does not centre). A zero row
-    has xhat = 0 and r = eps^(-1/2): dx = r g, finite.
+    has $\hat x = 0$ and $r = \epsilon^{-1/2}$: $dx = r\, g$, finite.
     """
     xhat, rrms, gamma = cache.xhat, cache.rrms, cache.gamma
     dout = dout_array(RMS_PIECE, dout, xhat.shape, dtype=xhat.dtype)

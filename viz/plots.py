@@ -16,7 +16,8 @@ in memory and written with `engine.atomic.atomic_write`: a reader never sees a h
 file, a failed save leaves the old picture intact, and the file's mode follows the umask.
 The suffix of `path` picks the format (SAVE_FORMATS).
 
-Shape legend:
+Shape legend (the letters of the docstrings below):
+
     N   training steps (one loss each)          E   evaluations of one curve
     M   points in the plane (rows of X)         G   grid cells per side of a boundary plot
     H   attention heads     Tq  query tokens    Tk  key tokens
@@ -294,11 +295,15 @@ def plot_decision_boundary(
 
     Args:
         predict: (M, 2) -> (M,) class indices 0..K-1.
-        X, y: (M, 2) training inputs and (M,) their classes.
+        X: (M, 2) training inputs.
+        y: (M,) their classes.
         path: where to write (.png, .svg or .pdf).
-        X_test, y_test: optional test inputs and classes, same layout.
+        X_test: optional (M', 2) test inputs.
+        y_test: their (M',) classes.
         class_names: K names for the legend (default "class 0", "class 1", ...).
-        title, resolution, margin: as above.
+        title: a caption over the plot.
+        resolution: G, the grid's points per side (as above).
+        margin: how far the drawn box reaches past the data (as above).
 
     Raises:
         ValueError: X is not (M, 2), y does not match it, X_test without y_test (or the reverse),

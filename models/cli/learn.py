@@ -4,7 +4,8 @@
     twograd learn show NAME            the math, what it builds on, the functions to write
     twograd learn start NAME           write DIR/NAME.py (math, signatures, NotImplementedError) and its test
     twograd learn check NAME           grade it: forward on fixed, random and edge cases, backward three ways;
-                                       exit 0 pass, 1 fail, with the diagnosis of what is wrong
+                                       exit 0 pass, 1 fail, with the diagnosis of what is wrong;
+                                       --html FILE paints a wrong gradient on twograd's graph (viz.explore)
     twograd learn hint NAME            a hint: --level 1 says where to look, higher levels give the formula
     twograd learn solution NAME        where twograd's own version lives
 
@@ -15,14 +16,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from engine import InputError
 from models.cli import types
 from models.cli.output import print_json
-
-if TYPE_CHECKING:  # annotations only: the command imports models.learn when it runs
-    from models.learn.exercise import Exercise
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             s.add_argument("--random-seed", type=types.seed, default=None,
                            help="seed of the random cases (default: a fresh one each check; a failure names it)")
             s.add_argument("--time-limit", type=types.positive, default=None, help="seconds your file may run (default 60)")
-            s.add_argument("--html", type=Path, default=None, help="draw a failing backward's graph (needs viz.explore; not wired yet)")
+            s.add_argument("--html", type=Path, metavar="FILE", default=None,
+                           help="on a wrong gradient, write the step-through page of twograd's graph with yours painted on it")
         if name == "hint":
             s.add_argument("--level", type=types.whole_number(1), default=1,
                            help="1: where to look (default); 2: the formula; 3: the details, if there are more")
@@ -91,24 +88,17 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"twograd's own {ex.name} lives in:\n" + "\n".join(f"    {p}" for p in places))
         return 0
-    return _check(args, ex, directory)
+    from models.learn.grade import check_in_workspace
 
-
-def _check(args: argparse.Namespace, ex: Exercise, directory: Path) -> int:
-    from engine.atomic import sha256_file
-    from models.learn import grade, report, sandbox, workspace
-
-    path = workspace.exercise_file(directory, ex.name)
-    if not path.is_file():
-        raise InputError(f"there is no {path}: start it with `twograd learn start {ex.name}`"
-                         + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
-    if args.html is not None:
-        raise InputError("--html needs viz.explore, which this twograd does not have yet")
-    digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
-    result = grade.check(ex, path, seed=args.seed, random_seed=args.random_seed, time_limit=args.time_limit or sandbox.DEFAULT_TIME_LIMIT)
-    workspace.record(directory, ex.name, result.passed, digest)
+    result, drew = check_in_workspace(ex, directory, seed=args.seed, random_seed=args.random_seed,
+                                      time_limit=args.time_limit, html=args.html)
     if args.json:
-        print_json(result.to_dict())
+        extra = {"html": None if drew is None else {"file": str(drew[0]), "disagree": drew[1], "compared": drew[2]}}
+        print_json({**result.to_dict(), **(extra if args.html is not None else {})})
     else:
         print(report.format_check(result))
+        if args.html is not None:
+            print(f"wrote {drew[0]}: twograd's graph of the failing case with your gradients painted on it "
+                  f"({drew[1]} of your {drew[2]} gradient entries disagree)" if drew
+                  else "no page written: there is no wrong gradient of an nn piece (of the right shape) to draw")
     return 0 if result.passed else 1

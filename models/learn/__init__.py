@@ -14,6 +14,8 @@ The rooms of this package, one concern per file:
     grade.py      forward cases and the three-way check of the backward, against twograd's own code
     diagnose.py   the fixed list of mistake kinds, and how a wrong result is told apart
     report.py     a check's result as a reviewer's text and as JSON
+    draw.py       a wrong gradient painted on twograd's graph with viz.explore (`learn check --html`)
+    selfcheck.py  the three-way check of a learner's functions in their own process (the `three_way` fixture)
     plugin.py     the pytest plugin (`three_way`, `learn_check` fixtures); imports almost nothing
 
 Nothing here is imported by `import models`; the command is `twograd learn` (models/cli/learn.py).

@@ -96,6 +96,7 @@ def know_softmax(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Kno
     if x.ndim >= 2:
         e = np.exp(x - x.max(axis=0, keepdims=True))
         variants["softmax over the first axis (the batch) instead of the last"] = ("axis", {"output": e / e.sum(axis=0, keepdims=True)})
+    variants["only the diagonal of the Jacobian, p_i (1 - p_i) dy_i: the -p_i p_j of j != i dropped"] = ("missing_term", {"x": y * (1 - y) * R})
     return Knowledge(terms={"-p_i p_j (the off-diagonal of the Jacobian)": {"x": off},
                             "p_i dy_i (the diagonal of the Jacobian)": {"x": y * R}}, variants=variants)
 
@@ -107,9 +108,10 @@ def know_cross_entropy(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) 
     B = p.shape[0]
     onehot = np.zeros_like(p)
     onehot[np.arange(B), targets] = 1.0
+    C = p.shape[1]
     return Knowledge(terms={"-onehot(target) / B (the target's own term)": {"logits": -onehot / B * R},
                             "softmax / B": {"logits": p / B * R}},
-                     factors=batch_factors(B, "B") if B > 1 else {})
+                     factors={**(batch_factors(B, "B") if B > 1 else {}), **(batch_factors(C, "C") if C > 1 else {})})
 
 
 def know_mse(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
@@ -133,7 +135,9 @@ def know_tanh(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowle
 
 def know_linear(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
     rows = int(np.prod(inputs["x"].shape[:-1]))
-    return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {})
+    G = R.reshape(rows, -1)
+    return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {},
+                     variants={"db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})})
 
 
 def know_layer_norm(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:

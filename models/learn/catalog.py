@@ -131,7 +131,10 @@ EXERCISES: tuple[Exercise, ...] = (
     ),
     Exercise(
         "training_loop", "Phase 1", "the training loop (graded on XOR)",
-        (Fn("models.training.trainer:Trainer", alias="train", signature="(loss_and_grad, params, *, lr, steps)"),),
+        (Fn("models.training.trainer:Trainer", alias="train", signature="(loss_and_grad, params, *, lr, steps)",
+            contract="Plain gradient descent for `steps` steps. loss_and_grad(params) -> (loss, grads), grads keyed by "
+                     "parameter name like params;\nupdate every params[name] IN PLACE, p <- p - lr dL/dp; return the list of the "
+                     "`steps` losses, each taken before its step's update."),),
         ("nn.optim:SGD", "models.training.trainer"),
         "Gradient descent: p <- p - lr dL/dp, repeated; the loss goes down.", ("mlp",),
         ("Look at where the parameters live: update the arrays in params in place, every step.",
@@ -229,7 +232,10 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "adam", "Extensions", "Adam and AdamW",
         (Fn("nn.optim:Adam", alias="adam_step",
-            signature="(p, g, m, v, t, *, lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, decoupled=False)"),),
+            signature="(p, g, m, v, t, *, lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, decoupled=False)",
+            contract="One Adam step of the parameter p with gradient g, from the moments m, v of the t - 1 steps before "
+                     "(t counts from 1;\nm = v = 0 before the first). Returns the new (p, m, v). weight_decay is L2 in "
+                     "the gradient (Adam), or with\ndecoupled=True the decay p <- p - lr wd p first (AdamW)."),),
         ("nn.optim:Adam", "nn.optim:AdamW"),
         "The moment estimates, their bias corrections, and the two kinds of weight decay. Return (p, m, v).", ("training_loop",),
         ("Look at the first step: m and v start at 0, so without a correction the first steps are far too small.",

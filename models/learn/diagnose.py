@@ -56,6 +56,9 @@ FORWARD_TOL = Tol(1e-9, 1e-7, "float64, another correct formula rounds different
 BACKWARD_TOL = Tol(1e-8, 1e-6, "float64 gradients of another correct formula differ by ~1e-13")
 #: float32 input: single precision carries ~7 digits, a few roundings lose one or two.
 FLOAT32_TOL = Tol(1e-5, 1e-4, "float32 arithmetic: about 6 good digits after a few roundings")
+#: a float64 result that went through a float32 array: each rounding is ~6e-8 relative, a few of them stay under
+#: 2e-6; a real mistake this small (eps outside a square root: ~5e-6) is bigger.
+FLOAT32_ROUNDING = Tol(1e-6, 2e-6, "float64 values rounded through float32 (~6e-8 relative each)")
 #: central differences with eps=1e-6 against the exact gradient (as engine.NUMERIC).
 NUMERIC_TOL = Tol(1e-6, 1e-5, "central differences, eps=1e-6: error ~1e-10 |f| / eps^2 terms")
 
@@ -70,6 +73,8 @@ class Finding:
     case: str = ""
     index: list[int] = field(default_factory=list)
     values: dict[str, float] = field(default_factory=dict)
+    #: for a wrong gradient of an nn piece: what `learn check --html` needs to draw it (draw.Failure); not in JSON
+    drawable: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -102,15 +107,16 @@ def fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _factor_name(c: float, factors: Mapping[str, tuple[float, str]]) -> tuple[str, str]:
-    """(kind, name) of a constant factor: one of the exercise's named factors (kind factor or scale), else its value."""
+def _factor_name(c: float, factors: Mapping[str, tuple[float, str]]) -> tuple[str, str, bool]:
+    """(kind, name, known) of a constant factor: one of the exercise's named factors (kind factor or scale),
+    a small power of 2, else just its value (known False)."""
     for name, (value, kind) in factors.items():
         if math.isclose(c, value, rel_tol=1e-6):
-            return kind, name
+            return kind, name, True
     for name, value in (("2", 2.0), ("1/2", 0.5), ("4", 4.0), ("1/4", 0.25)):
         if math.isclose(c, value, rel_tol=1e-6):
-            return "factor", name
-    return "factor", fmt(c)
+            return "factor", name, True
+    return "factor", fmt(c), False
 
 
 def classify(
@@ -158,8 +164,9 @@ def classify(
     if rr > 0:
         c = float(np.sum(y * r)) / rr
         if abs(c - 1.0) > 1e-6 and c != 0 and close(y, c * r, tol):
-            kind, name = _factor_name(c, factors)
-            return kind, f"is off by a constant factor: x{name} (yours / right = {fmt(c)} everywhere)"
+            kind, name, known = _factor_name(c, factors)
+            if r.size > 1 or known:  # one number is always a multiple of another: only a known factor says something
+                return kind, f"is off by a constant factor: x{name} (yours / right = {fmt(c)} everywhere)"
     for name, t in terms.items():  # a term with the wrong sign or counted twice
         if np.any(t) and (close(y, r + t, tol)):
             return "missing_term", f"has the term '{name}' with the wrong sign (it equals the right answer plus that term)"

@@ -41,6 +41,8 @@ class Fn:
     optional: bool = False
     #: the learner's name when it differs from ours (adam_step for the step inside nn.optim.Adam)
     alias: str = ""
+    #: what an aliased function takes and returns (ours is a class, so its docstring is not that contract)
+    contract: str = ""
 
     @property
     def name(self) -> str:

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import InputError
 from models.learn import sandbox
 from models.learn.diagnose import (
     BACKWARD_TOL,
+    FLOAT32_ROUNDING,
     FLOAT32_TOL,
     FORWARD_TOL,
     Finding,
@@ -236,8 +238,13 @@ def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, know
         return Finding("dtype", where, f"{where} gives {y.dtype} for float32 input; keep the input's dtype "
                                        f"(float32 in, float32 out)", case)
     y64, r64 = np.asarray(y, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    if y.dtype == np.float32 and tol is not FLOAT32_TOL:
+        tol = FLOAT32_TOL  # float32 arithmetic inside, by their choice: judged at float32's precision
     if close(y64, r64, tol):
         return None
+    if y.dtype == np.float64 and close(y64, r64, FLOAT32_ROUNDING):
+        return Finding("dtype", where, f"{where} is right only to float32's precision, though it is float64: a float32 "
+                                       f"array inside (np.zeros(..., dtype=np.float32)?) rounds float64 values", case)
     terms, variants, factors = knowledge.for_target(target)
     kind, what = classify(y64, r64, tol=tol, terms=terms, variants=variants, factors=factors)
     message = f"{where} {what}"
@@ -274,7 +281,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
     if "error" in rec:
         return [error_finding(rec["error"], fwd, case)]
     for name in rec.get("mutated", []):
-        out.append(Finding("mutated_input", f"{fwd}: {name}", f"{fwd} changed its input {name} in place (case {case}); "
+        who = spec.backward if name == "dout" else fwd
+        out.append(Finding("mutated_input", f"{who}: {name}", f"{who} changed its input {name} in place (case {case!r}); "
                                                                "work on a copy, the caller still needs it", case))
     if ctx.mode == "raises":
         got = rec.get("forward", {})
@@ -320,6 +328,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
                 f = _compare(g, r, f"{bwd}: d{n}", case, BACKWARD_TOL, ctx.knowledge, n,
                              extra={"graph": gr, "manual": g, "numeric": num})
                 if f is not None:
+                    if all(np.shape(a) == np.shape(b) for a, b in zip(grads, ctx.ref_grads)):  # painted leaf by leaf
+                        f.drawable = (spec, ctx.inputs, ctx.static, ctx.R, dict(zip(ctx.names, grads)))
                     f.message += f" (case {case!r}; graph = your loops on engine Values, manual = your backward, "\
                                  f"numeric = central differences of your forward)"
                     out.append(f)
@@ -368,21 +378,16 @@ class CheckResult:
         }
 
 
-def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None = None,
-          time_limit: float = sandbox.DEFAULT_TIME_LIMIT, memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
-    """Grade the learner's file `path` for `exercise` (never raises for what their file does).
-
-    `seed` makes the fixed cases (0: the same every time); `random_seed` adds the piece's cases made
-    from it, forward only (None: a fresh one drawn here, recorded in the result so a failure can be
-    repeated with it).
-    """
-    start = time.perf_counter()
+def _plan(exercise: Any, seed: int, random_seed: int | None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], Any, int]:
     if random_seed is None:
         random_seed = int.from_bytes(os.urandom(4), "little")
     plan = exercise.grader.plan
     tasks, arrays, context = plan(seed, random_seed) if isinstance(exercise.grader, PieceGrader) else plan(seed)
-    outcome = sandbox.run_file(path, exercise.name, tasks, arrays, required=exercise.required,
-                               time_limit=time_limit, memory_limit=memory_limit)
+    return tasks, arrays, context, random_seed
+
+
+def _result(exercise: Any, path: Path, outcome: sandbox.Outcome, context: Any, tasks: list, seed: int, random_seed: int,
+            start: float) -> CheckResult:
     where = Path(path).name
     if not outcome.finished:
         findings = [Finding(outcome.kind, where, outcome.message)]
@@ -400,3 +405,60 @@ def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None =
         findings = exercise.grader.judge(outcome, context)
     return CheckResult(exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks),
                        random_seed)
+
+
+def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None = None,
+          time_limit: float = sandbox.DEFAULT_TIME_LIMIT, memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
+    """Grade the learner's file `path` for `exercise` (never raises for what their file does).
+
+    `seed` makes the fixed cases (0: the same every time); `random_seed` adds the piece's cases made
+    from it, forward only (None: a fresh one drawn here, recorded in the result so a failure can be
+    repeated with it).
+    """
+    start = time.perf_counter()
+    tasks, arrays, context, random_seed = _plan(exercise, seed, random_seed)
+    outcome = sandbox.run_file(path, exercise.name, tasks, arrays, required=exercise.required,
+                               time_limit=time_limit, memory_limit=memory_limit)
+    return _result(exercise, path, outcome, context, tasks, seed, random_seed, start)
+
+
+def check_many(items: list[tuple[Any, Path]], *, seed: int = 0, random_seed: int | None = None,
+               time_limit: float = sandbox.DEFAULT_TIME_LIMIT) -> list[CheckResult]:
+    """`check` of several (exercise, file) pairs in ONE child process (one start-up instead of one per file).
+
+    When that child does not finish (a file that loops, exits or crashes it), each file is checked
+    again alone, so the one-line report lands on the file that caused it.
+    """
+    start = time.perf_counter()
+    plans = [_plan(ex, seed, random_seed) for ex, _ in items]
+    jobs = [sandbox.Job(Path(path), ex.name, p[0], p[1], ex.required) for (ex, path), p in zip(items, plans)]
+    outcomes = sandbox.run_jobs(jobs, time_limit=time_limit)
+    if not outcomes[0].finished:
+        return [check(ex, path, seed=seed, random_seed=p[3], time_limit=time_limit) for (ex, path), p in zip(items, plans)]
+    return [_result(ex, path, o, p[2], p[0], seed, p[3], start) for (ex, path), o, p in zip(items, outcomes, plans)]
+
+
+def check_in_workspace(ex: Any, directory: str | Path, *, seed: int = 0, random_seed: int | None = None,
+                       time_limit: float | None = None, html: str | Path | None = None,
+                       ) -> tuple[CheckResult, tuple[Path, int, int] | None]:
+    """`twograd learn check`: grade DIR/NAME.py, record the result in progress.json (with the sha256 of
+    the bytes that were checked), and with `html` paint a wrong gradient on twograd's graph.
+
+    Returns (the result, (the page, entries that disagree, entries compared) or None when nothing was drawn).
+    """
+    from engine.atomic import sha256_file
+    from models.learn import draw, sandbox, workspace
+
+    directory = Path(directory)
+    path = workspace.exercise_file(directory, ex.name)
+    if not path.is_file():
+        raise InputError(f"there is no {path}: start it with `twograd learn start {ex.name}`"
+                         + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
+    digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
+    result = check(ex, path, seed=seed, random_seed=random_seed, time_limit=time_limit or sandbox.DEFAULT_TIME_LIMIT)
+    workspace.record(directory, ex.name, result.passed, digest)
+    drew = None
+    if html is not None:
+        finding = draw.drawable(result.findings)
+        drew = None if finding is None else draw.draw(finding, html)
+    return result, drew

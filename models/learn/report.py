@@ -44,7 +44,8 @@ def format_plan(p: dict[str, Any]) -> str:
 def exercise_info(ex: Exercise) -> dict[str, Any]:
     return {
         "name": ex.name, "phase": ex.phase, "title": ex.title, "builds_on": list(ex.builds_on), "derive": ex.derive,
-        "functions": [{"name": f.name, "signature": f.text_signature(), "optional": f.optional} for f in ex.functions],
+        "functions": [{"name": f.name, "signature": f.text_signature(), "optional": f.optional, "contract": f.contract}
+                      for f in ex.functions],
         "math": ex.math_text(), "hints": len(ex.hints),
     }
 
@@ -55,6 +56,8 @@ def format_exercise(info: dict[str, Any]) -> str:
              f"derive: {info['derive']}", "", f"write in {info['name']}.py, with exactly these names and signatures:"]
     for f in info["functions"]:
         lines.append(f"    {f['signature']}" + ("    (stretch: optional)" if f["optional"] else ""))
+        if f["contract"]:
+            lines.append(textwrap.indent(f["contract"], "        "))
     lines += ["", "the math (twograd's own docstrings):", "", textwrap.indent(info["math"], "    ")]
     return "\n".join(lines)
 

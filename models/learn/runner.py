@@ -2,11 +2,14 @@
 
     python runner.py SPEC_DIR
 
-SPEC_DIR holds `spec.json` (the file to load, the limits, the task list) and `inputs.npz`
-(every array the tasks name). The child writes `results.npz` (arrays, numbers only: loaded
-with allow_pickle=False) and then `results.json` (one entry per task, naming its arrays); the
-parent reads nothing else. Run by path, so it imports neither `models` nor its own package:
-only the standard library, numpy, and `engine` (stdlib only) for the graph and numeric paths.
+SPEC_DIR holds `spec.json` (the limits, and the jobs: per learner file, the file and its task
+list) and one `inputs_N.npz` per job (every array its tasks name). The child writes
+`results.npz` (arrays, numbers only: loaded with allow_pickle=False) and then `results.json`
+(per job, one entry per task, naming its arrays); the parent reads nothing else. One job is
+`learn check NAME`; several are a batch (tests), each file imported under its own name.
+
+Run by path, so it imports neither `models` nor its own package: only the standard library,
+numpy, and `engine` (stdlib only) for the graph and numeric paths.
 
 A task is one of (see `OPS`):
 
@@ -25,6 +28,7 @@ line of report, not the end of the check).
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import math
@@ -41,6 +45,9 @@ def _limit(spec: dict[str, Any]) -> None:
     mem = int(spec.get("memory_bytes", 0))
     if mem:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    size = int(spec.get("file_bytes", 0))
+    if size:  # a printing loop (or a file of theirs) stops at this size instead of filling the disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     cpu = int(spec.get("cpu_seconds", 0))
     if cpu:  # a backstop: the parent's wall-clock limit kills the child first
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -58,6 +65,8 @@ def describe(err: BaseException, path: str) -> dict[str, Any]:
         message = f"sys.exit({err.code!r}) was called"
     elif isinstance(err, RecursionError):
         message = f"{message} (a recursive function went deeper than Python's recursion limit {sys.getrecursionlimit()})"
+    elif isinstance(err, OSError) and err.errno == errno.EFBIG:
+        message = "printed or wrote more than the sandbox's limit of bytes per file (a print inside a loop?)"
     elif isinstance(err, MemoryError):
         message = f"out of memory ({message or 'an allocation failed'}) under the sandbox's memory limit"
     return {"type": type(err).__name__, "message": message[:400], "where": where[:200]}
@@ -155,9 +164,12 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
     R = arrays[task["R"]]
     bwd = getattr(mod, task["backward"]) if task.get("backward") else None
     if bwd is not None:
-        grads = _stage(rec, "backward", path, lambda: bwd(R.copy(), cache))
+        dout = R.copy()
+        grads = _stage(rec, "backward", path, lambda: bwd(dout, cache))
         if "backward" not in rec:
             rec["backward"] = store.put_many(grads)
+        if not np.array_equal(dout, R):  # the upstream gradient is the caller's: a residual still needs it
+            rec["mutated"] = rec.get("mutated", []) + ["dout"]
     inputs = {n: before[n].copy() for n in names}
     if task.get("numeric"):
         from engine import numerical_gradient_arrays
@@ -270,8 +282,12 @@ def op_train(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
     params = {n: arrays[n].copy() for n in ("W1", "b1", "W2", "b2")}
     calls = [0]
 
+    seen: list[float] = []  # every loss handed out, sent back even when their loop fails (a climbing loss shows a sign)
+
     def loss_and_grad(p: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         calls[0] += 1
+        if len(seen) >= 2 * task["steps"] + 10:
+            raise RuntimeError(f"loss_and_grad was called {len(seen)} times for {task['steps']} steps")
         a, c1 = linear_forward(x, p["W1"], p["b1"])
         h, c2 = tanh_forward(a)
         z, c3 = linear_forward(h, p["W2"], p["b2"])
@@ -280,10 +296,13 @@ def op_train(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
         dh, dW2, db2 = linear_backward(dz, c3)
         (da,) = tanh_backward(dh, c2)
         _, dW1, db1 = linear_backward(da, c1)
+        seen.append(float(loss))
         return float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
     fn = getattr(mod, task["fn"])
-    losses = _stage(rec, "call", path, lambda: fn(loss_and_grad, params, lr=task["lr"], steps=task["steps"]))
+    with np.errstate(all="ignore"):
+        losses = _stage(rec, "call", path, lambda: fn(loss_and_grad, params, lr=task["lr"], steps=task["steps"]))
+    rec["seen"] = store.put(seen) if seen else None
     if "call" not in rec:
         rec["call"] = store.put(losses)
         rec["params"] = {n: store.put(params[n]) for n in params}
@@ -320,40 +339,49 @@ OPS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def main(spec_dir: str) -> int:
-    with open(os.path.join(spec_dir, "spec.json"), encoding="utf-8") as f:
-        spec = json.load(f)
-    # Not our folder first on sys.path (this file is run by path): twograd's root, then the learner's folder
-    # last, so a file of theirs may import another of theirs (mlp.py importing linear.py).
-    sys.path[0:1] = [spec["root"]]
-    sys.path.append(spec["workspace"])
-    import numpy as np
-
-    _limit(spec)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
-    with np.load(os.path.join(spec_dir, "inputs.npz"), allow_pickle=False) as data:
+def run_job(job: dict[str, Any], index: int, spec_dir: str, store: Store, np: Any) -> dict[str, Any]:
+    """Import one learner file and run its tasks; everything of theirs that goes wrong is in the result."""
+    with np.load(os.path.join(spec_dir, job["inputs"]), allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    store = Store(np)
-    path = os.path.abspath(spec["module_path"])
+    path = os.path.abspath(job["module_path"])
     results: dict[str, Any] = {"tasks": {}}
     try:
-        mod_spec = importlib.util.spec_from_file_location("twograd_learner_" + spec["exercise"], path)
+        mod_spec = importlib.util.spec_from_file_location(f"twograd_learner_{job['exercise']}_{index}", path)
         if mod_spec is None or mod_spec.loader is None:  # not a .py file: nothing Python can import
             raise ImportError(f"{path} cannot be imported as a Python module")
         mod = importlib.util.module_from_spec(mod_spec)
         mod_spec.loader.exec_module(mod)
-        missing = [n for n in spec.get("required", []) if not callable(getattr(mod, n, None))]
+        missing = [n for n in job.get("required", []) if not callable(getattr(mod, n, None))]
         if missing:
             results["missing"] = missing
     except BaseException as err:
         results["load_error"] = describe(err, path)
         mod = None
     if mod is not None and not results.get("missing"):
-        for task in spec["tasks"]:
+        for task in job["tasks"]:
             try:
                 results["tasks"][task["id"]] = OPS[task["op"]](mod, task, arrays, store, path, np)
             except BaseException as err:  # an error of theirs outside a stage (a missing attribute, ...)
                 results["tasks"][task["id"]] = {"error": describe(err, path)}
+    return results
+
+
+def main(spec_dir: str) -> int:
+    """Run every job of SPEC_DIR/spec.json (one learner file each), then write the results, JSON last."""
+    with open(os.path.join(spec_dir, "spec.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    # Not our folder first on sys.path (this file is run by path): twograd's root, then the learners' folders
+    # last, so a file of theirs may import another of theirs (mlp.py importing linear.py).
+    sys.path[0:1] = [spec["root"]]
+    for job in spec["jobs"]:
+        if job["workspace"] not in sys.path:
+            sys.path.append(job["workspace"])
+    import numpy as np
+
+    _limit(spec)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    store = Store(np)
+    results = {"jobs": [run_job(job, i, spec_dir, store, np) for i, job in enumerate(spec["jobs"])]}
     np.savez(os.path.join(spec_dir, "results.npz"), **store.arrays)
     tmp = os.path.join(spec_dir, "results.json.tmp")
     with open(tmp, "w", encoding="utf-8") as f:

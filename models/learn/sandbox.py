@@ -9,7 +9,7 @@ limit kills an infinite loop, a `time.sleep` or a child that never returns.
 
 Whatever happens in the child, the parent gets one `Outcome`: the results, or a kind
 (`timeout`, `error`) and one line saying what happened (exit status, signal, the last line the
-child printed on stderr).
+child printed). The child's output goes to a file it may not grow past OUTPUT_LIMIT, never a pipe.
 """
 
 from __future__ import annotations
@@ -59,46 +59,65 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
-def run_file(
-    path: Path,
-    exercise: str,
-    tasks: list[dict[str, Any]],
-    arrays: dict[str, np.ndarray],
-    *,
-    required: list[str] | None = None,
-    time_limit: float = DEFAULT_TIME_LIMIT,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
-) -> Outcome:
+@dataclass(frozen=True)
+class Job:
+    """One learner file and what to run on it."""
+
+    path: Path
+    exercise: str
+    tasks: list[dict[str, Any]]
+    arrays: dict[str, np.ndarray]
+    required: list[str] = field(default_factory=list)
+
+
+def run_file(path: Path, exercise: str, tasks: list[dict[str, Any]], arrays: dict[str, np.ndarray], *,
+             required: list[str] | None = None, time_limit: float = DEFAULT_TIME_LIMIT,
+             memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Outcome:
     """Run `tasks` on the learner's file `path` in a child process; never raises for anything the child does."""
+    return run_jobs([Job(Path(path), exercise, tasks, arrays, list(required or []))],
+                    time_limit=time_limit, memory_limit=memory_limit)[0]
+
+
+def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> list[Outcome]:
+    """Run several jobs in ONE child (saving a start-up per file); the limits are for the whole batch, and
+    when the child does not finish, every job gets that same one-line outcome (the caller may retry them alone)."""
     import time
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="twograd-learn-") as tmp:
         spec = {
-            "exercise": exercise, "module_path": str(Path(path).resolve()), "workspace": str(Path(path).resolve().parent),
             "root": str(ROOT), "memory_bytes": int(memory_limit), "cpu_seconds": int(time_limit) + 2,
-            "required": list(required or []), "tasks": tasks,
+            "file_bytes": OUTPUT_LIMIT,
+            "jobs": [{"exercise": j.exercise, "module_path": str(Path(j.path).resolve()),
+                      "workspace": str(Path(j.path).resolve().parent), "required": list(j.required), "tasks": j.tasks,
+                      "inputs": f"inputs_{i}.npz"} for i, j in enumerate(jobs)],
         }
         Path(tmp, "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        # (typed Any: numpy 2.x stubs would match a key to its allow_pickle flag; the keys are input names)
-        np.savez(Path(tmp, "inputs.npz"), **cast("dict[str, Any]", arrays))
+        for i, j in enumerate(jobs):
+            # (typed Any: numpy 2.x stubs would match a key to its allow_pickle flag; the keys are input names)
+            np.savez(Path(tmp, f"inputs_{i}.npz"), **cast("dict[str, Any]", j.arrays))
         env = dict(os.environ)
         # one BLAS thread: the cases are tiny, the machine is shared, and a thread pool reserves address space
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # nothing of ours written into the learner's folder
         env.pop("PYTHONPATH", None)  # the runner puts twograd's root first itself
+        # their prints go to a file, not a pipe: a file that prints in a loop must not fill our memory
+        # (the child's RLIMIT_FSIZE caps it; only its last line is ever read)
+        output = open(Path(tmp, "output.txt"), "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-u", str(RUNNER), tmp], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=str(Path(path).resolve().parent), env=env, start_new_session=True,
+            [sys.executable, "-u", str(RUNNER), tmp], stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, cwd=str(Path(jobs[0].path).resolve().parent), env=env, start_new_session=True,
         )
+        output.close()
         try:
-            _, err = proc.communicate(timeout=time_limit)
+            proc.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:
             _kill(proc)
-            return Outcome(kind="timeout", seconds=time.perf_counter() - start,
-                           message=f"your file did not finish within the time limit of {time_limit:g} s "
-                                   "(an infinite loop? a loop that never reaches its end condition?)")
+            failed = Outcome(kind="timeout", seconds=time.perf_counter() - start,
+                             message=f"your file did not finish within the time limit of {time_limit:g} s "
+                                     "(an infinite loop? a loop that never reaches its end condition?)")
+            return [failed for _ in jobs]
         finally:
             _kill(proc)  # anything it left behind in its session
         seconds = time.perf_counter() - start
@@ -106,15 +125,16 @@ def run_file(
         if not done.exists():
             code = proc.returncode
             how = f"was killed by {_signal_name(code)}" if code < 0 else f"exited with status {code}"
-            last = _last_line(err)
+            last = _last_line(Path(tmp, "output.txt"))
             hint = " (os._exit or a crash in native code?)" if code >= 0 else ""
-            return Outcome(kind="error", seconds=seconds,
-                           message=f"the process running your file {how} before the check finished{hint}"
-                                   + (f"; last words on stderr: {last}" if last else ""))
+            failed = Outcome(kind="error", seconds=seconds,
+                             message=f"the process running your file {how} before the check finished{hint}"
+                                     + (f"; the last line it printed: {last}" if last else ""))
+            return [failed for _ in jobs]
         results = json.loads(done.read_text(encoding="utf-8"))
         with np.load(Path(tmp, "results.npz"), allow_pickle=False) as data:
             out_arrays = {k: data[k] for k in data.files}
-    return Outcome(results=results, arrays=out_arrays, seconds=seconds)
+    return [Outcome(results=r, arrays=out_arrays, seconds=seconds / len(jobs)) for r in results["jobs"]]
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -129,6 +149,16 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
-def _last_line(err: bytes | None) -> str:
-    lines = [ln for ln in (err or b"").decode("utf-8", "replace").splitlines() if ln.strip()]
+#: bytes of the child's output read back for its last line (the file itself is capped by the child's RLIMIT_FSIZE)
+TAIL_BYTES = 4096
+#: the most the child may write into any one file (its output, its results): a printing loop stops there
+OUTPUT_LIMIT = 64 * 1024**2
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line the child printed (stdout and stderr), from the end of its output file."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - TAIL_BYTES))
+        lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1].strip()[:200] if lines else ""

@@ -314,12 +314,16 @@ def reference_train(lr: float, steps: int, *, record_after: bool = False) -> tup
     grads = {n: np.zeros_like(p) for n, p in params.items()}
     opt = SGD([(params[n], grads[n]) for n in params], lr=abs(lr))
     losses = []
-    for _ in range(steps):
-        loss, g = xor_loss_and_grad(params)
-        for n in grads:
-            grads[n][...] = g[n] if lr >= 0 else -g[n]
-        opt.step()
-        losses.append(xor_loss_and_grad(params)[0] if record_after else loss)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            try:
+                loss, g = xor_loss_and_grad(params)
+                for n in grads:
+                    grads[n][...] = g[n] if lr >= 0 else -g[n]
+                opt.step()
+                losses.append(xor_loss_and_grad(params)[0] if record_after else loss)
+            except ValueError:  # a mistaken loop diverged (nn refuses non-finite values): its losses so far
+                break
     return np.array(losses), params
 
 
@@ -341,6 +345,12 @@ class TrainGrader:
         rec = outcome.results["tasks"].get("t0", {})
         bad = _err(rec, where, case)
         if bad is not None:
+            seen = outcome.array(rec["seen"]) if rec.get("seen") else np.zeros(0)
+            climb = reference_train(-TRAIN_LR, TRAIN_STEPS)[0][: len(seen)]
+            if len(seen) >= 3 and np.allclose(seen[: len(climb)], climb, rtol=1e-7) and seen[-1] > seen[0]:
+                return [Finding("sign", where, f"{where}: the loss climbs ({fmt(seen[0])} -> {fmt(seen[-1])} in {len(seen)} "
+                                               f"steps) until it overflows: the update has the wrong sign (p -= lr * g "
+                                               f"goes downhill) ({case}); it ended in: {bad.message}", case)]
             return [bad]
         losses = outcome.array(rec["call"]).reshape(-1)
         ref, ref_params = reference_train(TRAIN_LR, TRAIN_STEPS)

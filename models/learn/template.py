@@ -34,8 +34,8 @@ def _doc(text: str, indent: str) -> str:
 def _function(fn: Fn) -> str:
     ref = fn.reference()
     doc = inspect.getdoc(ref) or ""
-    if fn.alias:  # not one of our functions by that name: say where ours is
-        doc = f"Write this as one function; twograd's own version is {fn.location()}.\n\n{doc}"
+    if fn.alias:  # not one of our functions by that name: its contract, and where ours is
+        doc = f"{fn.contract}\n\ntwograd's own version (a class there, one function here): {fn.location()}."
     return f"def {fn.text_signature()}:\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
 
 

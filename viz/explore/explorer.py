@@ -181,7 +181,8 @@ def explore(root: Value, compare: Mapping[Any, Any] | None = None, *, blocks: Ma
         rankdir: "TB" (inputs on top) or "LR".
         max_nodes: a bigger graph is refused at once (ExploreRefused), before any work.
         timeout: seconds `dot` may take per picture; a picture refused or stopped is listed as steps.
-        tolerance, floor: a compared node disagrees when |other - g| / max(|other|, |g|, floor) > tolerance.
+        tolerance: a compared node disagrees when |other - g| / max(|other|, |g|, floor) > tolerance.
+        floor: the smallest denominator of that relative error (gradients near 0 are compared absolutely).
 
     Returns:
         An `Explorer`: `.save("graph.html")`, shown inline by Jupyter, `.table()` for text.

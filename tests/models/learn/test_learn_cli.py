@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -80,13 +81,15 @@ def test_start_check_fix_pass_and_progress(tmp_path: Path, capsys: pytest.Captur
     assert run(capsys, "check", "mse", "--dir", ws)[0] == 2  # not started: a usage error naming `learn start`
 
 
-@pytest.mark.skipif(any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11")),
-                    reason="the plugin is installed: -p would register it twice")
+#: installed (pip install -e .), the entry point loads the plugin; otherwise -p does (both would register it twice)
+PLUGIN_ARGS = [] if any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11")) else ["-p", "models.learn.plugin"]
+
+
 def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
     workspace.start(tmp_path, "linear")
     workspace.exercise_file(tmp_path, "linear").write_text(TRANSPOSED_DW)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "models.learn.plugin", "-p", "no:cacheprovider", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", *PLUGIN_ARGS, "-p", "no:cacheprovider", str(tmp_path)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 failed" in proc.stdout
@@ -99,3 +102,44 @@ def test_the_plugin_imports_only_pytest() -> None:
             "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_html_paints_a_wrong_gradient_on_twograds_graph(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from mistakes import LAYER_NORM_NO_MEAN_PATH
+
+    workspace.start(tmp_path, "layer_norm")
+    workspace.exercise_file(tmp_path, "layer_norm").write_text(LAYER_NORM_NO_MEAN_PATH)
+    page = tmp_path / "ln.html"
+    code, out, _ = run(capsys, "check", "layer_norm", "--dir", str(tmp_path), "--html", str(page))
+    assert code == 1 and f"wrote {page}" in out
+    wrong, compared = map(int, re.search(r"\((\d+) of your (\d+) gradient entries disagree\)", out).groups())
+    assert 0 < wrong < compared  # the mean path is missing in dx only: dgamma and dbeta agree
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
+    workspace.exercise_file(tmp_path, "layer_norm").write_text(template.reference_file(catalog.get("layer_norm")))
+    code, out, _ = run(capsys, "check", "layer_norm", "--dir", str(tmp_path), "--html", str(tmp_path / "none.html"))
+    assert code == 0 and "no page written" in out and not (tmp_path / "none.html").exists()
+
+
+def test_three_way_without_a_reference_judges_by_the_numeric_gradient() -> None:
+    import numpy as np
+
+    from models.learn.selfcheck import three_way_findings
+
+    def loops(x, w):  # y_i = x_i w_i
+        return [xi * wi for xi, wi in zip(x, w)]
+
+    def forward(x, w):
+        return x * w, (x, w)
+
+    def backward(dy, cache):
+        x, w = cache
+        return dy * w, -dy * x  # dw with the wrong sign
+
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal(4), "w": rng.standard_normal(4)}
+    findings, table = three_way_findings(loops, forward, backward, inputs)
+    assert [(f.kind, f.input) for f in findings] == [("sign", "your backward: dw")]
+    assert set(findings[0].values) >= {"graph", "manual", "numeric"} and "FAIL" in table
+    right = lambda dy, cache: (dy * cache[1], dy * cache[0])  # noqa: E731
+    assert three_way_findings(loops, forward, right, inputs)[0] == []
