@@ -66,3 +66,12 @@ def test_no_command_help_speaks_of_its_implementation(capsys) -> None:
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "Argument parsing" not in capsys.readouterr().out, command
+
+
+def test_no_page_claims_every_stage_prints_a_gradient_check() -> None:
+    root = Path(__file__).resolve().parents[3]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    wrong = [
+        str(p.relative_to(root)) for p in pages if "each stage prints its three-way" in " ".join(p.read_text().split())
+    ]
+    assert not wrong, f"these pages still say every stage prints a three-way check: {wrong}"
