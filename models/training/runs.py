@@ -170,7 +170,7 @@ def _few(names: list[str], n: int = 3) -> str:
 
 
 def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = True, command: str = "train",
-                owns_its_files: bool = False, skip_top: frozenset[str] = frozenset()) -> Path:
+                owns_its_files: bool = False, skip_top: frozenset[str] = frozenset(), replace_own: bool = True) -> Path:
     """Check (and create) the folder a command will write into, before any work. The one --out rule
     of train, distill, align and tour:
 
@@ -201,15 +201,18 @@ def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = T
     except BaseException:
         release_folder(folder, record=False)
         raise
-    for rel in contents.ours:  # only what twograd wrote: the old run's checkpoint and listed files
-        path = folder / rel
-        if path.is_symlink() or path.is_file():
+    # a tour of some stages keeps the earlier tour's files (still listed, with what it adds)
+    keep_own = owns_its_files and not replace_own and not overwrite and contents.command == command
+    if not keep_own:
+        for rel in contents.ours:  # only what twograd wrote: the old run's checkpoint and listed files
+            path = folder / rel
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+        for path in checkpoint_files(folder / CHECKPOINT):
             path.unlink(missing_ok=True)
-    for path in checkpoint_files(folder / CHECKPOINT):
-        path.unlink(missing_ok=True)
-    for rel in sorted({str(Path(r).parent) for r in contents.ours if "/" in r}, key=len, reverse=True):
-        _remove_empty(folder, Path(rel))
-    (folder / MANIFEST).unlink(missing_ok=True)
+        for rel in sorted({str(Path(r).parent) for r in contents.ours if "/" in r}, key=len, reverse=True):
+            _remove_empty(folder, Path(rel))
+        (folder / MANIFEST).unlink(missing_ok=True)
     _snapshots[folder.resolve()] = _walk(folder, skip_top)  # what is there now is not this command's
     return folder
 

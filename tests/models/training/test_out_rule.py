@@ -171,3 +171,36 @@ def test_a_lines_run_resumes_after_its_data_moved_given_the_same_text(tmp_path) 
     moved.write_text(moved.read_text() + "zed\n")  # another text: refused, not trained on
     with pytest.raises(InputError, match="not the text this run was trained on"):
         train(resume=folder, model_options={"data": str(moved)}, train_options={"steps": 4}, plots=False)
+
+
+def test_a_tour_of_some_stages_keeps_the_earlier_tours_other_files(tmp_path, monkeypatch) -> None:
+    """`tour --stage N` adds to the tour's folder (a full tour replaces it): the other stages' pictures stay."""
+    import sys
+    import types as pytypes
+
+    from models.tour_stages import runner
+    from models.tour_stages.runner import run_tour
+
+    def stage(name: str, suffix: str) -> pytypes.ModuleType:
+        module = pytypes.ModuleType(name)
+
+        def tour_stage(out_dir: Path, echo) -> bool:
+            short = name.rsplit(".", 1)[1]
+            (out_dir / short).mkdir(exist_ok=True)
+            (out_dir / short / f"graph.{suffix}").write_text(suffix)
+            return True
+
+        module.tour_stage = tour_stage
+        return module
+
+    out = tmp_path / "twograd-out"
+    for suffix in ("dot", "svg"):
+        monkeypatch.setitem(sys.modules, "fake_stages.a", stage("fake_stages.a", suffix))
+        monkeypatch.setitem(sys.modules, "fake_stages.b", stage("fake_stages.b", suffix))
+        monkeypatch.setattr(runner, "STAGES", (("stage a", "fake_stages.a"), ("stage b", "fake_stages.b")))
+        if suffix == "dot":
+            assert run_tour(out, echo=lambda _m: None).passed
+    assert run_tour(out, echo=lambda _m: None, stages=["b"]).passed  # only b, now drawing .svg
+    assert files(out) == {"a/graph.dot", "b/graph.dot", "b/graph.svg"}
+    assert run_tour(out, echo=lambda _m: None).passed  # a whole tour replaces every file of the tour's
+    assert files(out) == {"a/graph.svg", "b/graph.svg"}

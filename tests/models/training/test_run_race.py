@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from models.training.runs import load_run
 from models.training.sampling import sample_run
 from models.training.tasks import train
@@ -24,6 +26,7 @@ MAX_READS = 5000
 MAX_SECONDS = 120.0
 
 
+@pytest.mark.slow  # a writer process trains 300 steps (2-9 s); the deterministic test below is in the fast subset
 def test_sample_during_a_resume_that_checkpoints_every_2_steps_never_sees_a_mismatched_pair(tmp_path) -> None:
     folder = tmp_path / "run"
     small = {"d_model": 8, "n_heads": 1, "n_layers": 1}

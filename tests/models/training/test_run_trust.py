@@ -247,6 +247,7 @@ def test_a_member_compressed_but_of_the_right_shape_is_refused(runs, tmp_path) -
 
 
 # ---------------------------------------------------------------------------- item 1/9: only regular files
+@pytest.mark.slow  # two child processes (~2 s); the in-process refusal of /dev/zero is in the fast subset (below)
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_sample_refuses_a_run_whose_json_names_dev_zero_in_one_line_under_100_mb(runs, tmp_path) -> None:
     folder = copy_run(runs["chars"], tmp_path / "c")
