@@ -49,7 +49,7 @@ def big_logits(shape: tuple[int, ...], scale: float = 1000.0, targets: bool = Fa
         x = np.round(rng.standard_normal(shape)) * scale + rng.standard_normal(shape)
         static = {"targets": rng.integers(0, shape[-1], size=shape[:-1])} if targets else {}
         return {"logits" if targets else "x": x}, static
-    return EdgeCase(f"logits of +-{scale:g}: {shape}", make, "forward")
+    return EdgeCase(f"logits of +-{scale:g}: {shape}", make, "forward", loops=True)
 
 
 def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta: float | None = None) -> EdgeCase:
@@ -57,7 +57,7 @@ def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta:
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs = {n: rng.standard_normal(B) * scale for n in names}
         return inputs, ({"beta": beta} if beta is not None else {})
-    return EdgeCase(f"margins of +-{scale:g}", make, "forward")
+    return EdgeCase(f"margins of +-{scale:g}", make, "forward", loops=True)
 
 
 def masked_row() -> EdgeCase:
@@ -68,6 +68,15 @@ def masked_row() -> EdgeCase:
         mask[1, :] = False
         return {"q": q, "k": k, "v": v}, {"mask": mask}
     return EdgeCase("a fully masked row", make, "raises")
+
+
+def big_scores() -> EdgeCase:
+    """Queries of size ~1000: the scores q k^T / sqrt(d) reach +-1000, so a softmax without its max shift overflows."""
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
+        q = rng.standard_normal((3, 4)) * 1000.0
+        k, v = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+        return {"q": q, "k": k, "v": v}, {}
+    return EdgeCase("scores of +-1000", make, "forward", loops=True)
 
 
 def mha_odd_heads() -> EdgeCase:

@@ -102,7 +102,8 @@ EXERCISES: tuple[Exercise, ...] = (
         PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(_f32("sigmoid", 2),)),
                     _spec("relu", "relu", edge=(_f32("relu", 2),)),
                     _spec("tanh", "tanh", knowledge=c.know_tanh,
-                          edge=(c.EdgeCase("inputs of +-1000", lambda rng: ({"x": rng.choice([-1000.0, 1000.0], (2, 3))}, {}), "forward"),
+                          edge=(c.EdgeCase("inputs of +-1000", lambda rng: ({"x": rng.choice([-1000.0, 1000.0], (2, 3))}, {}), "forward",
+                                           loops=True),
                                 _f32("tanh", 2)))),
     ),
     Exercise(
@@ -152,7 +153,7 @@ EXERCISES: tuple[Exercise, ...] = (
          "dV = P^T dO; dP = dO V^T; dS = P * (dP - sum_j dP P) (softmax's Jacobian); dq = dS k / sqrt(d), dk = dS^T q / sqrt(d).",
          "A row with no key allowed has no softmax: raise ValueError for it."),
         PieceGrader(_spec("attention", "attention", knowledge=c.know_attention, max_full_cases=6,
-                          edge=(c.masked_row(), _f32("attention", 1)))),
+                          edge=(c.masked_row(), c.big_scores(), _f32("attention", 1)))),
     ),
     Exercise(
         "causal_mask", "Phase 2", "the causal mask",
@@ -252,7 +253,7 @@ EXERCISES: tuple[Exercise, ...] = (
         PieceGrader(_spec("distillation", "distillation", knowledge=c.know_distillation,
                           edge=(c.EdgeCase("logits of +-1000", lambda rng: ({"logits": rng.choice([-1000.0, 1000.0], (3, 4))},
                                  {"teacher_logits": rng.choice([-1000.0, 1000.0], (3, 4)), "targets": rng.integers(0, 4, 3),
-                                  "temperature": 2.0, "alpha": 0.5}), "forward"),
+                                  "temperature": 2.0, "alpha": 0.5}), "forward", loops=True),
                                 _f32("distillation", 1)))),
     ),
     Exercise(
