@@ -106,10 +106,21 @@ def start(directory: str | Path, name: str) -> list[Path]:
     if existing:
         raise InputError(f"{existing[0]} already exists: it is yours, so learn start leaves it as it is "
                          f"(move it away to start over)")
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, text in targets.items():
-        atomic_write(path, text().encode("utf-8"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, text in targets.items():
+            atomic_write(path, text().encode("utf-8"))
+    except OSError as err:  # a folder that cannot be made or written: one line naming it, not errno's words alone
+        raise RunError(f"cannot write the workspace folder {directory}: {err.strerror or err}") from None
     return list(targets)
+
+
+def is_workspace(directory: str | Path) -> bool:
+    """A folder `twograd learn` made: it holds progress.json (a check ran there) or a test file `learn start` wrote."""
+    from models.learn import catalog
+
+    directory = Path(directory)
+    return (directory / PROGRESS).is_file() or any(test_file(directory, n).is_file() for n in catalog.names())
 
 
 def check_command(name: str, directory: str | Path) -> str:

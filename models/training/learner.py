@@ -41,7 +41,7 @@ import numpy as np
 
 from engine.atomic import sha256_file
 from engine.errors import InputError, RunError
-from models.learn.workspace import load_learner_module, read_progress
+from models.learn.workspace import is_workspace, load_learner_module, read_progress
 from models.zoo.kernels import NN_KERNELS, Kernel
 from nn.masks import causal_mask
 from nn.transformer_block import block_param_names
@@ -117,6 +117,9 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise InputError(f"--learner {folder}: no such folder (`twograd learn start NAME --dir {folder}` makes one)")
+    if not is_workspace(folder):
+        raise InputError(f"--learner {folder}: not a twograd learn workspace (no progress.json, no exercise started "
+                         f"there); make one with `twograd learn start NAME --dir {folder}`")
     pieces = task_pieces(task, model_config)
     progress = read_progress(folder)
     kernels: dict[str, Kernel] = {}
