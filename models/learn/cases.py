@@ -143,10 +143,17 @@ def know_tanh(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowle
 
 
 def know_linear(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
+    """The bias's gradient summed over the wrong axes: b is broadcast over every row (B, or B and T)."""
     rows = int(np.prod(inputs["x"].shape[:-1]))
     G = R.reshape(rows, -1)
-    return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {},
-                     variants={"db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})})
+    variants: dict[str, tuple[str, dict[str, np.ndarray]]] = {
+        "db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})}
+    if rows > 1:
+        variants["db is the first row's gradient only: not summed over the broadcast batch axis"] = ("axis", {"b": G[0]})
+    if R.ndim == 3 and R.shape[1] > 1:
+        variants[f"db summed over the batch axis 0 only: b is broadcast over T (axis 1, length {R.shape[1]}) too; "
+                 "sum over both"] = ("axis", {"b": R.sum(axis=0)})
+    return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {}, variants=variants)
 
 
 def know_layer_norm(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:

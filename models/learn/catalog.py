@@ -55,7 +55,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "softmax", "Phase 0", "a stable softmax",
         _trio("nn.softmax", "softmax"), ("nn.softmax", "nn.softmax:softmax_backward"),
-        "The Jacobian dy_i/dx_j = y_i (delta_ij - y_j), and the vector-Jacobian product it gives.", (),
+        "dx from dy (both (..., C)) through the Jacobian of a row's softmax, dy_i/dx_j for every pair i, j of the row.", (),
         ("Look at the largest logit: what is e^1000 in float64? The result does not change if you subtract a constant from a row.",
          "Differentiate y_i = e^(x_i) / S: dy_i/dx_j = y_i delta_ij - y_i y_j. Both terms matter.",
          "dx_j = sum_i dy_i dy_i/dx_j = y_j (dy_j - sum_i dy_i y_i), over the last axis only."),
@@ -94,8 +94,9 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "activations", "Phase 1", "sigmoid, ReLU and tanh",
         _trio("nn.activations", "sigmoid") + _trio("nn.activations", "relu") + _trio("nn.activations", "tanh"),
-        ("nn.activations:sigmoid_backward", "nn.activations:relu_backward", "nn.activations:tanh_backward"),
-        "Each derivative written with the output it cached: s (1 - s), 1[x > 0], 1 - tanh^2.", ("value",),
+        ("nn.activations:sigmoid_forward", "nn.activations:relu_forward", "nn.activations:tanh_forward",
+         "nn.activations:sigmoid_backward", "nn.activations:relu_backward", "nn.activations:tanh_backward"),
+        "Each activation's derivative, written with what its forward cached, and dx = dout times it (elementwise).", ("value",),
         ("Look at what forward already computed: each derivative can be written with the output alone.",
          "sigmoid' = s (1 - s); relu' = 1 where x > 0 else 0; tanh' = 1 - tanh^2.",
          "For large |x|, write tanh and sigmoid so that no e^|x| is formed (np.tanh; a sigmoid split by sign)."),
@@ -177,7 +178,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "embedding", "Phase 3", "token embeddings",
         _trio("nn.embedding", "embedding"), ("nn.embedding:embedding_forward", "nn.embedding:embedding_backward"),
-        "dW of a table lookup: each row of dW collects the upstream gradient of every position holding its id.", (),
+        "dW (V, C) of a table lookup out = W[ids]; the ids are integers and get no gradient.", (),
         ("Look at an id that appears twice: its row of dW must receive both positions' gradients.",
          "dW[v] = sum over positions p with ids[p] = v of dout[p]; np.add.at adds repeated indices, dW[ids] += does not."),
         PieceGrader(_spec("embedding", "embedding", knowledge=c.know_embedding, edge=(_f32("embedding", 1),))),
@@ -210,7 +211,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "residual", "Phase 3", "the residual connection",
         _trio("nn.residual", "residual"), ("nn.residual:residual_forward", "nn.residual:residual_backward"),
-        "y = x + f: the gradient reaches both, unchanged.", (),
+        "y = x + f: dx and df from dy, each the shape of y.", (),
         ("Look at y = x + f: what is dy/dx, and dy/df?",
          "dx = dout and df = dout: the skip path hands the gradient straight through."),
         PieceGrader(_spec("residual", "residual", knowledge=c.know_residual, edge=(_f32("residual", 1),))),

@@ -231,6 +231,8 @@ def _stage_error(rec: dict[str, Any], stage: str, where: str, case: str) -> Find
     got = rec.get(stage)
     if isinstance(got, dict) and "error" in got:
         return error_finding(got["error"], where, case)
+    if isinstance(got, dict) and "message" in got:  # the child said what is wrong in its own sentence (a broken contract)
+        return Finding(got.get("kind", "other"), where, got["message"], case)
     if isinstance(got, dict) and "bad" in got:
         if stage == "backward":
             return Finding("shape", where, f"{where} returned {got['bad']}: return a tuple of gradients, one per input "
@@ -483,7 +485,8 @@ def check_in_workspace(ex: Any, directory: str | Path, *, seed: int = 0, random_
                          + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
     digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
     result = check(ex, path, seed=seed, random_seed=random_seed, time_limit=time_limit or sandbox.DEFAULT_TIME_LIMIT)
-    workspace.record(directory, ex.name, result.passed, digest)
+    workspace.record(directory, ex.name, result.passed, digest,
+                     result.findings[0].to_dict() if result.findings else None)
     drew = None
     if html is not None:
         finding = draw.drawable(result.findings)

@@ -154,8 +154,11 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
     if "forward" in rec:
         return rec
     if not (isinstance(pair, tuple) and len(pair) == 2):
-        rec["forward"] = {"bad": f"{task['forward']} must return (out, cache), got {type(pair).__name__}"
-                                 + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else "")}
+        name = type(pair).__name__
+        article = "an" if name[0] in "aeiou" or name == "ndarray" else "a"  # "an ndarray" as it is read: en-dee-array
+        got = f"{article} {name}" + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else "")
+        rec["forward"] = {"bad": "not (out, cache)", "kind": "shape",
+                          "message": f"{task['forward']} must return (out, cache), a tuple; it returned {got}"}
         return rec
     out, cache = pair
     rec["forward"] = store.put(out)

@@ -968,3 +968,38 @@ FOURTH_BATCH: tuple[Mistake, ...] = (
     Mistake("cross_entropy", "overflow", "the loops form's log-sum-exp without the max shift", CE_LOOPS_NO_SHIFT),
     Mistake("attention", "overflow", "the loops form's softmax without the max shift", ATTENTION_LOOPS_NO_SHIFT),
 )
+
+LINEAR_FORWARD_ONLY_Y = '''from nn.linear import linear_loops, linear_backward
+
+
+def linear_forward(x, W, b):
+    return x @ W + b  # the cache forgotten: not (out, cache)
+'''
+
+LINEAR_DB_OVER_B_ONLY = '''import numpy as np
+from nn.linear import linear_loops, linear_forward, LinearCache
+
+
+def linear_backward(dout, cache):
+    x2, W = cache.x2, cache.W
+    d2 = dout.reshape(-1, W.shape[1])
+    dx = (d2 @ W.T).reshape(cache.x_shape)
+    return dx, x2.T @ d2, dout.sum(axis=0)  # summed over B only: on a (B, T, n) input T is left
+'''
+
+LINEAR_DB_FIRST_ROW = '''import numpy as np
+from nn.linear import linear_loops, linear_forward, LinearCache
+
+
+def linear_backward(dout, cache):
+    x2, W = cache.x2, cache.W
+    d2 = dout.reshape(-1, W.shape[1])
+    dx = (d2 @ W.T).reshape(cache.x_shape)
+    return dx, x2.T @ d2, d2[0]  # the first row's gradient only: not summed over the batch
+'''
+
+FOURTH_BATCH += (
+    Mistake("linear", "shape", "the forward returns only y, not (out, cache)", LINEAR_FORWARD_ONLY_Y),
+    Mistake("linear", "axis", "db summed over B only (T left) on a (B, T, n) input", LINEAR_DB_OVER_B_ONLY),
+    Mistake("linear", "axis", "db = the first row of dout (not summed over the batch)", LINEAR_DB_FIRST_ROW),
+)
