@@ -137,7 +137,7 @@ EXERCISES: tuple[Exercise, ...] = (
             contract="Plain gradient descent for `steps` steps. loss_and_grad(params) -> (loss, grads), grads keyed by "
                      "parameter name like params;\nupdate every params[name] IN PLACE, p <- p - lr dL/dp; return the list of the "
                      "`steps` losses, each taken before its step's update."),),
-        ("nn.optim:SGD", "models.training.trainer"),
+        ("nn.optim:SGD",),  # the update rule; what train must do is its contract (the Trainer's docstring is about runs)
         "Gradient descent: p <- p - lr dL/dp, repeated; the loss goes down.", ("mlp",),
         ("Look at where the parameters live: update the arrays in params in place, every step.",
          "Each step: loss, grads = loss_and_grad(params); then p -= lr * grads[name] for each parameter; keep the loss.",

@@ -68,9 +68,10 @@ def format_exercise(info: dict[str, Any]) -> str:
             lines.append(textwrap.indent(f["contract"], "        "))
     if info["returns"]:
         lines += ["", textwrap.indent(info["returns"], "")]
-    lines += ["", "the math of the forward (twograd's own docstrings; the derivation comes with "
-                  f"`twograd learn hint {info['name']} --level {info['formula_hint']}`):", "",
-              textwrap.indent(info["math"], "    ")]
+    heading = (f"the math of the forward (twograd's own docstrings; the derivation comes with "
+               f"`twograd learn hint {info['name']} --level {info['formula_hint']}`):" if info["returns"]
+               else "the math (twograd's own docstrings):")
+    lines += ["", heading, "", textwrap.indent(info["math"], "    ")]
     return "\n".join(lines)
 
 

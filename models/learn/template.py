@@ -88,9 +88,10 @@ def starting_file(ex: Exercise, workspace: str) -> str:
              f"    twograd learn check {ex.name} --dir {workspace}",
              f"and ask for a hint with `twograd learn hint {ex.name}` (its formula level gives the derivation)."]
     if any(f.name.endswith("_backward") for f in ex.functions):
-        head += ["", *RETURN_CONTRACT.split("\n")]
-    head += ["", "The math of the forward (from twograd's own docstrings):", "", ex.math_text()]
-    parts = [_doc("\n".join(head), "")]
+        head += ["", *RETURN_CONTRACT.split("\n"), "", "The math of the forward (from twograd's own docstrings):"]
+    else:
+        head += ["", "The math (from twograd's own docstrings):"]
+    head += ["", ex.math_text()]
     imports = "import numpy as np  # noqa: F401\n"
     if any(f.name.endswith("_loops") for f in ex.functions):
         imports += ("\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh;\n"

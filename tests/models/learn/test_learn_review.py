@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import mistakes
+import numpy as np
 import pytest
 
 from models.cli import main
@@ -141,3 +142,18 @@ def test_after_an_error_the_report_points_at_the_error_not_the_hints(tmp_path: P
     assert "[error]" in out and "learn hint" not in out and "fix that first" in out
     assert main(["learn", "hint", "linear", "--dir", str(ws)]) == 0
     assert "stopped at an error" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_show_training_loop_gives_the_math_of_a_training_loop(capsys: pytest.CaptureFixture) -> None:
+    assert main(["learn", "show", "training_loop"]) == 0
+    out = capsys.readouterr().out
+    assert "p <- p - lr g" in out and "train(loss_and_grad, params, *, lr, steps)" in out and "IN PLACE" in out
+    assert "Ctrl-C" not in out and "checkpoint" not in out.lower()  # the Trainer's run machinery is not the exercise
+
+
+def test_the_recheck_says_a_factor_in_words(tmp_path: Path) -> None:
+    from models.training.learner import _how_far
+
+    ours = np.arange(1.0, 7.0).reshape(2, 3)
+    assert _how_far(ours, 2 * ours, 0.59) == "2x too big (factor)"
+    assert _how_far(ours, ours / 4, 0.6) == "4x too small (factor)"
