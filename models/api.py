@@ -70,13 +70,15 @@ def train(task: str | None = None, *, out: str | Path | None = None, resume: str
 
     if isinstance(options.get("hidden"), list):
         options["hidden"] = tuple(options["hidden"])
-    return run_task(
+    report = run_task(
         task,
         model_options={k: v for k, v in options.items() if k in MODEL_OPTIONS},
         train_options={k: v for k, v in options.items() if k in TRAIN_OPTIONS},
         engine=engine, preset=preset, out=out, resume=resume, overwrite=overwrite,
         progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet), learner=learner,
     )
+    report.caller = "python"  # its text says out=DIR, not --out DIR
+    return report
 
 
 def sample(run: str | Path, prompt: str | None = None, *, n: int = 1, max_tokens: int | None = None,

@@ -15,15 +15,24 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 #: the flags of a root CI machine: no sandbox, no GPU, nothing that reaches the network
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
 #: seconds a condition may take to become true before the wait fails (a bound, not a sleep)
 WAIT_SECONDS = 30.0
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver; pip install selenium"
 
 
 def unavailable() -> str:
-    """"" when the browser can run, else why not (with the install line)."""
+    """ "" when the browser can run, else why not (with the install line)."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
     try:
         import selenium  # noqa: F401

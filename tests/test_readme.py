@@ -59,8 +59,9 @@ MIN_SESSIONS = {
 #: `>>>` examples still run here; the sessions are the pages' authors' to test (see the report in
 #: the lead's notes). A page listed here must still exist and still show sessions.
 SESSIONS_NOT_REPLAYED = {
-    "docs/guide/learn.md": "a learner edits twograd-learn/*.py between the commands: tests/models/learn/test_learn_guide.py replays it with the edits",
-    "docs/guide/learn-zoo.md": "needs a workspace of passed exercises, written by hand between the commands",
+    "docs/guide/learn.md": "a learner edits twograd-learn/*.py between the commands: "
+                           "tests/models/learn/test_learn_guide.py replays it with the edits",
+    "docs/guide/learn-zoo.md": "files are written between the commands: tests/models/learn/test_learner_pieces.py replays it with them",
 }
 
 

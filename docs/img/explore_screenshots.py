@@ -17,6 +17,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from explore_graphs import mlp_graph  # noqa: E402
 from headless import CHROMIUM, FLAGS  # noqa: E402
+
 from models.zoo.neuron import neuron_graph  # noqa: E402
 from viz import explore  # noqa: E402
 
@@ -27,9 +28,20 @@ TIMEOUT_SECONDS = 120
 
 def shoot(page: Path, fragment: str, png: Path, size: str) -> None:
     with tempfile.TemporaryDirectory(prefix="twograd-chromium-") as profile:
-        subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--hide-scrollbars", f"--window-size={size}",
-                        f"--screenshot={png}", page.resolve().as_uri() + fragment],
-                       check=True, timeout=TIMEOUT_SECONDS, capture_output=True)
+        subprocess.run(
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--hide-scrollbars",
+                f"--window-size={size}",
+                f"--screenshot={png}",
+                page.resolve().as_uri() + fragment,
+            ],
+            check=True,
+            timeout=TIMEOUT_SECONDS,
+            capture_output=True,
+        )
     print(f"wrote {png.relative_to(ROOT)}")
 
 

@@ -52,11 +52,13 @@ reverse.metrics
 sample(runs / "reverse", "3 1 4 1 5")
 
 # %% [markdown]
-# Each picture is one block's attention on a held-out example (one panel per head): the
-# answer's positions attend to the mirrored question positions, an anti-diagonal.
+# Each picture is one block's attention on a held-out example (one panel per head). In the
+# first block, the answer's positions (the rows below `>`) attend to the mirrored question
+# positions: an anti-diagonal. (The second block, `reverse.files["attention_block_2"]`, mostly
+# attends to each position itself.)
 
 # %%
-Image(filename=reverse.files["attention_block_2"])
+Image(filename=reverse.files["attention_block_1"])
 
 # %% [markdown]
 # ## Names, one character at a time

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"twograd's own {ex.name} lives in:\n" + "\n".join(f"    {p}" for p in places))
         return 0
-    from models.learn.grade import check_in_workspace
+    from models.learn.session import check_in_workspace
 
     result, drew = check_in_workspace(ex, directory, seed=args.seed, random_seed=args.random_seed,
                                       time_limit=args.time_limit, html=args.html)

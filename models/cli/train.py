@@ -11,6 +11,7 @@ import sys
 from engine.errors import InputError
 from models.cli import types
 from models.cli.output import print_json
+from models.learn.workspace import DEFAULT_DIR
 from models.training.learner import LEARNER_TASKS
 from models.training.lm import PRESETS
 from models.training.tasks import (
@@ -77,8 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--symbols", type=types.whole_number(2), metavar="V", help="copy/reverse: distinct symbols (default 10)")
     t.add_argument("--length", type=types.whole_number(1), metavar="L", help="copy/reverse: tokens to copy or reverse (default 5)")
     lg = p.add_argument_group("your own pieces (twograd learn)")
-    lg.add_argument("--learner", type=types.folder, metavar="DIR", help="train on your pieces from the `twograd learn` workspace DIR "
-                    "wherever they passed `twograd learn check` (twograd's elsewhere); a new run of "
+    lg.add_argument("--learner", type=types.folder, nargs="?", const=str(DEFAULT_DIR), metavar="DIR",
+                    help=f"train on your pieces from the `twograd learn` workspace DIR (default {DEFAULT_DIR}) wherever they "
+                    "passed `twograd learn check` (twograd's elsewhere); a new run of "
                     f"{', '.join(LEARNER_TASKS)}; a piece not passed, or edited since, is refused before training")
     o = p.add_argument_group("run folder and output")
     o.add_argument("--out", type=types.folder, metavar="DIR", help="write the run (checkpoint, pictures) into DIR; refused if DIR holds a run")

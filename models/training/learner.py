@@ -41,7 +41,7 @@ import numpy as np
 
 from engine.atomic import sha256_file
 from engine.errors import InputError, RunError
-from models.learn.workspace import is_workspace, load_learner_module, read_progress
+from models.learn.workspace import check_command, exercise_status, is_workspace, load_learner_module
 from models.zoo.kernels import NN_KERNELS, Kernel
 from nn.masks import causal_mask
 from nn.transformer_block import block_param_names
@@ -121,17 +121,16 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
         raise InputError(f"--learner {folder}: not a twograd learn workspace (no progress.json, no exercise started "
                          f"there); make one with `twograd learn start NAME --dir {folder}`")
     pieces = task_pieces(task, model_config)
-    progress = read_progress(folder)
     kernels: dict[str, Kernel] = {}
     sha256: dict[str, str] = {}
     modules: dict[str, Any] = {}
     for piece in pieces:
         exercise, stem = EXERCISE_OF[piece]
-        if not (folder / f"{exercise}.py").is_file():
-            continue  # not started: twograd's
+        if exercise_status(folder, exercise) == "not started":
+            continue  # twograd's
         if exercise not in modules:
-            sha256[exercise] = passed_and_current(folder, exercise, progress)
-            modules[exercise] = _load(folder, exercise)
+            modules[exercise] = load_learner_module(folder, exercise)  # refuses a piece not passed and current
+            sha256[exercise] = sha256_file(folder / f"{exercise}.py")
         found = [getattr(modules[exercise], f"{stem}_{kind}", None) for kind in ("forward", "backward")]
         if piece == "transformer_block" and callable(found[0]) and not callable(found[1]):
             found[1] = _no_backward  # the backward is the stretch exercise: a block may pass without one
@@ -173,40 +172,6 @@ def _guarded(piece: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any
 
     call.__wrapped__ = fn  # type: ignore[attr-defined]  # the learner's own function, for whoever asks which code runs
     return call
-
-
-def check_command(exercise: str, folder: Path) -> str:
-    """The command that checks `exercise` again."""
-    return f"twograd learn check {exercise} --dir {folder}"
-
-
-def passed_and_current(folder: Path, exercise: str, progress: dict[str, Any]) -> str:
-    """The sha256 of DIR/EXERCISE.py when progress.json says it passed and the file is unchanged since;
-    InputError (one line: the piece, why, the command that checks it) otherwise."""
-    digest = sha256_file(folder / f"{exercise}.py")
-    record = progress.get(exercise)
-    status = record.get("status") if isinstance(record, dict) else None
-    if status is None:
-        why = "it has not been checked"
-    elif record.get("sha256") != digest:
-        why = f"it was edited after it {status}" if status in ("passed", "failing") else "it was edited after its check"
-    elif status != "passed":
-        why = "it failed its check" if status == "failing" else f"its check says {status!r}"
-    else:
-        return digest
-    raise InputError(f"your {exercise} cannot be used: {why}; run {check_command(exercise, folder)}")
-
-
-def _load(folder: Path, exercise: str) -> Any:
-    """The learner's module (models.learn.workspace.load_learner_module), any failure of their code
-    while it is imported (SyntaxError, ImportError, sys.exit, ...) one InputError line."""
-    try:
-        return load_learner_module(folder, exercise)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:  # their code runs on import: anything can come out of it
-        raise InputError(f"your {exercise} failed while being imported ({type(err).__name__}: {err}); "
-                         f"run {check_command(exercise, folder)}") from None
 
 
 # ---------------------------------------------------------------------------- the re-check

@@ -89,6 +89,8 @@ class TrainReport(Shown):
     notes: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     learner: LearnerPieces | None = None  # with --learner: which pieces were the learner's
+    #: "cli" or "python": how the report names the way to keep a run (`--out DIR` or `out=DIR`)
+    caller: str = "cli"
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -352,7 +354,8 @@ def format_report(report: TrainReport) -> str:
     lines += [f"wrote {path}  ({what.replace('_', ' ')})" for what, path in report.files.items()]
     lines += report.notes
     if report.folder is None:
-        lines.append("add --out DIR to keep a checkpoint (to --resume) and pictures")
+        lines.append("add --out DIR to keep a checkpoint (to --resume) and pictures" if report.caller == "cli"
+                     else "pass out=DIR to keep a checkpoint (to resume=DIR) and pictures")
     return "\n".join(lines)
 
 

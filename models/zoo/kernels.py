@@ -41,9 +41,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine.errors import InputError
+from nn._checks import dout_array
 from nn.activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward
 from nn.attention import attention_backward, attention_forward
-from nn._checks import dout_array
 from nn.feedforward import ffn_backward, ffn_forward
 from nn.linear import linear_backward, linear_forward
 from nn.losses import cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward

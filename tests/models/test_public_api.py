@@ -152,3 +152,9 @@ def test_outside_a_kernel_no_bar_is_drawn_for_a_captured_stream() -> None:
 
     assert not in_notebook() and progress_bar_class().__module__ == "tqdm.std"
     assert progress_wanted(False) == sys.stderr.isatty()
+
+
+def test_a_python_report_names_the_keyword_not_the_flag() -> None:
+    from models import train
+
+    assert train("xor", quiet=True, steps=5).text().endswith("pass out=DIR to keep a checkpoint (to resume=DIR) and pictures")

@@ -43,9 +43,16 @@ def test_neuron_steps_are_forward_per_op_then_seed_then_backward_per_edge() -> N
     assert [rec.nodes[s.node].name for s in rec.steps[:5]] == ["x1*w1", "x2*w2", "x1*w1 + x2*w2", "n", "o"]
 
 
-@pytest.mark.parametrize("build", [lambda: neuron_graph()[0], lambda: _fused_graph()[0], lambda: mlp_graph()[0],
-                                   lambda: build_expression("x*x*y + exp(x/y) - x", {"x": 0.7, "y": -1.3})[0]],
-                         ids=["neuron", "fused-ops", "mlp", "expression"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: neuron_graph()[0],
+        lambda: _fused_graph()[0],
+        lambda: mlp_graph()[0],
+        lambda: build_expression("x*x*y + exp(x/y) - x", {"x": 0.7, "y": -1.3})[0],
+    ],
+    ids=["neuron", "fused-ops", "mlp", "expression"],
+)
 def test_replayed_numbers_equal_the_engine_data_and_grad_to_the_last_bit(build) -> None:
     root = build()
     rec = record(root)
@@ -65,8 +72,14 @@ def test_explored_before_backward_shows_the_grads_of_after_and_touches_no_grad()
     y.backward()
     after = explore(y)
     assert before.recording.grads == after.recording.grads == [v.grad for v in after.recording.values]
-    arrivals = [s for s in before.recording.steps if s.kind == "backward" and before.recording.edges[s.edge].parent == 0]
-    assert [(s.before, s.after) for s in arrivals] == [(0.0, 1.0), (1.0, 4.0), (4.0, 7.0)]  # d/dx (x^2 + x) = 2x + 1 = 7
+    arrivals = [
+        s for s in before.recording.steps if s.kind == "backward" and before.recording.edges[s.edge].parent == 0
+    ]
+    assert [(s.before, s.after) for s in arrivals] == [
+        (0.0, 1.0),
+        (1.0, 4.0),
+        (4.0, 7.0),
+    ]  # d/dx (x^2 + x) = 2x + 1 = 7
 
 
 def test_a_step_states_its_arithmetic_with_the_numbers() -> None:
@@ -80,8 +93,22 @@ def test_a_step_states_its_arithmetic_with_the_numbers() -> None:
 def test_the_formula_table_knows_every_op_the_engine_builds() -> None:
     root, _ = _fused_graph()
     x = Value(0.5, "x")
-    ops = [x + 1, x - 1, x * 2, x / 2, x ** Value(2.0), -x, abs(x), x.exp(), x.log(), x.sqrt(), x.tanh(), x.sigmoid(),
-           x.relu(), x.erf()]
+    ops = [
+        x + 1,
+        x - 1,
+        x * 2,
+        x / 2,
+        x ** Value(2.0),
+        -x,
+        abs(x),
+        x.exp(),
+        x.log(),
+        x.sqrt(),
+        x.tanh(),
+        x.sigmoid(),
+        x.relu(),
+        x.erf(),
+    ]
     names = {v.op for v in ops} | {n.op for n in record(root).nodes if n.op}
     assert names <= set(LOCAL_DERIVATIVES), names - set(LOCAL_DERIVATIVES)
 
@@ -181,7 +208,9 @@ def test_the_page_is_self_contained_and_holds_the_numbers(tmp_path) -> None:
     path = e.save(tmp_path / "neuron.html")
     text = path.read_text(encoding="utf-8")
     assert text == e.html()
-    assert re.findall(r"https?://[^\s\"']+", text) == ["http://www.w3.org/2000/svg"]  # the SVG namespace name, never fetched
+    assert re.findall(r"https?://[^\s\"']+", text) == [
+        "http://www.w3.org/2000/svg"
+    ]  # the SVG namespace name, never fetched
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
     assert "function init(root)" in text and ".tg-explorer" in text
     data = json.loads(re.search(r'<script type="application/json" class="tg-data">(.*?)</script>', text, re.S).group(1))

@@ -38,7 +38,8 @@ def _units(driver) -> list[dict]:
     """Every box of the current view: its key, node, and the numbers it shows (as attributes, full precision)."""
     return driver.execute_script(
         "return [...document.querySelectorAll('.tg-unit')].map(e => ({key: e.dataset.key, node: e.dataset.node,"
-        " data: e.dataset.data, grad: e.dataset.grad, members: e.dataset.members, cls: e.getAttribute('class')}))")
+        " data: e.dataset.data, grad: e.dataset.grad, members: e.dataset.members, cls: e.getAttribute('class')}))"
+    )
 
 
 def _click_and_wait(driver, root, selector: str, step: int) -> None:
@@ -86,7 +87,9 @@ def test_back_keys_slider_and_end_move_by_whole_steps(driver, tmp_path) -> None:
     headless.wait_for(driver, lambda d: root.get_attribute("data-step") == str(e.n_steps - 2))
     root.send_keys("\ue014")  # right arrow
     headless.wait_for(driver, lambda d: root.get_attribute("data-step") == str(e.n_steps - 1))
-    driver.execute_script("const s = document.querySelector('.tg-slider'); s.value = 3; s.dispatchEvent(new Event('input'));")
+    driver.execute_script(
+        "const s = document.querySelector('.tg-slider'); s.value = 3; s.dispatchEvent(new Event('input'));"
+    )
     headless.wait_for(driver, lambda d: root.get_attribute("data-step") == "3")
     shown = {int(u["node"]): u for u in _units(driver)}
     computed = {s.node for s in rec.steps[:3]}
@@ -120,7 +123,11 @@ def test_folding_and_unfolding_the_mlp_keeps_the_counts(driver, tmp_path) -> Non
     for g in e.groups:
         driver.find_element("css selector", f'.tg-unit[data-key="g{g.id}"]').click()
         headless.wait_for(driver, lambda d, g=g: root.get_attribute("data-view") == str(g.id + 1))
-        inside = [u for u in _units(driver) if u["node"] is not None and int(u["node"]) in set(g.members) and "tg-const" not in u["cls"]]
+        inside = [
+            u
+            for u in _units(driver)
+            if u["node"] is not None and int(u["node"]) in set(g.members) and "tg-const" not in u["cls"]
+        ]
         assert {int(u["node"]) for u in inside} == {i for i in g.members if rec.nodes[i].kind != "const"}
         assert all(float(u["grad"]) == rec.values[int(u["node"])].grad for u in inside)
         assert all(float(u["data"]) == rec.values[int(u["node"])].data for u in inside)
@@ -151,7 +158,9 @@ def test_without_dot_the_page_lists_the_same_numbers(driver, tmp_path, monkeypat
     _click_and_wait(driver, root, ".tg-end", e.n_steps)
     rows = {int(u["node"]): float(u["grad"]) for u in _units(driver)}
     assert rows == {i: v.grad for i, v in enumerate(e.recording.values)}
-    listed = driver.execute_script("return [...document.querySelectorAll('.tg-steps tr')].map(r => r.lastChild.textContent)")
+    listed = driver.execute_script(
+        "return [...document.querySelectorAll('.tg-steps tr')].map(r => r.lastChild.textContent)"
+    )
     assert listed == [s.text for s in e.recording.steps]  # the same lines as Explorer.table()
     assert driver.find_element("css selector", ".tg-steps tr.tg-cur").text.startswith(f"{e.n_steps} backward")
 
@@ -163,8 +172,13 @@ def test_two_explorers_in_one_document_step_on_their_own(driver, tmp_path) -> No
     page = tmp_path / "two.html"
     page.write_text(f"<!DOCTYPE html><html><body>{first}<hr>{second}</body></html>", encoding="utf-8")
     driver.get(page.resolve().as_uri())
-    roots = headless.wait_for(driver, lambda d: len(d.find_elements("css selector", ".tg-explorer[data-ready]")) == 2
-                              and d.find_elements("css selector", ".tg-explorer[data-ready]"))
+    roots = headless.wait_for(
+        driver,
+        lambda d: (
+            len(d.find_elements("css selector", ".tg-explorer[data-ready]")) == 2
+            and d.find_elements("css selector", ".tg-explorer[data-ready]")
+        ),
+    )
     roots[0].find_element("css selector", ".tg-end").click()
     headless.wait_for(driver, lambda d: roots[0].get_attribute("data-step") == "15")
     assert roots[1].get_attribute("data-step") == "0"
@@ -183,6 +197,10 @@ def test_nan_and_infinite_numbers_reach_the_page(driver, tmp_path) -> None:
     e = explore(y)
     root = _open(driver, e.save(tmp_path / "nan.html"))
     _click_and_wait(driver, root, ".tg-end", e.n_steps)
-    shown = {e.recording.nodes[int(u["node"])].name: (u["data"], u["grad"]) for u in _units(driver) if "tg-const" not in u["cls"]}
+    shown = {
+        e.recording.nodes[int(u["node"])].name: (u["data"], u["grad"])
+        for u in _units(driver)
+        if "tg-const" not in u["cls"]
+    }
     assert shown == {"x": ("NaN", "2"), "w": ("Infinity", "1"), "mul#2": ("NaN", "1"), "y": ("NaN", "1")}
     assert headless.console_errors(driver) == []

@@ -49,8 +49,14 @@ def test_the_commands_print_what_the_guide_says(tmp_path) -> None:
     for command, expected in commands:
         argv = shlex.split(command)
         assert argv[0] == "twograd"
-        res = subprocess.run([sys.executable, "-m", "models.cli", *argv[1:]], capture_output=True, text=True, cwd=tmp_path,
-                             env=env, timeout=600)
+        res = subprocess.run(
+            [sys.executable, "-m", "models.cli", *argv[1:]],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=600,
+        )
         assert res.returncode == 0, res.stderr
         assert _matches(expected, res.stdout.splitlines()), (command, res.stdout)
 

@@ -35,8 +35,9 @@ def test_a_notebook_displays_the_explorer_as_html(tmp_path) -> None:
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env_path) if p)  # the kernel imports this tree
     try:
-        client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3",
-                                         resources={"metadata": {"path": str(tmp_path)}})
+        client = nbclient.NotebookClient(
+            nb, timeout=CELL_TIMEOUT_SECONDS, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        )
         client.execute()
     finally:
         os.environ["PYTHONPATH"] = env_path

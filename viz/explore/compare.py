@@ -31,7 +31,12 @@ DEFAULT_TOLERANCE = 1e-6
 #: the denominator's floor: two gradients both below it are compared absolutely
 DEFAULT_FLOOR = 1e-12
 #: legend bins: (upper bound of rel, css class, text)
-BINS = ((1e-10, "err0", "rel < 1e-10"), (1e-6, "err1", "1e-10 .. 1e-6"), (1e-2, "err2", "1e-6 .. 1e-2"), (math.inf, "err3", ">= 1e-2"))
+BINS = (
+    (1e-10, "err0", "rel < 1e-10"),
+    (1e-6, "err1", "1e-10 .. 1e-6"),
+    (1e-2, "err2", "1e-6 .. 1e-2"),
+    (math.inf, "err3", ">= 1e-2"),
+)
 
 
 @dataclass
@@ -100,12 +105,15 @@ def _array_entries(name: str, grad: Any, by_label: dict[str, list[int]], out: di
         raise InputError(f"explore: compare array {name!r}: no node of the graph is labelled {labels[0]!r} ...")
 
 
-def compare_grads(rec: Recording, compare: Mapping[Any, Any], *, tolerance: float = DEFAULT_TOLERANCE,
-                  floor: float = DEFAULT_FLOOR) -> Comparison:
+def compare_grads(
+    rec: Recording, compare: Mapping[Any, Any], *, tolerance: float = DEFAULT_TOLERANCE, floor: float = DEFAULT_FLOOR
+) -> Comparison:
     """The relative error of each compared node against the replayed graph gradient (module docstring)."""
     if hasattr(compare, "rows") and hasattr(compare, "sources"):  # an engine.GradientReport
-        raise InputError("explore: a GradientReport keeps only each input's worst entry, too little to paint every leaf; "
-                         "pass the other gradient itself, e.g. compare={'W': dW_manual, 'b': db_manual}")
+        raise InputError(
+            "explore: a GradientReport keeps only each input's worst entry, too little to paint every leaf; "
+            "pass the other gradient itself, e.g. compare={'W': dW_manual, 'b': db_manual}"
+        )
     if not isinstance(compare, Mapping):
         raise InputError(f"explore: compare must be a mapping of Value/label -> gradient, got {type(compare).__name__}")
     result = Comparison(tolerance=tolerance)
@@ -115,5 +123,7 @@ def compare_grads(rec: Recording, compare: Mapping[Any, Any], *, tolerance: floa
         result.other[i] = other
         if not rel <= tolerance:
             result.disagree.append(i)
-    result.first = max(result.disagree) if result.disagree else -1  # ids are topological: the largest is reached first backward
+    result.first = (
+        max(result.disagree) if result.disagree else -1
+    )  # ids are topological: the largest is reached first backward
     return result

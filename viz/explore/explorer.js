@@ -82,12 +82,14 @@
     // ------------------------------------------------------------------ drawing a view
     var units = {}; // key -> {el, name, data, grad}: the box (or table row) of one unit in this view
     var lines = []; // drawn edge index -> its path element
-    var lit = [];   // elements carrying the "current step" class
+    var lit = [];   // table rows carrying the "current step" class
+    var overlay = null; // the picture's highlight layer: the current step's boxes and edges, drawn over it
+    var pool = { path: [], rect: [] }; // its shapes, reused from step to step (no garbage per step)
     var stepRows = []; // without a picture: step index -> its row in the step table
 
     function openView(v) {
       view = v;
-      units = {}; lines = []; lit = []; stepRows = [];
+      units = {}; lines = []; lit = []; stepRows = []; overlay = null; pool = { path: [], rect: [] };
       canvas.textContent = "";
       var vw = data.views[v];
       crumb.textContent = "";
@@ -139,7 +141,14 @@
         units[u.key] = { el: g, texts: texts, unit: u };
       });
       svg.addEventListener("click", function () { pick(null); });
-      canvas.appendChild(svg);
+      // The current step is drawn on a second, transparent SVG stacked over the picture, its own
+      // compositing layer: a step then repaints a few shapes there instead of the picture's region
+      // under a long highlighted edge (the picture itself only changes where a number changes).
+      var stack = el("div", { "class": "tg-stack" });
+      overlay = el("svg", { width: vw.w + 8, height: vw.h + 8, viewBox: svg.getAttribute("viewBox"), "class": "tg-overlay" }, undefined, true);
+      stack.appendChild(svg);
+      stack.appendChild(overlay);
+      canvas.appendChild(stack);
     }
 
     function markerEl() {
@@ -251,6 +260,7 @@
       counter.textContent = "step " + k + " / " + n;
       root.setAttribute("data-step", String(k));
       if (k === 0) {
+        highlight([], [], false);
         stepBox.textContent = "Step 0: the leaves hold their data. Press next (or the right arrow) to run forward.";
         formulaBox.textContent = "";
         return;
@@ -263,23 +273,66 @@
       stepBox.appendChild(el("div", { "class": "tg-arith" }, s.t));
       var op = nodes[s.n].op;
       formulaBox.textContent = op ? "local derivative of " + op + ": " + data.formulas[op] : "";
+      var drawn = []; // drawn edge indices of this step in this view
       if (s.k === "b") {
         touched.push(edges[s.e][0]);
-        var d = vw.edgeDrawn[s.e];
-        if (d !== undefined && lines[d]) lit.push(lines[d]);
+        if (vw.edgeDrawn[s.e] !== undefined) drawn.push(vw.edgeDrawn[s.e]);
       } else if (s.k === "f") {
         nodes[s.n].p.forEach(function (p) {
           (edgeBetween[p + "," + s.n] || []).forEach(function (id) {
-            var dd = vw.edgeDrawn[id];
-            if (dd !== undefined && lines[dd]) lit.push(lines[dd]);
+            if (vw.edgeDrawn[id] !== undefined) drawn.push(vw.edgeDrawn[id]);
           });
         });
       }
-      touched.forEach(function (i) {
-        (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) lit.push(units[key].el); });
+      var keys = [];
+      touched.forEach(function (i) { (vw.nodeUnits[i] || []).forEach(function (key) { if (units[key]) keys.push(key); }); });
+      if (overlay) {
+        highlight(drawn, keys, follow);
+      } else {  // the table: its rows carry the class
+        keys.forEach(function (key) { lit.push(units[key].el); });
+        lit.forEach(function (e) { e.classList.add("tg-cur"); });
+        if (follow && lit.length) scrollTo(lit[0]);
+      }
+    }
+
+    // Draw the current step on the highlight layer, once per frame: a burst of steps (the slider,
+    // a held key, "end") draws only its last one, and the step itself stays a few number updates.
+    var pending = null;
+    function highlight(drawn, keys, follow) {
+      if (!overlay) return;
+      if (pending === null && window.requestAnimationFrame) requestAnimationFrame(function () { drawHighlight(pending); pending = null; });
+      pending = { drawn: drawn, keys: keys, follow: follow, view: view };
+      if (!window.requestAnimationFrame) { drawHighlight(pending); pending = null; }
+    }
+    function drawHighlight(h) {
+      if (!h || h.view !== view || !overlay) return;  // the view changed since: openView drew its own
+      var vw = data.views[view], used = { path: 0, rect: 0 }, last = null;
+      h.drawn.forEach(function (d) { shape("path", used, { d: vw.edges[d].d }); });
+      h.keys.forEach(function (key) {
+        var u = units[key].unit;
+        last = shape("rect", used, { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3, "data-key": key });
       });
-      lit.forEach(function (e) { e.classList.add("tg-cur"); });
-      if (follow && lit.length) scrollTo(lit[lit.length - 1]);
+      hideUnused(used);
+      if (h.follow && last) scrollNow(last);  // in a frame already
+    }
+
+    // The next free shape of the highlight layer (made once, then reused), set to `attrs` and shown.
+    function shape(tag, used, attrs) {
+      var list = pool[tag], s = list[used[tag]];
+      if (!s) {
+        s = el(tag, { "class": tag === "path" ? "tg-cur-edge" : "tg-cur-box" }, undefined, true);
+        overlay.appendChild(s);
+        list.push(s);
+      }
+      used[tag] += 1;
+      for (var a in attrs) s.setAttribute(a, attrs[a]);
+      s.removeAttribute("display");
+      return s;
+    }
+    function hideUnused(used) {
+      ["path", "rect"].forEach(function (tag) {
+        for (var i = used[tag]; i < pool[tag].length; i++) pool[tag][i].setAttribute("display", "none");
+      });
     }
 
     // Keep the current box in sight. Scrolling forces a layout and a repaint of the whole visible
@@ -289,16 +342,15 @@
     var scrollTarget = null;
     function scrollTo(e) {
       if (scrollTarget === null && window.requestAnimationFrame) {
-        requestAnimationFrame(function () {
-          var t = scrollTarget;
-          scrollTarget = null;
-          if (!t || !t.isConnected || !t.scrollIntoView) return;
-          var r = t.getBoundingClientRect(), c = canvas.getBoundingClientRect();
-          var inside = r.top >= c.top && r.bottom <= c.bottom && r.left >= c.left && r.right <= c.right;
-          if (!inside) t.scrollIntoView({ block: "center", inline: "center" });
-        });
+        requestAnimationFrame(function () { scrollNow(scrollTarget); scrollTarget = null; });
       }
       scrollTarget = e;
+    }
+    function scrollNow(t) {
+      if (!t || !t.isConnected || !t.scrollIntoView) return;
+      var r = t.getBoundingClientRect(), c = canvas.getBoundingClientRect();
+      var inside = r.top >= c.top && r.bottom <= c.bottom && r.left >= c.left && r.right <= c.right;
+      if (!inside) t.scrollIntoView({ block: "center", inline: "center" });
     }
 
     // ------------------------------------------------------------------ clicks: open a group, explain a leaf

@@ -41,8 +41,10 @@ EXPLAIN_PATHS = 6
 #: explain costs one pass over the graph per leaf: leaves explained at most budget // nodes
 EXPLAIN_BUDGET = 400_000
 #: the one line shown when Graphviz is missing (the step table is shown instead of the picture)
-INSTALL_LINE = ("no picture: Graphviz's `dot` was not found on PATH; install it with `apt-get install graphviz` "
-                "(Debian/Ubuntu), `brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`")
+INSTALL_LINE = (
+    "no picture: Graphviz's `dot` was not found on PATH; install it with `apt-get install graphviz` "
+    "(Debian/Ubuntu), `brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`"
+)
 
 
 class ExploreRefused(InputError):
@@ -64,8 +66,17 @@ class Explorer:
         comparison: the painted other gradient, or None.
     """
 
-    def __init__(self, recording: Recording, groups: list[Group], views: list[View], layouts: list[Layout | None],
-                 view_errors: list[str | None], comparison: Comparison | None, title: str, layout_error: str | None) -> None:
+    def __init__(
+        self,
+        recording: Recording,
+        groups: list[Group],
+        views: list[View],
+        layouts: list[Layout | None],
+        view_errors: list[str | None],
+        comparison: Comparison | None,
+        title: str,
+        layout_error: str | None,
+    ) -> None:
         self.recording = recording
         self.groups = groups
         self.views = views
@@ -87,29 +98,72 @@ class Explorer:
         """Everything the page shows, as JSON-ready lists (see explorer.js for how each is read)."""
         rec = self.recording
         values = rec.values
-        nodes = [{"n": n.name, "op": n.op, "d": _num(n.data), "k": n.kind, "g": _num(rec.grads[n.id]),
-                  "eg": _num(values[n.id].grad), "p": list(n.parents)} for n in rec.nodes]
-        steps = [{"k": s.kind[0], "n": s.node, "e": s.edge, "b": _num(s.before), "a": _num(s.after), "t": s.text} for s in rec.steps]
+        nodes = [
+            {
+                "n": n.name,
+                "op": n.op,
+                "d": _num(n.data),
+                "k": n.kind,
+                "g": _num(rec.grads[n.id]),
+                "eg": _num(values[n.id].grad),
+                "p": list(n.parents),
+            }
+            for n in rec.nodes
+        ]
+        steps = [
+            {"k": s.kind[0], "n": s.node, "e": s.edge, "b": _num(s.before), "a": _num(s.after), "t": s.text}
+            for s in rec.steps
+        ]
         views = []
         for view, layout, err in zip(self.views, self.layouts, self.view_errors):
             units = []
             for key, (kind, ref) in view.units.items():
                 box = layout.boxes[key] if layout else (0, 0, 0, 0)
                 units.append({"key": key, "kind": kind, "ref": ref, "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
-            edges = [{"t": t, "h": h, "ids": ids, "d": layout.paths[k] if layout else ""} for k, (t, h, ids) in enumerate(view.edges)]
-            views.append({"name": view.name, "w": layout.width if layout else 0, "h": layout.height if layout else 0,
-                          "units": units, "edges": edges, "nodeUnits": view.node_units, "edgeDrawn": view.edge_drawn,
-                          "error": err})
-        groups = [{"name": g.name, "rule": g.rule, "members": g.members, "inputs": g.inputs, "outputs": g.outputs} for g in self.groups]
+            edges = [
+                {"t": t, "h": h, "ids": ids, "d": layout.paths[k] if layout else ""}
+                for k, (t, h, ids) in enumerate(view.edges)
+            ]
+            views.append(
+                {
+                    "name": view.name,
+                    "w": layout.width if layout else 0,
+                    "h": layout.height if layout else 0,
+                    "units": units,
+                    "edges": edges,
+                    "nodeUnits": view.node_units,
+                    "edgeDrawn": view.edge_drawn,
+                    "error": err,
+                }
+            )
+        groups = [
+            {"name": g.name, "rule": g.rule, "members": g.members, "inputs": g.inputs, "outputs": g.outputs}
+            for g in self.groups
+        ]
         ops = sorted({n.op for n in rec.nodes if n.op})
-        data: dict[str, Any] = {"title": self.title, "nodes": nodes, "edges": [[e.parent, e.child, _num(e.partial)] for e in rec.edges],
-                                "steps": steps, "groups": groups, "views": views, "formulas": {op: formula(op) for op in ops},
-                                "explain": self._explanations(), "layoutError": self.layout_error, "compare": None}
+        data: dict[str, Any] = {
+            "title": self.title,
+            "nodes": nodes,
+            "edges": [[e.parent, e.child, _num(e.partial)] for e in rec.edges],
+            "steps": steps,
+            "groups": groups,
+            "views": views,
+            "formulas": {op: formula(op) for op in ops},
+            "explain": self._explanations(),
+            "layoutError": self.layout_error,
+            "compare": None,
+        }
         if self.comparison is not None:
             c = self.comparison
-            data["compare"] = {"rel": {i: _num(r) for i, r in c.rel.items()}, "other": {i: _num(o) for i, o in c.other.items()},
-                               "cls": {i: bin_of(r) for i, r in c.rel.items()}, "disagree": c.disagree, "first": c.first,
-                               "tolerance": c.tolerance, "legend": [[css, text] for _, css, text in BINS]}
+            data["compare"] = {
+                "rel": {i: _num(r) for i, r in c.rel.items()},
+                "other": {i: _num(o) for i, o in c.other.items()},
+                "cls": {i: bin_of(r) for i, r in c.rel.items()},
+                "disagree": c.disagree,
+                "first": c.first,
+                "tolerance": c.tolerance,
+                "legend": [[css, text] for _, css, text in BINS],
+            }
         return data
 
     def _explanations(self) -> dict[int, Any]:
@@ -122,8 +176,12 @@ class Explorer:
         out = {}
         for i in leaves[:allowed]:
             ex = explain(root, rec.values[i], limit=EXPLAIN_PATHS)
-            out[i] = {"count": ex.count, "total": _num(ex.total), "paths": [[index[v] for v in p.nodes] for p in ex.paths],
-                      "products": [_num(p.product) for p in ex.paths]}
+            out[i] = {
+                "count": ex.count,
+                "total": _num(ex.total),
+                "paths": [[index[v] for v in p.nodes] for p in ex.paths],
+                "products": [_num(p.product) for p in ex.paths],
+            }
         return out
 
     def html(self) -> str:
@@ -148,8 +206,12 @@ class Explorer:
         width = len(str(self.n_steps))
         for k, s in enumerate(self.recording.steps, 1):
             lines.append(f"{k:>{width}}  {s.kind:<8}  {s.text}")
-        lines.append("final grads: " + ", ".join(f"{n.name} = {number(self.recording.grads[n.id])}"
-                                                 for n in self.recording.nodes if n.kind == "input"))
+        lines.append(
+            "final grads: "
+            + ", ".join(
+                f"{n.name} = {number(self.recording.grads[n.id])}" for n in self.recording.nodes if n.kind == "input"
+            )
+        )
         return "\n".join(lines)
 
 
@@ -165,9 +227,18 @@ def _titles(rec: Recording, groups: list[Group], view: View) -> dict[str, str]:
     return titles
 
 
-def explore(root: Value, compare: Mapping[Any, Any] | None = None, *, blocks: Mapping[str, Any] | None = None,
-            title: str = "", rankdir: str = "TB", max_nodes: int = DEFAULT_MAX_NODES, timeout: float = RENDER_TIMEOUT_SECONDS,
-            tolerance: float = DEFAULT_TOLERANCE, floor: float = DEFAULT_FLOOR) -> Explorer:
+def explore(
+    root: Value,
+    compare: Mapping[Any, Any] | None = None,
+    *,
+    blocks: Mapping[str, Any] | None = None,
+    title: str = "",
+    rankdir: str = "TB",
+    max_nodes: int = DEFAULT_MAX_NODES,
+    timeout: float = RENDER_TIMEOUT_SECONDS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    floor: float = DEFAULT_FLOOR,
+) -> Explorer:
     """Step through forward and backward of the graph of `root`, node by node and edge by edge.
 
     Args:
@@ -195,8 +266,10 @@ def explore(root: Value, compare: Mapping[Any, Any] | None = None, *, blocks: Ma
         raise InputError(f"explore: max_nodes must be a positive int, got {max_nodes!r}")
     n = count_nodes(root, max_nodes)
     if n > max_nodes:
-        raise ExploreRefused(f"explore: the graph has more than {max_nodes:,} nodes; explore a part of it (a block's output) "
-                             f"or raise max_nodes (the page steps through every node and edge)")
+        raise ExploreRefused(
+            f"explore: the graph has more than {max_nodes:,} nodes; explore a part of it (a block's output) "
+            f"or raise max_nodes (the page steps through every node and edge)"
+        )
     rec = record(root)
     groups = find_groups(rec, blocks)
     views = [folded_view(rec, groups)] + [group_view(rec, g, groups) for g in groups]

@@ -56,7 +56,9 @@ def _flat_values(members: object, name: str) -> list[Value]:
         elif isinstance(item, (int, float)):
             continue  # a float output of a loops form: a constant, nothing to fold
         else:
-            raise InputError(f"explore: block {name!r} must be Values (or nested lists of them), got {type(item).__name__}")
+            raise InputError(
+                f"explore: block {name!r} must be Values (or nested lists of them), got {type(item).__name__}"
+            )
     return out
 
 

@@ -49,8 +49,11 @@ def box_width(kind: str, title: str) -> float:
 
 def view_source(view: View, rankdir: str, titles: dict[str, str]) -> str:
     """The DOT text of `view`: empty fixed-size boxes (keys are plain ids: no quoting to parse back)."""
-    g = graphviz.Digraph("V", graph_attr={"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.45"},
-                         node_attr={"shape": "box", "label": "", "fixedsize": "true"})
+    g = graphviz.Digraph(
+        "V",
+        graph_attr={"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.45"},
+        node_attr={"shape": "box", "label": "", "fixedsize": "true"},
+    )
     for key, (kind, _) in view.units.items():
         g.node(key, width=f"{box_width(kind, titles.get(key, '')):.3f}", height=str(SIZES[kind][1]))
     for tail, head, _ in view.edges:
@@ -74,10 +77,13 @@ def _parse_plain(text: str, view: View) -> Layout:
             boxes[parts[1]] = (round(x - w / 2, 1), round(height - y - h / 2, 1), round(w, 1), round(h, 1))
         elif parts[0] == "edge":
             n = int(parts[3])
-            pts = [(float(parts[4 + 2 * k]) * PX_PER_INCH, height - float(parts[5 + 2 * k]) * PX_PER_INCH) for k in range(n)]
+            pts = [
+                (float(parts[4 + 2 * k]) * PX_PER_INCH, height - float(parts[5 + 2 * k]) * PX_PER_INCH)
+                for k in range(n)
+            ]
             d = f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"
             for k in range(1, n - 2, 3):  # cubic Bezier segments
-                d += "C" + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts[k:k + 3])
+                d += "C" + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts[k : k + 3])
             paths[(parts[1], parts[2])] = d  # a view has one drawn edge per (tail, head)
     missing = [(t, h) for t, h, _ in view.edges if (t, h) not in paths]
     if missing:

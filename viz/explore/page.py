@@ -32,7 +32,7 @@ def fragment(data: dict[str, Any]) -> str:
         f'<div class="tg-explorer" tabindex="0">'
         f"<style>{_asset('explorer.css')}</style>"
         f'<script type="application/json" class="tg-data">{_json(data)}</script>'
-        f'<noscript>The explorer needs JavaScript; `Explorer.table()` in Python lists the same steps.</noscript>'
+        f"<noscript>The explorer needs JavaScript; `Explorer.table()` in Python lists the same steps.</noscript>"
         f"<script>{_asset('explorer.js')}</script>"
         f"</div>"
     )
@@ -41,6 +41,6 @@ def fragment(data: dict[str, Any]) -> str:
 def full_page(data: dict[str, Any], title: str) -> str:
     """A complete HTML document holding one explorer."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)} - twograd explorer</title></head>\n<body>{fragment(data)}</body></html>\n"
     )

@@ -150,7 +150,14 @@ def record(root: Value) -> Recording:
     steps = [Step("forward", n.id, _forward_text(n, nodes)) for n in nodes if n.kind == "op"]
     grads = [0.0] * len(nodes)
     grads[-1] = 1.0
-    steps.append(Step("seed", len(nodes) - 1, f"{ref(nodes[-1].name)}.grad = 1  (∂{ref(nodes[-1].name)}/∂{ref(nodes[-1].name)})", after=1.0))
+    steps.append(
+        Step(
+            "seed",
+            len(nodes) - 1,
+            f"{ref(nodes[-1].name)}.grad = 1  (∂{ref(nodes[-1].name)}/∂{ref(nodes[-1].name)})",
+            after=1.0,
+        )
+    )
     for n in reversed(nodes):
         g = grads[n.id]
         for e in edges_of.get(n.id, ()):
@@ -162,7 +169,7 @@ def record(root: Value) -> Recording:
 
 
 def _forward_text(n: Node, nodes: list[Node]) -> str:
-    """"y = a * b = 2 * 3 = 6" for a binary op and a constant power, "y = tanh(a) = tanh(0.5) = 0.462" otherwise."""
+    """ "y = a * b = 2 * 3 = 6" for a binary op and a constant power, "y = tanh(a) = tanh(0.5) = 0.462" otherwise."""
     if n.op in _INFIX and len(n.parents) == 2:
         a, b = nodes[n.parents[0]], nodes[n.parents[1]]
         return f"{n.name} = {ref(a.name)} {n.op} {ref(b.name)} = {number(a.data)} {n.op} {number(b.data)} = {number(n.data)}"

@@ -44,11 +44,18 @@ def test_graph_html_of_an_expression_as_json(tmp_path: Path, capsys) -> None:
 
 def test_graph_html_without_dot_lists_the_steps_and_exits_0(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path), "PYTHONPATH": str(ROOT)}  # no `dot` on PATH
-    res = subprocess.run([sys.executable, "-m", "models.cli", "graph", "--html", str(tmp_path / "n.html")],
-                         capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "models.cli", "graph", "--html", str(tmp_path / "n.html")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert res.returncode == EXIT_OK, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[-2].startswith("no picture: Graphviz's `dot` was not found") and "apt-get install graphviz" in lines[-2]
+    assert (
+        lines[-2].startswith("no picture: Graphviz's `dot` was not found") and "apt-get install graphviz" in lines[-2]
+    )
     assert lines[-3] == "final grads: x1 = -1.5, w1 = 1, x2 = 0.5, w2 = 0, b = 0.5"
     assert lines[-1] == f"wrote {tmp_path / 'n.html'} (15 steps)"
     assert (tmp_path / "n.html").is_file()
@@ -63,7 +70,7 @@ def test_graph_html_refuses_another_suffix_in_one_line(tmp_path: Path, capsys) -
 def test_check_html_paints_the_manual_gradient_on_the_leaves(tmp_path: Path, capsys) -> None:
     out = tmp_path / "linear.html"
     assert main(["check", "linear", "--html", str(out)]) == EXIT_OK
-    assert f"wrote {out}: 0 of 11 leaves disagree" in capsys.readouterr().out
+    assert f"wrote {out}: 0 of 11 leaves disagree (relative error above 1e-10)" in capsys.readouterr().out
     painted = _page_data(out)["compare"]
     assert len(painted["rel"]) == 11 and painted["disagree"] == []  # x (1, 3), W (3, 2), b (2,)
 
@@ -88,3 +95,4 @@ def test_a_manual_backward_wrong_on_one_entry_is_painted_there_only(monkeypatch)
     names = [explorer.recording.nodes[i].name for i in explorer.comparison.disagree]
     assert names == ["W[1,0]"]
     assert np.isfinite(list(explorer.comparison.rel.values())).all()
+

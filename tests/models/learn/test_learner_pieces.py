@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -154,6 +158,14 @@ def test_moons_takes_the_learners_linear_and_activation_and_twograds_cross_entro
     assert_same_trajectory(losses(models.train("moons", steps=50, quiet=True)), losses(report))
 
 
+@pytest.mark.parametrize("task, activation", [("moons", "relu"), ("iris", "sigmoid"), ("spirals", "tanh")])
+def test_every_mlp_piece_can_be_the_learners(tmp_path: Path, task: str, activation: str) -> None:
+    ws = make_workspace(tmp_path / "ws", (*MLP_EXERCISES, "cross_entropy"))
+    report = models.train(task, learner=ws, activation=activation, steps=30, quiet=True)
+    assert report.learner.yours == ["linear", activation, "cross_entropy"] and report.learner.twograds == []
+    assert_same_trajectory(losses(models.train(task, activation=activation, steps=30, quiet=True)), losses(report))
+
+
 # ---------------------------------------------------------------------------- reverse: the GPT's composed path
 #: each way the GPT's composed path takes the learner's pieces (models/zoo/kernels.py): (exercises, their texts)
 GPT_WORKSPACES = {
@@ -226,7 +238,7 @@ def refused(capsys, *argv: str) -> str:
 def test_a_failing_piece_is_refused_naming_it_and_its_check(tmp_path: Path, capsys) -> None:
     ws = make_workspace(tmp_path / "ws", MLP_EXERCISES, status={"linear": "failing"})
     line = refused(capsys, "xor", "--learner", str(ws), "--out", str(tmp_path / "run"))
-    assert "your linear" in line and "failed its check" in line and f"twograd learn check linear --dir {ws}" in line
+    assert "your linear" in line and "failed its last check" in line and f"twograd learn check linear --dir {ws}" in line
     assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 
@@ -234,7 +246,7 @@ def test_a_piece_never_checked_is_refused(tmp_path: Path, capsys) -> None:
     ws = make_workspace(tmp_path / "ws", ("mse",))
     (ws / "linear.py").write_text(REEXPORTS["linear"], encoding="utf-8")  # started, no record in progress.json
     line = refused(capsys, "xor", "--learner", str(ws))
-    assert "your linear" in line and "not been checked" in line and "twograd learn check linear" in line
+    assert "your linear" in line and "never checked" in line and "twograd learn check linear" in line
 
 
 def test_a_piece_edited_after_it_passed_is_refused(tmp_path: Path, capsys) -> None:
@@ -242,7 +254,7 @@ def test_a_piece_edited_after_it_passed_is_refused(tmp_path: Path, capsys) -> No
     with open(ws / "mse.py", "a", encoding="utf-8") as f:
         f.write("# a comment is an edit too\n")
     line = refused(capsys, "xor", "--learner", str(ws))
-    assert "your mse" in line and "edited after it passed" in line and "twograd learn check mse" in line
+    assert "your mse" in line and "edited since its last check" in line and "twograd learn check mse" in line
 
 
 def test_a_wrong_backward_in_a_forged_progress_file_is_caught_by_the_recheck(tmp_path: Path, capsys) -> None:
@@ -328,3 +340,78 @@ def test_a_piece_failing_during_the_run_is_one_line_at_exit_1(tmp_path: Path, ca
     code = main(["train", "xor", "--learner", str(ws)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err == ["twograd train: error: your linear_forward failed during the run (IndexError: row 4 of 3)"]
+
+
+def test_pieces_passed_by_twograd_learn_check_train_xor(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The whole way, as a learner goes: files checked by `twograd learn check` (its sandbox writes
+    progress.json), then `twograd train xor --learner` with the default workspace ./twograd-learn/."""
+    monkeypatch.chdir(tmp_path)
+    ws = tmp_path / "twograd-learn"
+    ws.mkdir()
+    for name in MLP_EXERCISES:
+        (ws / f"{name}.py").write_text(REEXPORTS[name], encoding="utf-8")
+        assert main(["learn", "check", name]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert main(["train", "xor", "--learner", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["learner"]["yours"] == ["linear", "tanh", "mse"] and printed["test_accuracy"] == 1.0
+    assert printed["learner"]["files"]["linear"] == sha256_of(ws / "linear.py")
+
+
+# ---------------------------------------------------------------------------- the guide
+GUIDE = Path(__file__).resolve().parents[3] / "docs" / "guide" / "learn-zoo.md"
+#: what may differ from run to run: wall times, and the digits of a loss trained down to rounding noise
+#: (as tests/test_readme.py: below 1e-12 only "below the floor" is compared)
+VARIES = [(re.compile(r"\d+\.\d+ s\)"), lambda m: "T s)"),
+          (re.compile(r"(?<![\w.])\d+(?:\.\d+)?e-\d+"), lambda m: "<1e-12" if float(m.group()) < 1e-12 else m.group())]
+
+
+def _normalized(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        for pattern, repl in VARIES:
+            line = pattern.sub(repl, line)
+        out.append(line.rstrip())
+    return out
+
+
+def test_the_zoo_guide_prints_what_it_shows(tmp_path: Path) -> None:
+    """docs/guide/learn-zoo.md's commands in order, in one folder, with the files the page describes
+    written where it says: the learn session's state (linear passed, layer_norm with its mean path
+    dropped), twograd's own solutions in own/ before each is checked, and the edit to own/mse.py."""
+    from mistakes import LAYER_NORM_NO_MEAN_PATH
+
+    env = {**os.environ, "PYTHONPATH": str(GUIDE.parents[2])}
+
+    def twograd(*argv: str) -> list[str]:
+        res = subprocess.run([sys.executable, "-m", "models.cli", *argv], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        return (res.stdout + res.stderr).splitlines()
+
+    session = tmp_path / "twograd-learn"
+    session.mkdir()
+    (session / "linear.py").write_text(REEXPORTS["linear"], encoding="utf-8")
+    (session / "layer_norm.py").write_text(LAYER_NORM_NO_MEAN_PATH, encoding="utf-8")
+    assert twograd("learn", "check", "layer_norm")[0].startswith("layer_norm: FAILED")
+    (tmp_path / "own").mkdir()
+    sessions: list[tuple[str, list[str]]] = []  # each `$ twograd ...` line of the page, with the lines shown under it
+    for block in re.findall(r"```text\n(.*?)```", GUIDE.read_text(), flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                sessions.append((line[2:], []))
+            else:
+                sessions[-1][1].append(line)
+    assert len(sessions) >= 12, "the guide lost its commands"
+    xor_own = 0
+    for command, shown in sessions:
+        argv = shlex.split(command)
+        assert argv[0] == "twograd"
+        if argv[1:3] == ["learn", "check"] and argv[-2:] == ["--dir", "own"]:
+            (tmp_path / "own" / f"{argv[3]}.py").write_text(REEXPORTS[argv[3]], encoding="utf-8")
+        if argv[1:] == ["train", "xor", "--learner", "own"]:
+            xor_own += 1
+            if xor_own == 2:  # "after an edit to own/mse.py"
+                with open(tmp_path / "own" / "mse.py", "a", encoding="utf-8") as f:
+                    f.write("# an edit\n")
+        assert _normalized(twograd(*argv[1:])) == _normalized(shown), f"$ {command}"
+    assert xor_own == 2
