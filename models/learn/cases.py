@@ -79,6 +79,23 @@ def big_scores() -> EdgeCase:
     return EdgeCase("scores of +-1000", make, "forward", loops=True)
 
 
+def big_inputs(name: str, shape: tuple[int, ...], scale: float = 1000.0) -> EdgeCase:
+    """Entries of +-scale: e^1000 overflows a float, so an activation written from exponentials must pick its form by sign."""
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
+        return {name: rng.choice([-scale, scale], shape)}, {}
+    return EdgeCase(f"inputs of +-{scale:g}", make, "forward", loops=True)
+
+
+def mha_big_scores() -> EdgeCase:
+    """Inputs of size ~100 with identity projections: the scores reach the thousands (a softmax without its shift overflows)."""
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
+        B, T, C, H = 1, 3, 4, 2
+        x = rng.standard_normal((B, T, C)) * 100.0
+        eye = np.eye(C)
+        return {"xq": x, "xkv": x.copy(), "Wq": eye, "Wk": eye.copy(), "Wv": eye.copy(), "Wo": eye.copy()}, {"n_heads": H}
+    return EdgeCase("scores in the thousands: H=2, C=4", make, "forward", loops=True)
+
+
 def mha_odd_heads() -> EdgeCase:
     """3 heads of width 3 (C = 9), batch 1, causal: an odd head count catches a hard-coded split."""
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:

@@ -100,11 +100,10 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at what forward already computed: each derivative can be written with the output alone.",
          "sigmoid' = s (1 - s); relu' = 1 where x > 0 else 0; tanh' = 1 - tanh^2.",
          "For large |x|, write tanh and sigmoid so that no e^|x| is formed (np.tanh; a sigmoid split by sign)."),
-        PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(_f32("sigmoid", 2),)),
+        PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(c.big_inputs("x", (2, 3)), _f32("sigmoid", 2))),
                     _spec("relu", "relu", edge=(_f32("relu", 2),)),
                     _spec("tanh", "tanh", knowledge=c.know_tanh,
-                          edge=(c.EdgeCase("inputs of +-1000", lambda rng: ({"x": rng.choice([-1000.0, 1000.0], (2, 3))}, {}), "forward",
-                                           loops=True),
+                          edge=(c.big_inputs("x", (2, 3)),
                                 _f32("tanh", 2)))),
     ),
     Exercise(
@@ -172,7 +171,7 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at the head width: each head attends with d = C / H, so its scale is 1/sqrt(C / H).",
          "Split: (B, T, C) -> (B, H, T, C/H); attention per head; merge back; the backward reverses each reshape.",),
         PieceGrader(_spec("mha", "mha", knowledge=c.know_mha, max_full_cases=3,
-                          edge=(c.mha_odd_heads(), _f32("mha", 3)))),
+                          edge=(c.mha_odd_heads(), c.mha_big_scores(), _f32("mha", 3)))),
     ),
     # ------------------------------------------------------------------ Phase 3
     Exercise(

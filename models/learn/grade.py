@@ -221,8 +221,9 @@ def error_finding(err: dict[str, Any], where: str, case: str) -> Finding:
         return Finding("not_implemented", where, f"{where} is not written yet (it raises NotImplementedError){line}", case)
     if err["type"] == "OverflowError":  # e^1000 on a float: the loops form of a softmax without the max shift
         on = f" on the case {case!r}" if case else ""
-        return Finding("overflow", where, f"{where} overflowed{on}: {err['message']}{line}; an exp of a large number "
-                                          f"needs a shift first (subtract the row max)", case)
+        return Finding("overflow", where, f"{where} overflowed{on}: {err['message']}{line}; write it so that no exp of "
+                                          f"a large number is formed (a softmax subtracts the row max first, a sigmoid "
+                                          f"picks its form by the sign of x)", case)
     return Finding("error", where, f"{where} raised {err['type']}: {err['message']}{line}", case)
 
 

@@ -1003,3 +1003,20 @@ FOURTH_BATCH += (
     Mistake("linear", "axis", "db summed over B only (T left) on a (B, T, n) input", LINEAR_DB_OVER_B_ONLY),
     Mistake("linear", "axis", "db = the first row of dout (not summed over the batch)", LINEAR_DB_FIRST_ROW),
 )
+
+SIGMOID_LOOPS_NAIVE = '''import numpy as np
+from engine import exp
+from nn.activations import sigmoid_forward, sigmoid_backward
+from nn.activations import relu_loops, relu_forward, relu_backward
+from nn.activations import tanh_loops, tanh_forward, tanh_backward
+
+
+def sigmoid_loops(x):
+    if isinstance(x, list):
+        return [sigmoid_loops(v) for v in x]
+    return 1 / (1 + exp(-x))  # exp(1000) at x = -1000: pick the form by the sign of x
+'''
+
+FOURTH_BATCH += (
+    Mistake("activations", "overflow", "the sigmoid's loops form as 1 / (1 + e^-x) at x = -1000", SIGMOID_LOOPS_NAIVE),
+)
