@@ -68,7 +68,8 @@ def _function(ex: Exercise, fn: Fn) -> str:
         doc = f"{fn.contract}\n\ntwograd's own version (a class there, one function here): {fn.location()}."
     elif fn.name.endswith("_backward"):  # its docstring is the derivation: the stub says what to return, not how
         doc = backward_contract(ex, fn)
-    return f"def {fn.text_signature()}:\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
+    head = "\n".join(textwrap.wrap(f"def {fn.text_signature()}:", width=110, subsequent_indent="        "))  # inside ( )
+    return f"{head}\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
 
 
 def _value_class() -> str:

@@ -7,6 +7,8 @@ FOURTH_BATCH and counted by test_learn_grading.py's hit rate.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import mistakes
@@ -16,6 +18,8 @@ import pytest
 from models.cli import main
 from models.learn import catalog, grade, report, template
 from models.learn.exercise import Exercise
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _one_line(capsys: pytest.CaptureFixture, argv: list[str], code: int) -> str:
@@ -157,3 +161,15 @@ def test_the_recheck_says_a_factor_in_words(tmp_path: Path) -> None:
     ours = np.arange(1.0, 7.0).reshape(2, 3)
     assert _how_far(ours, 2 * ours, 0.59) == "2x too big (factor)"
     assert _how_far(ours, ours / 4, 0.6) == "4x too small (factor)"
+
+
+def test_every_stub_passes_ruff(tmp_path: Path) -> None:
+    """The project's linter on the files `learn start` writes (pycodestyle's blank-line rules are ruff's preview ones)."""
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (the dev extra)")
+    for name in catalog.names():
+        (tmp_path / f"{name}.py").write_text(template.starting_file(catalog.get(name), "twograd-learn"))
+    res = subprocess.run([ruff, "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"), "--preview", "--select", "E,W,F",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
