@@ -15,6 +15,10 @@
   var SVG = "http://www.w3.org/2000/svg";
   var made = 0; // explorers initialised in this document: each gets its own arrowhead id
   var PLAY_MS = 350; // one step per PLAY_MS while playing
+  // The picture's boxes and edges sit in <g> chunks of CHUNK: when a box's text changes, the browser
+  // recomputes the bounds of its chunk and of the chunks' parent, not a union over all 6,000 shapes of a
+  // 3,000-box picture (that union made a step's layout cost grow with the picture).
+  var CHUNK = 48;
   var MAX_ZOOM = 2.5, ZOOM_STEP = 1.25; // a small picture grows to fit the panel up to MAX_ZOOM; +/- zoom by ZOOM_STEP
 
   // Numbers as the Python side sends them: a float, or "nan" / "inf" / "-inf" as strings.
@@ -139,13 +143,17 @@
     function drawSvg(vw) {
       var svg = el("svg", { width: vw.w + 8, height: vw.h + 8, viewBox: "-4 -4 " + (vw.w + 8) + " " + (vw.h + 8), "class": "tg-svg" }, undefined, true);
       svg.appendChild(el("defs", {}, undefined, true)).appendChild(markerEl());
+      var chunk = null, edgeLayer = svg.appendChild(el("g", {}, undefined, true));
       vw.edges.forEach(function (e, idx) {
         var p = el("path", { d: e.d, "class": "tg-edge", "marker-end": "url(#" + arrowId + ")" }, undefined, true);
         if (e.ids.length > 1) p.appendChild(el("title", {}, e.ids.length + " edges", true));
-        svg.appendChild(p);
+        if (idx % CHUNK === 0) chunk = edgeLayer.appendChild(el("g", {}, undefined, true));
+        chunk.appendChild(p);
         lines[idx] = p;
       });
-      vw.units.forEach(function (u) {
+      var unitLayer = svg.appendChild(el("g", {}, undefined, true));
+      vw.units.forEach(function (u, idx) {
+        if (idx % CHUNK === 0) chunk = unitLayer.appendChild(el("g", {}, undefined, true));
         var g = el("g", { "class": "tg-unit tg-" + u.kind, "data-key": u.key }, undefined, true);
         g.appendChild(el("rect", { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3 }, undefined, true));
         // a folded group holding compared nodes has a fourth line: how many of them disagree
@@ -158,7 +166,7 @@
         if (u.kind !== "group") g.setAttribute("data-node", String(u.ref));
         if (u.kind !== "group" && nodes[u.ref].s) g.appendChild(el("title", {}, nodes[u.ref].s + " = " + nodes[u.ref].n + " (its name in the steps)", true));
         g.addEventListener("click", function (ev) { ev.stopPropagation(); clicked(u); });
-        svg.appendChild(g);
+        chunk.appendChild(g);
         units[u.key] = { el: g, texts: texts, unit: u };
       });
       svg.addEventListener("click", function () { pick(null); });
@@ -232,14 +240,19 @@
       for (var j = 0; j < keys.length; j++) {
         var u = units[keys[j]];
         if (!u || u.unit.kind === "group") continue;
-        if (u.unit.kind === "const") { u.texts[0].textContent = nd.n; u.el.setAttribute("data-data", String(num(nd.d))); continue; }
-        u.texts[0].textContent = nd.op && nd.n.indexOf("#") < 0 ? nd.n + "  (" + nd.op + ")" : nd.n;
-        u.texts[1].textContent = "data " + (shown[i] ? fmt(num(nd.d)) : "?");
-        u.texts[2].textContent = "grad " + fmt(grad[i]);
-        u.el.classList.toggle("tg-done", shown[i]);
+        if (u.unit.kind === "const") { setText(u.texts[0], nd.n); u.el.setAttribute("data-data", String(num(nd.d))); continue; }
+        setText(u.texts[0], nd.op && nd.n.indexOf("#") < 0 ? nd.n + "  (" + nd.op + ")" : nd.n);
+        setText(u.texts[1], "data " + (shown[i] ? fmt(num(nd.d)) : "?"));
+        setText(u.texts[2], "grad " + fmt(grad[i]));
+        if (u.done !== shown[i]) { u.el.classList.toggle("tg-done", shown[i]); u.done = shown[i]; }
         if (shown[i]) u.el.setAttribute("data-data", String(num(nd.d))); else u.el.removeAttribute("data-data");
         if (grad[i] !== null) u.el.setAttribute("data-grad", String(grad[i])); else u.el.removeAttribute("data-grad");
       }
+    }
+
+    // A step changes one line of a box: the others are left alone (a text written, even unchanged, is laid out again).
+    function setText(t, text) {
+      if (t.tgText !== text) { t.textContent = text; t.tgText = text; }
     }
 
     // A folded group's box: its name, size, and how far forward/backward have got inside it. A grad
@@ -256,9 +269,9 @@
           if (nd.k === "op") { ops += 1; if (shown[g.members[j]]) done += 1; }
           if (nd.l >= 0 && k > nd.l) graded += 1;
         }
-        u.texts[0].textContent = g.name;
-        u.texts[1].textContent = g.members.length + (g.members.length === 1 ? " node" : " nodes") + " \u00b7 in " + g.inputs.length + " \u00b7 out " + g.outputs.length;
-        u.texts[2].textContent = "fwd " + done + "/" + ops + " \u00b7 grads " + graded + "/" + g.members.length;
+        setText(u.texts[0], g.name);
+        setText(u.texts[1], g.members.length + (g.members.length === 1 ? " node" : " nodes") + " \u00b7 in " + g.inputs.length + " \u00b7 out " + g.outputs.length);
+        setText(u.texts[2], "fwd " + done + "/" + ops + " \u00b7 grads " + graded + "/" + g.members.length);
         u.el.setAttribute("data-members", String(g.members.length));
         u.el.setAttribute("data-graded", String(graded));
       });
