@@ -307,3 +307,10 @@ def test_the_step_text_uses_short_names_with_the_full_ones_on_hover(driver, tmp_
     assert arith.get_attribute("textContent") == e.recording.steps[k - 1].text
     assert arith.get_attribute("title") == e.recording.steps[k - 1].full
     assert "x1*w1 + x2*w2" not in arith.get_attribute("textContent")
+
+
+def test_when_every_compared_entry_agrees_nothing_is_outlined_as_worst(driver, tmp_path) -> None:
+    o, _ = neuron_graph()
+    _open(driver, explore(o, compare=neuron_manual_grad()).save(tmp_path / "agree.html"))
+    assert driver.find_elements("css selector", ".tg-worst") == []
+    assert "0 of 5 compared nodes disagree" in driver.find_element("css selector", ".tg-legend").text

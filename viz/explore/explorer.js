@@ -500,7 +500,8 @@
       // names it with a button that opens its group.
       if (c.worst < 0) return;
       var gw = groupOf[c.worst], where = vw.nodeUnits[c.worst] || [];
-      where.forEach(function (key) { if (units[key]) units[key].el.classList.add("tg-worst"); });
+      // (outlined only when something disagrees: a dark outline on a box that agrees would read as an error)
+      if (c.disagree.length) where.forEach(function (key) { if (units[key]) units[key].el.classList.add("tg-worst"); });
       var line = el("div", { "class": "tg-worst-line" }, "worst: " + nodes[c.worst].n + ", relative error " + fmt(num(c.rel[c.worst])) +
         (gw >= 0 ? ", in group " + data.groups[gw].name + " " : ""));
       if (gw >= 0 && view !== gw + 1) {
@@ -509,7 +510,7 @@
         line.appendChild(open);
       }
       legendBox.appendChild(line);
-      for (var w = 0; w < where.length; w++) if (units[where[w]]) { scrollTo(units[where[w]].el); break; }
+      for (var w = 0; c.disagree.length && w < where.length; w++) if (units[where[w]]) { scrollTo(units[where[w]].el); break; }
     }
 
     root.addEventListener("keydown", function (ev) {
