@@ -113,6 +113,20 @@ class Explanation:
         lines.append(tail)
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, object]:
+        """The same as plain data (what `twograd graph --explain --json` prints): the counts, the
+        total, and each listed path, largest |contribution| first, as its nodes (leaf first) and
+        the local partial on each edge."""
+        return {
+            "root": _name(self.root),
+            "leaf": _name(self.leaf),
+            "paths": self.count,
+            "total": self.total,
+            "complete": self.complete,
+            "listed": [{"contribution": p.product, "nodes": [_name(n) for n in p.nodes], "partials": list(p.partials)}
+                       for p in self.paths],
+        }
+
 
 def explain(root: Value, leaf: Value, *, limit: int = DEFAULT_LIMIT) -> Explanation:
     """Every path from `leaf` to `root`, each edge's local partial, each path's product and their sum.

@@ -277,7 +277,7 @@ class GradientReport:
                     f"{r.max_rel:.2e}",
                     str(list(r.worst_index)) if r.worst_index else "-",
                 ]
-                + [f"{r.values[s]: .10g}" for s in self.sources]
+                + [f"{r.values[s]: .10g}" if s in r.values else "-" for s in self.sources]  # "-": not in this row's pair
                 + [f"{r.tolerance.atol:.0e}", f"{r.tolerance.rtol:.0e}", "ok" if r.passed else "FAIL"]
             )
         lines = [self.title] if self.title else []

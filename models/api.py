@@ -17,7 +17,7 @@ text without it); `quiet=True` turns it off with the messages on the way.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +136,9 @@ def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = F
                      progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet))
 
 
-def tour(out: str | Path = "twograd-out", *, quiet: bool = False) -> TourResult:
-    """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out`."""
+def tour(out: str | Path = "twograd-out", *, quiet: bool = False, stages: Sequence[str | int] | None = None) -> TourResult:
+    """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out`.
+    `stages` runs only those (numbers 1-9 or short names such as "micro", as `--stage` takes)."""
     from models.tour_stages.runner import run_tour
 
-    return run_tour(Path(out), echo=_say(quiet))
+    return run_tour(Path(out), echo=_say(quiet), stages=None if stages is None else [str(s) for s in stages])

@@ -259,9 +259,11 @@ def check_three_way(
     """Check a piece three ways and return the report (it does not raise; see `assert_three_way`).
 
     Rows: the output of `loops` on floats against `forward` (input "output", graph vs
-    manual), then, for each differentiable input, graph vs manual (`exact`) and manual
-    vs numeric and graph vs numeric (`numeric`). `inputs` are float64 arrays in the
-    order `forward` takes them; `static` keyword arguments go to all three unchanged.
+    manual; there is no numeric output, so its "numeric there" is "-"), then, for each
+    differentiable input, graph vs manual (`exact`) and manual vs numeric and graph vs
+    numeric (`numeric`). `inputs` are float64 arrays in the order `forward` takes them;
+    `static` keyword arguments go to all three unchanged. `backward(dout, cache)` returns a
+    tuple with one gradient per input, in that order, also for one input: `return (dx,)`.
     """
     static = dict(static or {})
     inputs = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
@@ -286,6 +288,11 @@ def check_three_way(
 
     _, graph = graph_gradients(graph_loss, inputs)
     manual_tuple = backward(R.copy(), cache)
+    if not isinstance(manual_tuple, (tuple, list)):  # a bare array has a len() too: its first axis
+        raise ValueError(
+            f"{name}: backward must return a tuple with one gradient per input {names}, got a {type(manual_tuple).__name__}"
+            + (f"; with one input, return ({names[0]}_grad,) not {names[0]}_grad" if len(names) == 1 else "")
+        )
     if len(manual_tuple) != len(names):
         raise ValueError(f"{name}: backward returned {len(manual_tuple)} gradients for {len(names)} inputs {names}")
     manual = {}
@@ -307,8 +314,7 @@ def check_three_way(
         {"graph": graph, "manual": manual, "numeric": numerical},
         pairs=[("graph", "manual", exact), ("manual", "numeric", numeric), ("graph", "numeric", numeric)],
     )
-    for row in fwd.rows:
-        row.values["numeric"] = float("nan")
+    # the output row compares graph with manual only: it has no numeric value ("-" in the table)
     return GradientReport(rows=fwd.rows + grads.rows, title=name, sources=["graph", "manual", "numeric"])
 
 
@@ -318,6 +324,9 @@ def assert_three_way(*args: Any, **kwargs: Any) -> GradientReport:
     Use it in your own pytest tests to check a piece you wrote:
 
         assert_three_way(my_loops, my_forward, my_backward, {"x": x, "W": W}, name="mine")
+
+    `my_backward(dout, cache)` returns a tuple of gradients in the order of the inputs, a
+    one-element tuple `(dx,)` for a piece of one input (a bare array is refused by name).
     """
     report = check_three_way(*args, **kwargs)
     if not report.passed:

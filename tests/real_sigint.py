@@ -15,9 +15,11 @@ import sys
 
 import pytest
 
-REASON = ("SIGINT is ignored in this test process (pytest was started under nohup, with & in a non-interactive shell, "
-          "or by a runner that ignores it), so a real Ctrl-C cannot reach the code under test; run pytest in the "
-          "foreground to run this test")
+REASON = (
+    "SIGINT is ignored in this test process (pytest was started under nohup, with & in a non-interactive shell, "
+    "or by a runner that ignores it), so a real Ctrl-C cannot reach the code under test; run pytest in the "
+    "foreground to run this test"
+)
 #: generous: a bare interpreter answering one question
 CHILD_TIMEOUT_SECONDS = 120
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "contributing.md"
 #: generous: the probe imports numpy and nn and checks two small cases; the bound only catches a hang
@@ -65,6 +67,7 @@ def _probe(code: str, tmp_path: Path) -> list[str]:
     return result.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_the_example_piece_passes_its_checks(tmp_path: Path) -> None:
     (code,) = _blocks("python")
     three_way, referee = _probe(code, tmp_path)
@@ -72,6 +75,7 @@ def test_the_example_piece_passes_its_checks(tmp_path: Path) -> None:
     assert referee in ("referee ok", "referee skipped")
 
 
+@pytest.mark.slow
 def test_the_broken_backward_the_page_suggests_fails_the_checks(tmp_path: Path) -> None:
     (code,) = _blocks("python")
     right = "return (dy * cache.s,)"

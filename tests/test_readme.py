@@ -85,9 +85,9 @@ def test_readme_quickstart_commands_are_the_ones_ci_runs() -> None:
     for page in (README, DOCS / "getting-started.md"):
         text = page.read_text()
         assert 'pip install -e ".[plot]" && twograd tour' in text, page
-        assert 'pip install -e ".[test,plot]" && python -m pytest -q' in text, page
+        assert 'pip install -e ".[test,plot]" && python -m pytest -q -n 2\n' in text, page
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python -m pytest -q" in ci and os.access(ROOT / ".ci" / "run", os.R_OK)
+    assert "\npython -m pytest -q -n 2\n" in ci and os.access(ROOT / ".ci" / "run", os.R_OK)
 
 
 #: what may differ from run to run in a shown command's output: wall times.
@@ -157,6 +157,7 @@ def test_the_pages_keep_their_commands() -> None:
     assert total >= 14, f"the pages run {total} `$ twograd` commands, the README ran 14"
 
 
+@pytest.mark.slow  # the commands train models
 @pytest.mark.parametrize("page", [p for p in PAGES if _runnable(p)], ids=_name)
 def test_commands_print_what_the_page_shows(page: Path, tmp_path: Path) -> None:
     """Run every `$ twograd ...` line of a page in order, in one folder, and compare what it

@@ -16,19 +16,27 @@ display shows the drawing (`drawing.graph` is that digraph, for the rest of its 
 
 Every Value is a box; every op that produced a Value is a small node of its own. Node ids
 are sequential (`v0`, `op0`, ...) in topological order, so the same graph always gives the
-same text. A constant (an unlabelled leaf, as `3 * x` makes) is one node per number, its
-grad the sum over its uses, which is what d(root)/d(constant) is for a shared constant.
+same text. A constant (an unlabelled leaf, as `3 * x` makes) is drawn once per use, beside the
+op that uses it, with the gradient through that use (local partial x the op's grad; for a
+constant used once, its .grad): one shared box would be a hub with an edge to every op that
+uses it, and `dot` lays out such long edges slowly (a 50k-op chain `v * 1.0001` drew 536 nodes
+in more than 30 s, 134 of its edges from one box).
 
 Big graphs: only the `max_nodes` Values closest to the output are drawn (breadth-first
 along `parents`); one placeholder stands for the rest. Labels are cut to LABEL_CHARS per line
 and LABEL_LINES lines, with an ellipsis; the full text is the node's tooltip. Before `dot`
 runs on more than WARN_NODES nodes a `LargeDrawingWarning` names the count and the expected
 time; a drawing expected to take longer than its time bound (`timeout`) is refused at once,
-and a `dot` still running when the bound passes is stopped.
+and a `dot` still running when the bound passes is stopped. The expected time counts the
+nodes `dot` adds itself, one per rank that an edge crosses (a Value used by ops far apart,
+such as a weight shared by every step of a chain), and is known before the DOT text is built:
+a drawing too big for its bound is refused without building it (`draw` only counts).
 
 Failures, one message each, all `GraphvizError` (an `engine.RunError`: exit status 1 in the
-command line): `dot` not installed (`GraphvizNotFound`), `dot` exiting non-zero or killed by
-a signal (`GraphvizFailed`), the time bound passed or refused (`GraphvizTimeout`). `save` to an
+command line): `dot` not installed or not executable (`GraphvizNotFound`), `dot` exiting
+non-zero, killed by a signal, or printing something that is not the format asked for
+(`GraphvizFailed`; its stderr is cut to DOT_MESSAGE_CHARS), the time bound passed or refused
+(`GraphvizTimeout`). `save` to an
 image then writes the DOT text beside the requested file and says so in the message;
 `save_or_dot` says it in one line and goes on. A notebook then shows the DOT text.
 """
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import threading
 import warnings
@@ -64,9 +73,19 @@ RENDER_TIMEOUT_SECONDS = 30.0
 #: warn (LargeDrawingWarning) before rendering more nodes (Values + ops) than this
 WARN_NODES = 2000
 #: `dot -Tsvg` wall-clock seconds measured here (2 cores, Graphviz 2.43) on dense MLP-like graphs
-#: (tests/viz/test_viz.py `big_graph`), as (nodes drawn, seconds): 400 to 10,000 Values. The cost
-#: grows about as nodes^2.3. Used only to warn and to refuse, so a rough figure is enough.
-MEASURED_RENDER_SECONDS = ((890, 0.23), (1922, 1.0), (3642, 5.5), (5362, 12.3), (8802, 30.8), (17402, 162.0))
+#: (tests/viz/test_viz.py `big_graph`), 400 to 10,000 Values, as (layout nodes, seconds). Layout
+#: nodes are the drawn nodes plus one per rank each edge crosses beyond the first (`_layout_nodes`):
+#: these graphs have 2.2-2.3 of them per drawn node (890 drawn nodes were 1,927 layout nodes). A
+#: chain whose every step uses one shared Value has far more (85 steps: 345 drawn, 14,625 layout),
+#: which the drawn count alone missed. The cost grows about as layout nodes^2.3. Used only to warn
+#: and to refuse, so a rough figure is enough.
+MEASURED_RENDER_SECONDS = ((1927, 0.23), (4303, 1.0), (8263, 5.5), (12223, 12.3), (20143, 30.8), (39943, 162.0))
+#: `dot`'s stderr shown in a message is cut to this many characters (a broken `dot` printed 5 MB on "one line")
+DOT_MESSAGE_CHARS = 300
+#: the first bytes of each image format `dot` writes: output that does not start so is not a picture
+IMAGE_MAGIC = {"png": (b"\x89PNG\r\n\x1a\n",), "pdf": (b"%PDF-",)}
+#: an SVG may open with an XML declaration, a doctype and comments: `<svg` must come within this many bytes
+SVG_HEAD_BYTES = 4096
 
 # Op nodes are small ellipses so the Values, which carry the numbers, stand out.
 _OP_STYLE = {"shape": "ellipse", "width": "0.4", "height": "0.3", "margin": "0.03"}
@@ -268,20 +287,12 @@ def draw(
         raise ValueError(f"highlight: {highlight!r} is not part of the graph of {value!r}")
     lit = _on_paths(order, highlight) if highlight is not None else set()
 
-    # Node ids. Constants share one id per number; their grads add up (see the module docstring).
+    # Node ids. A constant gets one box per use (see the module docstring), made with the edges below.
     vid: dict[Value, str] = {}
-    constant_id: dict[object, str] = {}
-    constant_grad: dict[str, float] = {}
-    shown: list[Value] = []  # one Value per drawn box, in order
+    shown: list[Value] = []  # one Value per drawn box (constants aside), in order
     for v in nodes:
-        if _is_constant(v):
-            key = "nan" if v.data != v.data else v.data + 0.0  # NaN != NaN; -0.0 and 0.0 are one constant
-            if key in constant_id:
-                vid[v] = constant_id[key]
-                constant_grad[vid[v]] += v.grad
-                continue
-            constant_id[key] = f"v{len(shown)}"
-            constant_grad[constant_id[key]] = v.grad
+        if _is_constant(v) and v is not value:
+            continue
         vid[v] = f"v{len(shown)}"
         shown.append(v)
     oid: dict[Value, str] = {}
@@ -289,6 +300,26 @@ def draw(
         if v.parents:
             oid[v] = f"op{len(oid)}"
     truncated = len(order) - len(nodes)
+    drawn_constants = {v for v in nodes if _is_constant(v) and v is not value}
+
+    # Edges, and a box per use of a constant: (id, the constant, the gradient through this use, its op).
+    uses: list[tuple[str, Value, float, Value]] = []
+    cut_ops: list[str] = []
+    edges: list[tuple[str, str, bool]] = []
+    for v in nodes:
+        if v not in oid:
+            continue
+        op = oid[v]
+        for p, partial in zip(v.parents, v.partials):
+            if p in drawn_constants:
+                use_id = f"v{len(shown) + len(uses)}"
+                uses.append((use_id, p, partial * v.grad, v))
+                edges.append((use_id, op, p in lit and v in lit))
+            elif p in vid:
+                edges.append((vid[p], op, p in lit and v in lit))
+            elif op not in cut_ops[-1:]:
+                cut_ops.append(op)
+        edges.append((op, vid[v], v in lit))
 
     # Group membership: Value -> cluster index. Checked against the whole graph, so a
     # Value from some other graph is reported rather than silently dropped.
@@ -308,62 +339,83 @@ def draw(
                 if m in vid:
                     cluster_of.setdefault(m, k)
 
-    graph = _BoundedDigraph(
-        "G",
-        graph_attr={"rankdir": rankdir},
-        node_attr={"shape": "box", "fontsize": "10"},
-        edge_attr={"arrowsize": "0.6"},
-    )
-    graph.timeout = float(timeout)
-    graph.n_nodes = len(shown) + len(oid) + (1 if truncated else 0)
-    if title is not None:
-        graph.attr("graph", labelloc="t", fontsize="16", **_label_attrs(title))
-    bodies = {-1: graph}
-    used = {cluster_of[v] for v in shown if v in cluster_of}
-    for k, name in enumerate(cluster_names):
-        if k in used:
-            bodies[k] = sub = graphviz.Digraph(name=f"cluster_{k}")
-            sub.attr("graph", style="rounded", color="#888888", **_label_attrs(name))
-    for v in shown:
-        body = bodies[cluster_of.get(v, -1)]
-        grad = constant_grad.get(vid[v], v.grad)
-        attrs = _label_attrs(_value_label(v.label, v.data, grad, show_grad))
-        if v is value:
-            attrs["penwidth"] = "2"
-        elif not v.parents and v.label:
-            attrs.update(_INPUT_STYLE)
-        if v in lit:
-            attrs.update(color=_HIGHLIGHT, penwidth="2", style="filled", fillcolor=_HIGHLIGHT_FILL)
-        body.node(vid[v], **attrs)
-    for v in nodes:
-        if v in oid:
-            lit_op = {"color": _HIGHLIGHT, "fontcolor": _HIGHLIGHT, "penwidth": "2"} if v in lit else {}
-            bodies[cluster_of.get(v, -1)].node(oid[v], **_label_attrs(v.op or "?"), **_OP_STYLE, **lit_op)
-    for k, sub in bodies.items():
-        if k >= 0:
-            graph.subgraph(sub)
+    n_nodes = len(shown) + len(uses) + len(oid) + (1 if truncated else 0)
+    placeholder_edges = [(PLACEHOLDER_ID, op) for op in cut_ops] if truncated else []
+    layout_nodes = _layout_nodes(n_nodes, [(t, h) for t, h, _ in edges] + placeholder_edges)
 
-    cut_ops: list[str] = []
-    edges: list[tuple[str, str, bool]] = []
-    for v in nodes:
-        if v not in oid:
-            continue
-        op = oid[v]
-        if any(p not in vid for p in v.parents):
-            cut_ops.append(op)
-        edges += [(vid[p], op, p in lit and v in lit) for p in v.parents if p in vid]
-        edges.append((op, vid[v], v in lit))
-    if truncated:
-        note = f"… {truncated} more nodes not drawn (raise max_nodes to see them)"
-        graph.node(PLACEHOLDER_ID, label=_dot_text(note), shape="note", style="dashed")
-        for op in cut_ops:
-            graph.edge(PLACEHOLDER_ID, op, style="dashed")
-    for tail, head, on_path in edges:
-        if on_path:
-            graph.edge(tail, head, color=_HIGHLIGHT, penwidth="2")
-        else:
-            graph.edge(tail, head)
-    return GraphDrawing(graph, n_values=len(shown), n_ops=len(oid), truncated=truncated)
+    def build() -> _BoundedDigraph:
+        """The graphviz.Digraph of the counted nodes and edges: the costly part, run only when the text is needed."""
+        graph = _BoundedDigraph(
+            "G",
+            graph_attr={"rankdir": rankdir},
+            node_attr={"shape": "box", "fontsize": "10"},
+            edge_attr={"arrowsize": "0.6"},
+        )
+        graph.timeout = float(timeout)
+        graph.n_nodes = n_nodes
+        graph.layout_nodes = layout_nodes
+        if title is not None:
+            graph.attr("graph", labelloc="t", fontsize="16", **_label_attrs(title))
+        bodies = {-1: graph}
+        used = {cluster_of[v] for v in shown if v in cluster_of} | {cluster_of[u[3]] for u in uses if u[3] in cluster_of}
+        for k, name in enumerate(cluster_names):
+            if k in used:
+                bodies[k] = sub = graphviz.Digraph(name=f"cluster_{k}")
+                sub.attr("graph", style="rounded", color="#888888", **_label_attrs(name))
+        for v in shown:
+            attrs = _label_attrs(_value_label(v.label, v.data, v.grad, show_grad))
+            if v is value:
+                attrs["penwidth"] = "2"
+            elif not v.parents and v.label:
+                attrs.update(_INPUT_STYLE)
+            if v in lit:
+                attrs.update(color=_HIGHLIGHT, penwidth="2", style="filled", fillcolor=_HIGHLIGHT_FILL)
+            bodies[cluster_of.get(v, -1)].node(vid[v], **attrs)
+        for use_id, c, grad, user in uses:  # beside the op that uses it, in that op's box
+            attrs = _label_attrs(_value_label("", c.data, grad, show_grad))
+            if c in lit:
+                attrs.update(color=_HIGHLIGHT, penwidth="2", style="filled", fillcolor=_HIGHLIGHT_FILL)
+            bodies[cluster_of.get(user, -1)].node(use_id, **attrs)
+        for v in nodes:
+            if v in oid:
+                lit_op = {"color": _HIGHLIGHT, "fontcolor": _HIGHLIGHT, "penwidth": "2"} if v in lit else {}
+                bodies[cluster_of.get(v, -1)].node(oid[v], **_label_attrs(v.op or "?"), **_OP_STYLE, **lit_op)
+        for k, sub in bodies.items():
+            if k >= 0:
+                graph.subgraph(sub)
+        if truncated:
+            note = f"… {truncated} more nodes not drawn (raise max_nodes to see them)"
+            graph.node(PLACEHOLDER_ID, label=_dot_text(note), shape="note", style="dashed")
+            for tail, head in placeholder_edges:
+                graph.edge(tail, head, style="dashed")
+        for tail, head, on_path in edges:
+            if on_path:
+                graph.edge(tail, head, color=_HIGHLIGHT, penwidth="2")
+            else:
+                graph.edge(tail, head)
+        return graph
+
+    return GraphDrawing(build, n_values=len(shown) + len(uses), n_ops=len(oid), truncated=truncated,
+                        n_nodes=n_nodes, layout_nodes=layout_nodes, timeout=float(timeout))
+
+
+def _layout_nodes(n_nodes: int, edges: list[tuple[str, str]]) -> int:
+    """`n_nodes` plus the nodes `dot` adds inside long edges: one per rank an edge crosses beyond the first.
+
+    Ranks as `dot` would roughly assign them: an op or a Value one past the furthest of its inputs
+    (the edges come parents first); a node without inputs (a leaf, the placeholder) just before
+    its nearest user, where a leaf used once costs nothing and a leaf used far apart (a shared
+    weight) spans the distance. O(edges).
+    """
+    rank: dict[str, int] = {}
+    heads: set[str] = set()
+    for tail, head in edges:
+        heads.add(head)
+        rank[head] = max(rank.get(head, 0), rank.get(tail, 0) + 1)
+    for tail, head in edges:  # sources sit just before their nearest user
+        if tail not in heads:
+            rank[tail] = min(rank.get(tail, rank[head] - 1), rank[head] - 1)
+    return n_nodes + sum(max(0, rank[head] - rank[tail] - 1) for tail, head in edges)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -427,14 +479,48 @@ def _pipe_bounded(source: str, fmt: str, timeout: float) -> bytes:
     return box["out"]  # type: ignore[return-value]
 
 
-def _render(source: str, fmt: str, timeout: float, n_nodes: int) -> bytes:
-    """`dot -T<fmt>` on `source`, every failure as one GraphvizError (see the module docstring)."""
-    expected = expected_render_seconds(n_nodes)
+def _refuse_if_too_slow(n_nodes: int, timeout: float, layout_nodes: int | None = None) -> float:
+    """The expected seconds of `dot` on this drawing; GraphvizTimeout when that is past `timeout`."""
+    layout = n_nodes if layout_nodes is None else layout_nodes
+    expected = expected_render_seconds(layout)
     if expected > timeout:
+        crossing = f" (and {layout - n_nodes:,} more where long edges cross ranks)" if layout > n_nodes else ""
         raise GraphvizTimeout(
-            f"refused to render {n_nodes:,} nodes: `dot` would take about {expected:.0f} s, more than the "
+            f"refused to render {n_nodes:,} nodes{crossing}: `dot` would take about {expected:.0f} s, more than the "
             f"time bound of {timeout:g} s; draw fewer (max_nodes=) or allow more time (timeout=)"
         )
+    return expected
+
+
+def _cut_message(text: str) -> str:
+    """`text` on one line and at most DOT_MESSAGE_CHARS characters (dot's stderr can be megabytes)."""
+    line = " ".join(text.split())
+    return line if len(line) <= DOT_MESSAGE_CHARS else line[: DOT_MESSAGE_CHARS - 1] + "…"
+
+
+def _check_format(out: bytes, fmt: str, command: str) -> bytes:
+    """`out` when it starts as a `fmt` file does (svg, png, pdf); GraphvizFailed otherwise. Other formats pass."""
+    if fmt == "svg":
+        ok = b"<svg" in out[:SVG_HEAD_BYTES]
+    elif fmt in IMAGE_MAGIC:
+        ok = out.startswith(IMAGE_MAGIC[fmt])
+    else:
+        return out
+    if not ok:
+        head = _cut_message(out[:60].decode("utf-8", errors="replace")) or "nothing"
+        raise GraphvizFailed(
+            f"Graphviz {command} exited 0 but did not write {fmt.upper()} (it wrote {len(out):,} bytes starting "
+            f"{head!r}); is the `dot` on PATH Graphviz's?"
+        )
+    return out
+
+
+def _render(source: str, fmt: str, timeout: float, n_nodes: int, *, layout_nodes: int | None = None) -> bytes:
+    """`dot -T<fmt>` on `source`, every failure as one GraphvizError (see the module docstring).
+
+    `layout_nodes` (default `n_nodes`) is what the time estimate counts: the drawn nodes plus
+    those `dot` adds inside long edges (`_layout_nodes`)."""
+    expected = _refuse_if_too_slow(n_nodes, timeout, layout_nodes)
     if n_nodes > WARN_NODES:
         warnings.warn(
             f"rendering {n_nodes:,} nodes: `dot` will take about {expected:.0f} s (stopped after {timeout:g} s)",
@@ -443,7 +529,7 @@ def _render(source: str, fmt: str, timeout: float, n_nodes: int) -> bytes:
         )
     command = f"`dot -T{fmt}`"
     try:
-        return _pipe_bounded(source, fmt, timeout)
+        return _check_format(_pipe_bounded(source, fmt, timeout), fmt, command)
     except graphviz.ExecutableNotFound:
         raise GraphvizNotFound() from None
     except graphviz.CalledProcessError as err:
@@ -454,12 +540,17 @@ def _render(source: str, fmt: str, timeout: float, n_nodes: int) -> bytes:
                 name = f"signal {-err.returncode}"
             raise GraphvizFailed(f"Graphviz {command} crashed ({name}) on a drawing of {n_nodes:,} nodes") from None
         stderr = (err.stderr or b"").decode("utf-8", errors="replace").strip().splitlines()
-        why = f": {stderr[0]}" if stderr else ""
+        why = f": {_cut_message(stderr[0])}" if stderr else ""
         raise GraphvizFailed(f"Graphviz {command} failed (exit {err.returncode}){why}") from None
     except TimeoutError:
         raise GraphvizTimeout(
             f"Graphviz {command} did not finish within {timeout:g} s on {n_nodes:,} nodes and was stopped; "
             "draw fewer (max_nodes=) or allow more time (timeout=)"
+        ) from None
+    except OSError as err:  # on PATH but it cannot be run: not executable, not a program, ... (after TimeoutError, an OSError too)
+        where = shutil.which("dot", mode=os.F_OK) or "dot"  # the file on PATH that is not a program
+        raise GraphvizNotFound(
+            f"Graphviz's `dot` ({where}) could not be run: {err.strerror or err}; " + _INSTALL_HINT[_INSTALL_HINT.index("install it"):]
         ) from None
 
 
@@ -469,6 +560,7 @@ class _BoundedDigraph(graphviz.Digraph):
 
     timeout: float = RENDER_TIMEOUT_SECONDS
     n_nodes: int = 0
+    layout_nodes: int | None = None
 
     # `format` shadows the built-in because graphviz.Digraph.pipe names it so and callers pass it by name.
     def pipe(
@@ -478,7 +570,7 @@ class _BoundedDigraph(graphviz.Digraph):
         encoding: str | None = None,
         **kwargs: object,
     ) -> bytes | str:
-        out = _render(self.source, format or "svg", self.timeout, self.n_nodes)
+        out = _render(self.source, format or "svg", self.timeout, self.n_nodes, layout_nodes=self.layout_nodes)
         return out.decode(encoding) if encoding else out
 
 
@@ -486,18 +578,36 @@ class GraphDrawing:
     """A drawn computation graph: a graphviz.Digraph plus ways to render, save and display it.
 
     Attributes:
-        graph: the `graphviz.Digraph` (its `pipe` bounded by `timeout`).
+        graph: the `graphviz.Digraph` (its `pipe` bounded by `timeout`), built on first use.
         source: the DOT text.
-        n_values: Values drawn (box nodes; a constant counts once).
+        n_values: Values drawn (box nodes; a constant once per use).
         n_ops: op nodes drawn.
         truncated: Values of the graph left out by `max_nodes` (0 if none).
+        n_nodes: every node drawn (Values, ops, the placeholder).
+        layout_nodes: `n_nodes` plus those `dot` adds inside long edges: what the time estimate counts.
     """
 
-    def __init__(self, graph: _BoundedDigraph, *, n_values: int = 0, n_ops: int = 0, truncated: int = 0) -> None:
-        self.graph = graph
+    def __init__(self, graph: _BoundedDigraph | Callable[[], _BoundedDigraph], *, n_values: int = 0, n_ops: int = 0,
+                 truncated: int = 0, n_nodes: int | None = None, layout_nodes: int | None = None,
+                 timeout: float | None = None) -> None:
+        # `graph` is the digraph, or a function that builds it: a drawing too big to render is then
+        # refused from its counts alone, before the (linear but slow) graphviz calls are made.
+        self._graph = graph if isinstance(graph, graphviz.Digraph) else None
+        self._build = None if isinstance(graph, graphviz.Digraph) else graph
         self.n_values = n_values
         self.n_ops = n_ops
         self.truncated = truncated
+        self.n_nodes = n_nodes if n_nodes is not None else getattr(graph, "n_nodes", n_values + n_ops)
+        self.layout_nodes = layout_nodes if layout_nodes is not None else getattr(graph, "layout_nodes", None) or self.n_nodes
+        self.timeout = timeout if timeout is not None else getattr(graph, "timeout", RENDER_TIMEOUT_SECONDS)
+
+    @property
+    def graph(self) -> _BoundedDigraph:
+        """The `graphviz.Digraph`, built on first use."""
+        if self._graph is None:
+            assert self._build is not None
+            self._graph = self._build()
+        return self._graph
 
     @property
     def source(self) -> str:
@@ -512,7 +622,10 @@ class GraphDrawing:
         return self.source
 
     def render(self, fmt: str) -> bytes:
-        """The drawing in format `fmt` ("svg", "png", "pdf"), rendered by `dot` (GraphvizError on failure)."""
+        """The drawing in format `fmt` ("svg", "png", "pdf"), rendered by `dot` (GraphvizError on failure).
+
+        A drawing expected to take longer than its time bound is refused before its DOT text is built."""
+        _refuse_if_too_slow(self.n_nodes, self.timeout, self.layout_nodes)
         out = self.graph.pipe(fmt)
         assert isinstance(out, bytes)  # no encoding asked: bytes
         return out
@@ -561,6 +674,7 @@ class GraphDrawing:
         """Jupyter display, by the digraph's own; the DOT text (after a comment saying why) when
         `dot` is missing or fails."""
         try:
+            _refuse_if_too_slow(self.n_nodes, self.timeout, self.layout_nodes)
             return self.graph._repr_mimebundle_(include, exclude)
         except GraphvizError as err:
             return {"text/plain": f"// no picture: {err}\n{self.source}"}

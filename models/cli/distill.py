@@ -1,8 +1,9 @@
 """`twograd distill SETTING`: a small student learns from a larger teacher's softened outputs
 (alpha T^2 KL + (1 - alpha) CE), against the same student trained on labels alone, over seeds.
 spirals: an MLP seeing 15 labels (and the teacher's logits on every training input); chars: a tiny
-transformer. Argument parsing only: the work is `models.experiments.distill.distill`."""
+transformer."""
 
+# (This docstring is the command's --help; the work itself is `models.experiments.distill.distill`.)
 from __future__ import annotations
 
 import argparse

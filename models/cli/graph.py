@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     result: dict = {}
     if args.explain is not None:
         explanation = explain_graph(args.explain, args.expr, args.at)
-        result["explain"] = {"leaf": args.explain, "paths": explanation.count, "total": explanation.total}
+        result["explain"] = explanation.to_dict()  # with the path table: its "listed" paths
         if not args.json:
             print(explanation)
     if args.output is not None:

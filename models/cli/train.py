@@ -1,8 +1,6 @@
-"""`twograd train TASK`: train a model of the task table (`--list`) on the shared trainer.
+"""`twograd train TASK`: train a model of the task table (`--list`) on the shared trainer."""
 
-Argument parsing only: the work is `models.training.tasks.train`.
-"""
-
+# (This docstring is the command's --help; the work itself is `models.training.tasks.train`.)
 from __future__ import annotations
 
 import argparse

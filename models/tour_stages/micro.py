@@ -3,8 +3,9 @@
 `twograd train lines --preset micro --engine graph` for a few hundred steps on stand-in
 documents (lowercase words of the bundled docs, `models.data.sequences.stand_in_words`): every
 scalar of the GPT's loss is an `engine.Value`, every dot product one fused `engine.dot` node,
-and the engine's backward is the whole gradient. The stage prints the loss falling, the time
-per step and a few words sampled from the trained model.
+and the engine's backward is the whole gradient. The stage writes its training text
+(out_dir/micro_gpt/stand_in_words.txt) and its run folder (out_dir/micro_gpt/run), says so, and
+prints the loss falling, the time per step and a few words sampled from the trained model.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     words = folder / "stand_in_words.txt"  # the tour's own file, rewritten each tour
     words.write_text("\n".join(stand_in_words()) + "\n", encoding="utf-8")
+    echo(f"wrote {words} (the training text: lowercase words of the bundled docs); the run goes to {folder / 'run'} "
+         "(both rewritten by each tour)")
     report = train("lines", preset="micro", engine="graph", model_options={"data": str(words)},
                    train_options={"steps": TOUR_STEPS}, out=folder / "run", overwrite=True, echo=echo, plots=False)
     losses = report.outcome.state.losses
@@ -49,7 +52,7 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     vocab = report.model.config.vocab_size
     ms = report.outcome.ms_per_step or float("nan")
     echo(f"{report.outcome.state.step} steps on the graph engine, {ms:.1f} ms a step "
-         f"({REFERENCE_MS / ms:.1f}x faster than the one-file scalar GPT's {REFERENCE_MS:.0f} ms, the issue's number)")
+         f"({REFERENCE_MS / ms:.1f}x faster than the one-file scalar GPT's {REFERENCE_MS:.0f} ms a step, benchmarks/scalar_gpt.py)")
     echo(f"mean loss of each {WINDOW} steps, nats per character: {' -> '.join(f'{w:.3f}' for w in windows)} "
          f"(uniform over {vocab} characters: ln {vocab} = {math.log(vocab):.3f})")
     manual = train("lines", preset="micro", engine="manual", model_options={"data": str(words)},

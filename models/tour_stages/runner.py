@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import InputError
 from models.reports import Shown
 
 #: (title, module whose `tour_stage` runs it), in the order a reader should meet them.
@@ -29,6 +30,11 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("a wide MLP distilled into a narrow one that sees 15 labels", "models.tour_stages.distill"),
     ("alignment: a reward model, best-of-n, REINFORCE+KL and DPO", "models.tour_stages.align"),
 )
+
+
+def _number(stage: StageResult) -> int:
+    """A stage's place in the whole tour (1-based), also when only some stages ran."""
+    return [module for _, module in STAGES].index(stage.module) + 1
 
 
 @dataclass
@@ -66,8 +72,8 @@ class TourResult(Shown):
                 "seconds": sum(s.seconds for s in self.stages)}
 
     def text(self) -> str:
-        lines = [f"{i}/{len(self.stages)} {'passed' if s.passed else 'FAILED'}  {s.title} ({s.seconds:.1f} s)"
-                 for i, s in enumerate(self.stages, 1)]
+        lines = [f"{_number(s)}/{len(STAGES)} {'passed' if s.passed else 'FAILED'}  {s.title} ({s.seconds:.1f} s)"
+                 for s in self.stages]
         lines.append(f"tour: {self.metrics['passed']} of {len(self.stages)} stages passed; pictures in {self.out_dir}/")
         return "\n".join(lines)
 
@@ -76,7 +82,7 @@ class TourResult(Shown):
 
     def html_rows(self) -> tuple[list[str], list[list[Any]]]:
         return (["stage", "title", "result", "seconds"],
-                [[str(i), s.title, "passed" if s.passed else "FAILED", f"{s.seconds:.1f}"] for i, s in enumerate(self.stages, 1)])
+                [[str(_number(s)), s.title, "passed" if s.passed else "FAILED", f"{s.seconds:.1f}"] for s in self.stages])
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` object: passed, out_dir, each stage (with its printed lines), and "error" on failure."""
@@ -100,12 +106,38 @@ def prepare_tour_dir(out_dir: Path) -> Path:
     return writable_folder(out_dir, "--out")
 
 
-def run_tour(out_dir: Path, echo: Callable[[str], None] = print) -> TourResult:
-    """Run every stage, writing pictures into `out_dir`; every line a stage prints goes to `echo`
-    and is kept in its `StageResult.lines`."""
+def stage_name(module: str) -> str:
+    """A stage's short name, as `--stage` takes it: the last part of its module ("micro")."""
+    return module.rsplit(".", 1)[1]
+
+
+def select_stages(wanted: Sequence[str] | None) -> list[int]:
+    """The 1-based numbers of the stages `wanted` names (a number 1..9 or a short name such as
+    "micro"), in tour order; every stage when `wanted` is None or empty. InputError for an unknown one."""
+    if not wanted:
+        return list(range(1, len(STAGES) + 1))
+    names = {stage_name(module): i for i, (_, module) in enumerate(STAGES, 1)}
+    chosen: set[int] = set()
+    for item in wanted:
+        key = str(item).strip().lower()
+        if key.isdigit() and 1 <= int(key) <= len(STAGES):
+            chosen.add(int(key))
+        elif key in names:
+            chosen.add(names[key])
+        else:
+            raise InputError(f"--stage: no stage {item!r}; give a number 1-{len(STAGES)} or one of: {', '.join(names)}")
+    return sorted(chosen)
+
+
+def run_tour(out_dir: Path, echo: Callable[[str], None] = print, stages: Sequence[str] | None = None) -> TourResult:
+    """Run every stage (or those `stages` names: numbers or short names, see `select_stages`), writing
+    pictures into `out_dir`; every line a stage prints goes to `echo` and is kept in its `StageResult.lines`."""
+    numbers = select_stages(stages)  # an unknown stage fails here, before anything is written
     out_dir = prepare_tour_dir(Path(out_dir))  # a bad --out fails here, in one line, before any stage runs
     result = TourResult(out_dir=out_dir)
     for i, (title, module) in enumerate(STAGES, 1):
+        if i not in numbers:
+            continue
         echo(f"\n== {i}/{len(STAGES)}: {title} ==")
         lines: list[str] = []
 

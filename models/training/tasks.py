@@ -299,6 +299,10 @@ def train(
                 trainer.restore(saved.state)
             except ValueError as err:
                 raise CheckpointError(f"--resume {saved.folder}: cannot restore the run: {err}") from None
+            if train_config.steps <= saved.state.step:  # nothing to train: refused (the run checked whole) before a write
+                target = f"--steps {train_config.steps:,} is not above that" if "steps" in train_options else "that was its target"
+                raise InputError(f"--resume {saved.folder}: the run is already at step {saved.state.step:,} and {target}; "
+                                 f"give --steps above {saved.state.step:,} to train further (the folder is left as it is)")
         for line in setup.summary:
             say(line)
         if saved is not None:
@@ -327,8 +331,6 @@ def train(
                 files.update(_pictures(setup, folder, outcome.state, notes))
             if status == "interrupted":
                 notes.append(f"the run is saved in {folder}; continue with: twograd train --resume {folder}")
-        if saved is not None and saved.state.step >= train_config.steps and status == "finished":
-            notes.append(f"the run was already at step {saved.state.step}; raise --steps to train further")
         return TrainReport(the_task.name, the_task.kind, model_config, train_config, engine, status, outcome, setup.model,
                            folder, files, notes, setup.summary, pieces)
     finally:

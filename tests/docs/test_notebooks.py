@@ -38,6 +38,7 @@ def test_every_phase_has_its_notebook() -> None:
     assert found == sorted(EXPECTED), f"docs/notebooks/ holds {found}, expected {sorted(EXPECTED)}"
 
 
+@pytest.mark.slow  # a kernel per notebook; the heaviest trains for most of a minute
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path) -> None:
     runner = _runner()

@@ -126,6 +126,7 @@ def _stderr(outputs: list[dict]) -> str:
     return "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
 
 
+@pytest.mark.slow
 def test_in_jupyter_the_report_is_html_and_the_bar_a_widget() -> None:
     if importlib.util.find_spec("ipywidgets") is None:
         pytest.skip("ipywidgets is not installed (the notebook extra has it)")
@@ -135,6 +136,7 @@ def test_in_jupyter_the_report_is_html_and_the_bar_a_widget() -> None:
     assert "IProgress" not in _stderr(outputs) and not any(o.get("output_type") == "error" for o in outputs)
 
 
+@pytest.mark.slow
 def test_in_jupyter_without_ipywidgets_the_bar_is_text_with_no_warning() -> None:
     outputs = _run_notebook(["import sys\nsys.modules['ipywidgets'] = None  # as if the notebook extra were not installed",
                              "from models import train\nreport = train('xor')", "report"])

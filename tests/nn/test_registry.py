@@ -26,6 +26,9 @@ from nn.registry import Case, Piece, all_pieces, check_piece, get_piece, walk_mo
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = [(p, c) for p in all_pieces() for c in p.cases]
+#: every piece at its first case in the fast subset (`-m "not slow"`); its other cases are `slow`
+ALL_MARKED = [pytest.param(p, c, id=f"{p.name}-{c.name}", marks=() if i == 0 else pytest.mark.slow)
+              for p in all_pieces() for i, c in enumerate(p.cases)]
 #: the library packages whose forward/backward pairs must all be checked by some piece.
 LIBRARY_PACKAGES = ("engine", "nn", "models", "viz")
 #: a fresh interpreter importing every module takes about a second; the bound only catches a hang.
@@ -193,7 +196,7 @@ def test_registry_is_populated() -> None:
     assert expected <= names, f"missing pieces: {sorted(expected - names)}"
 
 
-@pytest.mark.parametrize("piece,case", ALL, ids=[f"{p.name}-{c.name}" for p, c in ALL])
+@pytest.mark.parametrize("piece,case", ALL_MARKED)
 def test_three_way(piece, case) -> None:
     (report,) = check_piece(piece, case)
     assert report.passed, str(report)
@@ -224,3 +227,37 @@ def test_a_wrong_backward_is_caught(piece) -> None:
     shape = case.make(np.random.default_rng(0))[0][names[-1]].shape
     assert worst.worst_index == np.unravel_index(int(np.prod(shape)) // 2, shape)
     assert piece.name in report.title and "FAIL" in str(report)
+
+
+def test_a_one_input_backward_that_returns_a_bare_array_is_told_to_return_a_tuple() -> None:
+    """It said "backward returned 5 gradients for 1 inputs" (the array's length), which hid the cause."""
+    from nn.registry import check_three_way
+
+    def double_loops(x):
+        return [2.0 * xi for xi in x]
+
+    def double_forward(x):
+        return 2.0 * x, None
+
+    def double_backward(dy, cache):
+        return 2.0 * dy  # should be (2.0 * dy,)
+
+    with pytest.raises(ValueError, match=r"^double: backward must return a tuple with one gradient per input \['x'\], "
+                                         r"got a ndarray; with one input, return \(x_grad,\) not x_grad$"):
+        check_three_way(double_loops, double_forward, double_backward, {"x": np.ones(5)}, name="double")
+    report = check_three_way(double_loops, double_forward, lambda dy, cache: (2.0 * dy,), {"x": np.ones(5)}, name="double")
+    assert report.passed
+
+
+def test_the_output_row_shows_no_numeric_value_instead_of_nan() -> None:
+    """The output row compares graph with manual only; its "numeric there" printed an unexplained nan."""
+    (report,) = check_piece(get_piece("tanh"), get_piece("tanh").cases[0])
+    output_line = next(line for line in str(report).splitlines() if line.startswith("output"))
+    assert "nan" not in output_line and output_line.split()[-4] == "-"  # numeric there, then atol rtol ok
+    assert "numeric" not in report.rows[0].values and report.rows[0].input == "output"
+
+
+def test_the_fast_subset_checks_every_piece_at_one_case() -> None:
+    """`pytest -m "not slow"` must still check every registered piece three ways: its first case is not slow."""
+    fast = [param.values[0].name for param in ALL_MARKED if not param.marks]
+    assert sorted(fast) == sorted(p.name for p in all_pieces())

@@ -48,6 +48,7 @@ def _click_and_wait(driver, root, selector: str, step: int) -> None:
     headless.wait_for(driver, lambda d: root.get_attribute("data-step") == str(step))
 
 
+@pytest.mark.slow
 def test_every_step_of_the_neuron_shows_the_engine_numbers(driver, tmp_path) -> None:
     o, _ = neuron_graph()
     e = explore(o)
@@ -112,6 +113,7 @@ def test_clicking_a_leaf_colours_its_chain_rule_paths(driver, tmp_path) -> None:
     assert "x1 → x1*w1 → x1*w1 + x2*w2 → n → o" in driver.find_element("css selector", ".tg-pick").text
 
 
+@pytest.mark.slow
 def test_folding_and_unfolding_the_mlp_keeps_the_counts(driver, tmp_path) -> None:
     loss, blocks = mlp_graph()
     e = explore(loss, blocks=blocks)

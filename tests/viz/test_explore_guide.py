@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "guide" / "explore.md"
 
@@ -42,6 +44,7 @@ def _matches(expected: list[str], actual: list[str]) -> bool:
     return bool(actual) and actual[0] == expected[0] and _matches(expected[1:], actual[1:])
 
 
+@pytest.mark.slow
 def test_the_commands_print_what_the_guide_says(tmp_path) -> None:
     commands = _console_blocks(GUIDE.read_text(encoding="utf-8"))
     assert len(commands) == 3

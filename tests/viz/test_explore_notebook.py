@@ -22,6 +22,7 @@ explore(o)
 """
 
 
+@pytest.mark.slow
 def test_a_notebook_displays_the_explorer_as_html(tmp_path) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -109,6 +109,7 @@ def test_without_matplotlib_each_plot_names_the_install(monkeypatch, tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @needs_matplotlib
 def test_drawing_uses_no_pyplot_and_changes_no_setting(tmp_path: Path) -> None:
     code = (

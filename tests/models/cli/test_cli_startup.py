@@ -51,8 +51,9 @@ def test_ctrl_c_while_importing_is_one_line_and_exit_130(start: str, as_json: bo
     (tmp_path / "sitecustomize.py").write_text(_SITECUSTOMIZE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     argv = [sys.executable, *STARTS[start], "check", "--list"] + (["--json"] if as_json else [])
-    child = subprocess.Popen(argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert child.stderr.readline().strip() == HELD  # the event: it is inside the import now
         child.send_signal(signal.SIGINT)

@@ -105,12 +105,14 @@ def test_divergence_exits_1_with_one_line_and_keeps_the_last_good_state(capsys, 
     assert saved.status == "diverged" and all(np.isfinite(a).all() for a in saved.params.values())
 
 
+@pytest.mark.slow
 def test_human_output_names_what_it_wrote(capsys, tmp_path) -> None:
     code, out, _ = run_cli(capsys, "moons", "--out", str(tmp_path / "m"))
     assert code == 0
     assert "final loss" in out and "test accuracy" in out and f"wrote {tmp_path / 'm' / 'checkpoint.npz'}" in out
 
 
+@pytest.mark.slow
 @needs_real_sigint
 def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
     """The command in its own process, stopped by a real SIGINT mid-run, then resumed."""
@@ -144,6 +146,7 @@ def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
     assert all(np.array_equal(a.params[n], b.params[n]) for n in b.params)
 
 
+@pytest.mark.slow
 def test_json_reports_step_time_and_the_mean_of_the_last_100_losses(capsys, tmp_path) -> None:
     code, out, _ = run_cli(capsys, "moons", "--steps", "130", "--out", str(tmp_path / "r"), "--json")
     report = json_of(out)
@@ -157,6 +160,7 @@ def test_json_reports_step_time_and_the_mean_of_the_last_100_losses(capsys, tmp_
     assert 0 < report["ms_per_step"] <= 1000 * report["seconds"] / 130 + rounding_ms
 
 
+@pytest.mark.slow
 def test_checkpointing_every_n_steps_writes_the_final_state_once(capsys, tmp_path, monkeypatch) -> None:
     import models.training.tasks
 

@@ -83,6 +83,7 @@ def test_hacking_report_sees_a_widening_gap() -> None:
 SMALL = AlignConfig(method="all", steps=3, ref_steps=20, rm_steps=20, pair_samples=200, eval_samples=20, batch_size=8)
 
 
+@pytest.mark.slow
 def test_a_small_run_reports_every_policy_and_saves_once(tmp_path) -> None:
     result = run_align(SMALL)
     report = result.to_json()
@@ -114,6 +115,7 @@ def test_the_command_refuses_a_used_folder_before_any_work(tmp_path) -> None:
     assert "already holds an alignment run" in json.loads(out.stdout)["error"]
 
 
+@pytest.mark.slow
 def test_quiet_drops_the_messages_not_the_results(capsys) -> None:
     from models.cli import main
 

@@ -83,6 +83,7 @@ def test_gpt_distillation_gradient_matches_finite_differences() -> None:
         assert analytic[i] == pytest.approx(numeric, rel=tolerance, abs=tolerance)
 
 
+@pytest.mark.slow
 def test_distill_spirals_reports_three_metrics_over_seeds(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setitem(SETTINGS, "spirals", replace(SETTINGS["spirals"], teacher_steps=300, eval_every=10))
     out = tmp_path / "run"
@@ -112,6 +113,7 @@ def test_distill_refuses_bad_settings(args: list[str], capsys) -> None:
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["distill", "spirals", "--steps", "50"], ["align", "--steps", "20"]])
 @needs_real_sigint
 def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp_path, monkeypatch, capsys, argv) -> None:
@@ -143,6 +145,7 @@ def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp
         assert len(list((tmp_path / "twograd-out" / "runs").glob("*/checkpoint.npz"))) == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, capsys) -> None:
     """Past the teacher (trained by `models.training.tasks.train`), in the labels-only student's training."""
     import models.experiments.distill

@@ -85,6 +85,7 @@ def test_start_check_fix_pass_and_progress(tmp_path: Path, capsys: pytest.Captur
 PLUGIN_ARGS = [] if any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11")) else ["-p", "models.learn.plugin"]
 
 
+@pytest.mark.slow  # a pytest in a child process
 def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
     workspace.start(tmp_path, "linear")
     workspace.exercise_file(tmp_path, "linear").write_text(TRANSPOSED_DW)

@@ -56,12 +56,14 @@ def test_the_plan_has_every_exercise_of_the_contract() -> None:
             f.reference()  # every import path resolves
 
 
+@pytest.mark.slow
 def test_twograds_own_solutions_pass(tmp_path: Path) -> None:
     results = _check_all([(ex.name, template.reference_file(ex), None) for ex in catalog.EXERCISES], tmp_path)
     failed = {r.exercise: [f.message for f in r.findings] for r in results if not r.passed}
     assert not failed
 
 
+@pytest.mark.slow
 def test_fresh_stubs_fail_as_not_implemented(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     for ex in catalog.EXERCISES:
@@ -71,6 +73,7 @@ def test_fresh_stubs_fail_as_not_implemented(tmp_path: Path) -> None:
         assert not r.passed and r.findings[0].kind == "not_implemented", (r.exercise, [f.message for f in r.findings])
 
 
+@pytest.mark.slow
 def test_planted_mistakes_are_named(tmp_path: Path) -> None:
     catalogue = MISTAKES + SECOND_BATCH + THIRD_BATCH
     per_exercise = {ex.name: sum(m.exercise == ex.name for m in catalogue) for ex in catalog.EXERCISES}
@@ -228,6 +231,7 @@ ALTERNATIVES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+@pytest.mark.slow
 def test_correct_solutions_written_differently_pass(tmp_path: Path) -> None:
     results = _check_all([(name, code, None) for name, _, code in ALTERNATIVES], tmp_path)
     failed = {what: [f.message for f in r.findings] for (_, what, _), r in zip(ALTERNATIVES, results) if not r.passed}
@@ -239,6 +243,7 @@ RUNAWAY_LIMIT, KILL_SLACK = 3.0, 3.0
 
 
 @pytest.mark.parametrize("what, code, kind", RUNAWAYS, ids=[r[0] for r in RUNAWAYS])
+@pytest.mark.slow
 def test_a_runaway_file_is_one_line_within_the_limit(tmp_path: Path, what: str, code: str, kind: str) -> None:
     path = tmp_path / "linear.py"
     path.write_text(code)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mistakes import LAYER_NORM_NO_MEAN_PATH
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,6 +35,7 @@ def _sessions(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+@pytest.mark.slow  # the guide's whole session, command by command
 def test_the_guides_session_prints_what_it_shows(tmp_path: Path) -> None:
     text = PAGE.read_text()
     attempt = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)

@@ -218,6 +218,7 @@ def test_the_report_names_whose_pieces_ran_in_the_gpt(tmp_path: Path) -> None:
         assert any("no backward yet" in note for note in stub.notes)
 
 
+@pytest.mark.slow
 def test_reverse_reaches_the_target_on_the_learners_pieces(tmp_path: Path) -> None:
     """The whole default recipe (600 steps) on the learner's pieces, as the issue's done-when asks."""
     ws = make_workspace(tmp_path / "ws", GPT_EXERCISES)
@@ -292,6 +293,7 @@ def test_learner_is_refused_where_it_does_not_apply(tmp_path: Path, capsys) -> N
 
 
 # ---------------------------------------------------------------------------- the run folder
+@pytest.mark.slow
 def test_the_run_folder_records_the_learners_pieces_and_still_loads(tmp_path: Path, capsys) -> None:
     ws = make_workspace(tmp_path / "ws", GPT_EXERCISES)
     run = tmp_path / "run"

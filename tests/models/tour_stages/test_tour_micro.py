@@ -11,16 +11,21 @@ import models.tour_stages.micro as demo
 import models.training.lm
 
 
+@pytest.mark.slow
 def test_the_stage_trains_samples_and_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     said: list[str] = []
     assert demo.tour_stage(tmp_path, said.append) is True
     text = "\n".join(said)
     assert "steps on the graph engine" in text and "largest loss difference" in text
+    # it says what it writes (the training text and the run folder), and quotes no "issue's number"
+    assert said[0].startswith(f"wrote {tmp_path / 'micro_gpt' / 'stand_in_words.txt'} ") and str(tmp_path / "micro_gpt" / "run") in said[0]
+    assert "issue" not in text
     samples = [line for line in said if line.startswith(f"{demo.N_SAMPLES} samples at temperature")]
     assert len(samples) == 1 and len(samples[0].split(": ", 1)[1].split(", ")) == demo.N_SAMPLES
     assert (tmp_path / "micro_gpt" / "run" / "checkpoint.npz").is_file()
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_learn_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import engine
 from models.tour_stages.transformer import block_graph, block_problem, tour_stage
@@ -30,6 +31,7 @@ def test_the_drawing_boxes_every_sublayer() -> None:
     assert drawing.truncated == 0 and 0 < drawing.n_values < binary.n_values
 
 
+@pytest.mark.slow
 def test_tour_stage_passes_and_writes_the_drawing(tmp_path) -> None:
     lines: list[str] = []
     assert tour_stage(tmp_path, lines.append)

@@ -36,6 +36,7 @@ def reverse_run(tmp_path_factory):
     return folder, report
 
 
+@pytest.mark.slow
 def test_reverse_reaches_the_target_and_answers_a_prompt(reverse_run, capsys) -> None:
     folder, report = reverse_run
     assert report.metrics["test_exact_accuracy"] >= EXACT_TARGET
@@ -45,6 +46,7 @@ def test_reverse_reaches_the_target_and_answers_a_prompt(reverse_run, capsys) ->
     assert json_of(capsys)["samples"] == ["2 1 0 9 9"]
 
 
+@pytest.mark.slow
 def test_copy_reaches_the_target_through_the_cli(capsys) -> None:
     assert main(["train", "copy", "--json"]) == 0
     result = json_of(capsys)
@@ -56,6 +58,7 @@ def test_copy_reaches_the_target_through_the_cli(capsys) -> None:
     (["--prompt", "3 1 x 1 5"], "'x' is not in the vocabulary"),
     (["--prompt", "3 1 4 1 5", "--temperature", "-1"], "non-negative"),
 ])
+@pytest.mark.slow
 def test_bad_prompts_are_one_line_and_exit_2(reverse_run, capsys, argv, needle) -> None:
     folder, _ = reverse_run
     try:
@@ -85,6 +88,7 @@ def test_sampling_a_diverged_run_whose_weights_overflow_is_one_line(tmp_path, ca
     assert len(err) == 1 and "diverged run" in err[0] and "non-finite logits" in err[0], err
 
 
+@pytest.mark.slow
 def test_lines_learns_documents_from_a_file_and_writes_new_ones(tmp_path) -> None:
     names = tmp_path / "names.txt"
     names.write_text(NAMES)
@@ -112,6 +116,7 @@ def test_chars_reports_the_unigram_floor_and_notices_a_changed_file(tmp_path) ->
         train(resume=tmp_path / "run", train_options={"steps": 80})
 
 
+@pytest.mark.slow
 @needs_real_sigint
 def test_an_interrupted_gpt_run_resumes_bit_for_bit(tmp_path) -> None:
     settings = {"steps": 40, "eval_every": 10}
@@ -139,6 +144,7 @@ def test_gpt_options_go_to_gpt_tasks_only(capsys) -> None:
     assert "hidden" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_float32_trains_the_same_task(capsys) -> None:
     assert main(["train", "reverse", "--dtype", "float32", "--steps", "300", "--json"]) == 0
     result = json_of(capsys)
@@ -218,7 +224,7 @@ def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> N
     assert Samples("chars", "\n", ["\nab"]).text() == "\nab"
 
 
-def test_a_tiny_temperature_samples_the_argmax_without_a_numpy_warning(reverse_run, capsys) -> None:
+def test_a_tiny_temperature_draws_the_argmax_without_a_numpy_warning() -> None:
     """`sample --temperature 1e-320` printed numpy's "overflow encountered in divide" RuntimeWarning."""
     import warnings
 
@@ -228,6 +234,15 @@ def test_a_tiny_temperature_samples_the_argmax_without_a_numpy_warning(reverse_r
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert next_token(logits, 1e-320, None, np.random.default_rng(0)) == 1
+
+
+@pytest.mark.slow
+def test_a_tiny_temperature_samples_the_argmax_without_a_numpy_warning(reverse_run, capsys) -> None:
+    """The same through `twograd sample`: nothing on stderr."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         folder, _ = reverse_run
         assert main(["sample", "--run", str(folder), "--prompt", "3 1 4 1 5", "--temperature", "1e-320"]) == 0
     captured = capsys.readouterr()

@@ -183,9 +183,14 @@ def test_resume_extends_the_target_and_keeps_the_settings(finished_run) -> None:
         train("iris", resume=finished_run)
 
 
-def test_resume_of_a_finished_run_says_so(finished_run) -> None:
-    report = train(resume=finished_run, plots=False)
-    assert any("already at step 60" in n for n in report.notes)
+@pytest.mark.parametrize("steps", [None, 60, 30])
+def test_a_resume_with_nothing_to_train_is_refused_and_the_folder_kept(finished_run, steps) -> None:
+    """`--resume DIR --steps N` with N at or below the run's step rewrote the folder and said "(1200 steps, 0.00 s)"."""
+    before = tree_bytes(finished_run)
+    with pytest.raises(InputError, match=r"the run is already at step 60 and .*; give --steps above 60 to train further "
+                                         r"\(the folder is left as it is\)$"):
+        train(resume=finished_run, train_options={} if steps is None else {"steps": steps}, plots=False)
+    assert tree_bytes(finished_run) == before
 
 
 def test_resume_needs_a_run_folder(tmp_path) -> None:

@@ -46,6 +46,7 @@ def test_the_module_is_the_composed_manual_pair_and_accumulates(overrides) -> No
     np.testing.assert_allclose(model.logits(idx), cache.logits, rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_logits_and_loss_match_torch_with_the_weights_copied_in() -> None:
     torch = pytest.importorskip("torch")
     from models.zoo.gpt import _gpt_torch
