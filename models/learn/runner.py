@@ -166,7 +166,8 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
         loops = getattr(mod, task["loops"], None) if task.get("loops") else None
         if loops is not None:  # an edge case the loops form must survive too, on floats (e^1000 overflows there first)
             inputs = {n: before[n].copy() for n in names}
-            lo = _stage(rec, "loops", path, lambda: loops(*(inputs[n].tolist() for n in names), **static))
+            run_loops = loops  # narrowed to not-None here; a lambda would not keep that narrowing
+            lo = _stage(rec, "loops", path, lambda: run_loops(*(inputs[n].tolist() for n in names), **static))
             if "loops" not in rec:
                 rec["loops"] = store.put(lo)
         return rec
