@@ -8,8 +8,9 @@
    and, in headless Chromium, the page's load until the explorer is ready (navigation start to
    the end of its init, performance.now()).
 2. A 2,000-node graph steps under 50 ms per step in the browser: a 2,001-node chain (x, then
-   1,999 alternating `* c` and `tanh`, one constant used 1,000 times, drawn once per use), and a
-   1,863-node MLP (8-40-32-1) with only its parameter arrays folded. Timed in the page with
+   1,999 alternating `* c` and `tanh`, one constant used 1,000 times, drawn once per use: 3,000
+   boxes in one picture), and a 1,863-node MLP (8-40-32-1) given no `blocks=` (it opens folded
+   into its parameter arrays and layers, viz/explore/fold.py rule 5; its steps are painted there). Timed in the page with
    performance.now(): (a) the explorer's step function with its DOM update, every step one at a
    time; (b) a step until the next frame is painted (style, layout, scrolling to the step, paint,
    and the wait for the frame itself), every 25th step. (a)'s worst and (b)'s 95th percentile are
@@ -79,7 +80,7 @@ def python_side(out: Path) -> tuple[list[bool], dict[str, Path]]:
     print(
         f"chain: {len(chain.recording.nodes)} nodes, {chain.n_steps} steps, {len(chain.views[0].units)} boxes; explore + save {t1 - t0:.2f} s"
     )
-    wide, _ = mlp_graph((8, 40, 32, 1))  # no blocks: drawn unfolded, only its parameter arrays fold
+    wide, _ = mlp_graph((8, 40, 32, 1))  # no blocks: folded by its parameter arrays and the layers over them
     t0 = time.perf_counter()
     flat = explore(wide, title="2,000-node MLP")
     flat_path = flat.save(out / "wide.html")

@@ -48,7 +48,8 @@ def _check_loops(piece: str, x: Any) -> list:
 def softmax_loops(x: Any) -> list:
     """softmax over the last axis of nested lists: y_j = e^(x_j - m) / sum_k e^(x_k - m).
 
-    Each row is `engine.softmax`: on Values every output is one fused node over its row.
+    m is the row's largest entry as a plain float (no gradient flows through it; see the module's docstring).
+    twograd's own version hands each row to `engine.softmax` (one fused node per output on Values).
     """
     x = _check_loops("softmax", x)
     return map_rows(softmax_row, x)

@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -49,13 +51,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         o, _ = neuron_graph()
         neuron = explore(o, title="o = tanh(x1*w1 + x2*w2 + b)").save(Path(tmp) / "neuron.html")
-        shoot(neuron, "#step=10", OUT / "explore-neuron.png", "1250,560")
+        shoot(neuron, "#step=10", OUT / "explore-neuron.png", "1250,700")
         loss, blocks = mlp_graph()
         mlp = explore(loss, blocks=blocks, title="3-16-16-1 MLP on one example")
         page = mlp.save(Path(tmp) / "mlp.html")
         shoot(page, "#step=0", OUT / "explore-mlp-folded.png", "1250,640")
         layer1 = next(g.id for g in mlp.groups if g.name == "layer 1")
         shoot(page, f"#step=740&view={layer1 + 1}", OUT / "explore-mlp-group.png", "2150,560")
+        # a hand-derived dW1 wrong in one entry: the folded W1 box is painted by its worst entry
+        W1 = np.array([[v.grad for v in row] for row in blocks["W1"]])
+        W1[2, 5] *= -1
+        b1 = np.array([v.grad for v in blocks["b1"]])
+        wrong = explore(
+            loss, compare={"W1": W1, "b1": b1}, blocks=blocks, title="3-16-16-1 MLP, dW1 wrong in one entry"
+        )
+        shoot(wrong.save(Path(tmp) / "compare.html"), "#step=0", OUT / "explore-compare.png", "1250,700")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
             print("\n" + check.failure_details(results))
     if args.html is not None:
         from models.check_explore import write_piece_page
+        from viz.explore.compare import short_number
 
         explorer = write_piece_page(args.names[0], args.html, seed=args.seed)
         painted = explorer.comparison
         assert painted is not None  # a piece's page always compares the manual gradients
         if not args.json:
-            print(f"wrote {args.html}: {len(painted.disagree)} of {len(painted.rel)} leaves disagree (relative error above {painted.tolerance:g})")
+            above = short_number(painted.tolerance)  # written as the page writes it
+            print(f"wrote {args.html}: {len(painted.disagree)} of {len(painted.rel)} leaves disagree (relative error above {above})")
     if not report["passed"]:
         print(f"twograd check: error: {report['error']}", file=sys.stderr)
         return 1

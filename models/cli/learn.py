@@ -6,7 +6,8 @@
     twograd learn check NAME           grade it: forward on fixed, random and edge cases, backward three ways;
                                        exit 0 pass, 1 fail, with the diagnosis of what is wrong;
                                        --html FILE paints a wrong gradient on twograd's graph (viz.explore)
-    twograd learn hint NAME            a hint: --level 1 says where to look, higher levels give the formula
+    twograd learn hint NAME            a hint: --level 1 says where to look (first at what your last check found),
+                                       the next gives the formula with the derivation; never the code
     twograd learn solution NAME        where twograd's own version lives
 
 The workspace DIR (default ./twograd-learn) holds your files and progress.json.
@@ -45,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            help="on a wrong gradient, write the step-through page of twograd's graph with yours painted on it")
         if name == "hint":
             s.add_argument("--level", type=types.whole_number(1), default=1,
-                           help="1: where to look (default); 2: the formula; 3: the details, if there are more")
+                           help="1: where to look, after your last check's diagnosis (default); 2: the formula and the derivation; "
+                                "3: the details, where there are more")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,14 +74,8 @@ def run(args: argparse.Namespace) -> int:
                   + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
         return 0
     if action == "hint":
-        level = min(args.level, len(ex.hints))
-        more = level < len(ex.hints)
-        if args.json:
-            print_json({"exercise": ex.name, "level": level, "levels": len(ex.hints), "hint": ex.hints[level - 1]})
-        else:
-            print(f"hint {level} of {len(ex.hints)} for {ex.name}: {ex.hints[level - 1]}")
-            if more:
-                print(f"(the next one: twograd learn hint {ex.name} --level {level + 1})")
+        h = report.hint_info(ex, directory, args.level)
+        print_json(h) if args.json else print(report.format_hint(h))
         return 0
     if action == "solution":
         places = ex.solution()

@@ -49,7 +49,7 @@ def big_logits(shape: tuple[int, ...], scale: float = 1000.0, targets: bool = Fa
         x = np.round(rng.standard_normal(shape)) * scale + rng.standard_normal(shape)
         static = {"targets": rng.integers(0, shape[-1], size=shape[:-1])} if targets else {}
         return {"logits" if targets else "x": x}, static
-    return EdgeCase(f"logits of +-{scale:g}: {shape}", make, "forward")
+    return EdgeCase(f"logits of +-{scale:g}: {shape}", make, "forward", loops=True)
 
 
 def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta: float | None = None) -> EdgeCase:
@@ -57,7 +57,7 @@ def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta:
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs = {n: rng.standard_normal(B) * scale for n in names}
         return inputs, ({"beta": beta} if beta is not None else {})
-    return EdgeCase(f"margins of +-{scale:g}", make, "forward")
+    return EdgeCase(f"margins of +-{scale:g}", make, "forward", loops=True)
 
 
 def masked_row() -> EdgeCase:
@@ -68,6 +68,32 @@ def masked_row() -> EdgeCase:
         mask[1, :] = False
         return {"q": q, "k": k, "v": v}, {"mask": mask}
     return EdgeCase("a fully masked row", make, "raises")
+
+
+def big_scores() -> EdgeCase:
+    """Queries of size ~1000: the scores q k^T / sqrt(d) reach +-1000, so a softmax without its max shift overflows."""
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
+        q = rng.standard_normal((3, 4)) * 1000.0
+        k, v = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+        return {"q": q, "k": k, "v": v}, {}
+    return EdgeCase("scores of +-1000", make, "forward", loops=True)
+
+
+def big_inputs(name: str, shape: tuple[int, ...], scale: float = 1000.0) -> EdgeCase:
+    """Entries of +-scale: e^1000 overflows a float, so an activation written from exponentials must pick its form by sign."""
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
+        return {name: rng.choice([-scale, scale], shape)}, {}
+    return EdgeCase(f"inputs of +-{scale:g}", make, "forward", loops=True)
+
+
+def mha_big_scores() -> EdgeCase:
+    """Inputs of size ~100 with identity projections: the scores reach the thousands (a softmax without its shift overflows)."""
+    def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
+        B, T, C, H = 1, 3, 4, 2
+        x = rng.standard_normal((B, T, C)) * 100.0
+        eye = np.eye(C)
+        return {"xq": x, "xkv": x.copy(), "Wq": eye, "Wk": eye.copy(), "Wv": eye.copy(), "Wo": eye.copy()}, {"n_heads": H}
+    return EdgeCase("scores in the thousands: H=2, C=4", make, "forward", loops=True)
 
 
 def mha_odd_heads() -> EdgeCase:
@@ -134,10 +160,17 @@ def know_tanh(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowle
 
 
 def know_linear(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
+    """The bias's gradient summed over the wrong axes: b is broadcast over every row (B, or B and T)."""
     rows = int(np.prod(inputs["x"].shape[:-1]))
     G = R.reshape(rows, -1)
-    return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {},
-                     variants={"db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})})
+    variants: dict[str, tuple[str, dict[str, np.ndarray]]] = {
+        "db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})}
+    if rows > 1:
+        variants["db is the first row's gradient only: not summed over the broadcast batch axis"] = ("axis", {"b": G[0]})
+    if R.ndim == 3 and R.shape[1] > 1:
+        variants[f"db summed over the batch axis 0 only: b is broadcast over T (axis 1, length {R.shape[1]}) too; "
+                 "sum over both"] = ("axis", {"b": R.sum(axis=0)})
+    return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {}, variants=variants)
 
 
 def know_layer_norm(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:

@@ -55,7 +55,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "softmax", "Phase 0", "a stable softmax",
         _trio("nn.softmax", "softmax"), ("nn.softmax", "nn.softmax:softmax_backward"),
-        "The Jacobian dy_i/dx_j = y_i (delta_ij - y_j), and the vector-Jacobian product it gives.", (),
+        "dx from dy (both (..., C)) through the Jacobian of a row's softmax, dy_i/dx_j for every pair i, j of the row.", (),
         ("Look at the largest logit: what is e^1000 in float64? The result does not change if you subtract a constant from a row.",
          "Differentiate y_i = e^(x_i) / S: dy_i/dx_j = y_i delta_ij - y_i y_j. Both terms matter.",
          "dx_j = sum_i dy_i dy_i/dx_j = y_j (dy_j - sum_i dy_i y_i), over the last axis only."),
@@ -94,15 +94,16 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "activations", "Phase 1", "sigmoid, ReLU and tanh",
         _trio("nn.activations", "sigmoid") + _trio("nn.activations", "relu") + _trio("nn.activations", "tanh"),
-        ("nn.activations:sigmoid_backward", "nn.activations:relu_backward", "nn.activations:tanh_backward"),
-        "Each derivative written with the output it cached: s (1 - s), 1[x > 0], 1 - tanh^2.", ("value",),
+        ("nn.activations:sigmoid_forward", "nn.activations:relu_forward", "nn.activations:tanh_forward",
+         "nn.activations:sigmoid_backward", "nn.activations:relu_backward", "nn.activations:tanh_backward"),
+        "Each activation's derivative, written with what its forward cached, and dx = dout times it (elementwise).", ("value",),
         ("Look at what forward already computed: each derivative can be written with the output alone.",
          "sigmoid' = s (1 - s); relu' = 1 where x > 0 else 0; tanh' = 1 - tanh^2.",
          "For large |x|, write tanh and sigmoid so that no e^|x| is formed (np.tanh; a sigmoid split by sign)."),
-        PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(_f32("sigmoid", 2),)),
+        PieceGrader(_spec("sigmoid", "sigmoid", knowledge=c.know_sigmoid, edge=(c.big_inputs("x", (2, 3)), _f32("sigmoid", 2))),
                     _spec("relu", "relu", edge=(_f32("relu", 2),)),
                     _spec("tanh", "tanh", knowledge=c.know_tanh,
-                          edge=(c.EdgeCase("inputs of +-1000", lambda rng: ({"x": rng.choice([-1000.0, 1000.0], (2, 3))}, {}), "forward"),
+                          edge=(c.big_inputs("x", (2, 3)),
                                 _f32("tanh", 2)))),
     ),
     Exercise(
@@ -135,7 +136,7 @@ EXERCISES: tuple[Exercise, ...] = (
             contract="Plain gradient descent for `steps` steps. loss_and_grad(params) -> (loss, grads), grads keyed by "
                      "parameter name like params;\nupdate every params[name] IN PLACE, p <- p - lr dL/dp; return the list of the "
                      "`steps` losses, each taken before its step's update."),),
-        ("nn.optim:SGD", "models.training.trainer"),
+        ("nn.optim:SGD",),  # the update rule; what train must do is its contract (the Trainer's docstring is about runs)
         "Gradient descent: p <- p - lr dL/dp, repeated; the loss goes down.", ("mlp",),
         ("Look at where the parameters live: update the arrays in params in place, every step.",
          "Each step: loss, grads = loss_and_grad(params); then p -= lr * grads[name] for each parameter; keep the loss.",
@@ -152,7 +153,7 @@ EXERCISES: tuple[Exercise, ...] = (
          "dV = P^T dO; dP = dO V^T; dS = P * (dP - sum_j dP P) (softmax's Jacobian); dq = dS k / sqrt(d), dk = dS^T q / sqrt(d).",
          "A row with no key allowed has no softmax: raise ValueError for it."),
         PieceGrader(_spec("attention", "attention", knowledge=c.know_attention, max_full_cases=6,
-                          edge=(c.masked_row(), _f32("attention", 1)))),
+                          edge=(c.masked_row(), c.big_scores(), _f32("attention", 1)))),
     ),
     Exercise(
         "causal_mask", "Phase 2", "the causal mask",
@@ -170,13 +171,13 @@ EXERCISES: tuple[Exercise, ...] = (
         ("Look at the head width: each head attends with d = C / H, so its scale is 1/sqrt(C / H).",
          "Split: (B, T, C) -> (B, H, T, C/H); attention per head; merge back; the backward reverses each reshape.",),
         PieceGrader(_spec("mha", "mha", knowledge=c.know_mha, max_full_cases=3,
-                          edge=(c.mha_odd_heads(), _f32("mha", 3)))),
+                          edge=(c.mha_odd_heads(), c.mha_big_scores(), _f32("mha", 3)))),
     ),
     # ------------------------------------------------------------------ Phase 3
     Exercise(
         "embedding", "Phase 3", "token embeddings",
         _trio("nn.embedding", "embedding"), ("nn.embedding:embedding_forward", "nn.embedding:embedding_backward"),
-        "dW of a table lookup: each row of dW collects the upstream gradient of every position holding its id.", (),
+        "dW (V, C) of a table lookup out = W[ids]; the ids are integers and get no gradient.", (),
         ("Look at an id that appears twice: its row of dW must receive both positions' gradients.",
          "dW[v] = sum over positions p with ids[p] = v of dout[p]; np.add.at adds repeated indices, dW[ids] += does not."),
         PieceGrader(_spec("embedding", "embedding", knowledge=c.know_embedding, edge=(_f32("embedding", 1),))),
@@ -209,7 +210,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "residual", "Phase 3", "the residual connection",
         _trio("nn.residual", "residual"), ("nn.residual:residual_forward", "nn.residual:residual_backward"),
-        "y = x + f: the gradient reaches both, unchanged.", (),
+        "y = x + f: dx and df from dy, each the shape of y.", (),
         ("Look at y = x + f: what is dy/dx, and dy/df?",
          "dx = dout and df = dout: the skip path hands the gradient straight through."),
         PieceGrader(_spec("residual", "residual", knowledge=c.know_residual, edge=(_f32("residual", 1),))),
@@ -252,7 +253,7 @@ EXERCISES: tuple[Exercise, ...] = (
         PieceGrader(_spec("distillation", "distillation", knowledge=c.know_distillation,
                           edge=(c.EdgeCase("logits of +-1000", lambda rng: ({"logits": rng.choice([-1000.0, 1000.0], (3, 4))},
                                  {"teacher_logits": rng.choice([-1000.0, 1000.0], (3, 4)), "targets": rng.integers(0, 4, 3),
-                                  "temperature": 2.0, "alpha": 0.5}), "forward"),
+                                  "temperature": 2.0, "alpha": 0.5}), "forward", loops=True),
                                 _f32("distillation", 1)))),
     ),
     Exercise(

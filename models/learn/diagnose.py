@@ -40,6 +40,39 @@ KINDS: tuple[str, ...] = (
 )
 
 
+#: where to look first, per kind (`learn hint` after a failing check): what to look at, never the code; {what} is the
+#: wrong thing as the diagnosis named it ("dW", "softmax_forward output")
+LOOK_AT: dict[str, str] = {
+    "factor": "your {what} is right up to a constant factor: look for a mean's 1/B or 1/N, a 2 from a square, a "
+              "temperature or beta, each where the forward has it",
+    "sign": "your {what} has the wrong sign: follow each minus of the forward into its derivative",
+    "transposed": "your {what} is transposed: a gradient has the shape of its input; look at the order of the two "
+                  "factors of the product that gives it, and which one is transposed",
+    "axis": "your {what} is summed over the wrong axes: an input broadcast over rows (a bias, a gain) gets one "
+            "contribution per row, so its gradient sums over every axis it was broadcast along (the batch, and T "
+            "for a (B, T, ...) input) and keeps its own",
+    "missing_term": "your {what} misses one term of the derivation (the check named it): list every path by which "
+                    "the input reaches the output; each path is one term",
+    "zeros": "your {what} is all zeros: is it computed and returned (not a fresh np.zeros), and updated in place "
+             "where the caller keeps the array?",
+    "overwrite": "your {what} keeps one contribution where there are several: a node or a row used twice gets the "
+                 "sum of both uses (accumulate, do not replace)",
+    "overflow": "your {what} overflows on large inputs (the +-1000 case): an exp of a large number is inf; shift "
+                "first (a softmax does not change when you subtract the row max)",
+    "mask_order": "your {what} masks after the softmax: the mask goes on the scores, before it, so masked keys get "
+                  "weight exactly 0 and the rest still sum to 1",
+    "scale": "your {what} has a wrong scale of the scores: 1/sqrt(d), with d the width of one head",
+    "shape": "your {what} has the wrong type or shape: the message says what was expected (a forward returns "
+             "(out, cache); a backward a tuple of gradients, one per input, each its input's shape)",
+    "dtype": "your {what} changes the dtype: float32 in gives float32 out (make buffers like the input: "
+             "np.zeros_like, dtype=x.dtype)",
+    "mutated_input": "your {what} changes an array it was given: the caller still needs it; work on a copy",
+    "not_implemented": "{what} is not written yet",
+    "other": "your {what} is wrong in none of the known ways: compare yours with the expected number at the worst "
+             "index the check printed, on the smallest case",
+}
+
+
 @dataclass(frozen=True)
 class Tol:
     """An element agrees when |y - r| <= atol + rtol |r|."""
@@ -138,12 +171,14 @@ def classify(
     if y.shape != r.shape:
         if y.ndim == 2 and y.T.shape == r.shape and close(y.T, r, tol):
             return "transposed", "is the transpose of the right answer"
-        for axis in range(y.ndim):
-            if np.delete(np.array(y.shape), axis).tolist() == list(r.shape) and close(y.sum(axis=axis), r, tol):
-                return "axis", f"is not summed over axis {axis} (length {y.shape[axis]}): summed over it, it would be right"
-        for name, (kind, v) in variants.items():
+        for name, (kind, v) in variants.items():  # a named mistake says more than a bare axis
             if v.shape == y.shape and close(y, v, tol):
                 return kind, f"matches the mistake '{name}'"
+        for axis in range(y.ndim):
+            if np.delete(np.array(y.shape), axis).tolist() == list(r.shape) and close(y.sum(axis=axis), r, tol):
+                return "axis", (f"has shape {tuple(y.shape)}, expected {tuple(r.shape)}: it keeps an axis of length "
+                                f"{y.shape[axis]} (your axis {axis}) that the right answer sums over; summed over it, "
+                                f"it would be right")
         return "shape", f"has shape {tuple(y.shape)}, expected {tuple(r.shape)}"
     finite_r = np.isfinite(r)
     if not np.isfinite(y[finite_r]).all():

@@ -28,6 +28,28 @@ def resolve(ref: str) -> Any:
     return obj
 
 
+#: a module's docstring turns into the backward's derivation at its first paragraph that starts with one of these
+DERIVATION_STARTS: tuple[str, ...] = ("Gradient", "Backward", "Derivation", "`backward()`")
+
+
+def split_derivation(ref: str, doc: str) -> tuple[str, str]:
+    """(the forward's math, the backward's derivation) of the docstring of `ref`.
+
+    The rule: the docstring of a function or method named `*backward` is all derivation; any other
+    docstring is forward math up to its first paragraph that starts with one of DERIVATION_STARTS
+    ("Gradient (the derivation ...)" in nn.distill, "`backward()` is then ..." in engine.value), and
+    derivation from there on.
+    """
+    doc = doc.strip()
+    if ref.partition(":")[2].rsplit(".", 1)[-1].endswith("backward"):
+        return "", doc
+    paragraphs = doc.split("\n\n")
+    for i, para in enumerate(paragraphs):
+        if i and para.lstrip().startswith(DERIVATION_STARTS):
+            return "\n\n".join(paragraphs[:i]).strip(), "\n\n".join(paragraphs[i:]).strip()
+    return doc, ""
+
+
 @dataclass(frozen=True)
 class Fn:
     """One function (or class) the learner writes, named by twograd's own version of it.
@@ -101,14 +123,31 @@ class Exercise:
     def required(self) -> list[str]:
         return [f.name for f in self.functions if not f.optional]
 
-    def math_text(self) -> str:
-        """The math, from the library's own docstrings (module first, then each function's)."""
-        parts = []
+    def _split_math(self) -> tuple[list[str], list[str]]:
+        forward: list[str] = []
+        backward: list[str] = []
         for ref in self.math:
-            doc = inspect.getdoc(resolve(ref)) or ""
             title = ref.partition(":")[2] or ref
-            parts.append(f"[{title}]\n{doc.strip()}")
-        return "\n\n".join(parts)
+            ahead, derivation = split_derivation(ref, inspect.getdoc(resolve(ref)) or "")
+            if ahead:
+                forward.append(f"[{title}]\n{ahead}")
+            if derivation:
+                backward.append(f"[{title}]\n{derivation}")
+        return forward, backward
+
+    def math_text(self) -> str:
+        """The forward's math and what to derive, from the library's own docstrings (module first, then each
+        function's), WITHOUT the derivation of the backward (see `split_derivation`): `show` and the stub print it."""
+        return "\n\n".join(self._split_math()[0])
+
+    def derivation_text(self) -> str:
+        """The backward's derivation, from the same docstrings: given with the hint that gives the formula."""
+        return "\n\n".join(self._split_math()[1])
+
+    @property
+    def formula_level(self) -> int:
+        """The hint level that gives the formula (and with it the derivation): the second, or the only one."""
+        return min(2, len(self.hints))
 
     def solution(self) -> list[str]:
         """Where twograd's own version lives: 'file, function' per function, then the see-also places."""

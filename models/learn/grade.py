@@ -71,6 +71,8 @@ class EdgeCase:
     name: str
     make: Callable[[np.random.Generator], tuple[Inputs, Static]]
     mode: str = "full"
+    #: in "forward" mode, run the loops form too (on floats): an edge case it can overflow on (logits of +-1000)
+    loops: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,13 +154,13 @@ class PieceGrader:
         contexts: list[CaseContext] = []
         for spec in self.specs:
             piece = spec.reference()
-            runs: list[tuple[str, Callable, str]] = []
+            runs: list[tuple[str, Callable, str, bool]] = []
             for i, c in enumerate(piece.cases):
-                runs.append((c.name, c.make, "full" if i < spec.max_full_cases else "forward"))
-            runs += [(e.name, e.make, e.mode) for e in spec.edge]
+                runs.append((c.name, c.make, "full" if i < spec.max_full_cases else "forward", False))
+            runs += [(e.name, e.make, e.mode, e.loops) for e in spec.edge]
             if random_seed is not None:
-                runs += [(f"random (seed {random_seed}): {c.name}", c.make, "random") for c in piece.cases]
-            for case_name, make, mode in runs:
+                runs += [(f"random (seed {random_seed}): {c.name}", c.make, "random", False) for c in piece.cases]
+            for case_name, make, mode, with_loops in runs:
                 rng = np.random.default_rng(random_seed if mode == "random" else seed)
                 inputs, static = make(rng)
                 tid = f"t{len(tasks)}"
@@ -183,6 +185,8 @@ class PieceGrader:
                     "static": _static_for_child(static, arrays, tid), "forward": spec.forward,
                     "forward_only": mode != "full",
                 }
+                if mode == "forward" and with_loops:
+                    task["loops"] = spec.loops
                 if mode == "full":
                     assert ctx.R is not None  # set with the reference gradients above (full mode re-raises)
                     arrays[f"{tid}.R"] = ctx.R
@@ -215,6 +219,11 @@ def error_finding(err: dict[str, Any], where: str, case: str) -> Finding:
     line = f" ({err['where']})" if err.get("where") else ""
     if err["type"] == "NotImplementedError":
         return Finding("not_implemented", where, f"{where} is not written yet (it raises NotImplementedError){line}", case)
+    if err["type"] == "OverflowError":  # e^1000 on a float: the loops form of a softmax without the max shift
+        on = f" on the case {case!r}" if case else ""
+        return Finding("overflow", where, f"{where} overflowed{on}: {err['message']}{line}; write it so that no exp of "
+                                          f"a large number is formed (a softmax subtracts the row max first, a sigmoid "
+                                          f"picks its form by the sign of x)", case)
     return Finding("error", where, f"{where} raised {err['type']}: {err['message']}{line}", case)
 
 
@@ -222,6 +231,8 @@ def _stage_error(rec: dict[str, Any], stage: str, where: str, case: str) -> Find
     got = rec.get(stage)
     if isinstance(got, dict) and "error" in got:
         return error_finding(got["error"], where, case)
+    if isinstance(got, dict) and "message" in got:  # the child said what is wrong in its own sentence (a broken contract)
+        return Finding(got.get("kind", "other"), where, got["message"], case)
     if isinstance(got, dict) and "bad" in got:
         if stage == "backward":
             return Finding("shape", where, f"{where} returned {got['bad']}: return a tuple of gradients, one per input "
@@ -266,6 +277,27 @@ def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, know
     return Finding(kind, where, message, case, index, values)
 
 
+def _judge_loops_output(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any]) -> Finding | None:
+    """Their loops form's output (on floats) against ours; None when it agrees."""
+    lo = outcome.array(rec["loops"])
+    f = _compare(lo, np.asarray(ctx.ref_out, dtype=np.float64), f"{ctx.spec.loops} output", ctx.case, FORWARD_TOL,
+                 ctx.knowledge, "output")
+    if f is not None:
+        f.message += f" (case {ctx.case!r})"
+    return f
+
+
+def _judge_loops(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any]) -> list[Finding]:
+    """The loops form on a forward-only edge case (run on floats only): its error or its wrong output."""
+    bad = _stage_error(rec, "loops", ctx.spec.loops, ctx.case)
+    if bad is not None:
+        return [bad]
+    if isinstance(rec.get("loops"), dict) and "key" in rec["loops"]:
+        f = _judge_loops_output(outcome, ctx, rec)
+        return [] if f is None else [f]
+    return []
+
+
 def _get_many(outcome: sandbox.Outcome, rec: dict[str, Any], stage: str) -> list[np.ndarray] | None:
     got = rec.get(stage)
     if not (isinstance(got, dict) and "items" in got) or any("key" not in m for m in got["items"]):
@@ -300,8 +332,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
     if f is not None:
         f.message += f" (case {case!r})"
         out.append(f)
-    if ctx.mode != "full":  # "forward", "random": forward only
-        return out
+    if ctx.mode != "full":  # "forward", "random": forward only (and the loops form on an edge case that asks for it)
+        return out + _judge_loops(outcome, ctx, rec)
     bwd = spec.backward
     bad = _stage_error(rec, "backward", bwd, case)
     if bad is not None:
@@ -337,10 +369,8 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
     if bad is not None:
         out.append(bad)
     elif "loops" in rec:
-        lo = outcome.array(rec["loops"])
-        f = _compare(lo, np.asarray(ctx.ref_out, dtype=np.float64), f"{loops} output", case, FORWARD_TOL, ctx.knowledge, "output")
+        f = _judge_loops_output(outcome, ctx, rec)
         if f is not None:
-            f.message += f" (case {case!r})"
             out.append(f)
         else:
             bad = _stage_error(rec, "graph", f"{loops} on engine Values", case)

@@ -58,7 +58,7 @@ def learn_check(request: pytest.FixtureRequest) -> Callable[..., None]:
         path = workspace.exercise_file(folder, name)
         digest = sha256_file(path)
         result = grade.check(ex, path)
-        workspace.record(folder, name, result.passed, digest)
+        workspace.record(folder, name, result.passed, digest, result.findings[0].to_dict() if result.findings else None)
         if not result.passed:
             pytest.fail(report.format_check(result), pytrace=False)
 

@@ -154,12 +154,22 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
     if "forward" in rec:
         return rec
     if not (isinstance(pair, tuple) and len(pair) == 2):
-        rec["forward"] = {"bad": f"{task['forward']} must return (out, cache), got {type(pair).__name__}"
-                                 + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else "")}
+        name = type(pair).__name__
+        article = "an" if name[0] in "aeiou" or name == "ndarray" else "a"  # "an ndarray" as it is read: en-dee-array
+        got = f"{article} {name}" + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else "")
+        rec["forward"] = {"bad": "not (out, cache)", "kind": "shape",
+                          "message": f"{task['forward']} must return (out, cache), a tuple; it returned {got}"}
         return rec
     out, cache = pair
     rec["forward"] = store.put(out)
     if task.get("forward_only"):
+        loops = getattr(mod, task["loops"], None) if task.get("loops") else None
+        if loops is not None:  # an edge case the loops form must survive too, on floats (e^1000 overflows there first)
+            inputs = {n: before[n].copy() for n in names}
+            run_loops = loops  # narrowed to not-None here; a lambda would not keep that narrowing
+            lo = _stage(rec, "loops", path, lambda: run_loops(*(inputs[n].tolist() for n in names), **static))
+            if "loops" not in rec:
+                rec["loops"] = store.put(lo)
         return rec
     R = arrays[task["R"]]
     bwd = getattr(mod, task["backward"]) if task.get("backward") else None

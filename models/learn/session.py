@@ -26,7 +26,7 @@ def check_in_workspace(ex: Any, directory: str | Path, *, seed: int = 0, random_
                          + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
     digest = sha256_file(path)  # the bytes that were checked, not whatever is there when the check ends
     result = grade.check(ex, path, seed=seed, random_seed=random_seed, time_limit=time_limit or sandbox.DEFAULT_TIME_LIMIT)
-    workspace.record(directory, ex.name, result.passed, digest)
+    workspace.record(directory, ex.name, result.passed, digest, result.findings[0].to_dict() if result.findings else None)
     drew = None
     if html is not None:
         finding = draw.drawable(result.findings)

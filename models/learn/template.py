@@ -31,12 +31,45 @@ def _doc(text: str, indent: str) -> str:
     return textwrap.indent(f'r"""{text}\n"""', indent)
 
 
-def _function(fn: Fn) -> str:
+#: what every forward and backward of an nn piece returns (nn's conventions); in every stub's header and in `show`
+RETURN_CONTRACT = ("NAME_forward(...) returns (out, cache): the output and whatever your backward needs.\n"
+                   "NAME_backward(dout, cache) returns the tuple of the gradients of the loss with respect to the forward's\n"
+                   "inputs, in input order, each the shape of its input: a tuple even for one input, `return (dx,)`.")
+
+
+def gradient_names(ex: Exercise, stem: str) -> list[str]:
+    """The inputs `stem_backward` returns gradients of, in order: those of the piece's first case (as the grader makes it)."""
+    import numpy as np
+
+    from models.learn.grade import registry_piece
+
+    for spec in getattr(ex.grader, "specs", ()):
+        if spec.backward == f"{stem}_backward":
+            inputs, _ = registry_piece(spec.piece, spec.home).cases[0].make(np.random.default_rng(0))
+            return list(inputs)
+    return []
+
+
+def backward_contract(ex: Exercise, fn: Fn) -> str:
+    """What a backward takes and returns, by name and shape: what to derive, not how (the derivation is a hint)."""
+    stem = fn.name[: -len("_backward")]
+    names = gradient_names(ex, stem)
+    grads = ", ".join(f"d{n}" for n in names) + ("," if len(names) == 1 else "")
+    return "\n".join(textwrap.wrap(
+        f"dout: dL/d(out), the shape of {stem}_forward's output; cache: what your {stem}_forward returned with it. "
+        f"Return ({grads}): the gradient of the loss with respect to each input of {stem}_forward "
+        f"({', '.join(names)}), each the shape of that input, in input order, as a tuple.", width=100))
+
+
+def _function(ex: Exercise, fn: Fn) -> str:
     ref = fn.reference()
     doc = inspect.getdoc(ref) or ""
     if fn.alias:  # not one of our functions by that name: its contract, and where ours is
         doc = f"{fn.contract}\n\ntwograd's own version (a class there, one function here): {fn.location()}."
-    return f"def {fn.text_signature()}:\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
+    elif fn.name.endswith("_backward"):  # its docstring is the derivation: the stub says what to return, not how
+        doc = backward_contract(ex, fn)
+    head = "\n".join(textwrap.wrap(f"def {fn.text_signature()}:", width=110, subsequent_indent="        "))  # inside ( )
+    return f"{head}\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
 
 
 def _value_class() -> str:
@@ -54,17 +87,20 @@ def starting_file(ex: Exercise, workspace: str) -> str:
         head.append(f"Builds on: {', '.join(ex.builds_on)}.")
     head += ["", "Write the functions below with exactly these names and signatures; check your work with",
              f"    twograd learn check {ex.name} --dir {workspace}",
-             f"and ask for a hint with `twograd learn hint {ex.name}`.", "", "The math (from twograd's own docstrings):", "",
-             ex.math_text()]
-    parts = [_doc("\n".join(head), "")]
-    imports = "import numpy as np\n"
+             f"and ask for a hint with `twograd learn hint {ex.name}` (its formula level gives the derivation)."]
+    if any(f.name.endswith("_backward") for f in ex.functions):
+        head += ["", *RETURN_CONTRACT.split("\n"), "", "The math of the forward (from twograd's own docstrings):"]
+    else:
+        head += ["", "The math (from twograd's own docstrings):"]
+    head += ["", ex.math_text()]
+    imports = "import numpy as np  # noqa: F401\n"
     if any(f.name.endswith("_loops") for f in ex.functions):
-        imports += ("\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh\n"
-                    "from engine import exp, log, tanh, sqrt  # noqa: F401\n")
-    parts.append(imports)
-    for fn in ex.functions:
-        parts.append(_value_class() if ex.name == "value" else _function(fn))
-    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+        imports += ("\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh;\n"
+                    "# data_of(v) is the plain float of a Value (of a float: itself), for a constant such as a row's max\n"
+                    "from engine import data_of, exp, log, sqrt, tanh  # noqa: F401\n")
+    fns = [_value_class() if ex.name == "value" else _function(ex, fn) for fn in ex.functions]
+    # PEP 8: one blank line after the docstring, two around every top-level definition
+    return _doc("\n".join(head), "") + "\n\n" + imports + "\n\n" + "\n\n\n".join(f.rstrip("\n") for f in fns) + "\n"
 
 
 def test_file(ex: Exercise) -> str:

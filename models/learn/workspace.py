@@ -54,13 +54,27 @@ def read_progress(directory: str | Path) -> dict[str, Any]:
     return data["exercises"]
 
 
-def record(directory: str | Path, name: str, passed: bool, sha256: str) -> None:
-    """Write the result of one check into progress.json, atomically (the other exercises' records are kept)."""
+def record(directory: str | Path, name: str, passed: bool, sha256: str, diagnosis: dict[str, Any] | None = None) -> None:
+    """Write the result of one check into progress.json, atomically (the other exercises' records are kept);
+    `diagnosis` is a failing check's headline finding ({"kind", "input", "case", "message"}), for `learn hint`."""
     exercises = read_progress(directory)
     exercises[name] = {"status": "passed" if passed else "failing", "sha256": sha256,
                        "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if diagnosis and not passed:
+        exercises[name]["diagnosis"] = {k: diagnosis.get(k, "") for k in ("kind", "input", "case", "message")}
     text = json.dumps({"version": VERSION, "exercises": dict(sorted(exercises.items()))}, indent=2) + "\n"
     atomic_write(Path(directory) / PROGRESS, text.encode("utf-8"))
+
+
+def last_diagnosis(directory: str | Path, name: str) -> dict[str, Any] | None:
+    """The headline finding of the last check of DIR/NAME.py when it failed and the file is unchanged since; else None."""
+    path = exercise_file(directory, name)
+    if not path.is_file():
+        return None
+    rec = read_progress(directory).get(name) or {}
+    if rec.get("status") != "failing" or rec.get("sha256") != sha256_file(path) or not isinstance(rec.get("diagnosis"), dict):
+        return None
+    return rec["diagnosis"]
 
 
 @dataclass
@@ -106,10 +120,21 @@ def start(directory: str | Path, name: str) -> list[Path]:
     if existing:
         raise InputError(f"{existing[0]} already exists: it is yours, so learn start leaves it as it is "
                          f"(move it away to start over)")
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, text in targets.items():
-        atomic_write(path, text().encode("utf-8"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, text in targets.items():
+            atomic_write(path, text().encode("utf-8"))
+    except OSError as err:  # a folder that cannot be made or written: one line naming it, not errno's words alone
+        raise RunError(f"cannot write the workspace folder {directory}: {err.strerror or err}") from None
     return list(targets)
+
+
+def is_workspace(directory: str | Path) -> bool:
+    """A folder `twograd learn` made: it holds progress.json (a check ran there) or a test file `learn start` wrote."""
+    from models.learn import catalog
+
+    directory = Path(directory)
+    return (directory / PROGRESS).is_file() or any(test_file(directory, n).is_file() for n in catalog.names())
 
 
 def check_command(name: str, directory: str | Path) -> str:

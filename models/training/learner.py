@@ -41,7 +41,7 @@ import numpy as np
 
 from engine.atomic import sha256_file
 from engine.errors import InputError, RunError
-from models.learn.workspace import check_command, exercise_status, load_learner_module
+from models.learn.workspace import check_command, exercise_status, is_workspace, load_learner_module
 from models.zoo.kernels import NN_KERNELS, Kernel
 from nn.masks import causal_mask
 from nn.transformer_block import block_param_names
@@ -117,6 +117,9 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise InputError(f"--learner {folder}: no such folder (`twograd learn start NAME --dir {folder}` makes one)")
+    if not is_workspace(folder):
+        raise InputError(f"--learner {folder}: not a twograd learn workspace (no progress.json, no exercise started "
+                         f"there); make one with `twograd learn start NAME --dir {folder}`")
     pieces = task_pieces(task, model_config)
     kernels: dict[str, Kernel] = {}
     sha256: dict[str, str] = {}
@@ -241,6 +244,25 @@ def _far(ours: Any, theirs: Any) -> float | None:
     return float(np.max(np.abs(b.astype(np.float64) - a), initial=0.0) / (1.0 + np.max(np.abs(a), initial=0.0)))
 
 
+def _how_far(ours: Any, theirs: Any, gap: float | None) -> str:
+    """How theirs differs from ours, in words where the diagnosis can tell ("2x too big (factor)"), else the relative gap."""
+    from models.learn.diagnose import BACKWARD_TOL, classify
+
+    if ours is not None and theirs is not None:
+        a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs)
+        if b.dtype.kind in "fiu":
+            b = b.astype(np.float64)
+            kind, what = classify(b, a, tol=BACKWARD_TOL)
+            rr = float(np.sum(a * a))
+            c = float(np.sum(a * b)) / rr if a.shape == b.shape and rr > 0 else 0.0
+            if kind == "factor" and c:
+                size = f"{c:.3g}x too big" if abs(c) > 1 else f"{1 / c:.3g}x too small"
+                return f"{size} (factor)"
+            if kind != "other":
+                return f"it {what} ({kind})"
+    return "relative gap unknown" if gap is None else f"relative gap {gap:.3g}"
+
+
 def recheck(piece: str, k: Kernel, model_config: dict[str, Any], folder: Path) -> None:
     """Run the learner's pair once on a small case beside twograd's; InputError naming what differs."""
     exercise, stem = EXERCISE_OF[piece]
@@ -264,7 +286,8 @@ def recheck(piece: str, k: Kernel, model_config: dict[str, Any], folder: Path) -
     out, cache = result
     gap = _far(ref_out, out)
     if gap is None or gap > RECHECK_RTOL:
-        raise InputError(f"your {stem}_forward differs from twograd's on a check before training (relative gap {gap:.3g}); {fix}")
+        raise InputError(f"your {stem}_forward differs from twograd's on a check before training "
+                         f"({_how_far(ref_out, out, gap)}); {fix}")
     grads = call("backward", k.backward, dout.copy(), cache)
     if not isinstance(grads, tuple) or len(grads) != len(ref_grads):
         raise InputError(f"your {stem}_backward must return a tuple of {len(ref_grads)} gradients, got "
@@ -274,4 +297,4 @@ def recheck(piece: str, k: Kernel, model_config: dict[str, Any], folder: Path) -
         gap = _far(r, g)
         if gap is not None and gap > RECHECK_RTOL:
             raise InputError(f"your {stem}_backward's d{name} differs from twograd's on a check before training "
-                             f"(relative gap {gap:.3g}), though progress.json says it passed; {fix}")
+                             f"({_how_far(r, g, gap)}), though progress.json says it passed; {fix}")

@@ -195,6 +195,83 @@ def test_compare_takes_array_gradients_by_name() -> None:
     assert len(e.comparison.rel) == 48
 
 
+def test_a_folded_group_is_summarised_by_its_worst_compared_member_and_the_threshold_is_one_format() -> None:
+    """A compared leaf inside a folded box is not drawn: the box carries its members' worst error and count."""
+    loss, blocks = mlp_graph()
+    W1 = np.array([[v.grad for v in row] for row in blocks["W1"]])
+    W1_wrong = W1.copy()
+    W1_wrong[2, 5] *= -1
+    e = explore(loss, compare={"W1": W1_wrong, "b1": np.array([v.grad for v in blocks["b1"]])}, blocks=blocks)
+    data = e.data()["compare"]
+    by_name = {e.groups[g].name: summary for g, summary in data["groups"].items()}
+    assert set(by_name) == {"W1", "b1"}
+    w1 = by_name["W1"]
+    assert (w1["n"], w1["bad"], w1["cls"]) == (48, 1, "err3") and e.recording.nodes[w1["node"]].name == "W1[2,5]"
+    assert w1["rel"] == e.comparison.rel[w1["node"]] == 2.0  # |-g - g| / |g|
+    assert (by_name["b1"]["n"], by_name["b1"]["bad"], by_name["b1"]["cls"]) == (16, 0, "err0")
+    assert data["worst"] == w1["node"]
+    assert data["tolerance"] == "1e-6"  # as the legend writes its bins ("1e-10 .. 1e-6"), never "0.000001" or "1e-06"
+    assert all("1e-06" not in text and "0.000001" not in text for _, text in data["legend"])
+
+
+def test_the_page_knows_each_nodes_last_grad_step() -> None:
+    """A folded box counts a grad as done after its last contribution: the page gets that step per node."""
+    x = Value(3.0, "x")
+    y = x * x + x  # x gets three contributions
+    y.label = "y"
+    e = explore(y)
+    last = [n["l"] for n in e.data()["nodes"]]
+    writes = {}
+    for k, s in enumerate(e.recording.steps):
+        if s.kind != "forward":
+            writes.setdefault(s.node if s.kind == "seed" else e.recording.edges[s.edge].parent, []).append(k)
+    assert last == [writes[i][-1] for i in range(len(e.recording.nodes))]
+    assert len(writes[0]) == 3 and last[0] == e.n_steps - 1  # x: its third contribution is the last step
+
+
+def test_an_mlp_without_blocks_folds_into_its_layers() -> None:
+    loss, _ = mlp_graph()
+    e = explore(loss)
+    names = [g.name for g in e.groups]
+    assert names == ["x", "W1", "b1", "layer W1", "W2", "b2", "layer W2", "W3", "layer W3"]
+    sizes = {g.name: len(g.members) for g in e.groups}
+    assert sizes["layer W1"] == sizes["layer W2"] == 32  # 16 dots + 16 tanh
+    assert {g.rule for g in e.groups if g.name.startswith("layer")} == {"layer"}
+    assert len(e.views[0].units) <= 15  # a readable sheet, not 3 x 16 neurons side by side
+    assert e.layouts[0].width < 1000
+
+
+def test_one_layer_is_not_folded_away() -> None:
+    """Ops over one set of arrays (a single linear layer) stay drawn: folding them would hide everything."""
+    from engine import to_values
+    from nn.linear import linear_loops
+
+    rng = np.random.default_rng(1)
+    out = linear_loops(
+        to_values(rng.standard_normal((1, 3)), "x"), to_values(rng.standard_normal((3, 2)), "W"), [0.0, 0.0]
+    )
+    loss = dot([v for row in out for v in row], [1.0, -1.0])
+    e = explore(loss)
+    assert sorted(g.name for g in e.groups) == ["W", "x"]
+
+
+def test_a_long_label_is_named_by_its_op_in_the_steps_with_the_full_text_kept() -> None:
+    o, _ = neuron_graph()
+    rec = record(o)
+    add = next(n for n in rec.nodes if n.name == "x1*w1 + x2*w2")
+    assert add.short == f"add#{add.id}"
+    backward = [s for s in rec.steps if s.kind == "backward" and rec.edges[s.edge].parent == add.id][0]
+    assert (
+        backward.text == f"add#{add.id}.grad += ∂n/∂add#{add.id} * n.grad = 1 * 0.5 = 0.5;  add#{add.id}.grad: 0 -> 0.5"
+    )
+    assert backward.full.startswith("(x1*w1 + x2*w2).grad += ∂n/∂(x1*w1 + x2*w2) * n.grad")
+    forward = next(s for s in rec.steps if s.kind == "forward" and s.node == add.id)
+    assert forward.text == f"add#{add.id} = (x1*w1) + (x2*w2) = -6 + 0 = -6"  # names the node, then says what it is
+    assert all(n.short == n.name for n in rec.nodes if n.id != add.id)  # short labels are kept as they are
+    steps = explore(o).data()["steps"]
+    assert [s.get("f", s["t"]) for s in steps] == [s.full for s in rec.steps]
+
+
 def test_compare_names_a_key_it_cannot_find() -> None:
     o, _ = neuron_graph()
     with pytest.raises(Exception, match="'nope' is neither a Value of the graph nor a label"):

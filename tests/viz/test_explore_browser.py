@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import headless
+import numpy as np
 import pytest
 from explore_graphs import mlp_graph
 
@@ -206,3 +207,112 @@ def test_nan_and_infinite_numbers_reach_the_page(driver, tmp_path) -> None:
     }
     assert shown == {"x": ("NaN", "2"), "w": ("Infinity", "1"), "mul#2": ("NaN", "1"), "y": ("NaN", "1")}
     assert headless.console_errors(driver) == []
+
+
+def test_a_folded_box_holding_a_wrong_entry_is_painted_and_pointed_at(driver, tmp_path) -> None:
+    """The compared leaves sit inside folded boxes: each box is painted by its worst member and says how many
+    disagree; the worst is outlined and the legend opens its group, where the leaf itself is painted."""
+    loss, blocks = mlp_graph()
+    W1 = np.array([[v.grad for v in row] for row in blocks["W1"]])
+    W1[2, 5] *= -1
+    b1 = np.array([v.grad for v in blocks["b1"]])
+    e = explore(loss, compare={"W1": W1, "b1": b1}, blocks=blocks)
+    root = _open(driver, e.save(tmp_path / "mlp-compare.html"))
+    gid = {g.name: g.id for g in e.groups}
+    boxes = {u["key"]: u for u in _units(driver)}
+    w1, b1_box = boxes[f"g{gid['W1']}"], boxes[f"g{gid['b1']}"]
+    assert "err3" in w1["cls"] and "tg-disagree" in w1["cls"] and "tg-worst" in w1["cls"]
+    assert "err0" in b1_box["cls"] and "tg-disagree" not in b1_box["cls"]
+    assert not any(
+        c in boxes[f"g{gid['layer 1']}"]["cls"] for c in ("err0", "err1", "err2", "err3")
+    )  # nothing compared
+    text = lambda key: driver.find_element("css selector", f'.tg-unit[data-key="{key}"]').get_attribute("textContent")  # noqa: E731
+    assert "1 of 48 entries disagree" in text(f"g{gid['W1']}")
+    assert "0 of 16 entries disagree" in text(f"g{gid['b1']}")
+    legend = driver.find_element("css selector", ".tg-legend").text
+    assert "relative error above 1e-6" in legend and "0.000001" not in legend
+    assert "worst: W1[2,5]" in legend
+    driver.find_element("css selector", ".tg-open-worst").click()
+    headless.wait_for(driver, lambda d: root.get_attribute("data-view") == str(gid["W1"] + 1))
+    leaf = e.recording.index()[blocks["W1"][2][5]]
+    painted = [u for u in _units(driver) if "tg-disagree" in u["cls"]]
+    assert [int(u["node"]) for u in painted] == [leaf] and "tg-worst" in painted[0]["cls"]
+    assert headless.console_errors(driver) == []
+
+
+def test_a_folded_box_counts_a_grad_once_its_last_contribution_arrived(driver, tmp_path) -> None:
+    loss, blocks = mlp_graph()
+    e = explore(loss, blocks=blocks)
+    rec = e.recording
+    last = [n["l"] for n in e.data()["nodes"]]
+    first: dict[int, int] = {}
+    for k, s in enumerate(rec.steps):
+        if s.kind == "backward":
+            first.setdefault(rec.edges[s.edge].parent, k)
+    x = next(g for g in e.groups if g.name == "x")
+    # a step count at which x[0,2] has had a contribution but not its last: still accumulating
+    leaf = rec.index()[blocks["x"][0][2]]
+    k = first[leaf] + 1
+    assert k <= last[leaf]
+    root = _open(driver, e.save(tmp_path / "mlp.html"))
+    driver.execute_script(f"document.querySelector('.tg-explorer').tgExplorer.goTo({k})")
+    headless.wait_for(driver, lambda d: root.get_attribute("data-step") == str(k))
+    done = sum(1 for i in x.members if last[i] < k)
+    box = driver.find_element("css selector", f'.tg-unit[data-key="g{x.id}"]')
+    assert box.get_attribute("data-graded") == str(done) and done < len(x.members)
+    assert f"grads {done}/{len(x.members)}" in box.get_attribute("textContent")
+    _click_and_wait(driver, root, ".tg-end", e.n_steps)
+    assert box.get_attribute("data-graded") == str(len(x.members))
+    assert headless.console_errors(driver) == []
+
+
+def test_a_small_picture_is_scaled_to_fill_the_panel_and_zooms(driver, tmp_path) -> None:
+    o, _ = neuron_graph()
+    root = _open(driver, explore(o).save(tmp_path / "neuron.html"))
+    fill = (
+        "const c = document.querySelector('.tg-canvas'), s = document.querySelector('.tg-svg').getBoundingClientRect();"
+        " return [s.width / c.clientWidth, s.height / (0.75 * window.innerHeight), s.width];"
+    )
+    wide, high, width = driver.execute_script(fill)
+    assert max(wide, high) > 0.9 and wide <= 1.0 and high <= 1.0  # fills the panel in one direction, fits in both
+    zoom = float(root.get_attribute("data-zoom"))
+    assert zoom > 1.5  # dot's picture is 466 px wide
+    driver.find_element("css selector", ".tg-zoom-in").click()
+    headless.wait_for(driver, lambda d: float(root.get_attribute("data-zoom")) > zoom)
+    assert driver.execute_script(fill)[2] == pytest.approx(width * 1.25, rel=1e-3)
+    driver.find_element("css selector", ".tg-fit").click()
+    headless.wait_for(driver, lambda d: float(root.get_attribute("data-zoom")) == zoom)
+    assert headless.console_errors(driver) == []
+
+
+def test_the_key_says_what_the_boxes_and_the_dot_mean(driver, tmp_path) -> None:
+    o, _ = neuron_graph()
+    _open(driver, explore(o).save(tmp_path / "neuron.html"))
+    key = driver.find_element("css selector", ".tg-key").text
+    for words in (
+        "an input: a labelled leaf",
+        "not computed yet",
+        "a folded group",
+        "grad · : backward has not reached",
+    ):
+        assert words in key
+
+
+def test_the_step_text_uses_short_names_with_the_full_ones_on_hover(driver, tmp_path) -> None:
+    o, _ = neuron_graph()
+    e = explore(o)
+    root = _open(driver, e.save(tmp_path / "neuron.html"))
+    k = next(k for k, s in enumerate(e.recording.steps, 1) if s.full != s.text)
+    driver.execute_script(f"document.querySelector('.tg-explorer').tgExplorer.goTo({k})")
+    headless.wait_for(driver, lambda d: root.get_attribute("data-step") == str(k))
+    arith = driver.find_element("css selector", ".tg-arith")
+    assert arith.get_attribute("textContent") == e.recording.steps[k - 1].text
+    assert arith.get_attribute("title") == e.recording.steps[k - 1].full
+    assert "x1*w1 + x2*w2" not in arith.get_attribute("textContent")
+
+
+def test_when_every_compared_entry_agrees_nothing_is_outlined_as_worst(driver, tmp_path) -> None:
+    o, _ = neuron_graph()
+    _open(driver, explore(o, compare=neuron_manual_grad()).save(tmp_path / "agree.html"))
+    assert driver.find_elements("css selector", ".tg-worst") == []
+    assert "0 of 5 compared nodes disagree" in driver.find_element("css selector", ".tg-legend").text

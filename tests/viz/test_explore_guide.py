@@ -66,6 +66,6 @@ def test_the_commands_print_what_the_guide_says(tmp_path) -> None:
 
 def test_the_screenshots_it_shows_exist() -> None:
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", GUIDE.read_text(encoding="utf-8"))
-    assert len(images) == 3
+    assert len(images) == 4  # the neuron, the folded MLP, an opened group, a painted comparison
     for image in images:
         assert (GUIDE.parent / image).resolve().is_file(), image

@@ -18,6 +18,7 @@ where the manual backward first goes wrong; with leaves only, it is the first wr
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,11 @@ def relative_error(a: float, b: float, floor: float = DEFAULT_FLOOR) -> float:
     if not (math.isfinite(a) and math.isfinite(b)):
         return math.inf
     return abs(a - b) / max(abs(a), abs(b), floor)
+
+
+def short_number(x: float) -> str:
+    """A threshold as the page and the CLI both write it: "1e-6", "1e-10", "0.05" (no zero-padded exponent)."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), f"{x:g}")
 
 
 def bin_of(rel: float) -> str:

@@ -15,6 +15,11 @@
   var SVG = "http://www.w3.org/2000/svg";
   var made = 0; // explorers initialised in this document: each gets its own arrowhead id
   var PLAY_MS = 350; // one step per PLAY_MS while playing
+  // The picture's boxes and edges sit in <g> chunks of CHUNK: when a box's text changes, the browser
+  // recomputes the bounds of its chunk and of the chunks' parent, not a union over all 6,000 shapes of a
+  // 3,000-box picture (that union made a step's layout cost grow with the picture).
+  var CHUNK = 48;
+  var MAX_ZOOM = 2.5, ZOOM_STEP = 1.25; // a small picture grows to fit the panel up to MAX_ZOOM; +/- zoom by ZOOM_STEP
 
   // Numbers as the Python side sends them: a float, or "nan" / "inf" / "-inf" as strings.
   function num(x) { return typeof x === "number" ? x : Number(x === "nan" ? NaN : x.replace("inf", "Infinity")); }
@@ -43,6 +48,8 @@
     var shown = nodes.map(function (nd) { return nd.k !== "op"; });
     var grad = nodes.map(function () { return null; });
     var touches = nodes.map(function () { return 0; });
+    var groupOf = nodes.map(function () { return -1; }); // node -> its group (or -1)
+    data.groups.forEach(function (g, gi) { g.members.forEach(function (i) { groupOf[i] = gi; }); });
     var edgeBetween = {}; // "parent,child" -> graph edge ids (for colouring explain's paths)
     edges.forEach(function (e, id) { (edgeBetween[e[0] + "," + e[1]] = edgeBetween[e[0] + "," + e[1]] || []).push(id); });
 
@@ -65,6 +72,9 @@
     bar.appendChild(slider);
     var counter = el("span", { "class": "tg-counter" });
     bar.appendChild(counter);
+    button("zoom-out", "\u2212", "zoom out", function () { setZoom(zoom / ZOOM_STEP); });
+    button("fit", "fit", "fit the picture to the panel", function () { setZoom(fitZoom()); });
+    button("zoom-in", "+", "zoom in", function () { setZoom(zoom * ZOOM_STEP); });
     root.appendChild(bar);
     var crumb = el("div", { "class": "tg-crumb" });
     root.appendChild(crumb);
@@ -76,7 +86,19 @@
     root.appendChild(main);
     var stepBox = el("div", { "class": "tg-step" }), formulaBox = el("div", { "class": "tg-formula" });
     var pickBox = el("div", { "class": "tg-pick" }), legendBox = el("div", { "class": "tg-legend" });
-    [stepBox, formulaBox, pickBox, legendBox].forEach(function (b) { panel.appendChild(b); });
+    var keyBox = el("div", { "class": "tg-key" });
+    [stepBox, formulaBox, pickBox, legendBox, keyBox].forEach(function (b) { panel.appendChild(b); });
+    // What the boxes' colours and marks mean (the comparison's colours have their own legend above).
+    keyBox.appendChild(el("b", {}, "key"));
+    [["tg-key-input", "an input: a labelled leaf"], ["tg-key-op", "computed (its forward step has run)"],
+     ["tg-key-todo", "not computed yet: data ?"], ["tg-key-const", "a constant, drawn once per use"],
+     ["tg-key-group", "a folded group: click to open"], ["tg-key-cur", "the current step"]].forEach(function (r) {
+      var row = el("div", { "class": "tg-legend-row" });
+      row.appendChild(el("span", { "class": "tg-swatch " + r[0] }));
+      row.appendChild(el("span", {}, " " + r[1]));
+      keyBox.appendChild(row);
+    });
+    keyBox.appendChild(el("div", {}, "grad \u00b7 : backward has not reached the node yet"));
     if (data.layoutError) root.insertBefore(el("div", { "class": "tg-note" }, data.layoutError), main);
 
     // ------------------------------------------------------------------ drawing a view
@@ -86,10 +108,11 @@
     var overlay = null; // the picture's highlight layer: the current step's boxes and edges, drawn over it
     var pool = { path: [], rect: [] }; // its shapes, reused from step to step (no garbage per step)
     var stepRows = []; // without a picture: step index -> its row in the step table
+    var svgs = [], zoom = 1; // the picture and its highlight layer, drawn at `zoom` times dot's size
 
     function openView(v) {
       view = v;
-      units = {}; lines = []; lit = []; stepRows = []; overlay = null; pool = { path: [], rect: [] };
+      units = {}; lines = []; lit = []; stepRows = []; overlay = null; pool = { path: [], rect: [] }; svgs = [];
       canvas.textContent = "";
       var vw = data.views[v];
       crumb.textContent = "";
@@ -120,24 +143,30 @@
     function drawSvg(vw) {
       var svg = el("svg", { width: vw.w + 8, height: vw.h + 8, viewBox: "-4 -4 " + (vw.w + 8) + " " + (vw.h + 8), "class": "tg-svg" }, undefined, true);
       svg.appendChild(el("defs", {}, undefined, true)).appendChild(markerEl());
+      var chunk = null, edgeLayer = svg.appendChild(el("g", {}, undefined, true));
       vw.edges.forEach(function (e, idx) {
         var p = el("path", { d: e.d, "class": "tg-edge", "marker-end": "url(#" + arrowId + ")" }, undefined, true);
         if (e.ids.length > 1) p.appendChild(el("title", {}, e.ids.length + " edges", true));
-        svg.appendChild(p);
+        if (idx % CHUNK === 0) chunk = edgeLayer.appendChild(el("g", {}, undefined, true));
+        chunk.appendChild(p);
         lines[idx] = p;
       });
-      vw.units.forEach(function (u) {
+      var unitLayer = svg.appendChild(el("g", {}, undefined, true));
+      vw.units.forEach(function (u, idx) {
+        if (idx % CHUNK === 0) chunk = unitLayer.appendChild(el("g", {}, undefined, true));
         var g = el("g", { "class": "tg-unit tg-" + u.kind, "data-key": u.key }, undefined, true);
         g.appendChild(el("rect", { x: u.x, y: u.y, width: u.w, height: u.h, rx: u.kind === "group" ? 8 : 3 }, undefined, true));
-        var rows = u.kind === "const" ? 1 : 3, texts = [];
+        // a folded group holding compared nodes has a fourth line: how many of them disagree
+        var rows = u.kind === "const" ? 1 : u.kind === "group" && data.compare && data.compare.groups[u.ref] ? 4 : 3, texts = [];
         for (var r = 0; r < rows; r++) {
           var t = el("text", { x: u.x + u.w / 2, y: u.y + (r + 1) * u.h / (rows + 1) + 4, "class": "tg-t" + r }, "", true);
           g.appendChild(t);
           texts.push(t);
         }
         if (u.kind !== "group") g.setAttribute("data-node", String(u.ref));
+        if (u.kind !== "group" && nodes[u.ref].s) g.appendChild(el("title", {}, nodes[u.ref].s + " = " + nodes[u.ref].n + " (its name in the steps)", true));
         g.addEventListener("click", function (ev) { ev.stopPropagation(); clicked(u); });
-        svg.appendChild(g);
+        chunk.appendChild(g);
         units[u.key] = { el: g, texts: texts, unit: u };
       });
       svg.addEventListener("click", function () { pick(null); });
@@ -149,6 +178,24 @@
       stack.appendChild(svg);
       stack.appendChild(overlay);
       canvas.appendChild(stack);
+      svgs = [svg, overlay];
+      // Opened at the size that fills the panel, if that is bigger than dot's (a big picture keeps dot's
+      // size, readable, and scrolls; "fit" shrinks it to the panel).
+      setZoom(Math.min(MAX_ZOOM, Math.max(1, fitZoom())));
+    }
+
+    // The zoom at which the whole picture fits the panel (the canvas is at most 75% of the window high).
+    function fitZoom() {
+      var vw = data.views[view];
+      if (!svgs.length) return 1;
+      var cw = canvas.clientWidth - 2, ch = Math.max(200, 0.75 * window.innerHeight - 2);
+      return Math.max(0.05, Math.min(cw / (vw.w + 8), ch / (vw.h + 8)));
+    }
+    function setZoom(z) {
+      zoom = z;
+      var vw = data.views[view];
+      svgs.forEach(function (s) { s.setAttribute("width", (vw.w + 8) * z); s.setAttribute("height", (vw.h + 8) * z); });
+      root.setAttribute("data-zoom", z.toFixed(3));
     }
 
     function markerEl() {
@@ -193,28 +240,40 @@
       for (var j = 0; j < keys.length; j++) {
         var u = units[keys[j]];
         if (!u || u.unit.kind === "group") continue;
-        if (u.unit.kind === "const") { u.texts[0].textContent = nd.n; u.el.setAttribute("data-data", String(num(nd.d))); continue; }
-        u.texts[0].textContent = nd.op && nd.n.indexOf("#") < 0 ? nd.n + "  (" + nd.op + ")" : nd.n;
-        u.texts[1].textContent = "data " + (shown[i] ? fmt(num(nd.d)) : "?");
-        u.texts[2].textContent = "grad " + fmt(grad[i]);
-        u.el.classList.toggle("tg-done", shown[i]);
+        if (u.unit.kind === "const") { setText(u.texts[0], nd.n); u.el.setAttribute("data-data", String(num(nd.d))); continue; }
+        setText(u.texts[0], nd.op && nd.n.indexOf("#") < 0 ? nd.n + "  (" + nd.op + ")" : nd.n);
+        setText(u.texts[1], "data " + (shown[i] ? fmt(num(nd.d)) : "?"));
+        setText(u.texts[2], "grad " + fmt(grad[i]));
+        if (u.done !== shown[i]) { u.el.classList.toggle("tg-done", shown[i]); u.done = shown[i]; }
         if (shown[i]) u.el.setAttribute("data-data", String(num(nd.d))); else u.el.removeAttribute("data-data");
         if (grad[i] !== null) u.el.setAttribute("data-grad", String(grad[i])); else u.el.removeAttribute("data-grad");
       }
     }
 
-    // A folded group's box: its name, size, and how far forward/backward have got inside it.
-    function drawGroups() {
+    // A step changes one line of a box: the others are left alone (a text written, even unchanged, is laid out again).
+    function setText(t, text) {
+      if (t.tgText !== text) { t.textContent = text; t.tgText = text; }
+    }
+
+    // A folded group's box: its name, size, and how far forward/backward have got inside it. A grad
+    // counts as done only once its last contribution has arrived (the step past the node's last
+    // backward edge, nodes[i].l): a leaf used three times is still accumulating after its first.
+    function drawGroups(only) {
       data.groups.forEach(function (g, gi) {
+        if (only && !only[gi]) return;
         var u = units["g" + gi];
         if (!u) return;
-        var done = g.members.filter(function (i) { return shown[i] && nodes[i].k === "op"; }).length;
-        var ops = g.members.filter(function (i) { return nodes[i].k === "op"; }).length;
-        var graded = g.members.filter(function (i) { return grad[i] !== null; }).length;
-        u.texts[0].textContent = g.name;
-        u.texts[1].textContent = g.members.length + (g.members.length === 1 ? " node" : " nodes") + " \u00b7 in " + g.inputs.length + " \u00b7 out " + g.outputs.length;
-        u.texts[2].textContent = "fwd " + done + "/" + ops + " \u00b7 grads " + graded + "/" + g.members.length;
+        var done = 0, ops = 0, graded = 0;
+        for (var j = 0; j < g.members.length; j++) {
+          var nd = nodes[g.members[j]];
+          if (nd.k === "op") { ops += 1; if (shown[g.members[j]]) done += 1; }
+          if (nd.l >= 0 && k > nd.l) graded += 1;
+        }
+        setText(u.texts[0], g.name);
+        setText(u.texts[1], g.members.length + (g.members.length === 1 ? " node" : " nodes") + " \u00b7 in " + g.inputs.length + " \u00b7 out " + g.outputs.length);
+        setText(u.texts[2], "fwd " + done + "/" + ops + " \u00b7 grads " + graded + "/" + g.members.length);
         u.el.setAttribute("data-members", String(g.members.length));
+        u.el.setAttribute("data-graded", String(graded));
       });
     }
 
@@ -239,8 +298,12 @@
       var changed = {};
       while (k < target) { apply(steps[k]).forEach(function (i) { changed[i] = 1; }); k += 1; }
       while (k > target) { k -= 1; undo(steps[k]).forEach(function (i) { changed[i] = 1; }); }
-      for (var i in changed) drawNode(Number(i));
-      if (data.groups.length) drawGroups();
+      var groups = null;
+      for (var i in changed) {
+        drawNode(Number(i));
+        if (groupOf[i] >= 0) (groups = groups || {})[groupOf[i]] = 1;
+      }
+      if (groups) drawGroups(groups);
       showCurrent(true);
       if (k === n && timer) toggle();
     }
@@ -270,7 +333,8 @@
       var phase = s.k === "f" ? "forward" : s.k === "s" ? "backward starts" : "backward";
       stepBox.textContent = "";
       stepBox.appendChild(el("b", {}, "Step " + k + " (" + phase + ")"));
-      stepBox.appendChild(el("div", { "class": "tg-arith" }, s.t));
+      // short names in the text (a long label is "add#4"); the full names on hover
+      stepBox.appendChild(el("div", s.f ? { "class": "tg-arith", title: s.f } : { "class": "tg-arith" }, s.t));
       var op = nodes[s.n].op;
       formulaBox.textContent = op ? "local derivative of " + op + ": " + data.formulas[op] : "";
       var drawn = []; // drawn edge indices of this step in this view
@@ -413,16 +477,40 @@
       Object.keys(c.cls).forEach(function (i) {
         (vw.nodeUnits[i] || []).forEach(function (key) {
           var u = units[key];
-          if (!u) return;
-          if (u.unit.kind === "group") {
-            if (c.disagree.indexOf(Number(i)) >= 0) u.el.classList.add("tg-has-disagree");
-            return;
-          }
+          if (!u || u.unit.kind === "group") return;  // a folded box is painted by its worst member, below
           u.el.classList.add(c.cls[i]);
           if (c.disagree.indexOf(Number(i)) >= 0) u.el.classList.add("tg-disagree");
           if (Number(i) === c.first) u.el.classList.add("tg-first");
         });
       });
+      // A folded box holding compared nodes: painted by the worst relative error among them, and it says
+      // how many disagree (the nodes themselves are drawn only when the box opens).
+      Object.keys(c.groups).forEach(function (gi) {
+        var u = units["g" + gi], s = c.groups[gi];
+        if (!u) return;
+        u.el.classList.add(s.cls);
+        if (s.bad > 0) u.el.classList.add("tg-disagree");
+        u.el.setAttribute("data-worst-rel", String(num(s.rel)));
+        if (u.texts[3]) u.texts[3].textContent = s.bad + " of " + s.n + (s.n === 1 ? " entry disagrees" : " entries disagree");
+        var tip = el("title", {}, s.bad + " of " + s.n + " compared entries disagree; worst relative error " + fmt(num(s.rel)) +
+          " at " + nodes[s.node].n, true);
+        u.el.insertBefore(tip, u.el.firstChild);
+      });
+      // Point at the worst node: its box (or the folded box that holds it) is outlined, and the legend
+      // names it with a button that opens its group.
+      if (c.worst < 0) return;
+      var gw = groupOf[c.worst], where = vw.nodeUnits[c.worst] || [];
+      // (outlined only when something disagrees: a dark outline on a box that agrees would read as an error)
+      if (c.disagree.length) where.forEach(function (key) { if (units[key]) units[key].el.classList.add("tg-worst"); });
+      var line = el("div", { "class": "tg-worst-line" }, "worst: " + nodes[c.worst].n + ", relative error " + fmt(num(c.rel[c.worst])) +
+        (gw >= 0 ? ", in group " + data.groups[gw].name + " " : ""));
+      if (gw >= 0 && view !== gw + 1) {
+        var open = el("button", { "class": "tg-open-worst", type: "button" }, "open " + data.groups[gw].name);
+        open.addEventListener("click", function () { openView(gw + 1); });
+        line.appendChild(open);
+      }
+      legendBox.appendChild(line);
+      for (var w = 0; c.disagree.length && w < where.length; w++) if (units[where[w]]) { scrollTo(units[where[w]].el); break; }
     }
 
     root.addEventListener("keydown", function (ev) {

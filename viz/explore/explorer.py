@@ -27,7 +27,7 @@ from engine.explain import explain
 from engine.value import Value
 from viz.draw import RANKDIRS, RENDER_TIMEOUT_SECONDS, GraphvizError, GraphvizNotFound
 from viz.explore import page
-from viz.explore.compare import BINS, DEFAULT_FLOOR, DEFAULT_TOLERANCE, Comparison, bin_of, compare_grads
+from viz.explore.compare import BINS, DEFAULT_FLOOR, DEFAULT_TOLERANCE, Comparison, bin_of, compare_grads, short_number
 from viz.explore.fold import Group, find_groups
 from viz.explore.formulas import formula
 from viz.explore.layout import Layout, lay_out
@@ -98,6 +98,7 @@ class Explorer:
         """Everything the page shows, as JSON-ready lists (see explorer.js for how each is read)."""
         rec = self.recording
         values = rec.values
+        last = self._last_grad_steps()
         nodes = [
             {
                 "n": n.name,
@@ -107,13 +108,19 @@ class Explorer:
                 "g": _num(rec.grads[n.id]),
                 "eg": _num(values[n.id].grad),
                 "p": list(n.parents),
+                "l": last[n.id],
             }
             for n in rec.nodes
         ]
-        steps = [
-            {"k": s.kind[0], "n": s.node, "e": s.edge, "b": _num(s.before), "a": _num(s.after), "t": s.text}
-            for s in rec.steps
-        ]
+        for n, out in zip(rec.nodes, nodes):
+            if n.short != n.name:  # the name the steps' text uses (only where it differs: the page stays small)
+                out["s"] = n.short
+        steps = []
+        for s in rec.steps:
+            step = {"k": s.kind[0], "n": s.node, "e": s.edge, "b": _num(s.before), "a": _num(s.after), "t": s.text}
+            if s.full != s.text:
+                step["f"] = s.full  # the same arithmetic with full names: the hover text
+            steps.append(step)
         views = []
         for view, layout, err in zip(self.views, self.layouts, self.view_errors):
             units = []
@@ -161,10 +168,45 @@ class Explorer:
                 "cls": {i: bin_of(r) for i, r in c.rel.items()},
                 "disagree": c.disagree,
                 "first": c.first,
-                "tolerance": c.tolerance,
+                "tolerance": short_number(c.tolerance),
                 "legend": [[css, text] for _, css, text in BINS],
+                "groups": self._group_errors(),
+                "worst": max(c.rel, key=lambda i: (c.rel[i], -i)) if c.rel else -1,
             }
         return data
+
+    def _last_grad_steps(self) -> list[int]:
+        """By node id: the index of the last step that adds into its grad (its last backward edge, or the
+        seed), -1 if none. A folded box counts a grad as done once the step counter is past it."""
+        last = [-1] * len(self.recording.nodes)
+        for k, s in enumerate(self.recording.steps):
+            if s.kind == "seed":
+                last[s.node] = k
+            elif s.kind == "backward":
+                last[self.recording.edges[s.edge].parent] = k
+        return last
+
+    def _group_errors(self) -> dict[int, dict[str, Any]]:
+        """By group id, for groups holding compared nodes: how many were compared ("n"), how many disagree
+        ("bad"), the worst relative error ("rel", its legend class "cls") and its node ("node")."""
+        c = self.comparison
+        out: dict[int, dict[str, Any]] = {}
+        if c is None:
+            return out
+        bad = set(c.disagree)
+        for g in self.groups:
+            compared = [i for i in g.members if i in c.rel]
+            if not compared:
+                continue
+            worst = max(compared, key=lambda i: (c.rel[i], -i))
+            out[g.id] = {
+                "n": len(compared),
+                "bad": sum(i in bad for i in compared),
+                "rel": _num(c.rel[worst]),
+                "cls": bin_of(c.rel[worst]),
+                "node": worst,
+            }
+        return out
 
     def _explanations(self) -> dict[int, Any]:
         """engine.explain's largest paths for the labelled leaves (as many as EXPLAIN_BUDGET allows)."""

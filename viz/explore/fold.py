@@ -9,6 +9,11 @@ Rules, the first that claims a node wins (a node is in at most one group, groups
 3. A fused row: a `logsumexp` node and the `softmax` outputs over it, an `rrms` node and the
    `rms_norm` outputs over it (engine/fused_rows.py builds a row as these few nodes).
 4. A parameter array: leaves labelled "W1[0,1]", "W1[0,2]" ... are the group "W1".
+5. Without `blocks`, a layer: the unlabelled op nodes that depend on the same set of 2-D arrays
+   (x, W1 for the first layer of an MLP; x, W1, W2 for the second) are the group "layer W2",
+   named by the last of those arrays, when there are at least two such sets (one set is
+   one layer: nothing to tell apart, so the ops stay drawn). An MLP explored without
+   `blocks=` so opens as input -> W1 -> layer W1 -> W2 -> layer W2 ..., not one wide sheet.
 
 Automatic groups (rules 2-4) need at least MIN_GROUP_NODES members. Constants (unlabelled
 leaves) are never grouped by rules 2-4: they are drawn once per use, next to their consumer.
@@ -16,7 +21,7 @@ leaves) are never grouped by rules 2-4: they are drawn once per use, next to the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.errors import InputError
@@ -38,7 +43,7 @@ class Group:
 
     id: int
     name: str
-    rule: str  # "block", "prefix", "fused", "array"
+    rule: str  # "block", "prefix", "fused", "array", "layer"
     members: list[int]
     inputs: list[int]
     outputs: list[int]
@@ -107,6 +112,8 @@ def find_groups(rec: Recording, blocks: Mapping[str, object] | None = None) -> l
         if len(ids) >= MIN_GROUP_NODES:
             for i in ids:
                 claim(i, name, rule)
+    if not blocks:
+        _claim_layers(rec, owner, claim)
 
     members: dict[str, list[int]] = {}
     for i, owned_by in enumerate(owner):
@@ -119,6 +126,39 @@ def find_groups(rec: Recording, blocks: Mapping[str, object] | None = None) -> l
         outputs = [i for i in ids if i == rec.root or any(c not in inside for c in consumers[i])]
         groups.append(Group(len(groups), name, rule_of[name], ids, inputs, outputs))
     return groups
+
+
+def _claim_layers(rec: Recording, owner: list[str | None], claim: Callable[[int, str, str], None]) -> None:
+    """Rule 5 of the module docstring: unlabelled ops grouped by the set of 2-D arrays they depend on."""
+    arrays: dict[str, int] = {}  # a 2-D array group's name -> its bit, in order of first member (forward order)
+    for node in rec.nodes:
+        name = owner[node.id]
+        if name is not None and node.kind == "input" and "," in node.label and name not in arrays:
+            if node.label.split("[", 1)[0] == name:  # claimed by rule 4, not by a block or a prefix
+                arrays[name] = 1 << len(arrays)
+    if len(arrays) < 2:
+        return
+    names = list(arrays)
+    depends = [0] * len(rec.nodes)  # node id -> bitmask of the 2-D arrays it depends on
+    by_set: dict[int, list[int]] = {}
+    for node in rec.nodes:  # ids are topological: parents first
+        if node.kind == "input":
+            name = owner[node.id]
+            depends[node.id] = arrays.get(name, 0) if name is not None else 0
+            continue
+        mask = 0
+        for p in node.parents:
+            mask |= depends[p]
+        depends[node.id] = mask
+        if node.kind == "op" and not node.label and owner[node.id] is None and mask:
+            by_set.setdefault(mask, []).append(node.id)
+    if len(by_set) < 2:
+        return
+    for mask, ids in by_set.items():
+        if len(ids) >= MIN_GROUP_NODES:
+            name = f"layer {names[mask.bit_length() - 1]}"
+            for i in ids:
+                claim(i, name, "layer")
 
 
 def _consumer_lists(rec: Recording) -> list[list[int]]:

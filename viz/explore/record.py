@@ -25,6 +25,9 @@ from engine.value import Value, topological_order
 #: parents listed by name in a step's text; a fused op over more says "... and N more"
 PARENTS_SHOWN = 4
 NUMBER_FORMAT = ".6g"
+#: a label this short (and without spaces) names its node in a step's text; a longer one is replaced
+#: there by the op's word and the node's id ("add#4"), the full label shown on hover and on the box
+SHORT_NAME_CHARS = 12
 #: a name that reads as one operand without brackets
 _PLAIN = re.compile(r"^[\w\[\],.#:]+$")
 
@@ -46,6 +49,7 @@ class Node:
     kind: str
     parents: tuple[int, ...] = ()
     partials: tuple[float, ...] = ()
+    short: str = ""  # the name in a step's text: the label if short, else "add#4" (see SHORT_NAME_CHARS)
 
 
 @dataclass
@@ -64,7 +68,8 @@ class Step:
     """One step of the replay. kind "forward" (node), "seed" (node = root) or "backward" (edge).
 
     For "backward": `before`/`after` are the parent's grad around the step and `upstream` the
-    child's grad; for "seed" `after` is 1. `text` is the arithmetic the panel shows.
+    child's grad; for "seed" `after` is 1. `text` is the arithmetic the panel shows, nodes named
+    by their short names; `full` the same with every node's full name (the panel's hover text).
     """
 
     kind: str
@@ -74,6 +79,7 @@ class Step:
     upstream: float = 0.0
     before: float = 0.0
     after: float = 0.0
+    full: str = ""
 
 
 @dataclass
@@ -129,6 +135,15 @@ def _name(v: Value, i: int) -> str:
     return f"{OP_WORDS.get(op, op)}#{i}"
 
 
+def _short(v: Value, i: int, name: str) -> str:
+    if not v.label or (len(v.label) <= SHORT_NAME_CHARS and " " not in v.label):
+        return name
+    if not v.parents:
+        return f"leaf#{i}"
+    op = "**" if v.op.startswith("**") else v.op
+    return f"{OP_WORDS.get(op, op)}#{i}"
+
+
 def record(root: Value) -> Recording:
     """Replay forward and backward of the graph of `root` (see the module docstring)."""
     if not isinstance(root, Value):
@@ -140,22 +155,25 @@ def record(root: Value) -> Recording:
     for i, v in enumerate(order):
         parents = tuple(ids[p] for p in v.parents)
         kind = "op" if parents else ("input" if v.label or v is root else "const")  # a root is drawn even unlabelled
-        nodes.append(Node(i, _name(v, i), v.label, v.op, v.data, kind, parents, tuple(v.partials)))
+        name = _name(v, i)
+        nodes.append(Node(i, name, v.label, v.op, v.data, kind, parents, tuple(v.partials), _short(v, i, name)))
         for k, (p, d) in enumerate(zip(parents, v.partials)):
             edges.append(Edge(len(edges), p, i, k, d))
     edges_of: dict[int, list[Edge]] = {}
     for e in edges:
         edges_of.setdefault(e.child, []).append(e)
 
-    steps = [Step("forward", n.id, _forward_text(n, nodes)) for n in nodes if n.kind == "op"]
+    steps = [
+        Step("forward", n.id, _forward_text(n, nodes, short=True), full=_forward_text(n, nodes, short=False))
+        for n in nodes
+        if n.kind == "op"
+    ]
     grads = [0.0] * len(nodes)
     grads[-1] = 1.0
+    seed = "{0}.grad = 1  (∂{0}/∂{0})"
     steps.append(
         Step(
-            "seed",
-            len(nodes) - 1,
-            f"{ref(nodes[-1].name)}.grad = 1  (∂{ref(nodes[-1].name)}/∂{ref(nodes[-1].name)})",
-            after=1.0,
+            "seed", len(nodes) - 1, seed.format(ref(nodes[-1].short)), after=1.0, full=seed.format(ref(nodes[-1].name))
         )
     )
     for n in reversed(nodes):
@@ -164,27 +182,35 @@ def record(root: Value) -> Recording:
             before = grads[e.parent]
             after = before + e.partial * g
             grads[e.parent] = after
-            steps.append(Step("backward", n.id, _backward_text(e, nodes, g, before, after), e.id, g, before, after))
+            text, full = (_backward_text(e, nodes, g, before, after, short) for short in (True, False))
+            steps.append(Step("backward", n.id, text, e.id, g, before, after, full))
     return Recording(nodes, edges, steps, grads, order)
 
 
-def _forward_text(n: Node, nodes: list[Node]) -> str:
-    """ "y = a * b = 2 * 3 = 6" for a binary op and a constant power, "y = tanh(a) = tanh(0.5) = 0.462" otherwise."""
+def _forward_text(n: Node, nodes: list[Node], short: bool) -> str:
+    """ "y = a * b = 2 * 3 = 6" for a binary op and a constant power, "y = tanh(a) = tanh(0.5) = 0.462" otherwise.
+    short: nodes named by their short names ("add#4 = x1*w1 + x2*w2 = ..." names the node once, in full, by its operands)."""
+
+    def nm(m: Node) -> str:
+        return m.short if short else m.name
+
     if n.op in _INFIX and len(n.parents) == 2:
         a, b = nodes[n.parents[0]], nodes[n.parents[1]]
-        return f"{n.name} = {ref(a.name)} {n.op} {ref(b.name)} = {number(a.data)} {n.op} {number(b.data)} = {number(n.data)}"
+        return (
+            f"{nm(n)} = {ref(nm(a))} {n.op} {ref(nm(b))} = {number(a.data)} {n.op} {number(b.data)} = {number(n.data)}"
+        )
     if n.op.startswith("**") and len(n.parents) == 1:
         a = nodes[n.parents[0]]
-        return f"{n.name} = {ref(a.name)} ** {n.op[2:]} = {number(a.data)} ** {n.op[2:]} = {number(n.data)}"
+        return f"{nm(n)} = {ref(nm(a))} ** {n.op[2:]} = {number(a.data)} ** {n.op[2:]} = {number(n.data)}"
     shown = [nodes[p] for p in n.parents[:PARENTS_SHOWN]]
     more = f", ... {len(n.parents) - PARENTS_SHOWN} more" if len(n.parents) > PARENTS_SHOWN else ""
-    names = ", ".join(p.name for p in shown) + more
+    names = ", ".join(nm(p) for p in shown) + more
     numbers = ", ".join(number(p.data) for p in shown) + more
-    return f"{n.name} = {n.op}({names}) = {n.op}({numbers}) = {number(n.data)}"
+    return f"{nm(n)} = {n.op}({names}) = {n.op}({numbers}) = {number(n.data)}"
 
 
-def _backward_text(e: Edge, nodes: list[Node], upstream: float, before: float, after: float) -> str:
-    p, c = ref(nodes[e.parent].name), ref(nodes[e.child].name)
+def _backward_text(e: Edge, nodes: list[Node], upstream: float, before: float, after: float, short: bool) -> str:
+    p, c = (ref(nodes[i].short if short else nodes[i].name) for i in (e.parent, e.child))
     return (
         f"{p}.grad += ∂{c}/∂{p} * {c}.grad = {number(e.partial)} * {number(upstream)}"
         f" = {number(e.partial * upstream)};  {p}.grad: {number(before)} -> {number(after)}"

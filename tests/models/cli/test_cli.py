@@ -134,6 +134,33 @@ def test_tour_runs_every_stage(tmp_path: Path) -> None:
     assert [s["module"] for s in out["stages"]] == [m for _, m in STAGES]
     assert all(s["passed"] and s["lines"] for s in out["stages"])
     assert any((tmp_path / "tour").iterdir())
+    # docs/getting-started.md shows this run's output (times and the training numbers vary by machine):
+    # its stage titles, its piece table's names and its count of checks must be this tour's.
+    shown = _getting_started_tour_lines()
+    titles = [f"== {i}/{len(STAGES)}: {title} ==" for i, (title, _) in enumerate(STAGES, 1)]
+    assert [line for line in shown if line.startswith("== ")] == titles
+    pieces = "\n".join(out["stages"][1]["lines"]).splitlines()  # a stage may echo several lines at once
+    assert _counts_line(shown) == _counts_line(pieces), "docs/getting-started.md shows an old count of checks"
+    assert _piece_names(shown) == _piece_names(pieces), "docs/getting-started.md shows an old list of pieces"
+
+
+def _getting_started_tour_lines() -> list[str]:
+    """The lines of the first ```text block of docs/getting-started.md: what the tour prints there."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    return text.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+
+
+def _counts_line(lines: list[str]) -> str:
+    found = [line for line in lines if "(piece, parameter) checks passed over" in line]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _piece_names(lines: list[str]) -> list[str]:
+    """The first column of the stage-2 table, between its dashes row and the counts line."""
+    start = next(i for i, line in enumerate(lines) if line.startswith("piece ")) + 2
+    end = next(i for i, line in enumerate(lines) if "(piece, parameter) checks passed over" in line)
+    return [line.split()[0] for line in lines[start:end]]
 
 
 @pytest.mark.slow

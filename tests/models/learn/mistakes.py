@@ -908,3 +908,115 @@ THIRD_BATCH: tuple[Mistake, ...] = (
     Mistake("mha", "other", "no output projection", MHA_NO_OUTPUT_PROJECTION),
     Mistake("causal_mask", "other", "offset ignored", MASK_NO_OFFSET),
 )
+
+# ---------------------------------------------------------------------------- the fourth batch: planted by a review
+# (issue 19's fresh-eyed user): the numpy forms are right; only the loops form is naive, and only an edge case of
+# size +-1000 run on the loops form (on floats) can catch it.
+
+SOFTMAX_LOOPS_NO_SHIFT = '''import numpy as np
+from engine import exp
+from nn.softmax import softmax_forward, softmax_backward
+
+
+def softmax_loops(x):
+    if isinstance(x[0], list):  # leading axes: row by row
+        return [softmax_loops(row) for row in x]
+    es = [exp(v) for v in x]  # no max subtracted: exp(1000) overflows a float
+    s = sum(es)
+    return [e / s for e in es]
+'''
+
+CE_LOOPS_NO_SHIFT = '''import numpy as np
+from engine import exp, log
+from nn.losses import cross_entropy_forward, cross_entropy_backward
+
+
+def cross_entropy_loops(logits, *, targets):
+    total = 0.0
+    for row, t in zip(logits, targets):
+        total = total + log(sum(exp(z) for z in row)) - row[t]  # no max shift
+    return total / len(logits)
+'''
+
+ATTENTION_LOOPS_NO_SHIFT = '''import math
+import numpy as np
+from engine import exp
+from nn.attention import attention_forward, attention_backward
+
+
+def attention_loops(q, k, v, mask=None):
+    if mask is not None:  # broadcast to the scores' shape (..., Tq, Tk)
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), np.shape(q)[:-1] + (len(k) if not isinstance(k[0][0], list)
+                                                                                 else np.shape(k)[-2],)).tolist()
+    if isinstance(q[0][0], list):  # leading axes (B, H, ...): block by block
+        return [attention_loops(a, b, c, m) for a, b, c, m in zip(q, k, v, mask or [None] * len(q))]
+    d = len(q[0])
+    out = []
+    for i, qi in enumerate(q):
+        keys = [j for j in range(len(k)) if mask is None or mask[i][j]]
+        if not keys:
+            raise ValueError("a row with no key")
+        es = [exp(sum(a * b for a, b in zip(qi, k[j])) / math.sqrt(d)) for j in keys]  # no max shift
+        s = sum(es)
+        out.append([sum(es[n] / s * v[j][c] for n, j in enumerate(keys)) for c in range(len(v[0]))])
+    return out
+'''
+
+
+FOURTH_BATCH: tuple[Mistake, ...] = (
+    Mistake("softmax", "overflow", "the loops form without the max shift", SOFTMAX_LOOPS_NO_SHIFT),
+    Mistake("cross_entropy", "overflow", "the loops form's log-sum-exp without the max shift", CE_LOOPS_NO_SHIFT),
+    Mistake("attention", "overflow", "the loops form's softmax without the max shift", ATTENTION_LOOPS_NO_SHIFT),
+)
+
+LINEAR_FORWARD_ONLY_Y = '''from nn.linear import linear_loops, linear_backward
+
+
+def linear_forward(x, W, b):
+    return x @ W + b  # the cache forgotten: not (out, cache)
+'''
+
+LINEAR_DB_OVER_B_ONLY = '''import numpy as np
+from nn.linear import linear_loops, linear_forward, LinearCache
+
+
+def linear_backward(dout, cache):
+    x2, W = cache.x2, cache.W
+    d2 = dout.reshape(-1, W.shape[1])
+    dx = (d2 @ W.T).reshape(cache.x_shape)
+    return dx, x2.T @ d2, dout.sum(axis=0)  # summed over B only: on a (B, T, n) input T is left
+'''
+
+LINEAR_DB_FIRST_ROW = '''import numpy as np
+from nn.linear import linear_loops, linear_forward, LinearCache
+
+
+def linear_backward(dout, cache):
+    x2, W = cache.x2, cache.W
+    d2 = dout.reshape(-1, W.shape[1])
+    dx = (d2 @ W.T).reshape(cache.x_shape)
+    return dx, x2.T @ d2, d2[0]  # the first row's gradient only: not summed over the batch
+'''
+
+FOURTH_BATCH += (
+    Mistake("linear", "shape", "the forward returns only y, not (out, cache)", LINEAR_FORWARD_ONLY_Y),
+    Mistake("linear", "axis", "db summed over B only (T left) on a (B, T, n) input", LINEAR_DB_OVER_B_ONLY),
+    Mistake("linear", "axis", "db = the first row of dout (not summed over the batch)", LINEAR_DB_FIRST_ROW),
+)
+
+SIGMOID_LOOPS_NAIVE = '''import numpy as np
+from engine import exp
+from nn.activations import sigmoid_forward, sigmoid_backward
+from nn.activations import relu_loops, relu_forward, relu_backward
+from nn.activations import tanh_loops, tanh_forward, tanh_backward
+
+
+def sigmoid_loops(x):
+    if isinstance(x, list):
+        return [sigmoid_loops(v) for v in x]
+    return 1 / (1 + exp(-x))  # exp(1000) at x = -1000: pick the form by the sign of x
+'''
+
+FOURTH_BATCH += (
+    Mistake("activations", "overflow", "the sigmoid's loops form as 1 / (1 + e^-x) at x = -1000", SIGMOID_LOOPS_NAIVE),
+)

@@ -41,7 +41,7 @@ def test_plan_show_hint_solution(tmp_path: Path, capsys: pytest.CaptureFixture) 
     code, out, _ = run(capsys, "show", "linear", "--json")
     info = json.loads(out)
     assert [f["signature"] for f in info["functions"]] == ["linear_loops(x, W, b)", "linear_forward(x, W, b)", "linear_backward(dout, cache)"]
-    assert "dW = x^T @ G" in info["math"]  # nn/linear.py's own docstring
+    assert "y = x @ W + b" in info["math"] and "dW = x^T @ G" not in info["math"]  # the forward's docstring, not the derivation
     code, out, _ = run(capsys, "hint", "linear")
     assert code == 0 and out.startswith("hint 1 of 2 for linear:") and "--level 2" in out
     code, out, _ = run(capsys, "solution", "layer_norm")

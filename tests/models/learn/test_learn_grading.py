@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from mistakes import MISTAKES, RUNAWAYS, SECOND_BATCH, THIRD_BATCH
+from mistakes import FOURTH_BATCH, MISTAKES, RUNAWAYS, SECOND_BATCH, THIRD_BATCH
 
 from models.learn import catalog, grade, template, workspace
 from models.learn.diagnose import KINDS
@@ -75,7 +75,7 @@ def test_fresh_stubs_fail_as_not_implemented(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_planted_mistakes_are_named(tmp_path: Path) -> None:
-    catalogue = MISTAKES + SECOND_BATCH + THIRD_BATCH
+    catalogue = MISTAKES + SECOND_BATCH + THIRD_BATCH + FOURTH_BATCH
     per_exercise = {ex.name: sum(m.exercise == ex.name for m in catalogue) for ex in catalog.EXERCISES}
     assert len(catalogue) >= 45 and min(per_exercise.values()) >= 2, per_exercise
     assert {m.kind for m in catalogue} == set(KINDS)
@@ -89,7 +89,8 @@ def test_planted_mistakes_are_named(tmp_path: Path) -> None:
 
     print(f"\ndiagnosis names the planted kind for {len(catalogue) - len(misses)} of {len(catalogue)} mistakes ({rate:.0%}); "
           f"first batch {hits(MISTAKES)} of {len(MISTAKES)}, second {hits(SECOND_BATCH)} of {len(SECOND_BATCH)}, "
-          f"third (never tuned for) {hits(THIRD_BATCH)} of {len(THIRD_BATCH)}; misses: {misses}")
+          f"third (never tuned for) {hits(THIRD_BATCH)} of {len(THIRD_BATCH)}, fourth (a review's) "
+          f"{hits(FOURTH_BATCH)} of {len(FOURTH_BATCH)}; misses: {misses}")
     assert rate >= HIT_RATE_TARGET, misses
 
 

@@ -266,6 +266,7 @@ def test_a_wrong_backward_in_a_forged_progress_file_is_caught_by_the_recheck(tmp
     ws = make_workspace(tmp_path / "ws", MLP_EXERCISES, texts={"linear": WRONG_LINEAR})
     line = refused(capsys, "xor", "--learner", str(ws), "--out", str(tmp_path / "run"))
     assert "your linear_backward's dW differs from twograd's" in line and "twograd learn check linear" in line
+    assert "2x too big (factor)" in line  # in words, not a relative gap
     assert not (tmp_path / "run").exists()
 
 
