@@ -95,8 +95,8 @@ def header_10_12(folder: Path) -> None:
                 np.lib.format.write_array(buf, a, allow_pickle=False)
                 data = buf.getvalue()
                 if name == "losses":
-                    old = f"'shape': {a.shape}, }}".encode()
-                    data = data.replace(old + b" " * 14, b"'shape': (1000000000000,), }", 1)
+                    old, new = f"'shape': {a.shape}, }}".encode(), b"'shape': (1000000000000,), }"
+                    data = data.replace(old + b" " * (len(new) - len(old)), new, 1)  # the header keeps its length
                 zf.writestr(name + ".npy", data)
 
     _rewrite(folder, write)
