@@ -68,7 +68,9 @@ def ours_step_factory(x: Any, p: dict[str, Any], dout: Any) -> Callable[[], tupl
     return step
 
 
-def torch_step_factory(torch: Any, x: Any, p: dict[str, Any], dout: Any) -> tuple[Callable[[], None], Callable[[], list[Any]]]:
+def torch_step_factory(
+    torch: Any, x: Any, p: dict[str, Any], dout: Any
+) -> tuple[Callable[[], None], Callable[[], list[Any]]]:
     F = torch.nn.functional
     xt = torch.tensor(x, requires_grad=True)
     pt = {n: torch.tensor(a, requires_grad=True) for n, a in p.items()}
@@ -133,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             if not np.allclose(a, b, rtol=AGREE_RTOL, atol=AGREE_ATOL):
                 print(f"FAIL: {name} disagrees with torch (max abs diff {np.abs(a - b).max():.3e})")
                 return 1
-        print(f"torch {torch.__version__} agrees on out and all 9 gradients (rtol {AGREE_RTOL}, atol {AGREE_ATOL}); "
-              f"threads: torch {torch.get_num_threads()}, numpy BLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
+        print(
+            f"torch {torch.__version__} agrees on out and all 9 gradients (rtol {AGREE_RTOL}, atol {AGREE_ATOL}); "
+            f"threads: torch {torch.get_num_threads()}, numpy BLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
+        )
     else:
         print("torch is not installed: timing twograd alone (pip install 'twograd[oracle]' for the comparison)")
 
@@ -164,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch_med = statistics.median(torch_t)
     ratio = ours_med / torch_med
-    print(f"torch autograd + SDPA: median {torch_med * 1e3:7.3f} ms  (min {min(torch_t) * 1e3:.3f}, {len(torch_t)} steps)")
+    print(
+        f"torch autograd + SDPA: median {torch_med * 1e3:7.3f} ms  (min {min(torch_t) * 1e3:.3f}, {len(torch_t)} steps)"
+    )
     verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
     print(f"ratio ours/torch = {ratio:.2f}  (target <= {TARGET_RATIO})  {verdict}")
     return 0 if verdict == "PASS" else 1

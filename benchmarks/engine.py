@@ -172,7 +172,9 @@ def count_micrograd(root: Any) -> int:
 
 
 # ------------------------------------------------------------------ measurements
-def time_once(V: type, data: dict[str, Any], loss_fn: Callable[[dict[str, Any]], Any] = mlp_loss) -> tuple[float, float, float]:
+def time_once(
+    V: type, data: dict[str, Any], loss_fn: Callable[[dict[str, Any]], Any] = mlp_loss
+) -> tuple[float, float, float]:
     """(forward seconds, backward seconds, loss) for one fresh graph."""
     gc.collect()  # start from a clean heap: micrograd's graphs are cycles that only gc frees
     t0 = time.perf_counter()
@@ -184,8 +186,9 @@ def time_once(V: type, data: dict[str, Any], loss_fn: Callable[[dict[str, Any]],
     return t1 - t0, t2 - t1, float(loss.data)
 
 
-def graph_memory(V: type, data: dict[str, Any], count: Callable[[Any], int],
-                 loss_fn: Callable[[dict[str, Any]], Any] = mlp_loss) -> tuple[int, int]:
+def graph_memory(
+    V: type, data: dict[str, Any], count: Callable[[Any], int], loss_fn: Callable[[dict[str, Any]], Any] = mlp_loss
+) -> tuple[int, int]:
     """(bytes held by the forward graph, its node count)."""
     gc.collect()
     tracemalloc.start()
@@ -279,7 +282,9 @@ def max_gradient_difference(data: dict[str, Any], lines: tuple[Workload, Workloa
     return max(abs(a - b) for a, b in zip(*grads))
 
 
-def median_times(engines: dict[str, Workload], data: dict[str, Any], repeat: int) -> tuple[dict[str, Any], dict[str, float]]:
+def median_times(
+    engines: dict[str, Workload], data: dict[str, Any], repeat: int
+) -> tuple[dict[str, Any], dict[str, float]]:
     """Per line: median forward, backward and total seconds; and the last loss.
 
     One warm-up each, then the lines run interleaved so that background load hits all alike.
@@ -353,13 +358,29 @@ def run(repeat: int) -> dict[str, Any]:
         result["max_grad_diff"] = max_gradient_difference(data)
         result["chain_micrograd"] = chain_micrograd()
         targets["speed"] = {"value": speedup, "want": f">= {MIN_SPEEDUP}x", "passed": speedup >= MIN_SPEEDUP}
-        targets["memory"] = {"value": memory_ratio, "want": f"<= {MAX_MEMORY_RATIO}", "passed": memory_ratio <= MAX_MEMORY_RATIO}
-        targets["loss"] = {"value": loss_diff, "want": f"|diff| <= {LOSS_ATOL}", "passed": loss_diff <= LOSS_ATOL * max(1.0, abs(mg["loss"]))}
+        targets["memory"] = {
+            "value": memory_ratio,
+            "want": f"<= {MAX_MEMORY_RATIO}",
+            "passed": memory_ratio <= MAX_MEMORY_RATIO,
+        }
+        targets["loss"] = {
+            "value": loss_diff,
+            "want": f"|diff| <= {LOSS_ATOL}",
+            "passed": loss_diff <= LOSS_ATOL * max(1.0, abs(mg["loss"])),
+        }
     else:  # nothing to compare with: the three comparative targets are skipped, not failed
-        for key, want in (("speed", f">= {MIN_SPEEDUP}x"), ("memory", f"<= {MAX_MEMORY_RATIO}"), ("loss", f"|diff| <= {LOSS_ATOL}")):
+        for key, want in (
+            ("speed", f">= {MIN_SPEEDUP}x"),
+            ("memory", f"<= {MAX_MEMORY_RATIO}"),
+            ("loss", f"|diff| <= {LOSS_ATOL}"),
+        ):
             targets[key] = {"value": None, "want": want, "passed": None}
     chain = result["chain_twograd"]
-    targets["chain_1M"] = {"value": chain["rel_error"], "want": "succeeds, gradient correct", "passed": chain["gradient_correct"]}
+    targets["chain_1M"] = {
+        "value": chain["rel_error"],
+        "want": "succeeds, gradient correct",
+        "passed": chain["gradient_correct"],
+    }
     result["targets"] = targets
     return result
 
@@ -400,8 +421,11 @@ def report(r: dict[str, Any]) -> str:
     else:
         lines += ["", "micrograd is not installed (pip install micrograd==0.1.0): comparison skipped"]
     tg, td = r["engines"]["twograd"], r["engines"]["twograd+dot"]
-    vs_micrograd = (f", {r['engines']['micrograd']['total_s'] / td['total_s']:.1f}x micrograd"
-                    if "micrograd" in r["engines"] else "")
+    vs_micrograd = (
+        f", {r['engines']['micrograd']['total_s'] / td['total_s']:.1f}x micrograd"
+        if "micrograd" in r["engines"]
+        else ""
+    )
     lines.append(
         f"twograd+dot (engine.dot neurons): fwd+bwd {tg['total_s'] / td['total_s']:.1f}x the micrograd-compatible "
         f"twograd line{vs_micrograd}; {tg['nodes'] / td['nodes']:.1f}x fewer nodes; loss "
@@ -417,7 +441,9 @@ def report(r: dict[str, Any]) -> str:
     ]
     if "chain_micrograd" in r:
         m = r["chain_micrograd"]
-        fail = f"RecursionError at {m['fails_at_ops']} ops" if m["fails_at_ops"] else "no failure up to the depths tried"
+        fail = (
+            f"RecursionError at {m['fails_at_ops']} ops" if m["fails_at_ops"] else "no failure up to the depths tried"
+        )
         lines.append(
             f"micrograd chain (recursion limit {m['recursion_limit']}, not raised): ok at {m['last_ok_ops']} ops, {fail}"
         )

@@ -43,8 +43,14 @@ CONFIGS = {
     "b": {"vocab_size": 65, "context": 64, "d_model": 64, "n_heads": 4, "n_layers": 2, "batch": 32},
 }
 #: ours / torch targets from the issue: (config, dtype, threads) -> ratio.
-TARGETS = {("a", "float32", "1"): 1.0, ("a", "float64", "1"): 1.0, ("a", "float32", "default"): 1.0,
-           ("a", "float64", "default"): 1.0, ("b", "float32", "1"): 1.0, ("b", "float32", "default"): 1.25}
+TARGETS = {
+    ("a", "float32", "1"): 1.0,
+    ("a", "float64", "1"): 1.0,
+    ("a", "float32", "default"): 1.0,
+    ("a", "float64", "default"): 1.0,
+    ("b", "float32", "1"): 1.0,
+    ("b", "float32", "default"): 1.25,
+}
 LR = 1e-3
 AGREE_RTOL = {"float64": 1e-10, "float32": 1e-4}  # the two losses: float64 rounding, float32 rounding
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -102,9 +108,17 @@ def measure(config_name: str, dtype: str, repeats: int, warmup: int, step: str =
             times[name].append(time.perf_counter() - t0)
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     tokens = B * config.context
-    return {"config": config_name, "dtype": dtype, "threads_torch": torch.get_num_threads(), "ours_ms": ms["ours"],
-            "torch_ms": ms["torch"], "ratio": ms["ours"] / ms["torch"], "tokens_per_s_ours": tokens / ms["ours"] * 1e3,
-            "tokens_per_s_torch": tokens / ms["torch"] * 1e3, "losses_agree": agree}
+    return {
+        "config": config_name,
+        "dtype": dtype,
+        "threads_torch": torch.get_num_threads(),
+        "ours_ms": ms["ours"],
+        "torch_ms": ms["torch"],
+        "ratio": ms["ours"] / ms["torch"],
+        "tokens_per_s_ours": tokens / ms["ours"] * 1e3,
+        "tokens_per_s_torch": tokens / ms["torch"] * 1e3,
+        "losses_agree": agree,
+    }
 
 
 def main() -> int:
@@ -114,16 +128,27 @@ def main() -> int:
     ap.add_argument("--configs", default="a,b")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--threads", default="1,default", help="comma-separated: a number, or 'default'")
-    ap.add_argument("--step", choices=("fused", "composed"), default="fused",
-                    help="twograd's step: GPT.loss_and_grad (fused) or GPT.loss_and_grad_composed")
+    ap.add_argument(
+        "--step",
+        choices=("fused", "composed"),
+        default="fused",
+        help="twograd's step: GPT.loss_and_grad (fused) or GPT.loss_and_grad_composed",
+    )
     ap.add_argument("--child", nargs=2, metavar=("CONFIG", "DTYPE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(measure(args.child[0], args.child[1], args.repeats, args.warmup, args.step)))
         return 0
     rows = []
-    what = "GPT.loss_and_grad (the fused step)" if args.step == "fused" else "GPT.loss_and_grad_composed (the composed pieces)"
-    print(f"twograd: {what} + AdamW; torch: autograd + torch.optim.AdamW; median of {args.repeats} alternating steps", flush=True)
+    what = (
+        "GPT.loss_and_grad (the fused step)"
+        if args.step == "fused"
+        else "GPT.loss_and_grad_composed (the composed pieces)"
+    )
+    print(
+        f"twograd: {what} + AdamW; torch: autograd + torch.optim.AdamW; median of {args.repeats} alternating steps",
+        flush=True,
+    )
     for threads in args.threads.split(","):
         env = dict(os.environ)
         for var in THREAD_VARIABLES:
@@ -132,17 +157,39 @@ def main() -> int:
                 env[var] = threads
         for config_name in args.configs.split(","):
             for dtype in args.dtypes.split(","):
-                res = subprocess.run([sys.executable, __file__, "--child", config_name, dtype, "--repeats", str(args.repeats),
-                                      "--warmup", str(args.warmup), "--step", args.step], env=env, capture_output=True, text=True, check=True)
+                res = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        config_name,
+                        dtype,
+                        "--repeats",
+                        str(args.repeats),
+                        "--warmup",
+                        str(args.warmup),
+                        "--step",
+                        args.step,
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 row = json.loads(res.stdout.strip().splitlines()[-1])
                 row["threads"] = threads
                 rows.append(row)
                 target = TARGETS.get((config_name, dtype, threads))
-                verdict = "" if target is None else f"target <= {target:g}: {'PASS' if row['ratio'] <= target else 'MISS'}"
-                print(f"({config_name}) {dtype:7s} threads {threads:7s}  twograd {row['ours_ms']:8.2f} ms/step "
-                      f"({row['tokens_per_s_ours']:9.0f} tok/s)   torch {row['torch_ms']:7.2f} ms/step "
-                      f"({row['tokens_per_s_torch']:9.0f} tok/s)   ratio {row['ratio']:5.2f}  {verdict}"
-                      f"{'' if row['losses_agree'] else '  (LOSSES DISAGREE)'}", flush=True)
+                verdict = (
+                    "" if target is None else f"target <= {target:g}: {'PASS' if row['ratio'] <= target else 'MISS'}"
+                )
+                print(
+                    f"({config_name}) {dtype:7s} threads {threads:7s}  twograd {row['ours_ms']:8.2f} ms/step "
+                    f"({row['tokens_per_s_ours']:9.0f} tok/s)   torch {row['torch_ms']:7.2f} ms/step "
+                    f"({row['tokens_per_s_torch']:9.0f} tok/s)   ratio {row['ratio']:5.2f}  {verdict}"
+                    f"{'' if row['losses_agree'] else '  (LOSSES DISAGREE)'}",
+                    flush=True,
+                )
     return 0
 
 

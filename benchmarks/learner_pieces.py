@@ -60,7 +60,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--xor-runs", type=int, default=5)
     parser.add_argument("--learner", metavar="DIR", help="also time a learner's pieces from this workspace")
-    parser.add_argument("--clock", choices=tuple(CLOCK), default="cpu", help="CPU time of this process (default) or wall time")
+    parser.add_argument(
+        "--clock", choices=tuple(CLOCK), default="cpu", help="CPU time of this process (default) or wall time"
+    )
     args = parser.parse_args()
     global clock
     clock = CLOCK[args.clock]
@@ -78,10 +80,12 @@ def main() -> None:
     x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     y = np.array([0, 1, 1, 0])
     mlp = MLP(MLPConfig(sizes=[2, 4, 1]))
-    rows = [("gpt fused step", median_ms(lambda: gpt.loss_and_grad(idx, targets), args.repeats)),
-            ("gpt composed step", median_ms(lambda: gpt.loss_and_grad_composed(idx, targets), args.repeats)),
-            ("mlp composed step (xor)", median_ms(lambda: mlp.loss_and_grads(x, y), args.repeats * 10)),
-            ("train xor (whole run)", median_ms(lambda: models.train("xor", quiet=True), args.xor_runs, warmup=1))]
+    rows = [
+        ("gpt fused step", median_ms(lambda: gpt.loss_and_grad(idx, targets), args.repeats)),
+        ("gpt composed step", median_ms(lambda: gpt.loss_and_grad_composed(idx, targets), args.repeats)),
+        ("mlp composed step (xor)", median_ms(lambda: mlp.loss_and_grads(x, y), args.repeats * 10)),
+        ("train xor (whole run)", median_ms(lambda: models.train("xor", quiet=True), args.xor_runs, warmup=1)),
+    ]
     if args.learner:
         from models.training.learner import load_pieces
 
@@ -89,13 +93,19 @@ def main() -> None:
         mlp_pieces = load_pieces(args.learner, "xor", MLPConfig(sizes=[2, 4, 1]).to_dict())
         gpt_l = GPT(config, kernels=gpt_pieces.kernels)
         mlp_l = MLP(MLPConfig(sizes=[2, 4, 1]), kernels=mlp_pieces.kernels)
-        rows += [("gpt step on the learner's pieces", median_ms(lambda: gpt_l.loss_and_grad(idx, targets), args.repeats)),
-                 ("mlp step on the learner's pieces", median_ms(lambda: mlp_l.loss_and_grads(x, y), args.repeats * 10)),
-                 ("train xor --learner (whole run)",
-                  median_ms(lambda: models.train("xor", learner=args.learner, quiet=True), args.xor_runs, warmup=1)),
-                 ("train reverse (whole run)", median_ms(lambda: models.train("reverse", quiet=True), 1, warmup=0)),
-                 ("train reverse --learner (whole run)",
-                  median_ms(lambda: models.train("reverse", learner=args.learner, quiet=True), 1, warmup=0))]
+        rows += [
+            ("gpt step on the learner's pieces", median_ms(lambda: gpt_l.loss_and_grad(idx, targets), args.repeats)),
+            ("mlp step on the learner's pieces", median_ms(lambda: mlp_l.loss_and_grads(x, y), args.repeats * 10)),
+            (
+                "train xor --learner (whole run)",
+                median_ms(lambda: models.train("xor", learner=args.learner, quiet=True), args.xor_runs, warmup=1),
+            ),
+            ("train reverse (whole run)", median_ms(lambda: models.train("reverse", quiet=True), 1, warmup=0)),
+            (
+                "train reverse --learner (whole run)",
+                median_ms(lambda: models.train("reverse", learner=args.learner, quiet=True), 1, warmup=0),
+            ),
+        ]
     width = max(len(name) for name, _ in rows)
     for name, ms in rows:
         print(f"{name:<{width}}  {ms:10.3f} ms")

@@ -72,7 +72,9 @@ def ours_factory(name: str, seed: int) -> tuple[Callable[[], float], MLP]:
     return step, model
 
 
-def torch_factory(torch: Any, name: str, seed: int, start: MLP) -> tuple[Callable[[], float], Callable[[], np.ndarray], str]:
+def torch_factory(
+    torch: Any, name: str, seed: int, start: MLP
+) -> tuple[Callable[[], float], Callable[[], np.ndarray], str]:
     """The same network as `start` (same weights) in torch; returns (step, flat params, Adam variant)."""
     F = torch.nn.functional
     sizes, loss = WORKLOADS[name]

@@ -107,12 +107,23 @@ def run_both(data_file: Path, steps: int) -> dict[str, dict[str, Any]]:
     forms: dict[str, dict[str, Any]] = {}
     for name in ("fused", "binary"):
         setup = task.build(model_config, train_config, "graph")
-        forms[name] = {"setup": setup, "rng": np.random.default_rng(train_config.seed), "times": [], "losses": [],
-                       "optimizer": make_optimizer(train_config, setup.model.flat_params, setup.model.flat_grads)}
+        forms[name] = {
+            "setup": setup,
+            "rng": np.random.default_rng(train_config.seed),
+            "times": [],
+            "losses": [],
+            "optimizer": make_optimizer(train_config, setup.model.flat_params, setup.model.flat_grads),
+        }
     gc.collect()
     for step in range(steps):
-        lr = scheduled_lr(step, lr=train_config.lr, total_steps=steps, warmup_steps=train_config.warmup_steps,
-                          decay=train_config.decay, min_lr=train_config.min_lr)
+        lr = scheduled_lr(
+            step,
+            lr=train_config.lr,
+            total_steps=steps,
+            warmup_steps=train_config.warmup_steps,
+            decay=train_config.decay,
+            min_lr=train_config.min_lr,
+        )
         for name, form in forms.items():
             setup, optimizer = form["setup"], form["optimizer"]
             t0 = time.perf_counter()
@@ -129,9 +140,13 @@ def run_both(data_file: Path, steps: int) -> dict[str, dict[str, Any]]:
         binary_nodes = nodes_per_step(data_file)
     out = {}
     for name, form in forms.items():
-        out[name] = {"ms_per_step": float(statistics.median(form["times"])), "mean_ms_per_step": float(np.mean(form["times"])),
-                     "nodes_per_step": nodes if name == "fused" else binary_nodes, "losses": form["losses"],
-                     "mean_loss_last_100": float(np.mean(form["losses"][-100:]))}
+        out[name] = {
+            "ms_per_step": float(statistics.median(form["times"])),
+            "mean_ms_per_step": float(np.mean(form["times"])),
+            "nodes_per_step": nodes if name == "fused" else binary_nodes,
+            "losses": form["losses"],
+            "mean_loss_last_100": float(np.mean(form["losses"][-100:])),
+        }
     return out
 
 
@@ -150,7 +165,9 @@ def main() -> int:
     largest_gap = float(np.max(np.abs(np.subtract(fused["losses"], binary["losses"]))))
     speedup = binary["ms_per_step"] / fused["ms_per_step"]
     result = {
-        "data": str(args.data) if args.data else f"stand-in: {n_docs} lowercase words of 3-10 letters from pydoc_data.topics",
+        "data": str(args.data)
+        if args.data
+        else f"stand-in: {n_docs} lowercase words of 3-10 letters from pydoc_data.topics",
         "steps": args.steps,
         "fused": {k: v for k, v in fused.items() if k != "losses"},
         "binary": {k: v for k, v in binary.items() if k != "losses"},
@@ -167,13 +184,19 @@ def main() -> int:
     print(f"micro GPT, graph engine, {args.steps} steps each; data: {result['data']}")
     print(f"{'engine':8s} {'ms/step':>8s} {'mean':>8s} {'nodes/step':>11s} {'loss (last 100)':>16s}")
     for name, r in (("fused", fused), ("binary", binary)):
-        print(f"{name:8s} {r['ms_per_step']:8.1f} {r['mean_ms_per_step']:8.1f} {r['nodes_per_step']:11,.0f} "
-              f"{r['mean_loss_last_100']:16.4f}")
-    print(f"speedup fused over binary: {speedup:.2f}x (nodes {result['node_ratio']:.2f}x fewer); "
-          f"{'PASS' if result['target_met'] else 'FAIL'} (want >= {TARGET_SPEEDUP}x)")
+        print(
+            f"{name:8s} {r['ms_per_step']:8.1f} {r['mean_ms_per_step']:8.1f} {r['nodes_per_step']:11,.0f} "
+            f"{r['mean_loss_last_100']:16.4f}"
+        )
+    print(
+        f"speedup fused over binary: {speedup:.2f}x (nodes {result['node_ratio']:.2f}x fewer); "
+        f"{'PASS' if result['target_met'] else 'FAIL'} (want >= {TARGET_SPEEDUP}x)"
+    )
     print(f"first losses equal: {same_start}; largest loss difference over the run: {largest_gap:.1e}")
-    print(f"vs the one-file reference's {REFERENCE_MS:.0f} ms/step (the issue's number, another run): "
-          f"{result['vs_reference_320ms']:.1f}x")
+    print(
+        f"vs the one-file reference's {REFERENCE_MS:.0f} ms/step (the issue's number, another run): "
+        f"{result['vs_reference_320ms']:.1f}x"
+    )
     return 0
 
 

@@ -51,8 +51,9 @@ def ours_factory(block: Any, x: Any, dout: Any) -> Callable[[], tuple[Any, ...]]
 
 def torch_factory(torch: Any, block: Any, x: Any, dout: Any) -> Callable[[], tuple[Any, ...]]:
     tdt = torch.float32 if x.dtype.name == "float32" else torch.float64
-    layer = torch.nn.TransformerEncoderLayer(C, H, F, dropout=0.0, activation="relu", batch_first=True,
-                                             norm_first=block.norm_first, dtype=tdt)
+    layer = torch.nn.TransformerEncoderLayer(
+        C, H, F, dropout=0.0, activation="relu", batch_first=True, norm_first=block.norm_first, dtype=tdt
+    )
     p = {n: torch.from_numpy(a.astype(x.dtype)) for n, a in block.named_parameters()}
     with torch.no_grad():
         layer.self_attn.in_proj_weight.copy_(torch.cat([p["Wq"].T, p["Wk"].T, p["Wv"].T]))
@@ -110,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     block = TransformerBlock(C, H, F, norm_first=args.pre_norm, causal=args.causal, rng=rng)
     block.load_state_dict({n: p + 0.1 * rng.standard_normal(p.shape) for n, p in block.state_dict().items()})
     x64, dout64 = rng.standard_normal((B, T, C)), rng.standard_normal((B, T, C))
-    print(f"Transformer block ({'pre' if args.pre_norm else 'post'}-norm{', causal' if args.causal else ''}), "
-          f"B={B} T={T} d_model={C} heads={H} d_ff={F}, forward+backward, median of {args.repeats}, "
-          f"threads: torch {torch.get_num_threads() if torch is not None else '-'}, "
-          f"OpenBLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
+    print(
+        f"Transformer block ({'pre' if args.pre_norm else 'post'}-norm{', causal' if args.causal else ''}), "
+        f"B={B} T={T} d_model={C} heads={H} d_ff={F}, forward+backward, median of {args.repeats}, "
+        f"threads: torch {torch.get_num_threads() if torch is not None else '-'}, "
+        f"OpenBLAS {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
+    )
     status = 0
     for dtype in (np.float32, np.float64):
         x, dout = x64.astype(dtype), dout64.astype(dtype)
@@ -127,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             theirs = torch_factory(torch, block, x, dout)
             for name, a, b in zip(("y", "dx"), out, theirs()):
                 if not np.allclose(a, b, rtol=0.0, atol=AGREE_ATOL[np.dtype(dtype).name]):
-                    print(f"FAIL: {name} disagrees with torch in {np.dtype(dtype).name} (max abs {np.abs(a - b).max():.2e})")
+                    print(
+                        f"FAIL: {name} disagrees with torch in {np.dtype(dtype).name} (max abs {np.abs(a - b).max():.2e})"
+                    )
                     status = 1
             steps.append(theirs)
         ms = median_ms(steps, args.repeats)

@@ -120,14 +120,20 @@ def _create_temp(target: Path) -> tuple[int, Path]:
         if _lock(fd) and _same_file(fd, tmp):
             return fd, tmp
         os.close(fd)  # a cleaner took it first (and removed it, or is about to): try another name
-    raise FileExistsError(errno_codes.EEXIST, f"no free temporary name in {target.parent} after {TEMP_NAME_ATTEMPTS} tries", str(target))
+    raise FileExistsError(
+        errno_codes.EEXIST, f"no free temporary name in {target.parent} after {TEMP_NAME_ATTEMPTS} tries", str(target)
+    )
 
 
 def _naming_target(err: OSError, target: Path, tmp: Path | None) -> OSError:
     """`err` again (same class, errno and strerror) but naming `target`, never the temp file."""
     cls = type(err)
     if err.errno is not None and err.strerror:
-        args: tuple[object, ...] = (err.errno, err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror, str(target))
+        args: tuple[object, ...] = (
+            err.errno,
+            err.strerror.replace(str(tmp), str(target)) if tmp else err.strerror,
+            str(target),
+        )
     else:
         text = str(err).replace(str(tmp), str(target)) if tmp else str(err)
         args = (f"{target}: {text}",)

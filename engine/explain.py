@@ -103,7 +103,10 @@ class Explanation:
         else:
             head = f"{what}: {self.count:,} {noun}; the {len(self.paths)} largest contributions listed"
         width = max([len("contribution")] + [len(_number(p.product)) for p in self.paths])
-        lines = [head, f"  {'#':>{len(str(len(self.paths)))}}  {'contribution':>{width}}  path (local partial on each edge)"]
+        lines = [
+            head,
+            f"  {'#':>{len(str(len(self.paths)))}}  {'contribution':>{width}}  path (local partial on each edge)",
+        ]
         for i, p in enumerate(self.paths, 1):
             lines.append(f"  {i:>{len(str(len(self.paths)))}}  {_number(p.product):>{width}}  {p}")
         tail = f"total: {_number(self.total)} (= {_name(self.leaf)}.grad after {_name(self.root)}.backward())"
@@ -123,8 +126,10 @@ class Explanation:
             "paths": self.count,
             "total": self.total,
             "complete": self.complete,
-            "listed": [{"contribution": p.product, "nodes": [_name(n) for n in p.nodes], "partials": list(p.partials)}
-                       for p in self.paths],
+            "listed": [
+                {"contribution": p.product, "nodes": [_name(n) for n in p.nodes], "partials": list(p.partials)}
+                for p in self.paths
+            ],
         }
 
 
@@ -141,7 +146,9 @@ def explain(root: Value, leaf: Value, *, limit: int = DEFAULT_LIMIT) -> Explanat
         stored when each op runs.
     """
     if not isinstance(root, Value) or not isinstance(leaf, Value):
-        raise TypeError(f"explain needs two engine.Values (root, leaf), got {type(root).__name__} and {type(leaf).__name__}")
+        raise TypeError(
+            f"explain needs two engine.Values (root, leaf), got {type(root).__name__} and {type(leaf).__name__}"
+        )
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"explain: limit must be a positive int, got {limit!r}")
     order = topological_order(root)  # parents first, root last

@@ -36,8 +36,17 @@ FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "erf": functions.erf,
     "abs": abs,
 }
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
-_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: lambda a: a}  # Value has no unary +: +a is a
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type, Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: lambda a: a,
+}  # Value has no unary +: +a is a
 
 
 def _source(text: str, node: ast.AST) -> str:
@@ -61,12 +70,18 @@ def parse_expression(text: str) -> ast.expr:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
             # a function's name is not a variable: `exp + x` would look up a leaf that never exists
-            raise InputError(f"--expr: {node.id!r} is a function, not a variable: call it as {node.id}(...), or give the variable another name")
+            raise InputError(
+                f"--expr: {node.id!r} is a function, not a variable: call it as {node.id}(...), or give the variable another name"
+            )
         if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
             raise InputError(f"--expr: the operator in {_source(text, node)!r} is not one of + - * / **")
         if isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY:
             raise InputError(f"--expr: the operator in {_source(text, node)!r} is not - or +")
-        if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Name, ast.Load)) or type(node) in _BINARY or type(node) in _UNARY:
+        if (
+            isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Name, ast.Load))
+            or type(node) in _BINARY
+            or type(node) in _UNARY
+        ):
             continue
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             continue
@@ -74,8 +89,12 @@ def parse_expression(text: str) -> ast.expr:
             name = node.func.id if isinstance(node.func, ast.Name) else None
             if name in FUNCTIONS and len(node.args) == 1 and not node.keywords:
                 continue
-            raise InputError(f"--expr: {_source(text, node)!r}: only {', '.join(FUNCTIONS)} with one argument can be called")
-        raise InputError(f"--expr: {_source(text, node)!r} is not allowed (numbers, names, + - * / **, and function calls only)")
+            raise InputError(
+                f"--expr: {_source(text, node)!r}: only {', '.join(FUNCTIONS)} with one argument can be called"
+            )
+        raise InputError(
+            f"--expr: {_source(text, node)!r} is not allowed (numbers, names, + - * / **, and function calls only)"
+        )
     return tree
 
 
@@ -98,12 +117,16 @@ def build_expression(text: str, at: Mapping[str, float]) -> tuple[Value, dict[st
     missing = [n for n in names if n not in at]
     extra = [n for n in at if n not in names]
     if missing or extra:
-        parts = ([f"no value for {', '.join(missing)}"] if missing else []) + ([f"{', '.join(extra)} not in the expression"] if extra else [])
+        parts = ([f"no value for {', '.join(missing)}"] if missing else []) + (
+            [f"{', '.join(extra)} not in the expression"] if extra else []
+        )
         raise InputError(f"--at: {'; '.join(parts)} (the expression uses {', '.join(names) or 'no variables'})")
     leaves = {n: Value(float(at[n]), n) for n in names}
 
     def build(node: ast.expr) -> Value | float:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # (parse_expression allowed no other)
+        if isinstance(node, ast.Constant) and isinstance(
+            node.value, (int, float)
+        ):  # (parse_expression allowed no other)
             return float(node.value)  # floats only: no giant integers from 9**9**9
         if isinstance(node, ast.Name):
             return leaves[node.id]

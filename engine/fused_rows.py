@@ -67,7 +67,9 @@ def _numbers(xs: Sequence[Any], op: str, what: str) -> tuple[list[float], bool]:
         elif isinstance(x, Real) and not isinstance(x, bool):
             data.append(float(x))
         else:
-            raise TypeError(f"engine.{op}: {what}[{i}] must be a number or an engine.Value, not {type(x).__name__}: {x!r}")
+            raise TypeError(
+                f"engine.{op}: {what}[{i}] must be a number or an engine.Value, not {type(x).__name__}: {x!r}"
+            )
     return data, False
 
 
@@ -168,10 +170,14 @@ def rms_norm(xs: Sequence[Scalar], gammas: Sequence[Scalar], eps: float) -> list
     slope = -r * r * r / C
     r_node = _node(r, "rrms", xs, [slope * x_j for x_j in x], x_values)
     if x_values and g_values:
-        return [fused(y_i, "rms_norm", (x_node, g_node, r_node), (g_i * r, x_i * r, g_i * x_i))
-                for x_node, g_node, y_i, x_i, g_i in zip(xs, gammas, y, x, g)]
-    return [_node(y_i, "rms_norm", (x_node, g_node, r_node), (g_i * r, x_i * r, g_i * x_i), False)
-            for x_node, g_node, y_i, x_i, g_i in zip(xs, gammas, y, x, g)]
+        return [
+            fused(y_i, "rms_norm", (x_node, g_node, r_node), (g_i * r, x_i * r, g_i * x_i))
+            for x_node, g_node, y_i, x_i, g_i in zip(xs, gammas, y, x, g)
+        ]
+    return [
+        _node(y_i, "rms_norm", (x_node, g_node, r_node), (g_i * r, x_i * r, g_i * x_i), False)
+        for x_node, g_node, y_i, x_i, g_i in zip(xs, gammas, y, x, g)
+    ]
 
 
 def _rms_norm_binary(xs: Sequence[Scalar], gammas: Sequence[Scalar], eps: float) -> list[Scalar]:

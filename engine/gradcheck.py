@@ -265,7 +265,11 @@ class GradientReport:
         return {"title": self.title, "passed": self.passed, "rows": [r.to_dict() for r in self.rows]}
 
     def __str__(self) -> str:
-        head = ["input", "shape", "pair", "max abs", "max rel", "worst at"] + [f"{s} there" for s in self.sources] + ["atol", "rtol", "ok"]
+        head = (
+            ["input", "shape", "pair", "max abs", "max rel", "worst at"]
+            + [f"{s} there" for s in self.sources]
+            + ["atol", "rtol", "ok"]
+        )
         body = []
         for r in self.rows:
             body.append(
@@ -277,7 +281,9 @@ class GradientReport:
                     f"{r.max_rel:.2e}",
                     str(list(r.worst_index)) if r.worst_index else "-",
                 ]
-                + [f"{r.values[s]: .10g}" if s in r.values else "-" for s in self.sources]  # "-": not in this row's pair
+                + [
+                    f"{r.values[s]: .10g}" if s in r.values else "-" for s in self.sources
+                ]  # "-": not in this row's pair
                 + [f"{r.tolerance.atol:.0e}", f"{r.tolerance.rtol:.0e}", "ok" if r.passed else "FAIL"]
             )
         lines = [self.title] if self.title else []
@@ -311,7 +317,9 @@ def compare_gradients(
     inputs = list(sets[sources[0]])
     for s in sources[1:]:
         if set(sets[s]) != set(inputs):
-            raise ValueError(f"gradient sets name different inputs: {sources[0]} has {sorted(inputs)}, {s} has {sorted(sets[s])}")
+            raise ValueError(
+                f"gradient sets name different inputs: {sources[0]} has {sorted(inputs)}, {s} has {sorted(sets[s])}"
+            )
     flat = {s: {name: _as_flat(sets[s][name]) for name in inputs} for s in sources}
     rows = []
     for name in inputs:

@@ -485,8 +485,10 @@ def _row(xs: Any, op: str, what: str) -> Sequence[Any]:
     if type(xs) is list or type(xs) is tuple:
         return xs
     if isinstance(xs, (Value, str, bytes, dict)) or not hasattr(xs, "__iter__"):
-        raise TypeError(f"engine.{op}: {what} must be a list (or tuple) of numbers or engine.Values, "
-                        f"not {type(xs).__name__}: {xs!r}"[:300])
+        raise TypeError(
+            f"engine.{op}: {what} must be a list (or tuple) of numbers or engine.Values, "
+            f"not {type(xs).__name__}: {xs!r}"[:300]
+        )
     return list(xs)
 
 

@@ -20,7 +20,9 @@ import importlib.util as _util
 from pathlib import Path as _Path
 from typing import Any as _Any
 
-_spec = _util.spec_from_file_location("twograd_siblings", _Path(__file__).resolve().parent.parent / "engine" / "_siblings.py")
+_spec = _util.spec_from_file_location(
+    "twograd_siblings", _Path(__file__).resolve().parent.parent / "engine" / "_siblings.py"
+)
 assert _spec is not None and _spec.loader is not None  # a .py file always has both
 _spec.loader.exec_module(_siblings := _util.module_from_spec(_spec))
 _siblings.check_siblings(__name__, __file__)

@@ -41,9 +41,19 @@ def _say(quiet: bool, stream: Any = None) -> Callable[[str], None]:
     return echo
 
 
-def train(task: str | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
-          overwrite: bool = False, engine: str | None = None, preset: str | None = None, quiet: bool = False,
-          progress: bool | None = None, learner: str | Path | None = None, **options: Any) -> TrainReport:
+def train(
+    task: str | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    engine: str | None = None,
+    preset: str | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+    learner: str | Path | None = None,
+    **options: Any,
+) -> TrainReport:
     """Train a task of the task table (`twograd train --list`), as `twograd train TASK` does.
 
     Args:
@@ -64,8 +74,10 @@ def train(task: str | None = None, *, out: str | Path | None = None, resume: str
     """
     unknown = sorted(set(options) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS))
     if unknown:
-        raise UnknownNameError(f"train: unknown option(s) {', '.join(unknown)}; the options are: "
-                               f"{', '.join(TRAIN_OPTIONS + MODEL_OPTIONS)}")
+        raise UnknownNameError(
+            f"train: unknown option(s) {', '.join(unknown)}; the options are: "
+            f"{', '.join(TRAIN_OPTIONS + MODEL_OPTIONS)}"
+        )
     from models.training.tasks import train as run_task
 
     if isinstance(options.get("hidden"), list):
@@ -74,15 +86,29 @@ def train(task: str | None = None, *, out: str | Path | None = None, resume: str
         task,
         model_options={k: v for k, v in options.items() if k in MODEL_OPTIONS},
         train_options={k: v for k, v in options.items() if k in TRAIN_OPTIONS},
-        engine=engine, preset=preset, out=out, resume=resume, overwrite=overwrite,
-        progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet), learner=learner,
+        engine=engine,
+        preset=preset,
+        out=out,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress_wanted(quiet) if progress is None else progress,
+        echo=_say(quiet),
+        learner=learner,
     )
     report.caller = "python"  # its text says out=DIR, not --out DIR
     return report
 
 
-def sample(run: str | Path, prompt: str | None = None, *, n: int = 1, max_tokens: int | None = None,
-           temperature: float | None = None, top_k: int | None = None, seed: int = 0) -> Samples:
+def sample(
+    run: str | Path,
+    prompt: str | None = None,
+    *,
+    n: int = 1,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> Samples:
     """Sample from the GPT saved in the run folder `run`, as `twograd sample --run RUN` does.
 
     Args:
@@ -98,10 +124,20 @@ def sample(run: str | Path, prompt: str | None = None, *, n: int = 1, max_tokens
     return sample_run(run, prompt=prompt, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
 
 
-def distill(setting: str, *, teacher: str | Path | None = None, temperature: float | None = None,
-            alpha: float | None = None, seed: int = 0, seeds: int = 1, steps: int | None = None,
-            out: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
-            overwrite: bool = False) -> DistillReport:
+def distill(
+    setting: str,
+    *,
+    teacher: str | Path | None = None,
+    temperature: float | None = None,
+    alpha: float | None = None,
+    seed: int = 0,
+    seeds: int = 1,
+    steps: int | None = None,
+    out: str | Path | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+    overwrite: bool = False,
+) -> DistillReport:
     """Distil a larger teacher into a small student ("spirals" or "chars"), as `twograd distill` does.
 
     The student learns from loss = alpha T^2 KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) CE(z_s, y),
@@ -110,13 +146,30 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
     """
     from models.experiments.distill import distill as run_distill
 
-    return run_distill(setting, teacher=teacher, temperature=temperature, alpha=alpha, seed=seed, seeds=seeds,
-                       steps=steps, out=out, progress=progress_wanted(quiet) if progress is None else progress,
-                       echo=_say(quiet, sys.stderr), overwrite=overwrite)
+    return run_distill(
+        setting,
+        teacher=teacher,
+        temperature=temperature,
+        alpha=alpha,
+        seed=seed,
+        seeds=seeds,
+        steps=steps,
+        out=out,
+        progress=progress_wanted(quiet) if progress is None else progress,
+        echo=_say(quiet, sys.stderr),
+        overwrite=overwrite,
+    )
 
 
-def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
-          overwrite: bool = False, **config: Any) -> AlignResult:
+def align(
+    method: str = "all",
+    *,
+    out: str | Path | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    **config: Any,
+) -> AlignResult:
     """A reward model from preferences, then best-of-n, REINFORCE+KL and/or DPO, as `twograd align` does.
 
     Args:
@@ -132,17 +185,30 @@ def align(method: str = "all", *, out: str | Path | None = None, quiet: bool = F
     known = {f.name for f in fields(AlignConfig)} - {"method"}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise UnknownNameError(f"align: unknown option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(known))}")
-    return run_align(AlignConfig(method=method, **config), out=out,
-                     progress=progress_wanted(quiet) if progress is None else progress, echo=_say(quiet), overwrite=overwrite)
+        raise UnknownNameError(
+            f"align: unknown option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(known))}"
+        )
+    return run_align(
+        AlignConfig(method=method, **config),
+        out=out,
+        progress=progress_wanted(quiet) if progress is None else progress,
+        echo=_say(quiet),
+        overwrite=overwrite,
+    )
 
 
-def tour(out: str | Path = "twograd-out", *, quiet: bool = False, stages: Sequence[str | int] | None = None,
-         overwrite: bool = False) -> TourResult:
+def tour(
+    out: str | Path = "twograd-out",
+    *,
+    quiet: bool = False,
+    stages: Sequence[str | int] | None = None,
+    overwrite: bool = False,
+) -> TourResult:
     """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out` (the tour's
     own files from an earlier tour there are replaced; files it did not write need `overwrite`).
     `stages` runs only those (numbers 1-9 or short names such as "micro", as `--stage` takes)."""
     from models.tour_stages.runner import run_tour
 
-    return run_tour(Path(out), echo=_say(quiet), stages=None if stages is None else [str(s) for s in stages],
-                    overwrite=overwrite)
+    return run_tour(
+        Path(out), echo=_say(quiet), stages=None if stages is None else [str(s) for s in stages], overwrite=overwrite
+    )

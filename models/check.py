@@ -33,18 +33,28 @@ def pieces(names: Sequence[str] = ()) -> list[Piece]:
     if unknown:
         import difflib
 
-        hints = [f"{n!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(n.lower(), known, 1)) else "")
-                 for n in unknown]
-        raise UnknownNameError(f"unknown piece{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
-                               f"known: {', '.join(sorted(known))}")
+        hints = [
+            f"{n!r}"
+            + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(n.lower(), known, 1)) else "")
+            for n in unknown
+        ]
+        raise UnknownNameError(
+            f"unknown piece{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; known: {', '.join(sorted(known))}"
+        )
     return [known[n] for n in names] if names else list(known.values())
 
 
 def piece_listing(names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Name, defining module, case names, tags, torch referee and description of each piece (for `--list`)."""
     return [
-        {"name": p.name, "module": p.forward.__module__, "cases": [c.name for c in p.cases], "tags": list(p.tags),
-         "torch_referee": p.torch is not None, "description": p.description}
+        {
+            "name": p.name,
+            "module": p.forward.__module__,
+            "cases": [c.name for c in p.cases],
+            "tags": list(p.tags),
+            "torch_referee": p.torch is not None,
+            "description": p.description,
+        }
         for p in pieces(names)
     ]
 
@@ -52,13 +62,19 @@ def piece_listing(names: Sequence[str] = ()) -> list[dict[str, Any]]:
 def format_listing(listing: list[dict[str, Any]]) -> str:
     """One line per piece: name, number of cases, description; then a count by defining package."""
     width = max((len(e["name"]) for e in listing), default=0)
-    lines = [f"{e['name']:{width}s}  {len(e['cases'])} case{'s' if len(e['cases']) != 1 else ' '}  {e['description']}"
-             for e in listing]
+    lines = [
+        f"{e['name']:{width}s}  {len(e['cases'])} case{'s' if len(e['cases']) != 1 else ' '}  {e['description']}"
+        for e in listing
+    ]
     by_package: dict[str, int] = {}
     for e in listing:
         top = e["module"].split(".")[0]
         by_package[top] = by_package.get(top, 0) + 1
-    lines.append(f"{len(listing)} piece{'s' if len(listing) != 1 else ''} (" + ", ".join(f"{n} from {pkg}" for pkg, n in by_package.items()) + ")")
+    lines.append(
+        f"{len(listing)} piece{'s' if len(listing) != 1 else ''} ("
+        + ", ".join(f"{n} from {pkg}" for pkg, n in by_package.items())
+        + ")"
+    )
     return "\n".join(lines)
 
 
@@ -71,7 +87,9 @@ class CaseReport:
     report: GradientReport
 
 
-def run_checks(names: Sequence[str] = (), seed: int = 0, progress: Callable[[str], None] | None = None) -> list[CaseReport]:
+def run_checks(
+    names: Sequence[str] = (), seed: int = 0, progress: Callable[[str], None] | None = None
+) -> list[CaseReport]:
     """Check the named pieces (all by default) on every case."""
     out = []
     for piece in pieces(names):
@@ -84,7 +102,9 @@ def run_checks(names: Sequence[str] = (), seed: int = 0, progress: Callable[[str
 
 def _excess(row: GradientRow) -> float:
     """How far the worst element is past its tolerance (> 1 fails): picks the line's 'worst at'."""
-    allowed = row.tolerance.atol + row.tolerance.rtol * max(abs(v) for k, v in row.values.items() if k in (row.left, row.right))
+    allowed = row.tolerance.atol + row.tolerance.rtol * max(
+        abs(v) for k, v in row.values.items() if k in (row.left, row.right)
+    )
     return row.max_abs / allowed if allowed > 0 else float("inf")
 
 
@@ -148,14 +168,25 @@ def format_table(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         gm, mn = e["graph_vs_manual"], e["manual_vs_numeric"]
         rows.append(
-            [e["piece"], e["parameter"], _shape_text(e["shapes"]), f"{gm['max_abs']:.1e}", f"{gm['max_rel']:.1e}",
-             f"{mn['max_abs']:.1e}", f"{mn['max_rel']:.1e}", _worst_at(e), "ok" if e["passed"] else "FAIL"]
+            [
+                e["piece"],
+                e["parameter"],
+                _shape_text(e["shapes"]),
+                f"{gm['max_abs']:.1e}",
+                f"{gm['max_rel']:.1e}",
+                f"{mn['max_abs']:.1e}",
+                f"{mn['max_rel']:.1e}",
+                _worst_at(e),
+                "ok" if e["passed"] else "FAIL",
+            ]
         )
     lines = [text_table(head, rows)]
     failed = sum(not e["passed"] for e in entries)
     n_pieces = len({e["piece"] for e in entries})
-    lines.append(f"{len(entries) - failed} passed, {failed} failed ({n_pieces} piece{'s' if n_pieces != 1 else ''}; "
-                 "rel is shown where |value| > atol)")
+    lines.append(
+        f"{len(entries) - failed} passed, {failed} failed ({n_pieces} piece{'s' if n_pieces != 1 else ''}; "
+        "rel is shown where |value| > atol)"
+    )
     return "\n".join(lines)
 
 
@@ -175,10 +206,17 @@ def format_summary(entries: list[dict[str, Any]]) -> str:
         gm = max(e["graph_vs_manual"]["max_abs"] for e in es)
         mn = max(e["manual_vs_numeric"]["max_abs"] for e in es)
         n_cases = len(es[0]["shapes"])
-        rows.append([name, str(n_cases), str(len(es)), f"{gm:.1e}", f"{mn:.1e}", "ok" if all(e["passed"] for e in es) else "FAIL"])
+        rows.append(
+            [
+                name,
+                str(n_cases),
+                str(len(es)),
+                f"{gm:.1e}",
+                f"{mn:.1e}",
+                "ok" if all(e["passed"] for e in es) else "FAIL",
+            ]
+        )
     return text_table(head, rows)
-
-
 
 
 def check_report(results: list[CaseReport], seed: int = 0) -> dict[str, Any]:
@@ -200,8 +238,10 @@ def check_report(results: list[CaseReport], seed: int = 0) -> dict[str, Any]:
 
 
 def failure_sentence(entries: list[dict[str, Any]]) -> str:
-    """"2 of 58 (piece, parameter) checks failed: tanh x, linear W" (empty when all passed)."""
+    """ "2 of 58 (piece, parameter) checks failed: tanh x, linear W" (empty when all passed)."""
     bad = [e for e in entries if not e["passed"]]
     if not bad:
         return ""
-    return f"{len(bad)} of {len(entries)} (piece, parameter) checks failed: " + ", ".join(f"{e['piece']} {e['parameter']}" for e in bad)
+    return f"{len(bad)} of {len(entries)} (piece, parameter) checks failed: " + ", ".join(
+        f"{e['piece']} {e['parameter']}" for e in bad
+    )

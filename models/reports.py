@@ -52,17 +52,23 @@ def svg_curves(curves: Mapping[str, Sequence[float]], *, log_y: bool = False, ti
     def label(y: float) -> str:
         return f"1e{y:.1f}" if log_y else f"{y:.3g}"
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
-             f'aria-label="{html.escape(title or "curve")}" style="font: 11px sans-serif">',
-             f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad}" fill="none" stroke="#ccc"/>',
-             f'<text x="2" y="16">{html.escape(label(y1))}</text>',
-             f'<text x="2" y="{h - pad + 8}">{html.escape(label(y0))}</text>',
-             f'<text x="{pad}" y="{h - 6}">{x0}</text>',
-             f'<text x="{w - 8}" y="{h - 6}" text-anchor="end">{x1}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
+        f'aria-label="{html.escape(title or "curve")}" style="font: 11px sans-serif">',
+        f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad}" fill="none" stroke="#ccc"/>',
+        f'<text x="2" y="16">{html.escape(label(y1))}</text>',
+        f'<text x="2" y="{h - pad + 8}">{html.escape(label(y0))}</text>',
+        f'<text x="{pad}" y="{h - 6}">{x0}</text>',
+        f'<text x="{w - 8}" y="{h - 6}" text-anchor="end">{x1}</text>',
+    ]
     for k, (name, pts) in enumerate(series):
         colour = _COLOURS[k % len(_COLOURS)]
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(px(x, y) for x, y in pts)}"/>')
-        parts.append(f'<text x="{w - 12}" y="{22 + 13 * k}" text-anchor="end" fill="{colour}">{html.escape(name)}</text>')
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(px(x, y) for x, y in pts)}"/>'
+        )
+        parts.append(
+            f'<text x="{w - 12}" y="{22 + 13 * k}" text-anchor="end" fill="{colour}">{html.escape(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -71,7 +77,11 @@ def html_table(rows: Sequence[Sequence[Any]], head: Sequence[str] | None = None)
     """A plain HTML table; every cell is escaped text."""
     out = ['<table style="border-collapse: collapse">']
     if head:
-        out.append("<tr>" + "".join(f'<th style="text-align:left; padding: 2px 10px">{html.escape(str(c))}</th>' for c in head) + "</tr>")
+        out.append(
+            "<tr>"
+            + "".join(f'<th style="text-align:left; padding: 2px 10px">{html.escape(str(c))}</th>' for c in head)
+            + "</tr>"
+        )
     for row in rows:
         out.append("<tr>" + "".join(f'<td style="padding: 2px 10px">{html.escape(str(c))}</td>' for c in row) + "</tr>")
     out.append("</table>")
@@ -116,7 +126,7 @@ class Shown:
     def _repr_html_(self) -> str:
         head, rows = self.html_rows()
         curves, log_y = self.plot_curves()
-        parts = [f"<div class=\"twograd-report\"><strong>{html.escape(self.html_title())}</strong>"]
+        parts = [f'<div class="twograd-report"><strong>{html.escape(self.html_title())}</strong>']
         if rows:
             parts.append(html_table(rows, head))
         svg = svg_curves(curves, log_y=log_y, title=self.html_title()) if curves else ""

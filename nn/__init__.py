@@ -13,7 +13,9 @@ Each layer class owns its parameters (`params`, name -> array) and their gradien
 import importlib.util as _util
 from pathlib import Path as _Path
 
-_spec = _util.spec_from_file_location("twograd_siblings", _Path(__file__).resolve().parent.parent / "engine" / "_siblings.py")
+_spec = _util.spec_from_file_location(
+    "twograd_siblings", _Path(__file__).resolve().parent.parent / "engine" / "_siblings.py"
+)
 assert _spec is not None and _spec.loader is not None  # a .py file always has both
 _spec.loader.exec_module(_siblings := _util.module_from_spec(_spec))
 _siblings.check_siblings(__name__, __file__)
@@ -30,7 +32,24 @@ from nn.registry import Case, Piece, all_pieces, assert_three_way, check_piece, 
 from nn.transformer_block import TransformerBlock
 
 __all__ = [
-    "Linear", "LayerNorm", "RMSNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock", "Embedding",
-    "Module", "Sequential", "SGD", "Adam", "AdamW",
-    "Case", "Piece", "all_pieces", "assert_three_way", "check_piece", "check_three_way", "get_piece", "register",
+    "Linear",
+    "LayerNorm",
+    "RMSNorm",
+    "MultiHeadAttention",
+    "FeedForward",
+    "TransformerBlock",
+    "Embedding",
+    "Module",
+    "Sequential",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Case",
+    "Piece",
+    "all_pieces",
+    "assert_three_way",
+    "check_piece",
+    "check_three_way",
+    "get_piece",
+    "register",
 ]

@@ -92,7 +92,9 @@ def _chunk_of(mt: np.ndarray | None, c: Any, ndim: int) -> np.ndarray | None:
 
 
 # ============================================================================ kernel
-def attend(qs: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def attend(
+    qs: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(out, P^T) from the pre-scaled queries qs = q / sqrt(d); no validation; in place where it can.
 
     `out`, if given, is written into (any strided (..., Tq, dv) view: MHA passes a view of
@@ -131,8 +133,16 @@ def attend(qs: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None
 
 
 def attend_backward(
-    dout: np.ndarray, qs: np.ndarray, k: np.ndarray, v: np.ndarray, Pt: np.ndarray, out: np.ndarray, scale: float,
-    dq: np.ndarray | None = None, dk: np.ndarray | None = None, dv: np.ndarray | None = None,
+    dout: np.ndarray,
+    qs: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    Pt: np.ndarray,
+    out: np.ndarray,
+    scale: float,
+    dq: np.ndarray | None = None,
+    dk: np.ndarray | None = None,
+    dv: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dq, dk, dv) of `attend`, unchecked; each written into the given array if any.
 

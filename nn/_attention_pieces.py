@@ -39,8 +39,11 @@ from nn.registry import Case, Piece, register
 
 Make = Callable[[np.random.Generator], tuple[dict[str, np.ndarray], dict[str, Any]]]
 
+
 # ---------------------------------------------------------------------------- cases
-def _attention_case(q_shape: tuple[int, ...], Tk: int, dv: int, mask_fn: Callable[[], np.ndarray] | None = None) -> Make:
+def _attention_case(
+    q_shape: tuple[int, ...], Tk: int, dv: int, mask_fn: Callable[[], np.ndarray] | None = None
+) -> Make:
     def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         lead, d = q_shape[:-2], q_shape[-1]
         inputs = {
@@ -63,7 +66,9 @@ ATTENTION_CASES = (
 )
 
 
-def _mha_case(B: int, Tq: int, Tk: int, C: int, H: int, *, self_attn: bool = False, bias: bool = True, mask: str = "") -> Make:
+def _mha_case(
+    B: int, Tq: int, Tk: int, C: int, H: int, *, self_attn: bool = False, bias: bool = True, mask: str = ""
+) -> Make:
     def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         xq = rng.standard_normal((B, Tq, C))
         # self-attention: the same values in two separate inputs, so each gradient is checked
@@ -103,8 +108,20 @@ def _attention_torch(torch: Any, q: Any, k: Any, v: Any, mask: Any = None) -> An
 
 
 def _mha_torch(
-    torch: Any, xq: Any, xkv: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any,
-    bq: Any = None, bk: Any = None, bv: Any = None, bo: Any = None, *, n_heads: int, mask: Any = None,
+    torch: Any,
+    xq: Any,
+    xkv: Any,
+    Wq: Any,
+    Wk: Any,
+    Wv: Any,
+    Wo: Any,
+    bq: Any = None,
+    bk: Any = None,
+    bv: Any = None,
+    bo: Any = None,
+    *,
+    n_heads: int,
+    mask: Any = None,
 ) -> Any:
     """Multi-head attention from torch matmuls and F.scaled_dot_product_attention, per head."""
     B, Tq, C = xq.shape
@@ -122,13 +139,26 @@ def _mha_torch(
     return O @ Wo if bo is None else O @ Wo + bo  # (B, Tq, C)
 
 
-def _mha_nobias_torch(torch: Any, xq: Any, xkv: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any, *, n_heads: int, mask: Any = None) -> Any:
+def _mha_nobias_torch(
+    torch: Any, xq: Any, xkv: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any, *, n_heads: int, mask: Any = None
+) -> Any:
     return _mha_torch(torch, xq, xkv, Wq, Wk, Wv, Wo, n_heads=n_heads, mask=mask)
 
 
 def _self_attention_torch(
-    torch: Any, x: Any, Wq: Any, Wk: Any, Wv: Any, Wo: Any,
-    bq: Any = None, bk: Any = None, bv: Any = None, bo: Any = None, *, n_heads: int, mask: Any = None,
+    torch: Any,
+    x: Any,
+    Wq: Any,
+    Wk: Any,
+    Wv: Any,
+    Wo: Any,
+    bq: Any = None,
+    bk: Any = None,
+    bv: Any = None,
+    bo: Any = None,
+    *,
+    n_heads: int,
+    mask: Any = None,
 ) -> Any:
     # one leaf x feeds all three projections: autograd sums the three paths into x.grad
     return _mha_torch(torch, x, x, Wq, Wk, Wv, Wo, bq, bk, bv, bo, n_heads=n_heads, mask=mask)
@@ -137,13 +167,31 @@ def _self_attention_torch(
 # ---------------------------------------------------------------------------- pieces
 # The reference pair and the fast kernel: one loops form, one set of cases, one torch form.
 for _name, _forward, _backward, _description in (
-    ("attention", attention_forward, attention_backward,
-     "scaled dot-product attention softmax(q k^T / sqrt(d) | mask) v, masks by exclusion (reference)"),
-    ("attention_fast", attention_fast_forward, attention_fast_backward,
-     "the cache-tuned attention kernel (transposed scores, chunked) that mha runs on"),
+    (
+        "attention",
+        attention_forward,
+        attention_backward,
+        "scaled dot-product attention softmax(q k^T / sqrt(d) | mask) v, masks by exclusion (reference)",
+    ),
+    (
+        "attention_fast",
+        attention_fast_forward,
+        attention_fast_backward,
+        "the cache-tuned attention kernel (transposed scores, chunked) that mha runs on",
+    ),
 ):
-    register(Piece(name=_name, loops=attention_loops, forward=_forward, backward=_backward, cases=ATTENTION_CASES,
-                   description=_description, torch=_attention_torch, tags=("attention",)))
+    register(
+        Piece(
+            name=_name,
+            loops=attention_loops,
+            forward=_forward,
+            backward=_backward,
+            cases=ATTENTION_CASES,
+            description=_description,
+            torch=_attention_torch,
+            tags=("attention",),
+        )
+    )
 
 register(
     Piece(

@@ -113,7 +113,9 @@ def same_shape(piece: str, name_a: str, shape_a: Sequence[int], name_b: str, sha
 def nonempty_last_axis(piece: str, name: str, a: np.ndarray, axis_name: str) -> None:
     """Reductions over the last axis need at least one entry there."""
     if a.ndim < 1 or a.shape[-1] == 0:
-        raise fail(piece, f"{name} needs at least one entry along its last axis ({axis_name}), got shape {shape_text(a.shape)}")
+        raise fail(
+            piece, f"{name} needs at least one entry along its last axis ({axis_name}), got shape {shape_text(a.shape)}"
+        )
 
 
 def dout_array(piece: str, dout: Any, shape: Sequence[int], dtype: np.dtype | None = None) -> np.ndarray:
@@ -150,8 +152,9 @@ def class_targets(piece: str, targets: Any, n_rows: int, n_classes: int, logits_
     return t
 
 
-def kept_rows(piece: str, logits_shape: Sequence[int], targets: Any, ignore_index: int,
-                 layouts: Sequence[int] = (3,)) -> tuple[np.ndarray, np.ndarray]:
+def kept_rows(
+    piece: str, logits_shape: Sequence[int], targets: Any, ignore_index: int, layouts: Sequence[int] = (3,)
+) -> tuple[np.ndarray, np.ndarray]:
     """(keep, kept): which rows of logits (..., C) take a loss, and their class indices.
 
     `logits_shape` has as many axes as one of `layouts` ((B, C) is 2, (B, T, V) is 3), none
@@ -167,8 +170,11 @@ def kept_rows(piece: str, logits_shape: Sequence[int], targets: Any, ignore_inde
     if t.dtype.kind not in "iu":
         raise fail(piece, f"targets must be integer class indices, got dtype {t.dtype}")
     if t.shape != shape[:-1]:
-        raise fail(piece, f"targets must have shape {shape_text(shape[:-1])} to match logits {shape_text(shape)}, "
-                          f"got {shape_text(t.shape)}")
+        raise fail(
+            piece,
+            f"targets must have shape {shape_text(shape[:-1])} to match logits {shape_text(shape)}, "
+            f"got {shape_text(t.shape)}",
+        )
     flat = t.reshape(-1)
     keep = flat != ignore_index
     if not keep.any():
@@ -230,7 +236,9 @@ def check_mask(piece: str, mask: Any, scores_shape: Sequence[int]) -> np.ndarray
     return m
 
 
-def attention_arrays(piece: str, q: Any, k: Any, v: Any, mask: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def attention_arrays(
+    piece: str, q: Any, k: Any, v: Any, mask: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """q, k, v as arrays of their common float dtype (float32 stays float32), shapes and
     finiteness checked, and the mask checked against the scores (..., Tq, Tk)."""
     q, k, v = (real_array(piece, n, a) for n, a in (("q", q), ("k", k), ("v", v)))
@@ -320,8 +328,9 @@ def _walk_leaves(piece: str, name: str, x: Any, shape: tuple[int, ...]) -> None:
             raise fail(piece, f"{name} has non-finite values ({number} at index {index})")
 
 
-
-def named_array_problems(expected: dict[str, np.ndarray], given: dict[str, Any]) -> tuple[list[str], dict[str, np.ndarray]]:
+def named_array_problems(
+    expected: dict[str, np.ndarray], given: dict[str, Any]
+) -> tuple[list[str], dict[str, np.ndarray]]:
     """Compare named arrays (a state dict, optimizer buffers) with the expected ones.
 
     Returns (problems, converted): every missing name, every unexpected name and every array

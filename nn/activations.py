@@ -332,12 +332,45 @@ def _gelu_tanh_torch(torch: Any, x: Any) -> Any:
 
 
 for _name, _loops, _fwd, _bwd, _torch, _make, _desc in (
-    ("sigmoid", sigmoid_loops, sigmoid_forward, sigmoid_backward, _sigmoid_torch, _normal_case, "1 / (1 + e^-x), stable"),
+    (
+        "sigmoid",
+        sigmoid_loops,
+        sigmoid_forward,
+        sigmoid_backward,
+        _sigmoid_torch,
+        _normal_case,
+        "1 / (1 + e^-x), stable",
+    ),
     ("relu", relu_loops, relu_forward, relu_backward, _relu_torch, _away_from_zero_case, "max(0, x)"),
     ("tanh", tanh_loops, tanh_forward, tanh_backward, _tanh_torch, _normal_case, "tanh(x)"),
-    ("gelu", gelu_loops, gelu_forward, gelu_backward, _gelu_torch, _normal_case, "x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))"),
-    ("gelu_tanh", gelu_tanh_loops, gelu_tanh_forward, gelu_tanh_backward, _gelu_tanh_torch, _normal_case,
-     "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"),
+    (
+        "gelu",
+        gelu_loops,
+        gelu_forward,
+        gelu_backward,
+        _gelu_torch,
+        _normal_case,
+        "x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))",
+    ),
+    (
+        "gelu_tanh",
+        gelu_tanh_loops,
+        gelu_tanh_forward,
+        gelu_tanh_backward,
+        _gelu_tanh_torch,
+        _normal_case,
+        "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    ),
 ):
-    register(Piece(name=_name, loops=_loops, forward=_fwd, backward=_bwd, cases=_cases(_make),
-                   description=_desc, tags=("activation",), torch=_torch))
+    register(
+        Piece(
+            name=_name,
+            loops=_loops,
+            forward=_fwd,
+            backward=_bwd,
+            cases=_cases(_make),
+            description=_desc,
+            tags=("activation",),
+            torch=_torch,
+        )
+    )

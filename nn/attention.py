@@ -42,8 +42,13 @@ Nested = Any  # nested lists of floats or engine.Values
 
 # ============================================================================ loops
 def _attend_loops_2d(
-    q: Nested, k: Nested, v: Nested, allowed: list[list[bool]] | None, scale: float,
-    lead: tuple[int, ...] = (), trace: dict[str, list] | None = None,
+    q: Nested,
+    k: Nested,
+    v: Nested,
+    allowed: list[list[bool]] | None,
+    scale: float,
+    lead: tuple[int, ...] = (),
+    trace: dict[str, list] | None = None,
 ) -> tuple[list, list]:
     """One (Tq, d) x (Tk, d) x (Tk, dv) attention, every dot product a loop over scalars.
 
@@ -87,7 +92,14 @@ def _attend_loops_2d(
     return out, weights
 
 
-def attention_loops(q: Nested, k: Nested, v: Nested, mask: Any = None, return_weights: bool = False, trace: dict[str, list] | None = None) -> Any:
+def attention_loops(
+    q: Nested,
+    k: Nested,
+    v: Nested,
+    mask: Any = None,
+    return_weights: bool = False,
+    trace: dict[str, list] | None = None,
+) -> Any:
     """Attention on nested lists of floats or `engine.Value`s, loops all the way down.
 
     q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) as nested lists; any number of

@@ -113,7 +113,11 @@ def checkpoint_files(path: str | Path) -> list[Path]:
     (current, legacy `<name>.npz`, or orphaned by a crash), to be removed together."""
     base = _base(path)
     folder = base.parent
-    out = [p for p in (base.with_name(base.name + ".json"), base.with_name(base.name + ".npz")) if p.exists() or p.is_symlink()]
+    out = [
+        p
+        for p in (base.with_name(base.name + ".json"), base.with_name(base.name + ".npz"))
+        if p.exists() or p.is_symlink()
+    ]
     if folder.is_dir():
         pattern = re.compile(re.escape(base.name) + r"\.([0-9a-f]{16}|pending)\.npz")
         out += sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name))
@@ -258,7 +262,9 @@ def read_record(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{json_path}: not valid JSON (truncated or damaged?): {err}") from None
     except RecursionError:
-        raise CheckpointError(f"{json_path}: damaged checkpoint: the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
+        raise CheckpointError(
+            f"{json_path}: damaged checkpoint: the JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         tag = record.get("format") if isinstance(record, dict) else type(record).__name__
         raise CheckpointError(f"{json_path}: not a twograd checkpoint (format tag {tag!r}, expected {FORMAT!r})")
@@ -266,44 +272,64 @@ def read_record(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{json_path}: damaged checkpoint: the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     version = record.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
-        raise CheckpointError(f"{json_path}: unsupported checkpoint version {version!r} (this twograd reads 1..{VERSION})")
+        raise CheckpointError(
+            f"{json_path}: unsupported checkpoint version {version!r} (this twograd reads 1..{VERSION})"
+        )
     known = {"format", "version", "npz", "sha256", "arrays", "meta"} | ({"record_sha256"} if version >= 2 else set())
     if set(record) != known:
         extra, missing = sorted(set(record) - known), sorted(known - set(record))
-        raise CheckpointError(f"{json_path}: damaged checkpoint: " + "; ".join(
-            ([f"unknown fields {extra}"] if extra else []) + ([f"missing fields {missing}"] if missing else [])))
+        raise CheckpointError(
+            f"{json_path}: damaged checkpoint: "
+            + "; ".join(
+                ([f"unknown fields {extra}"] if extra else []) + ([f"missing fields {missing}"] if missing else [])
+            )
+        )
     if version >= 2:
         stored = record["record_sha256"]
         if not isinstance(stored, str) or stored != record_digest(record):
-            raise CheckpointError(f"{json_path}: damaged checkpoint: its content does not match its record_sha256 "
-                                  "(edited by hand, or damaged); restore the folder from a copy or train again")
+            raise CheckpointError(
+                f"{json_path}: damaged checkpoint: its content does not match its record_sha256 "
+                "(edited by hand, or damaged); restore the folder from a copy or train again"
+            )
     for key, kind in (("npz", str), ("sha256", str), ("arrays", dict), ("meta", dict)):
         if not isinstance(record.get(key), kind):
             raise CheckpointError(f"{json_path}: field {key!r} is missing or not a {kind.__name__}")
     base_name = json_path.name[: -len(".json")]
     if not _HEX64.fullmatch(record["sha256"]):
-        raise CheckpointError(f"{json_path}: damaged checkpoint: sha256 {record['sha256'][:80]!r} is not a sha256 digest")
+        raise CheckpointError(
+            f"{json_path}: damaged checkpoint: sha256 {record['sha256'][:80]!r} is not a sha256 digest"
+        )
     legacy = f"{base_name}.npz"
     if not _valid_npz_name(base_name, record["npz"]) or (version >= 2) == (record["npz"] == legacy):
-        raise CheckpointError(f"{json_path}: damaged checkpoint: it names the array file {record['npz'][:80]!r}, expected "
-                              f"{base_name + '.<16 hex digits>.npz' if version >= 2 else legacy} (a file beside it, never a path)")
+        raise CheckpointError(
+            f"{json_path}: damaged checkpoint: it names the array file {record['npz'][:80]!r}, expected "
+            f"{base_name + '.<16 hex digits>.npz' if version >= 2 else legacy} (a file beside it, never a path)"
+        )
     total = 0
     for name, spec in record["arrays"].items():
         size = _spec_bytes(spec)
         if size is None and isinstance(spec, dict) and spec.get("dtype") in ("|O", "O", "object"):
-            raise CheckpointError(f"{json_path}: array {name[:80]!r} is recorded as holding Python objects (dtype object); "
-                                  "refused, loading it could run code")
+            raise CheckpointError(
+                f"{json_path}: array {name[:80]!r} is recorded as holding Python objects (dtype object); "
+                "refused, loading it could run code"
+            )
         if size is None:
-            raise CheckpointError(f"{json_path}: damaged checkpoint: array {name[:80]!r} is recorded as {str(spec)[:120]}, "
-                                  "not {\"shape\": [whole numbers], \"dtype\": a numeric dtype}")
+            raise CheckpointError(
+                f"{json_path}: damaged checkpoint: array {name[:80]!r} is recorded as {str(spec)[:120]}, "
+                'not {"shape": [whole numbers], "dtype": a numeric dtype}'
+            )
         total += size
     if total > MAX_NPZ_BYTES:
-        raise CheckpointError(f"{json_path}: damaged checkpoint: its arrays would take {total:,} bytes, more than the "
-                              f"{MAX_NPZ_BYTES:,} a checkpoint may hold")
+        raise CheckpointError(
+            f"{json_path}: damaged checkpoint: its arrays would take {total:,} bytes, more than the "
+            f"{MAX_NPZ_BYTES:,} a checkpoint may hold"
+        )
     return record
 
 
-def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, npz_path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+def _member_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, npz_path: Path, name: str
+) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, header bytes) of one .npy member, read from its header alone."""
     with zf.open(info) as fp:
         try:
@@ -315,12 +341,15 @@ def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, npz_path: Path, n
             else:
                 raise ValueError(f"unknown .npy version {version}")
         except (ValueError, OSError, EOFError, zlib.error) as err:
-            raise CheckpointError(f"{npz_path}: damaged checkpoint: array {name!r} has no readable .npy header ({err})") from None
+            raise CheckpointError(
+                f"{npz_path}: damaged checkpoint: array {name!r} has no readable .npy header ({err})"
+            ) from None
         return tuple(shape), dtype, fp.tell()
 
 
-def read_arrays(json_path: Path, record: Mapping[str, Any], expected: Mapping[str, tuple[tuple[int, ...], str]] | None = None
-                ) -> dict[str, np.ndarray]:
+def read_arrays(
+    json_path: Path, record: Mapping[str, Any], expected: Mapping[str, tuple[tuple[int, ...], str]] | None = None
+) -> dict[str, np.ndarray]:
     """The arrays of the npz `record` names (beside `json_path`), each checked before it is read.
 
     `expected` (name -> (shape, dtype str)) is what the caller's schema derived from the meta;
@@ -334,8 +363,10 @@ def read_arrays(json_path: Path, record: Mapping[str, Any], expected: Mapping[st
     declared = {n: (tuple(s["shape"]), s["dtype"]) for n, s in record["arrays"].items()}
     want = dict(expected) if expected is not None else declared
     if expected is not None and declared != {n: (tuple(s), d) for n, (s, d) in want.items()}:
-        raise CheckpointError(f"{json_path}: damaged checkpoint: the arrays it records differ from what its settings "
-                              f"need ({_first_difference(declared, want)})")
+        raise CheckpointError(
+            f"{json_path}: damaged checkpoint: the arrays it records differ from what its settings "
+            f"need ({_first_difference(declared, want)})"
+        )
     need = sum(_spec_bytes({"shape": list(s), "dtype": d}) or 0 for s, d in want.values())
     # a member: 30 + name + 20 (zip64) local header, 46 + name + 28 central entry, a .npy header of <= 64 KiB
     cap = need + sum(200 + 2 * len(n) + 65_536 for n in want) + 1024
@@ -350,15 +381,18 @@ def read_arrays(json_path: Path, record: Mapping[str, Any], expected: Mapping[st
         if not stat.S_ISREG(info.st_mode):
             raise CheckpointError(f"{npz_path}: damaged checkpoint: not a regular file; refused")
         if info.st_size > cap:
-            raise CheckpointError(f"{npz_path}: damaged checkpoint: {info.st_size:,} bytes, more than the {cap:,} its "
-                                  "recorded arrays need")
+            raise CheckpointError(
+                f"{npz_path}: damaged checkpoint: {info.st_size:,} bytes, more than the {cap:,} its "
+                "recorded arrays need"
+            )
         digest = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
         if digest.hexdigest() != record["sha256"]:
             raise CheckpointError(
                 f"{npz_path}: sha256 {digest.hexdigest()[:16]}... does not match {record['sha256'][:16]}... recorded in "
-                f"{json_path.name}: the pair is mismatched (interrupted save, or a file replaced or damaged)")
+                f"{json_path.name}: the pair is mismatched (interrupted save, or a file replaced or damaged)"
+            )
         f.seek(0)
         if f.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
             raise CheckpointError(f"{npz_path}: not an npz (zip) archive")
@@ -366,32 +400,44 @@ def read_arrays(json_path: Path, record: Mapping[str, Any], expected: Mapping[st
         return _read_members(f, npz_path, json_path, want)
 
 
-def _read_members(f: IO[bytes], npz_path: Path, json_path: Path, want: Mapping[str, tuple[tuple[int, ...], str]]
-                  ) -> dict[str, np.ndarray]:
+def _read_members(
+    f: IO[bytes], npz_path: Path, json_path: Path, want: Mapping[str, tuple[tuple[int, ...], str]]
+) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     name = ""
     try:
         with zipfile.ZipFile(f) as zf:
-            infos = {i.filename[: -len(".npy")] if i.filename.endswith(".npy") else i.filename: i for i in zf.infolist()}
+            infos = {
+                i.filename[: -len(".npy")] if i.filename.endswith(".npy") else i.filename: i for i in zf.infolist()
+            }
             if set(infos) != set(want) or len(infos) != len(zf.infolist()):
-                raise CheckpointError(f"{npz_path}: holds arrays {sorted(infos)[:20]} but {json_path.name} records "
-                                      f"{sorted(want)[:20]}")
+                raise CheckpointError(
+                    f"{npz_path}: holds arrays {sorted(infos)[:20]} but {json_path.name} records {sorted(want)[:20]}"
+                )
             for name, info in infos.items():
                 if info.compress_type != zipfile.ZIP_STORED:
-                    raise CheckpointError(f"{npz_path}: damaged checkpoint: array {name!r} is compressed "
-                                          "(twograd stores its arrays uncompressed); refused without inflating it")
+                    raise CheckpointError(
+                        f"{npz_path}: damaged checkpoint: array {name!r} is compressed "
+                        "(twograd stores its arrays uncompressed); refused without inflating it"
+                    )
                 shape, dtype, header = _member_header(zf, info, npz_path, name)
                 if dtype.hasobject:
-                    raise CheckpointError(f"{npz_path}: array {name!r} holds Python objects (dtype object); refused, "
-                                          "loading it could run code")
+                    raise CheckpointError(
+                        f"{npz_path}: array {name!r} holds Python objects (dtype object); refused, "
+                        "loading it could run code"
+                    )
                 exp_shape, exp_dtype = want[name]
                 if shape != tuple(exp_shape) or dtype.str != exp_dtype:
-                    raise CheckpointError(f"{npz_path}: damaged checkpoint: array {name!r} is {dtype.str} {list(shape)}, "
-                                          f"{json_path.name} records {exp_dtype} {list(exp_shape)}")
+                    raise CheckpointError(
+                        f"{npz_path}: damaged checkpoint: array {name!r} is {dtype.str} {list(shape)}, "
+                        f"{json_path.name} records {exp_dtype} {list(exp_shape)}"
+                    )
                 nbytes = dtype.itemsize * int(np.prod(shape, dtype=object))
                 if info.file_size != header + nbytes:
-                    raise CheckpointError(f"{npz_path}: damaged checkpoint: array {name!r} takes {info.file_size:,} bytes, "
-                                          f"its header says {header + nbytes:,}")
+                    raise CheckpointError(
+                        f"{npz_path}: damaged checkpoint: array {name!r} takes {info.file_size:,} bytes, "
+                        f"its header says {header + nbytes:,}"
+                    )
                 with zf.open(info) as fp:
                     arrays[name] = np.lib.format.read_array(fp, allow_pickle=False)
     except CheckpointError:
@@ -413,13 +459,17 @@ def _first_difference(declared: Mapping[str, Any], want: Mapping[str, Any]) -> s
             return f"{name!r} is missing"
         if name not in want:
             return f"{name[:80]!r} is not one of them"
-        if declared[name] != tuple(want[name]) and (tuple(declared[name][0]), declared[name][1]) != (tuple(want[name][0]), want[name][1]):
+        if declared[name] != tuple(want[name]) and (tuple(declared[name][0]), declared[name][1]) != (
+            tuple(want[name][0]),
+            want[name][1],
+        ):
             return f"{name!r} is {declared[name][1]} {list(declared[name][0])}, expected {want[name][1]} {list(want[name][0])}"
     return "the same names and shapes"
 
 
-def load_checkpoint(path: str | Path, check: Callable[[dict[str, Any]], Mapping[str, tuple[tuple[int, ...], str]] | None] | None = None
-                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, check: Callable[[dict[str, Any]], Mapping[str, tuple[tuple[int, ...], str]] | None] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint written by `save_checkpoint`: returns (arrays, meta).
 
     `path` is the base path or either file's path. `check(record)`, if given, validates the
@@ -441,8 +491,10 @@ def load_checkpoint(path: str | Path, check: Callable[[dict[str, Any]], Mapping[
             return read_arrays(json_path, record, expected), record["meta"]
         except FileNotFoundError:
             if record == last or not _names_other(json_path, record["npz"]):
-                raise CheckpointError(f"{json_path.with_name(record['npz'])}: array file is missing "
-                                      f"(its metadata {json_path.name} exists)") from None
+                raise CheckpointError(
+                    f"{json_path.with_name(record['npz'])}: array file is missing "
+                    f"(its metadata {json_path.name} exists)"
+                ) from None
             last = record  # a save replaced the checkpoint since the JSON was read: read the new one
     raise CheckpointError(f"{json_path}: the checkpoint was replaced {READ_ATTEMPTS} times while being read; try again")
 

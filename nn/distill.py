@@ -69,11 +69,19 @@ PIECE = "distillation"
 # ------------------------------------------------------------------------------ checks
 def _check_settings(temperature: Any, alpha: Any) -> tuple[float, float]:
     """(T, alpha) as floats: T finite and > 0, alpha in [0, 1]."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(temperature) or temperature <= 0:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float, np.floating, np.integer))
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
         raise fail(PIECE, f"temperature must be a finite number > 0, got {temperature!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float, np.floating, np.integer))
+        or not math.isfinite(alpha)
+        or not 0.0 <= alpha <= 1.0
+    ):
         raise fail(PIECE, f"alpha must be a number in [0, 1], got {alpha!r}")
     return float(temperature), float(alpha)
 
@@ -86,13 +94,22 @@ def _kept_rows(shape: tuple[int, ...], targets: Any, ignore_index: int) -> tuple
 def _teacher_array(teacher_logits: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     z_t = array_input(PIECE, "teacher_logits", teacher_logits)
     if z_t.shape != tuple(shape):
-        raise fail(PIECE, f"teacher_logits must have the student's shape {shape_text(shape)}, got {shape_text(z_t.shape)}")
+        raise fail(
+            PIECE, f"teacher_logits must have the student's shape {shape_text(shape)}, got {shape_text(z_t.shape)}"
+        )
     return z_t.astype(dtype, copy=False)
 
 
 # ------------------------------------------------------------------------------ loops form
-def distillation_loops(logits: Any, *, teacher_logits: Any, targets: Any, temperature: float = 1.0, alpha: float = 0.5,
-                       ignore_index: int = IGNORE_INDEX) -> Any:
+def distillation_loops(
+    logits: Any,
+    *,
+    teacher_logits: Any,
+    targets: Any,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    ignore_index: int = IGNORE_INDEX,
+) -> Any:
     """L = (1/K) sum over kept rows of [alpha T^2 KL(q_t || q_s) + (1 - alpha) CE(y, softmax(z_s))], on nested lists.
 
     The student's logits may be floats or engine.Values; the teacher's are plain numbers (static).
@@ -139,8 +156,15 @@ def _log_softmax_rows(u: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # the sum is >= 1
 
 
-def distillation_forward(logits: Any, *, teacher_logits: Any, targets: Any, temperature: float = 1.0, alpha: float = 0.5,
-                         ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, DistillationCache]:
+def distillation_forward(
+    logits: Any,
+    *,
+    teacher_logits: Any,
+    targets: Any,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    ignore_index: int = IGNORE_INDEX,
+) -> tuple[np.ndarray, DistillationCache]:
     """L (0-d) = mean over kept rows of alpha T^2 KL(q_t || q_s) + (1 - alpha) CE(y, softmax(z_s)).
 
     The hard term is `cross_entropy_forward` on the kept rows itself, so alpha = 0 gives exactly
@@ -160,7 +184,9 @@ def distillation_forward(logits: Any, *, teacher_logits: Any, targets: Any, temp
     kl = float((q_t * (log_q_t - log_q_s)).sum()) / K  # torch's batchmean over the kept rows
     ce, ce_cache = cross_entropy_forward(s_rows, targets=kept_targets)
     loss = alpha * T * T * kl + (1.0 - alpha) * float(ce)
-    return np.asarray(loss, dtype=z_s.dtype), DistillationCache(np.exp(log_q_s), q_t, ce_cache, keep, tuple(z_s.shape), T, alpha)
+    return np.asarray(loss, dtype=z_s.dtype), DistillationCache(
+        np.exp(log_q_s), q_t, ce_cache, keep, tuple(z_s.shape), T, alpha
+    )
 
 
 def distillation_backward(dout: Any, cache: DistillationCache) -> tuple[np.ndarray]:
@@ -181,27 +207,46 @@ def distillation_backward(dout: Any, cache: DistillationCache) -> tuple[np.ndarr
 
 
 # ------------------------------------------------------------------------------ registry
-def _distill_case(shape: tuple[int, ...], temperature: float, alpha: float, n_ignored: int = 0, scale: float = 2.0) -> CaseMaker:
+def _distill_case(
+    shape: tuple[int, ...], temperature: float, alpha: float, n_ignored: int = 0, scale: float = 2.0
+) -> CaseMaker:
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         targets = rng.integers(0, shape[-1], size=shape[:-1])
         targets.reshape(-1)[rng.permutation(targets.size)[:n_ignored]] = IGNORE_INDEX
-        static = {"teacher_logits": scale * rng.standard_normal(shape), "targets": targets, "temperature": temperature,
-                  "alpha": alpha, "ignore_index": IGNORE_INDEX}
+        static = {
+            "teacher_logits": scale * rng.standard_normal(shape),
+            "targets": targets,
+            "temperature": temperature,
+            "alpha": alpha,
+            "ignore_index": IGNORE_INDEX,
+        }
         return {"logits": scale * rng.standard_normal(shape)}, static
 
     return make
 
 
-def _distillation_torch(torch: Any, logits: Any, *, teacher_logits: Any, targets: Any, temperature: float = 1.0,
-                        alpha: float = 0.5, ignore_index: int = IGNORE_INDEX) -> Any:
+def _distillation_torch(
+    torch: Any,
+    logits: Any,
+    *,
+    teacher_logits: Any,
+    targets: Any,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    ignore_index: int = IGNORE_INDEX,
+) -> Any:
     """The torch referee (see `Piece`): F.kl_div(log_softmax(z_s/T), softmax(z_t/T), batchmean, log_target=False)
     and F.cross_entropy, over the rows whose target is not ignore_index."""
     F = torch.nn.functional
     C = logits.shape[-1]
     keep = targets.reshape(-1) != ignore_index
     z_s, z_t, y = logits.reshape(-1, C)[keep], teacher_logits.reshape(-1, C)[keep], targets.reshape(-1)[keep]
-    kl = F.kl_div(F.log_softmax(z_s / temperature, dim=-1), F.softmax(z_t / temperature, dim=-1), reduction="batchmean",
-                  log_target=False)
+    kl = F.kl_div(
+        F.log_softmax(z_s / temperature, dim=-1),
+        F.softmax(z_t / temperature, dim=-1),
+        reduction="batchmean",
+        log_target=False,
+    )
     return alpha * temperature**2 * kl + (1.0 - alpha) * F.cross_entropy(z_s, y)
 
 

@@ -42,7 +42,9 @@ def _check_ids(ids: Any, V: int) -> np.ndarray:
     idx = arr.astype(np.int64)
     bad_mask = (idx < 0) | (idx >= V)
     if bad_mask.any():
-        raise fail(PIECE, f"ids out of range [0, {V}): {idx[bad_mask][:5].tolist()} at {np.argwhere(bad_mask)[:5].tolist()}")
+        raise fail(
+            PIECE, f"ids out of range [0, {V}): {idx[bad_mask][:5].tolist()} at {np.argwhere(bad_mask)[:5].tolist()}"
+        )
     return idx
 
 
@@ -181,8 +183,9 @@ class TokenEmbedding(Embedding):
     `backward(dout)` adds dW into `self.grads["W"]` and returns None (ids have no gradient).
     """
 
-    def __init__(self, V: int, C: int, rng: np.random.Generator | None = None, scale: bool = True,
-                 std: float | None = None) -> None:
+    def __init__(
+        self, V: int, C: int, rng: np.random.Generator | None = None, scale: bool = True, std: float | None = None
+    ) -> None:
         _token_scale(1, scale)  # refuse a non-bool before building anything
         self.scale = bool(scale)
         super().__init__(V, C, rng, std=(1.0 / math.sqrt(C) if scale else 1.0) if std is None else std)

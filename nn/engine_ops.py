@@ -229,42 +229,81 @@ def _cross_entropy_row_torch(torch: Any, z: Any, *, target: int) -> Any:
     return torch.nn.functional.cross_entropy(z[None, :], torch.tensor([target]))
 
 
-register(Piece(
-    name="dot", loops=dot_loops, forward=dot_forward, backward=dot_backward,
-    cases=(Case("n=1", _normal("w", "x", n=1)), Case("n=5", _normal("w", "x", n=5)),
-           Case("n=16", _normal("w", "x", n=16))),
-    description="engine.dot: sum_i w_i x_i as one node, partials x_i and w_i",
-    torch=_dot_torch, tags=("engine",),
-))
+register(
+    Piece(
+        name="dot",
+        loops=dot_loops,
+        forward=dot_forward,
+        backward=dot_backward,
+        cases=(
+            Case("n=1", _normal("w", "x", n=1)),
+            Case("n=5", _normal("w", "x", n=5)),
+            Case("n=16", _normal("w", "x", n=16)),
+        ),
+        description="engine.dot: sum_i w_i x_i as one node, partials x_i and w_i",
+        torch=_dot_torch,
+        tags=("engine",),
+    )
+)
 
-register(Piece(
-    name="total", loops=total_loops, forward=total_forward, backward=total_backward,
-    cases=(Case("n=1", _normal("x", n=1)), Case("n=7", _normal("x", n=7))),
-    description="engine.total: sum_i x_i as one node, partials 1",
-    torch=_total_torch, tags=("engine",),
-))
+register(
+    Piece(
+        name="total",
+        loops=total_loops,
+        forward=total_forward,
+        backward=total_backward,
+        cases=(Case("n=1", _normal("x", n=1)), Case("n=7", _normal("x", n=7))),
+        description="engine.total: sum_i x_i as one node, partials 1",
+        torch=_total_torch,
+        tags=("engine",),
+    )
+)
 
-register(Piece(
-    name="softmax_row", loops=softmax_row_loops, forward=softmax_row_forward, backward=softmax_row_backward,
-    cases=(Case("n=1", _softmax_case(1)), Case("n=5", _softmax_case(5)),
-           Case("n=8, scale 1/sqrt(4)", _softmax_case(8, scale=0.5)),
-           Case("large logits: n=4 x 30", _softmax_case(4, spread=30.0))),
-    description="engine.softmax: softmax(scale x) of a row, a logsumexp node and one node per output",
-    torch=_softmax_row_torch, tags=("engine",),
-))
+register(
+    Piece(
+        name="softmax_row",
+        loops=softmax_row_loops,
+        forward=softmax_row_forward,
+        backward=softmax_row_backward,
+        cases=(
+            Case("n=1", _softmax_case(1)),
+            Case("n=5", _softmax_case(5)),
+            Case("n=8, scale 1/sqrt(4)", _softmax_case(8, scale=0.5)),
+            Case("large logits: n=4 x 30", _softmax_case(4, spread=30.0)),
+        ),
+        description="engine.softmax: softmax(scale x) of a row, a logsumexp node and one node per output",
+        torch=_softmax_row_torch,
+        tags=("engine",),
+    )
+)
 
-register(Piece(
-    name="rms_norm_row", loops=rms_norm_row_loops, forward=rms_norm_row_forward, backward=rms_norm_row_backward,
-    cases=(Case("C=1", _rms_case(1)), Case("C=5", _rms_case(5)), Case("C=16", _rms_case(16))),
-    description="engine.rms_norm: gamma x / sqrt(mean(x^2) + eps) of a row, an r node and one node per output",
-    torch=_rms_norm_row_torch, tags=("engine",),
-))
+register(
+    Piece(
+        name="rms_norm_row",
+        loops=rms_norm_row_loops,
+        forward=rms_norm_row_forward,
+        backward=rms_norm_row_backward,
+        cases=(Case("C=1", _rms_case(1)), Case("C=5", _rms_case(5)), Case("C=16", _rms_case(16))),
+        description="engine.rms_norm: gamma x / sqrt(mean(x^2) + eps) of a row, an r node and one node per output",
+        torch=_rms_norm_row_torch,
+        tags=("engine",),
+    )
+)
 
-register(Piece(
-    name="cross_entropy_row", loops=cross_entropy_row_loops, forward=cross_entropy_row_forward,
-    backward=cross_entropy_row_backward,
-    cases=(Case("V=1", _ce_case(1)), Case("V=6", _ce_case(6)), Case("V=27", _ce_case(27)),
-           Case("large logits: V=5 x 30", _ce_case(5, scale=30.0))),
-    description="engine.cross_entropy: -log softmax(z)[t] of a row as one node, partials p - onehot",
-    torch=_cross_entropy_row_torch, tags=("engine",),
-))
+register(
+    Piece(
+        name="cross_entropy_row",
+        loops=cross_entropy_row_loops,
+        forward=cross_entropy_row_forward,
+        backward=cross_entropy_row_backward,
+        cases=(
+            Case("V=1", _ce_case(1)),
+            Case("V=6", _ce_case(6)),
+            Case("V=27", _ce_case(27)),
+            Case("large logits: V=5 x 30", _ce_case(5, scale=30.0)),
+        ),
+        description="engine.cross_entropy: -log softmax(z)[t] of a row as one node, partials p - onehot",
+        torch=_cross_entropy_row_torch,
+        tags=("engine",),
+    )
+)

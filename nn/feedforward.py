@@ -82,14 +82,19 @@ def check_activation(piece: str, activation: Any) -> Activation:
     return ACTIVATIONS[activation]
 
 
-def _check_shapes(x: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...], b1: tuple[int, ...] | None, b2: tuple[int, ...] | None) -> None:
+def _check_shapes(
+    x: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...], b1: tuple[int, ...] | None, b2: tuple[int, ...] | None
+) -> None:
     """The shape rules both forms share: x (..., C) with at least two axes, W1 (C, F), W2 (F, C_out), b1 (F,), b2 (C_out,)."""
     if len(x) < 2 or 0 in x:
         raise fail(PIECE, f"x must have shape (N, C) or (B, T, C) with no empty axis, got {shape_text(x)}")
     if len(W1) != 2 or W1[0] != x[-1] or W1[1] == 0:
         raise fail(PIECE, f"W1 must have shape (C, F) = ({x[-1]}, F) to match x {shape_text(x)}, got {shape_text(W1)}")
     if len(W2) != 2 or W2[0] != W1[1] or W2[1] == 0:
-        raise fail(PIECE, f"W2 must have shape (F, C_out) = ({W1[1]}, C_out) to match W1 {shape_text(W1)}, got {shape_text(W2)}")
+        raise fail(
+            PIECE,
+            f"W2 must have shape (F, C_out) = ({W1[1]}, C_out) to match W1 {shape_text(W1)}, got {shape_text(W2)}",
+        )
     for name, b, width in (("b1", b1, W1[1]), ("b2", b2, W2[1])):
         if b is not None and tuple(b) != (width,):
             raise fail(PIECE, f"{name} must have shape ({width},) to match the weights, got {shape_text(b)}")
@@ -151,7 +156,11 @@ def ffn_forward(
     The arrays' common float dtype is kept: float32 in, float32 out.
     """
     act = check_activation(PIECE, activation)
-    given = {n: real_array(PIECE, n, a) for n, a in (("x", x), ("W1", W1), ("W2", W2), ("b1", b1), ("b2", b2)) if a is not None}
+    given = {
+        n: real_array(PIECE, n, a)
+        for n, a in (("x", x), ("W1", W1), ("W2", W2), ("b1", b1), ("b2", b2))
+        if a is not None
+    }
     dt = float_dtype(*given.values())
     arrays = {n: np.asarray(a, dtype=dt) for n, a in given.items()}
     _check_shapes(*(arrays[n].shape if n in arrays else None for n in ("x", "W1", "W2", "b1", "b2")))  # type: ignore[arg-type]
@@ -206,20 +215,34 @@ class FeedForward(Module):
     `self.grads` and returns dx. d_ff defaults to 4 d_model, as in the paper.
     """
 
-    def __init__(self, d_model: int, d_ff: int | None = None, activation: str = "relu", bias: bool = True,
-                 rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int | None = None,
+        activation: str = "relu",
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         super().__init__()
         check_activation("FeedForward", activation)
         self.d_model = positive_int("FeedForward", "d_model", d_model)
         self.d_ff = 4 * self.d_model if d_ff is None else positive_int("FeedForward", "d_ff", d_ff)
         self.activation, self.bias = activation, bool(bias)
-        for name, p in init_ffn_params(self.d_model, self.d_ff, rng if rng is not None else np.random.default_rng(), self.bias).items():
+        for name, p in init_ffn_params(
+            self.d_model, self.d_ff, rng if rng is not None else np.random.default_rng(), self.bias
+        ).items():
             self.add_param(name, p)
         self._cache: FFNCache | None = None
 
     def forward(self, x: Array) -> Array:
-        out, self._cache = ffn_forward(x, self.params["W1"], self.params["W2"], self.params.get("b1"), self.params.get("b2"),
-                                       activation=self.activation)
+        out, self._cache = ffn_forward(
+            x,
+            self.params["W1"],
+            self.params["W2"],
+            self.params.get("b1"),
+            self.params.get("b2"),
+            activation=self.activation,
+        )
         return out
 
     def backward(self, dout: Array) -> Array:

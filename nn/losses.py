@@ -239,7 +239,9 @@ class SequenceCrossEntropyCache(NamedTuple):
     shape: tuple[int, int, int]  # (B, T, V)
 
 
-def sequence_cross_entropy_forward(logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, SequenceCrossEntropyCache]:
+def sequence_cross_entropy_forward(
+    logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX
+) -> tuple[np.ndarray, SequenceCrossEntropyCache]:
     """The mean cross-entropy over the positions that take a loss: logits (B, T, V) -> 0-d."""
     logits = array_input(SEQ_PIECE, "logits", logits)
     keep, kept_targets = _kept_positions(logits.shape, targets, ignore_index)
@@ -331,6 +333,7 @@ register(
         tags=("loss",),
     )
 )
+
 
 def _seq_ce_case(B: int, T: int, V: int, n_ignored: int) -> CaseMaker:
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:

@@ -36,7 +36,9 @@ def causal_mask(Tq: int, Tk: int | None = None, *, offset: int = 0) -> np.ndarra
     return j <= i + offset  # (Tq, Tk)
 
 
-def padding_mask(lengths_or_valid: Sequence[int] | np.ndarray, Tk: int | None = None, *, heads: bool = True) -> np.ndarray:
+def padding_mask(
+    lengths_or_valid: Sequence[int] | np.ndarray, Tk: int | None = None, *, heads: bool = True
+) -> np.ndarray:
     """Boolean key mask from sequence lengths or from a (B, Tk) boolean "key is real" array.
 
     Returns (B, 1, 1, Tk) when `heads` (to broadcast against multi-head scores

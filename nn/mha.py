@@ -48,7 +48,9 @@ SelfAttentionGrads = tuple[Array, Array, Array, Array, Array, Array | None, Arra
 
 
 # ============================================================================ parameters and checks
-def init_mha_params(d_model: int, n_heads: int, rng: np.random.Generator, bias: bool = True, dtype: Any = np.float64) -> dict[str, Array]:
+def init_mha_params(
+    d_model: int, n_heads: int, rng: np.random.Generator, bias: bool = True, dtype: Any = np.float64
+) -> dict[str, Array]:
     """Parameters of multi-head attention: Wq, Wk, Wv, Wo (C, C) and, with `bias`, bq, bk, bv, bo (C,).
 
     Weights ~ N(0, 1/C): with unit-variance inputs each projection's outputs have unit
@@ -107,7 +109,7 @@ def _project_loops(x: Nested, W: Nested, b: Nested | None) -> list:
 def _split_heads_loops(Y: list, H: int) -> list:
     """(B, T, C) -> (B, H, T, D): head h owns columns h*D .. (h+1)*D - 1."""
     D = len(Y[0][0]) // H
-    return [[[row[h * D:(h + 1) * D] for row in Yb] for h in range(H)] for Yb in Y]
+    return [[[row[h * D : (h + 1) * D] for row in Yb] for h in range(H)] for Yb in Y]
 
 
 def mha_loops(
@@ -146,12 +148,16 @@ def mha_loops(
     Oh, weights = attention_loops(
         _split_heads_loops(Q, H), _split_heads_loops(K, H), _split_heads_loops(V, H), mask=m, return_weights=True
     )  # (B, H, Tq, D), (B, H, Tq, Tk)
-    O = [[[x for h in range(H) for x in Oh[b][h][t]] for t in range(Tq)] for b in range(B)]  # heads side by side, (B, Tq, C)
+    O = [
+        [[x for h in range(H) for x in Oh[b][h][t]] for t in range(Tq)] for b in range(B)
+    ]  # heads side by side, (B, Tq, C)
     out = _project_loops(O, Wo, bo)  # (B, Tq, C)
     return (out, weights) if return_weights else out
 
 
-def mha_nobias_loops(xq: Nested, xkv: Nested, Wq: Nested, Wk: Nested, Wv: Nested, Wo: Nested, *, n_heads: int, mask: Any = None) -> Any:
+def mha_nobias_loops(
+    xq: Nested, xkv: Nested, Wq: Nested, Wk: Nested, Wv: Nested, Wo: Nested, *, n_heads: int, mask: Any = None
+) -> Any:
     """`mha_loops` without biases (the registry's "mha_nobias")."""
     return mha_loops(xq, xkv, Wq, Wk, Wv, Wo, n_heads=n_heads, mask=mask)
 
@@ -262,7 +268,9 @@ def mha_forward(
     xkv_a = xq_a if same else np.asarray(xkv_a, dtype=dt)
     Ws = [np.asarray(W, dtype=dt) for W in Ws]
     bs = [None if b is None else np.asarray(b, dtype=dt) for b in bs]
-    H = _check_mha_shapes(piece, xq_a.shape, xkv_a.shape, [W.shape for W in Ws], [None if b is None else b.shape for b in bs], n_heads)
+    H = _check_mha_shapes(
+        piece, xq_a.shape, xkv_a.shape, [W.shape for W in Ws], [None if b is None else b.shape for b in bs], n_heads
+    )
     named = [("xq", xq_a)] + ([] if same else [("xkv", xkv_a)]) + list(zip(WEIGHT_NAMES, Ws))
     for name, a in named + [(n, b) for n, b in zip(BIAS_NAMES, bs) if b is not None]:
         check_finite(piece, name, a)
@@ -291,8 +299,19 @@ def mha_forward(
     if bs[3] is not None:
         out += bs[3]
     cache = MHACache(
-        groups=tuple(groups), has_bias=tuple(b is not None for b in bs), B=B, Tq=Tq, Tk=Tk, Wo=Ws[3],
-        Qs=Qs, Kh=Kh, Vh=Vh, Oh=Oh, O=O, Pt=Pt, scale=scale,
+        groups=tuple(groups),
+        has_bias=tuple(b is not None for b in bs),
+        B=B,
+        Tq=Tq,
+        Tk=Tk,
+        Wo=Ws[3],
+        Qs=Qs,
+        Kh=Kh,
+        Vh=Vh,
+        Oh=Oh,
+        O=O,
+        Pt=Pt,
+        scale=scale,
     )
     return out.reshape(B, Tq, C), cache
 
@@ -313,7 +332,9 @@ def _mha_backward(dout: Array, cache: MHACache, fuse_x: bool, piece: str = "mha"
     # The gradients of each group's projections, heads side by side, as the projection's
     # product made them: (B, T, n, H, D). The attention backward writes into head views.
     dYs = [np.empty((B, Tq if which[0] == 0 else Tk, len(which), H, C // H), dtype=dt) for _, _, which in cache.groups]
-    dviews = [dY[:, :, j].transpose(0, 2, 1, 3) for dY, (_, _, which) in zip(dYs, cache.groups) for j in range(len(which))]
+    dviews = [
+        dY[:, :, j].transpose(0, 2, 1, 3) for dY, (_, _, which) in zip(dYs, cache.groups) for j in range(len(which))
+    ]
     attend_backward(dOh, cache.Qs, cache.Kh, cache.Vh, cache.Pt, cache.Oh, cache.scale, *dviews)  # (B, H, T, D) each
     dW: list[Array | None] = [None, None, None]
     db: list[Array | None] = [None, None, None]
@@ -324,9 +345,9 @@ def _mha_backward(dout: Array, cache: MHACache, fuse_x: bool, piece: str = "mha"
         has_b = [cache.has_bias[i] for i in which]
         db_cat = np.ones(x2.shape[0], dt) @ dY if any(has_b) else None  # column sums, (n*C,)
         for j, i in enumerate(which):
-            dW[i] = np.ascontiguousarray(dW_cat[:, j * C:(j + 1) * C])
+            dW[i] = np.ascontiguousarray(dW_cat[:, j * C : (j + 1) * C])
             if has_b[j]:  # a bias absent in forward stays None
-                db[i] = db_cat[j * C:(j + 1) * C].copy()  # type: ignore[index]
+                db[i] = db_cat[j * C : (j + 1) * C].copy()  # type: ignore[index]
         if fuse_x or len(which) < 3:
             # one product sums the contributions of every projection of this input:
             # dx = sum_i dY_i W_i^T = [dY_1 | dY_2 | ...] [W_1 | W_2 | ...]^T
@@ -425,7 +446,9 @@ class MultiHeadAttention(Module):
         self.n_heads = _check_heads("MultiHeadAttention", d_model, n_heads)
         self.d_model = int(d_model)
         self.bias = bool(bias)
-        params = init_mha_params(self.d_model, self.n_heads, rng if rng is not None else np.random.default_rng(), bias=self.bias)
+        params = init_mha_params(
+            self.d_model, self.n_heads, rng if rng is not None else np.random.default_rng(), bias=self.bias
+        )
         for name in PARAM_NAMES:
             if name in params:
                 self.add_param(name, params[name])
@@ -438,7 +461,9 @@ class MultiHeadAttention(Module):
         self._self_attention = xkv is None
         Wq, Wk, Wv, Wo = (self.params[n] for n in WEIGHT_NAMES)
         biases = [self.params.get(n) for n in BIAS_NAMES]  # None where built without biases
-        out, self._cache = mha_forward(xq, xq if xkv is None else xkv, Wq, Wk, Wv, Wo, *biases, n_heads=self.n_heads, mask=mask)
+        out, self._cache = mha_forward(
+            xq, xq if xkv is None else xkv, Wq, Wk, Wv, Wo, *biases, n_heads=self.n_heads, mask=mask
+        )
         return out
 
     @property

@@ -110,7 +110,9 @@ class Module(metaclass=_FlattenAfterInit):
     def _check_new_name(self, name: str, what: str) -> None:
         self._check_initialised()
         if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"{type(self).__name__}: a parameter or submodule name must be a non-empty str without '.', got {name!r}")
+            raise ValueError(
+                f"{type(self).__name__}: a parameter or submodule name must be a non-empty str without '.', got {name!r}"
+            )
         if name in self.params or name in self._modules:
             raise ValueError(f"{type(self).__name__}: the name {name!r} is already registered")
         if self._root()._flat_params is not None:
@@ -129,7 +131,9 @@ class Module(metaclass=_FlattenAfterInit):
         self._check_new_name(name, "parameter")
         given = np.asarray(array)
         if given.dtype.kind not in "iuf":  # bool, complex, text, objects: not a real parameter
-            raise ValueError(f"{type(self).__name__}: parameter {name!r} must hold real numbers, got dtype {given.dtype}")
+            raise ValueError(
+                f"{type(self).__name__}: parameter {name!r} must hold real numbers, got dtype {given.dtype}"
+            )
         param = np.array(given, dtype=np.float64, copy=True)
         if not np.all(np.isfinite(param)):
             raise ValueError(f"{type(self).__name__}: parameter {name!r} has non-finite values")

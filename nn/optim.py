@@ -46,7 +46,9 @@ def _entries(params: Params, who: str) -> list[tuple[str, np.ndarray, np.ndarray
         entries = []
         for i, pair in enumerate(params):
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise ValueError(f"{who}: parameter {i} must be a (param, grad) pair of arrays, got {type(pair).__name__}")
+                raise ValueError(
+                    f"{who}: parameter {i} must be a (param, grad) pair of arrays, got {type(pair).__name__}"
+                )
             entries.append((str(i), pair[0], pair[1]))
     if not entries:
         raise ValueError(f"{who}: got no parameters")
@@ -70,7 +72,11 @@ def _entries(params: Params, who: str) -> list[tuple[str, np.ndarray, np.ndarray
 
 
 def _nonneg(who: str, name: str, x: float) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer)) or not (math.isfinite(x) and x >= 0):
+    if (
+        isinstance(x, bool)
+        or not isinstance(x, (int, float, np.floating, np.integer))
+        or not (math.isfinite(x) and x >= 0)
+    ):
         raise ValueError(f"{who}: {name} must be a finite number >= 0, got {x!r}")
     return float(x)
 
@@ -286,7 +292,9 @@ def clip_grad_norm(grads: Module | Sequence[np.ndarray], max_norm: float, eps: f
     arrays = [g for _, g in grads.named_grads()] if isinstance(grads, Module) else list(grads)
     for i, g in enumerate(arrays):
         if not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64):
-            raise ValueError(f"clip_grad_norm: gradient {i} must be a float64 (or float32) numpy array (it is scaled in place)")
+            raise ValueError(
+                f"clip_grad_norm: gradient {i} must be a float64 (or float32) numpy array (it is scaled in place)"
+            )
     max_norm = _nonneg("clip_grad_norm", "max_norm", max_norm)
     eps = _nonneg("clip_grad_norm", "eps", eps)
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in arrays))
@@ -304,7 +312,9 @@ def clip_grad_norm(grads: Module | Sequence[np.ndarray], max_norm: float, eps: f
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 
 
-def scheduled_lr(step: int, *, lr: float, total_steps: int, warmup_steps: int = 0, decay: str = "constant", min_lr: float = 0.0) -> float:
+def scheduled_lr(
+    step: int, *, lr: float, total_steps: int, warmup_steps: int = 0, decay: str = "constant", min_lr: float = 0.0
+) -> float:
     """The learning rate of update number `step` (0-based) of a run of `total_steps` updates.
 
         warm-up (step < W):   lr_t = lr (t + 1) / W                       (linear, from lr/W up to lr)

@@ -82,8 +82,11 @@ def _check_x(piece: str, shape: tuple[int, ...]) -> None:
 def _check_table(x_shape: tuple[int, ...], P_shape: tuple[int, ...]) -> None:
     T, C = x_shape[-2:]
     if len(P_shape) != 2 or P_shape[1] != C or P_shape[0] < T:
-        raise fail(LEARNED, f"P must have shape (T_max, C) with T_max >= T = {T} and C = {C} to match x {shape_text(x_shape)}, "
-                            f"got {shape_text(P_shape)}")
+        raise fail(
+            LEARNED,
+            f"P must have shape (T_max, C) with T_max >= T = {T} and C = {C} to match x {shape_text(x_shape)}, "
+            f"got {shape_text(P_shape)}",
+        )
 
 
 def _array(piece: str, name: str, a: Any) -> Array:

@@ -184,7 +184,9 @@ def _token_targets(logits_shape: tuple[int, ...], targets: Any, ignore_index: in
     bad = keep & ((t < 0) | (t >= logits_shape[2]))
     if bad.any():
         i = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise fail(TLP, f"targets must be token ids in [0, {logits_shape[2]}) or {ignore_index}, got {t[i]} at index {i}")
+        raise fail(
+            TLP, f"targets must be token ids in [0, {logits_shape[2]}) or {ignore_index}, got {t[i]} at index {i}"
+        )
     return t.astype(np.int64, copy=False), keep
 
 
@@ -212,7 +214,9 @@ class TokenLogprobsCache(NamedTuple):
     keep: np.ndarray  # (B, T) bool
 
 
-def token_logprobs_forward(logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, TokenLogprobsCache]:
+def token_logprobs_forward(
+    logits: Any, *, targets: Any, ignore_index: int = IGNORE_INDEX
+) -> tuple[np.ndarray, TokenLogprobsCache]:
     """logp (B, T): the log-probability of each target token, 0 at ignored positions."""
     z = array_input(TLP, "logits", logits)
     t, keep = _token_targets(z.shape, targets, ignore_index)
@@ -235,8 +239,12 @@ def token_logprobs_backward(dout: Any, cache: TokenLogprobsCache) -> tuple[np.nd
     p, t, keep = cache
     dy = dout_array(TLP, dout, t.shape, p.dtype) * keep  # (B, T), 0 where ignored
     dlogits = p * (-dy)[..., None]  # -dy p, (B, T, V)
-    np.put_along_axis(dlogits, np.where(keep, t, 0)[..., None], (np.take_along_axis(
-        dlogits, np.where(keep, t, 0)[..., None], axis=-1) + dy[..., None]), axis=-1)  # + dy at the target
+    np.put_along_axis(
+        dlogits,
+        np.where(keep, t, 0)[..., None],
+        (np.take_along_axis(dlogits, np.where(keep, t, 0)[..., None], axis=-1) + dy[..., None]),
+        axis=-1,
+    )  # + dy at the target
     return (dlogits,)
 
 
@@ -244,8 +252,9 @@ def token_logprobs_backward(dout: Any, cache: TokenLogprobsCache) -> tuple[np.nd
 RKL = "reinforce_kl"
 
 
-def _rkl_static(shape: tuple[int, ...], sample_logp: Any, ref_logp: Any, rewards: Any, mask: Any,
-                beta: Any) -> tuple[np.ndarray, np.ndarray]:
+def _rkl_static(
+    shape: tuple[int, ...], sample_logp: Any, ref_logp: Any, rewards: Any, mask: Any, beta: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """(A (B,) the advantages, mask (B, T)) from the constants of the surrogate, checked against logp's shape."""
     if len(shape) != 2 or 0 in shape:
         raise fail(RKL, f"logp must have shape (B, T) with no empty axis, got {shape_text(shape)}")
@@ -285,8 +294,9 @@ class ReinforceKLCache(NamedTuple):
     mask: np.ndarray  # (B, T)
 
 
-def reinforce_kl_forward(logp: Any, *, sample_logp: Any, ref_logp: Any, rewards: Any, mask: Any,
-                         beta: float) -> tuple[np.ndarray, ReinforceKLCache]:
+def reinforce_kl_forward(
+    logp: Any, *, sample_logp: Any, ref_logp: Any, rewards: Any, mask: Any, beta: float
+) -> tuple[np.ndarray, ReinforceKLCache]:
     """The REINFORCE surrogate of the KL-penalised objective, on B sequences y_b sampled from pi:
 
         J(theta)  = E_{y ~ pi} [r(y)] - beta KL(pi || pi_ref),   KL = E_{y ~ pi} [log pi(y) - log pi_ref(y)]
@@ -357,8 +367,13 @@ def _rkl_case(B: int, T: int, beta: float) -> CaseMaker:
         lengths = rng.integers(1, T + 1, size=B)
         mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)  # (B, T): a prefix of each row
         logp = -np.abs(rng.standard_normal((B, T))) - 0.1
-        static = {"sample_logp": logp.copy(), "ref_logp": -np.abs(rng.standard_normal((B, T))) - 0.1, "rewards": rng.standard_normal(B),
-                  "mask": mask, "beta": beta}
+        static = {
+            "sample_logp": logp.copy(),
+            "ref_logp": -np.abs(rng.standard_normal((B, T))) - 0.1,
+            "rewards": rng.standard_normal(B),
+            "mask": mask,
+            "beta": beta,
+        }
         return {"logp": logp}, static
 
     return make
@@ -389,32 +404,66 @@ def _rkl_torch(torch: Any, logp: Any, *, sample_logp: Any, ref_logp: Any, reward
     return -(A[:, None] * mask * logp).sum() / B
 
 
-register(Piece(
-    name=BT, loops=bradley_terry_loops, forward=bradley_terry_forward, backward=bradley_terry_backward,
-    cases=(Case("one pair", _pair_case(1)), Case("7 pairs", _pair_case(7)), Case("wide margins", _pair_case(5, scale=6.0))),
-    description="reward model loss on preference pairs: mean -log sigmoid(r_chosen - r_rejected)",
-    tags=("loss", "alignment"), torch=_bt_torch,
-))
+register(
+    Piece(
+        name=BT,
+        loops=bradley_terry_loops,
+        forward=bradley_terry_forward,
+        backward=bradley_terry_backward,
+        cases=(
+            Case("one pair", _pair_case(1)),
+            Case("7 pairs", _pair_case(7)),
+            Case("wide margins", _pair_case(5, scale=6.0)),
+        ),
+        description="reward model loss on preference pairs: mean -log sigmoid(r_chosen - r_rejected)",
+        tags=("loss", "alignment"),
+        torch=_bt_torch,
+    )
+)
 
-register(Piece(
-    name=DPO, loops=dpo_loops, forward=dpo_forward, backward=dpo_backward,
-    cases=(Case("one pair, beta 0.1", _dpo_case(1, 0.1)), Case("6 pairs, beta 0.5", _dpo_case(6, 0.5)),
-           Case("4 pairs, beta 2", _dpo_case(4, 2.0))),
-    description="DPO: mean -log sigmoid(beta [(logp_w - ref_w) - (logp_l - ref_l)]) of four sequence log-probabilities",
-    tags=("loss", "alignment"), torch=_dpo_torch,
-))
+register(
+    Piece(
+        name=DPO,
+        loops=dpo_loops,
+        forward=dpo_forward,
+        backward=dpo_backward,
+        cases=(
+            Case("one pair, beta 0.1", _dpo_case(1, 0.1)),
+            Case("6 pairs, beta 0.5", _dpo_case(6, 0.5)),
+            Case("4 pairs, beta 2", _dpo_case(4, 2.0)),
+        ),
+        description="DPO: mean -log sigmoid(beta [(logp_w - ref_w) - (logp_l - ref_l)]) of four sequence log-probabilities",
+        tags=("loss", "alignment"),
+        torch=_dpo_torch,
+    )
+)
 
-register(Piece(
-    name=TLP, loops=token_logprobs_loops, forward=token_logprobs_forward, backward=token_logprobs_backward,
-    cases=(Case("B=2 T=3 V=5, two ignored", _tlp_case(2, 3, 5, 2)), Case("B=1 T=4 V=3", _tlp_case(1, 4, 3, 0))),
-    description="log softmax(logits)[target] per position (0 where ignored): sequence log-probabilities of a language model",
-    tags=("alignment",), torch=_tlp_torch,
-))
+register(
+    Piece(
+        name=TLP,
+        loops=token_logprobs_loops,
+        forward=token_logprobs_forward,
+        backward=token_logprobs_backward,
+        cases=(Case("B=2 T=3 V=5, two ignored", _tlp_case(2, 3, 5, 2)), Case("B=1 T=4 V=3", _tlp_case(1, 4, 3, 0))),
+        description="log softmax(logits)[target] per position (0 where ignored): sequence log-probabilities of a language model",
+        tags=("alignment",),
+        torch=_tlp_torch,
+    )
+)
 
-register(Piece(
-    name=RKL, loops=reinforce_kl_loops, forward=reinforce_kl_forward, backward=reinforce_kl_backward,
-    cases=(Case("B=2 T=3, beta 0.1", _rkl_case(2, 3, 0.1)), Case("B=5 T=4, beta 0", _rkl_case(5, 4, 0.0)),
-           Case("B=4 T=2, beta 1", _rkl_case(4, 2, 1.0))),
-    description="REINFORCE surrogate with a KL penalty on the sampled tokens and a leave-one-out baseline",
-    tags=("loss", "alignment"), torch=_rkl_torch,
-))
+register(
+    Piece(
+        name=RKL,
+        loops=reinforce_kl_loops,
+        forward=reinforce_kl_forward,
+        backward=reinforce_kl_backward,
+        cases=(
+            Case("B=2 T=3, beta 0.1", _rkl_case(2, 3, 0.1)),
+            Case("B=5 T=4, beta 0", _rkl_case(5, 4, 0.0)),
+            Case("B=4 T=2, beta 1", _rkl_case(4, 2, 1.0)),
+        ),
+        description="REINFORCE surrogate with a KL penalty on the sampled tokens and a leave-one-out baseline",
+        tags=("loss", "alignment"),
+        torch=_rkl_torch,
+    )
+)

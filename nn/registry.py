@@ -138,7 +138,9 @@ class Piece:
             raise ValueError(f"piece {self.name!r}: give torch= or torch_skip=, not both")
         for pair in self.covers:
             if not (isinstance(pair, tuple) and len(pair) == 2 and all(callable(f) for f in pair)):
-                raise ValueError(f"piece {self.name!r}: covers= takes (forward, backward) pairs of functions, got {pair!r}")
+                raise ValueError(
+                    f"piece {self.name!r}: covers= takes (forward, backward) pairs of functions, got {pair!r}"
+                )
 
     def covered_pairs(self) -> tuple[tuple[Callable[..., Any], Callable[..., Any]], ...]:
         """(forward, backward) function pairs this piece checks: its own, then those in `covers`."""
@@ -299,7 +301,9 @@ def check_three_way(
     for n, g in zip(names, manual_tuple):
         g = np.asarray(g, dtype=np.float64)
         if g.shape != inputs[n].shape:
-            raise ValueError(f"{name}: backward's gradient for {n!r} has shape {g.shape}, the input has {inputs[n].shape}")
+            raise ValueError(
+                f"{name}: backward's gradient for {n!r} has shape {g.shape}, the input has {inputs[n].shape}"
+            )
         manual[n] = g
 
     def numeric_loss(arrs: dict[str, np.ndarray]) -> float:
@@ -309,7 +313,10 @@ def check_three_way(
     numerical = numerical_gradient_arrays(numeric_loss, inputs, eps=eps)
 
     loops_out = np.asarray(_as_list(loops(*(inputs[n].tolist() for n in names), **static)), dtype=np.float64)
-    fwd = compare_gradients({"graph": {"output": loops_out.reshape(out.shape)}, "manual": {"output": out}}, pairs=[("graph", "manual", exact)])
+    fwd = compare_gradients(
+        {"graph": {"output": loops_out.reshape(out.shape)}, "manual": {"output": out}},
+        pairs=[("graph", "manual", exact)],
+    )
     grads = compare_gradients(
         {"graph": graph, "manual": manual, "numeric": numerical},
         pairs=[("graph", "manual", exact), ("manual", "numeric", numeric), ("graph", "numeric", numeric)],

@@ -112,13 +112,19 @@ def _check_shapes(shapes: dict[str, tuple[int, ...]], norm: str, n_heads: Any) -
     C = x[2]
     W1 = tuple(shapes["W1"])
     if len(W1) != 2 or W1[0] != C or W1[1] < 1:
-        raise fail(PIECE, f"W1 must have shape (C, F) = ({C}, F) with F >= 1 for x {shape_text(x)}, got {shape_text(W1)}")
+        raise fail(
+            PIECE, f"W1 must have shape (C, F) = ({C}, F) with F >= 1 for x {shape_text(x)}, got {shape_text(W1)}"
+        )
     F = W1[1]
     for name, shape in shapes.items():
         want, layout = {"W1": ((C, F), "(C, F)"), "W2": ((F, C), "(F, C)"), "b1": ((F,), "(F,)")}.get(
-            name, ((C, C), "(C, C)") if name.startswith("W") else ((C,), "(C,)"))
+            name, ((C, C), "(C, C)") if name.startswith("W") else ((C,), "(C,)")
+        )
         if name != "x" and tuple(shape) != want:
-            raise fail(PIECE, f"{name} must have shape {layout} = {shape_text(want)} for x {shape_text(x)}, got {shape_text(shape)}")
+            raise fail(
+                PIECE,
+                f"{name} must have shape {layout} = {shape_text(want)} for x {shape_text(x)}, got {shape_text(shape)}",
+            )
     biases = [n for n in BIAS_NAMES if n in shapes]
     if biases and len(biases) != len(BIAS_NAMES):
         raise fail(PIECE, f"give all the biases {list(BIAS_NAMES)} or none, got only {biases}")
@@ -163,8 +169,13 @@ def transformer_block_loops(
     "attention", "add 1", "norm 2", "feed-forward", "add 2".
     """
     _check_config(norm, activation, norm_first, causal)
-    given = {n: a for n, a in zip(("x",) + PARAM_NAMES, (x, Wq, Wk, Wv, Wo, W1, W2, gamma1, gamma2, bq, bk, bv, bo, b1, b2, beta1, beta2))
-             if a is not None}
+    given = {
+        n: a
+        for n, a in zip(
+            ("x",) + PARAM_NAMES, (x, Wq, Wk, Wv, Wo, W1, W2, gamma1, gamma2, bq, bk, bv, bo, b1, b2, beta1, beta2)
+        )
+        if a is not None
+    }
     checked = {n: nested_input(PIECE, n, a) for n, a in given.items()}
     H = _check_shapes({n: s for n, (_, s) in checked.items()}, norm, n_heads)
     p = {n: a for n, (a, _) in checked.items()}
@@ -215,7 +226,9 @@ class BlockCache(NamedTuple):
     dtype: np.dtype
 
 
-def _norm_forward(norm: str, x: Array, gamma: Array, beta: Array | None, eps: float) -> tuple[Array, LayerNormCache | RMSNormCache]:
+def _norm_forward(
+    norm: str, x: Array, gamma: Array, beta: Array | None, eps: float
+) -> tuple[Array, LayerNormCache | RMSNormCache]:
     if norm == "rms":
         return rms_norm_forward(x, gamma, eps=eps)
     return layer_norm_forward(x, gamma, np.zeros_like(gamma) if beta is None else beta, eps=eps)
@@ -325,14 +338,31 @@ def transformer_block_backward(dout: Array, cache: BlockCache) -> tuple[Array, .
         dx_branch, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo = self_attention_backward(da, cache.attn)
         dx = dx_skip + dx_branch  # the first residual's two paths, summed
     db1, db2 = db_ffn if db_ffn else (None, None)
-    grads = {"Wq": dWq, "Wk": dWk, "Wv": dWv, "Wo": dWo, "W1": dW1, "W2": dW2, "gamma1": dgamma1, "gamma2": dgamma2,
-             "bq": dbq, "bk": dbk, "bv": dbv, "bo": dbo, "b1": db1, "b2": db2, "beta1": dbeta1, "beta2": dbeta2}
+    grads = {
+        "Wq": dWq,
+        "Wk": dWk,
+        "Wv": dWv,
+        "Wo": dWo,
+        "W1": dW1,
+        "W2": dW2,
+        "gamma1": dgamma1,
+        "gamma2": dgamma2,
+        "bq": dbq,
+        "bk": dbk,
+        "bv": dbv,
+        "bo": dbo,
+        "b1": db1,
+        "b2": db2,
+        "beta1": dbeta1,
+        "beta2": dbeta2,
+    }
     return (dx.astype(dt, copy=False),) + tuple(np.asarray(grads[n], dtype=dt) for n in cache.names)
 
 
 # ============================================================================ class
-def init_block_params(d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, norm: str = "layer",
-                      bias: bool = True) -> dict[str, Array]:
+def init_block_params(
+    d_model: int, n_heads: int, d_ff: int, rng: np.random.Generator, norm: str = "layer", bias: bool = True
+) -> dict[str, Array]:
     """The block's parameters by name (`block_param_names` order): weights as in `init_mha_params`
     and `init_ffn_params`, gains 1, biases and shifts 0."""
     params = {**init_mha_params(d_model, n_heads, rng, bias=bias), **init_ffn_params(d_model, d_ff, rng, bias=bias)}
@@ -352,9 +382,19 @@ class TransformerBlock(Module):
     `Sequential` or in a loop: x = block.forward(x) up, dx = block.backward(dx) down.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, activation: str = "relu",
-                 norm: str = "layer", norm_first: bool = False, bias: bool = True, causal: bool = False,
-                 eps: float = DEFAULT_EPS, rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int | None = None,
+        activation: str = "relu",
+        norm: str = "layer",
+        norm_first: bool = False,
+        bias: bool = True,
+        causal: bool = False,
+        eps: float = DEFAULT_EPS,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         super().__init__()
         _check_config(norm, activation, norm_first, causal)
         self.d_model = positive_int("TransformerBlock", "d_model", d_model)
@@ -372,16 +412,32 @@ class TransformerBlock(Module):
     @property
     def config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this block (for `save(path, block.config)`)."""
-        return {"d_model": self.d_model, "n_heads": self.n_heads, "d_ff": self.d_ff, "activation": self.activation,
-                "norm": self.norm, "norm_first": self.norm_first, "bias": self.bias, "causal": self.causal, "eps": self.eps}
+        return {
+            "d_model": self.d_model,
+            "n_heads": self.n_heads,
+            "d_ff": self.d_ff,
+            "activation": self.activation,
+            "norm": self.norm,
+            "norm_first": self.norm_first,
+            "bias": self.bias,
+            "causal": self.causal,
+            "eps": self.eps,
+        }
 
     def forward(self, x: Array, mask: Array | None = None) -> Array:
         """y (B, T, C) from x (B, T, C), in the common dtype of x and the parameters: after
         `set_dtype(np.float32)` a float32 x runs the block in float32."""
         params = [self.params[n] for n in block_param_names(self.norm, self.bias)]
         out, self._cache = transformer_block_forward(
-            x, *params, n_heads=self.n_heads, activation=self.activation, norm=self.norm,
-            norm_first=self.norm_first, causal=self.causal, mask=mask, eps=self.eps,
+            x,
+            *params,
+            n_heads=self.n_heads,
+            activation=self.activation,
+            norm=self.norm,
+            norm_first=self.norm_first,
+            causal=self.causal,
+            mask=mask,
+            eps=self.eps,
         )
         return out
 
@@ -395,8 +451,9 @@ class TransformerBlock(Module):
 
 
 # ============================================================================ registry
-def _case(B: int, T: int, C: int, H: int, F: int, *, norm_first: bool, norm: str, activation: str, bias: bool,
-          mask: str = "") -> Any:
+def _case(
+    B: int, T: int, C: int, H: int, F: int, *, norm_first: bool, norm: str, activation: str, bias: bool, mask: str = ""
+) -> Any:
     def make(rng: np.random.Generator) -> tuple[dict[str, Array], dict[str, Any]]:
         inputs: dict[str, Array] = {"x": rng.standard_normal((B, T, C))}
         for name in block_param_names(norm, bias):
@@ -407,8 +464,14 @@ def _case(B: int, T: int, C: int, H: int, F: int, *, norm_first: bool, norm: str
                 inputs[name] = 1.0 + 0.3 * rng.standard_normal(shape)
             else:
                 inputs[name] = 0.3 * rng.standard_normal(shape)
-        static: dict[str, Any] = {"n_heads": H, "activation": activation, "norm": norm, "norm_first": norm_first,
-                                  "causal": mask == "causal", "eps": DEFAULT_EPS}
+        static: dict[str, Any] = {
+            "n_heads": H,
+            "activation": activation,
+            "norm": norm,
+            "norm_first": norm_first,
+            "causal": mask == "causal",
+            "eps": DEFAULT_EPS,
+        }
         if mask == "padding":
             static["mask"] = padding_mask(np.maximum(T - np.arange(B), 1), T)  # lengths T, T-1, ...
         return inputs, static
@@ -416,8 +479,18 @@ def _case(B: int, T: int, C: int, H: int, F: int, *, norm_first: bool, norm: str
     return make
 
 
-def _block_torch(torch: Any, x: Any, *params: Any, n_heads: int, activation: str = "relu", norm: str = "layer",
-                 norm_first: bool = False, causal: bool = False, mask: Any = None, eps: float = DEFAULT_EPS) -> Any:
+def _block_torch(
+    torch: Any,
+    x: Any,
+    *params: Any,
+    n_heads: int,
+    activation: str = "relu",
+    norm: str = "layer",
+    norm_first: bool = False,
+    causal: bool = False,
+    mask: Any = None,
+    eps: float = DEFAULT_EPS,
+) -> Any:
     """The torch referee (see `Piece`): the same chain, from the pieces' torch forms and F's norms."""
     p = dict(zip(block_param_names(norm, len(params) > len(WEIGHT_NAMES + GAIN_NAMES)), params))
     T = x.shape[1]
@@ -432,7 +505,9 @@ def _block_torch(torch: Any, x: Any, *params: Any, n_heads: int, activation: str
         return torch.nn.functional.layer_norm(z, (z.shape[-1],), gamma, beta, eps=eps)
 
     def mha(z: Any) -> Any:
-        return _mha_torch(torch, z, z, *(p.get(n) for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=n_heads, mask=m)
+        return _mha_torch(
+            torch, z, z, *(p.get(n) for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=n_heads, mask=m
+        )
 
     def ffn(z: Any) -> Any:
         return ffn_torch(torch, z, p["W1"], p["W2"], p.get("b1"), p.get("b2"), activation=activation)
@@ -451,21 +526,37 @@ register(
         forward=transformer_block_forward,
         backward=transformer_block_backward,
         cases=(
-            Case("post_layer_relu_bias", _case(2, 3, 4, 2, 8, norm_first=False, norm="layer", activation="relu", bias=True)),
-            Case("post_layer_gelu_bias_causal", _case(2, 3, 4, 2, 6, norm_first=False, norm="layer", activation="gelu",
-                                                      bias=True, mask="causal")),
-            Case("pre_layer_gelu_tanh_bias_causal", _case(2, 4, 4, 2, 8, norm_first=True, norm="layer",
-                                                          activation="gelu_tanh", bias=True, mask="causal")),
-            Case("pre_rms_relu_nobias_padding", _case(2, 3, 4, 1, 5, norm_first=True, norm="rms", activation="relu",
-                                                      bias=False, mask="padding")),
-            Case("post_rms_gelu_bias_padding", _case(2, 3, 6, 3, 4, norm_first=False, norm="rms", activation="gelu",
-                                                     bias=True, mask="padding")),
-            Case("pre_layer_relu_nobias", _case(1, 3, 4, 2, 8, norm_first=True, norm="layer", activation="relu", bias=False)),
-            Case("post_layer_nobias_causal_T1", _case(1, 1, 2, 1, 3, norm_first=False, norm="layer", activation="gelu",
-                                                      bias=False, mask="causal")),
+            Case(
+                "post_layer_relu_bias",
+                _case(2, 3, 4, 2, 8, norm_first=False, norm="layer", activation="relu", bias=True),
+            ),
+            Case(
+                "post_layer_gelu_bias_causal",
+                _case(2, 3, 4, 2, 6, norm_first=False, norm="layer", activation="gelu", bias=True, mask="causal"),
+            ),
+            Case(
+                "pre_layer_gelu_tanh_bias_causal",
+                _case(2, 4, 4, 2, 8, norm_first=True, norm="layer", activation="gelu_tanh", bias=True, mask="causal"),
+            ),
+            Case(
+                "pre_rms_relu_nobias_padding",
+                _case(2, 3, 4, 1, 5, norm_first=True, norm="rms", activation="relu", bias=False, mask="padding"),
+            ),
+            Case(
+                "post_rms_gelu_bias_padding",
+                _case(2, 3, 6, 3, 4, norm_first=False, norm="rms", activation="gelu", bias=True, mask="padding"),
+            ),
+            Case(
+                "pre_layer_relu_nobias",
+                _case(1, 3, 4, 2, 8, norm_first=True, norm="layer", activation="relu", bias=False),
+            ),
+            Case(
+                "post_layer_nobias_causal_T1",
+                _case(1, 1, 2, 1, 3, norm_first=False, norm="layer", activation="gelu", bias=False, mask="causal"),
+            ),
         ),
         description="a Transformer block: post-norm (the paper) or pre-norm (GPT-2), layer norm or RMSNorm, "
-                    "self-attention with causal/padding masks, FFN relu/gelu, biases optional",
+        "self-attention with causal/padding masks, FFN relu/gelu, biases optional",
         torch=_block_torch,
         tags=("layer",),
         covers=((_norm_forward, _norm_backward),),  # the switch between layer norm and RMSNorm

@@ -104,6 +104,7 @@ BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "pow_v": lambda a, b: _sq_plus(a, 0.5) ** engine.tanh(b),
 }
 
+
 def _rms_output(k: int, parts: list[Any]) -> Any:
     half = len(parts) // 2
     return engine.rms_norm(parts[:half], parts[half:], RMS_EPS)[k % half]
@@ -257,9 +258,13 @@ def expressions(n_inputs: int = 3, max_leaves: int = 8) -> st.SearchStrategy[Tre
             lambda pairs: ("dot_c", tuple(c for c, _ in pairs), *(t for _, t in pairs))
         )
         index = st.integers(min_value=0, max_value=3)
-        softmaxes = st.tuples(index, st.lists(children, min_size=1, max_size=4)).map(lambda kt: ("softmax", kt[0], *kt[1]))
+        softmaxes = st.tuples(index, st.lists(children, min_size=1, max_size=4)).map(
+            lambda kt: ("softmax", kt[0], *kt[1])
+        )
         rms_norms = st.tuples(index, st.integers(min_value=1, max_value=2)).flatmap(
-            lambda kn: st.lists(children, min_size=2 * kn[1], max_size=2 * kn[1]).map(lambda ts: ("rms_norm", kn[0], *ts))
+            lambda kn: st.lists(children, min_size=2 * kn[1], max_size=2 * kn[1]).map(
+                lambda ts: ("rms_norm", kn[0], *ts)
+            )
         )
         entropies = st.tuples(index, st.lists(children, min_size=1, max_size=4)).map(
             lambda kt: ("cross_entropy", kt[0], *kt[1])

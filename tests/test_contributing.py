@@ -61,7 +61,11 @@ def _probe(code: str, tmp_path: Path) -> list[str]:
     path = tmp_path / "softplus.py"
     path.write_text(code, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS
+        [sys.executable, "-c", PROBE, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_SECONDS,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()

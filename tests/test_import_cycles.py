@@ -76,7 +76,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if todo:
                 nxt = todo.pop()
                 if colour.get(nxt) == GREY:
-                    return path[path.index(nxt):] + [nxt]
+                    return path[path.index(nxt) :] + [nxt]
                 if colour.get(nxt) == WHITE:
                     colour[nxt] = GREY
                     stack.append((nxt, sorted(graph[nxt])))
@@ -107,6 +107,10 @@ def test_no_import_cycle_in_the_project() -> None:
 
 
 def test_packages_import_only_down_the_stack() -> None:
-    bad = [f"{name} imports {target}" for name, targets in import_graph().items() for target in targets
-           if target.split(".")[0] not in ALLOWED[name.split(".")[0]]]
+    bad = [
+        f"{name} imports {target}"
+        for name, targets in import_graph().items()
+        for target in targets
+        if target.split(".")[0] not in ALLOWED[name.split(".")[0]]
+    ]
     assert not bad, "\n".join(bad)

@@ -21,6 +21,12 @@ def test_every_room_says_what_it_holds() -> None:
     assert {"zoo", "training", "data", "experiments", "tour_stages", "learn", "cli"} <= {r.name for r in rooms}
     for room in rooms:
         doc = ast.get_docstring(ast.parse((room / "__init__.py").read_text(encoding="utf-8")))
-        assert doc and len(doc.split()) >= 5, f"models/{room.name}/__init__.py needs a docstring saying what the room holds"
-    stray = [p for p in (ROOT / "models").iterdir() if p.is_dir() and p.name != "__pycache__" and not (p / "__init__.py").exists()]
+        assert doc and len(doc.split()) >= 5, (
+            f"models/{room.name}/__init__.py needs a docstring saying what the room holds"
+        )
+    stray = [
+        p
+        for p in (ROOT / "models").iterdir()
+        if p.is_dir() and p.name != "__pycache__" and not (p / "__init__.py").exists()
+    ]
     assert not stray, f"folders in models/ that are not packages: {stray}"

@@ -101,7 +101,9 @@ def test_no_framework_import_in_the_package() -> None:
         for m in FRAMEWORK_IMPORT_RE.finditer(text):
             offenders.append(f"{_relative(path)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0).strip()}")
         # The AST also sees `import os, torch` and imports inside functions written on one line.
-        offenders += [f"{_relative(path)}:{line}: imports {top}" for line, top in _imported_tops(path) if top in FRAMEWORKS]
+        offenders += [
+            f"{_relative(path)}:{line}: imports {top}" for line, top in _imported_tops(path) if top in FRAMEWORKS
+        ]
     assert not offenders, "ML framework imported in the package:\n" + "\n".join(sorted(set(offenders)))
 
 
@@ -114,7 +116,9 @@ def test_no_pickle_in_the_package() -> None:
         for regex in (PICKLE_IMPORT_RE, PICKLE_CALL_RE, ALLOW_PICKLE_TRUE_RE):
             for m in regex.finditer(text):
                 offenders.append(f"{_relative(path)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0).strip()}")
-        offenders += [f"{_relative(path)}:{line}: imports {top}" for line, top in _imported_tops(path) if top in PICKLE_MODULES]
+        offenders += [
+            f"{_relative(path)}:{line}: imports {top}" for line, top in _imported_tops(path) if top in PICKLE_MODULES
+        ]
     assert not offenders, "pickle in the package:\n" + "\n".join(sorted(set(offenders)))
 
 

@@ -60,7 +60,7 @@ MIN_SESSIONS = {
 #: the lead's notes). A page listed here must still exist and still show sessions.
 SESSIONS_NOT_REPLAYED = {
     "docs/guide/learn.md": "a learner edits twograd-learn/*.py between the commands: "
-                           "tests/models/learn/test_learn_guide.py replays it with the edits",
+    "tests/models/learn/test_learn_guide.py replays it with the edits",
     "docs/guide/learn-zoo.md": "files are written between the commands: tests/models/learn/test_learner_pieces.py replays it with them",
 }
 

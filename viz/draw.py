@@ -195,7 +195,9 @@ def _flatten(members: GroupMembers, group: str) -> list[Value]:
         elif isinstance(item, Value):
             out.append(item)
         elif isinstance(item, (str, bytes)) or not hasattr(item, "__iter__"):
-            raise TypeError(f"group {group!r}: members must be engine.Value objects, got {type(item).__name__}: {item!r}")
+            raise TypeError(
+                f"group {group!r}: members must be engine.Value objects, got {type(item).__name__}: {item!r}"
+            )
         else:
             stack.append(iter(item))
     return out
@@ -282,7 +284,9 @@ def draw(
         kept_set = None
         nodes = order
     # built only when something is looked up in it (a highlight, groups) or the graph is cut
-    in_graph: set[Value] | frozenset[Value] = set(order) if kept_set is not None or highlight is not None or groups else frozenset()
+    in_graph: set[Value] | frozenset[Value] = (
+        set(order) if kept_set is not None or highlight is not None or groups else frozenset()
+    )
     if highlight is not None and highlight not in in_graph:
         raise ValueError(f"highlight: {highlight!r} is not part of the graph of {value!r}")
     lit = _on_paths(order, highlight) if highlight is not None else set()
@@ -357,7 +361,9 @@ def draw(
         if title is not None:
             graph.attr("graph", labelloc="t", fontsize="16", **_label_attrs(title))
         bodies = {-1: graph}
-        used = {cluster_of[v] for v in shown if v in cluster_of} | {cluster_of[u[3]] for u in uses if u[3] in cluster_of}
+        used = {cluster_of[v] for v in shown if v in cluster_of} | {
+            cluster_of[u[3]] for u in uses if u[3] in cluster_of
+        }
         for k, name in enumerate(cluster_names):
             if k in used:
                 bodies[k] = sub = graphviz.Digraph(name=f"cluster_{k}")
@@ -395,8 +401,15 @@ def draw(
                 graph.edge(tail, head)
         return graph
 
-    return GraphDrawing(build, n_values=len(shown) + len(uses), n_ops=len(oid), truncated=truncated,
-                        n_nodes=n_nodes, layout_nodes=layout_nodes, timeout=float(timeout))
+    return GraphDrawing(
+        build,
+        n_values=len(shown) + len(uses),
+        n_ops=len(oid),
+        truncated=truncated,
+        n_nodes=n_nodes,
+        layout_nodes=layout_nodes,
+        timeout=float(timeout),
+    )
 
 
 def _layout_nodes(n_nodes: int, edges: list[tuple[str, str]]) -> int:
@@ -449,6 +462,7 @@ def _pipe_bounded(source: str, fmt: str, timeout: float) -> bytes:
     data = source.encode("utf-8", errors="replace")
     main = threading.current_thread() is threading.main_thread()
     if main and hasattr(signal, "setitimer") and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
+
         def expire(signum: int, frame: object) -> None:
             raise _Expired()
 
@@ -547,10 +561,13 @@ def _render(source: str, fmt: str, timeout: float, n_nodes: int, *, layout_nodes
             f"Graphviz {command} did not finish within {timeout:g} s on {n_nodes:,} nodes and was stopped; "
             "draw fewer (max_nodes=) or allow more time (timeout=)"
         ) from None
-    except OSError as err:  # on PATH but it cannot be run: not executable, not a program, ... (after TimeoutError, an OSError too)
+    except (
+        OSError
+    ) as err:  # on PATH but it cannot be run: not executable, not a program, ... (after TimeoutError, an OSError too)
         where = shutil.which("dot", mode=os.F_OK) or "dot"  # the file on PATH that is not a program
         raise GraphvizNotFound(
-            f"Graphviz's `dot` ({where}) could not be run: {err.strerror or err}; " + _INSTALL_HINT[_INSTALL_HINT.index("install it"):]
+            f"Graphviz's `dot` ({where}) could not be run: {err.strerror or err}; "
+            + _INSTALL_HINT[_INSTALL_HINT.index("install it") :]
         ) from None
 
 
@@ -587,9 +604,17 @@ class GraphDrawing:
         layout_nodes: `n_nodes` plus those `dot` adds inside long edges: what the time estimate counts.
     """
 
-    def __init__(self, graph: _BoundedDigraph | Callable[[], _BoundedDigraph], *, n_values: int = 0, n_ops: int = 0,
-                 truncated: int = 0, n_nodes: int | None = None, layout_nodes: int | None = None,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        graph: _BoundedDigraph | Callable[[], _BoundedDigraph],
+        *,
+        n_values: int = 0,
+        n_ops: int = 0,
+        truncated: int = 0,
+        n_nodes: int | None = None,
+        layout_nodes: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
         # `graph` is the digraph, or a function that builds it: a drawing too big to render is then
         # refused from its counts alone, before the (linear but slow) graphviz calls are made.
         self._graph = graph if isinstance(graph, graphviz.Digraph) else None
@@ -598,7 +623,9 @@ class GraphDrawing:
         self.n_ops = n_ops
         self.truncated = truncated
         self.n_nodes = n_nodes if n_nodes is not None else getattr(graph, "n_nodes", n_values + n_ops)
-        self.layout_nodes = layout_nodes if layout_nodes is not None else getattr(graph, "layout_nodes", None) or self.n_nodes
+        self.layout_nodes = (
+            layout_nodes if layout_nodes is not None else getattr(graph, "layout_nodes", None) or self.n_nodes
+        )
         self.timeout = timeout if timeout is not None else getattr(graph, "timeout", RENDER_TIMEOUT_SECONDS)
 
     @property
@@ -645,7 +672,11 @@ class GraphDrawing:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in SAVE_FORMATS:
-            what = f"the suffix {path.suffix!r} is not a known format" if path.suffix else "the file name has no suffix to say the format"
+            what = (
+                f"the suffix {path.suffix!r} is not a known format"
+                if path.suffix
+                else "the file name has no suffix to say the format"
+            )
             raise ValueError(f"cannot save {str(path)!r}: {what}; use one of {' '.join(SAVE_FORMATS)}")
         if suffix == ".dot":
             atomic_write(path, self.source.encode("utf-8", errors="replace"))
@@ -656,7 +687,9 @@ class GraphDrawing:
             payload = self.render(suffix[1:])
         except GraphvizError as err:
             dot_path = self.save(path.with_suffix(".dot"))
-            raise type(err)(f"{str(err).rstrip('.')}; wrote the DOT text to {dot_path} instead", dot_path=dot_path) from None
+            raise type(err)(
+                f"{str(err).rstrip('.')}; wrote the DOT text to {dot_path} instead", dot_path=dot_path
+            ) from None
         atomic_write(path, payload)
         return path
 
@@ -670,7 +703,9 @@ class GraphDrawing:
             assert err.dot_path is not None
             return err.dot_path
 
-    def _repr_mimebundle_(self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **_: object) -> dict:
+    def _repr_mimebundle_(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **_: object
+    ) -> dict:
         """Jupyter display, by the digraph's own; the DOT text (after a comment saying why) when
         `dot` is missing or fails."""
         try:
@@ -678,4 +713,3 @@ class GraphDrawing:
             return self.graph._repr_mimebundle_(include, exclude)
         except GraphvizError as err:
             return {"text/plain": f"// no picture: {err}\n{self.source}"}
-

@@ -113,6 +113,7 @@ def _plain_log_ticks(axis: Any, values: np.ndarray) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     finite = values[np.isfinite(values) & (values > 0)]
     if finite.size and finite.max() / finite.min() < LOG_MINOR_LABELS_MAX_SPAN:
+
         def minor(v: float, _: Any) -> str:
             mantissa = round(v / 10 ** np.floor(np.log10(v)))
             return f"{v:g}" if mantissa in (2, 3, 5) else ""
@@ -220,9 +221,18 @@ def plot_loss(
             smooth[finite] = np.exp(_moving_mean(np.log(train[finite]), half_width))
         else:
             smooth[finite] = _moving_mean(train[finite], half_width)
-        ax.plot(steps, smooth, color="tab:blue", linewidth=1.8, label=f"training loss (mean of {2 * half_width + 1} steps)")
+        ax.plot(
+            steps, smooth, color="tab:blue", linewidth=1.8, label=f"training loss (mean of {2 * half_width + 1} steps)"
+        )
     else:
-        ax.plot(steps, shown, color="tab:blue", linewidth=1.5, marker="." if train.size <= 30 else None, label="training loss")
+        ax.plot(
+            steps,
+            shown,
+            color="tab:blue",
+            linewidth=1.5,
+            marker="." if train.size <= 30 else None,
+            label="training loss",
+        )
     val_colors = ("tab:orange", "tab:red", "tab:brown", "tab:pink")
     for i, (name, (at, values)) in enumerate(val_curves.items()):
         ax.plot(
@@ -242,7 +252,9 @@ def plot_loss(
     ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    last_step = max([float(train.size)] + [float(at.max()) for at, _ in (*val_curves.values(), *metric_curves.values())])
+    last_step = max(
+        [float(train.size)] + [float(at.max()) for at, _ in (*val_curves.values(), *metric_curves.values())]
+    )
     ax.set_xlim(0.5, last_step + 0.5)
     handles, labels = ax.get_legend_handles_labels()
     if metric_curves:
@@ -319,12 +331,16 @@ def plot_decision_boundary(
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"{piece}: y has {y.shape[0]} classes for {X.shape[0]} rows of X")
     if (X_test is None) != (y_test is None):  # one without the other was silently not drawn
-        raise ValueError(f"{piece}: give X_test and y_test together, got only {'X_test' if y_test is None else 'y_test'}")
+        raise ValueError(
+            f"{piece}: give X_test and y_test together, got only {'X_test' if y_test is None else 'y_test'}"
+        )
     if X_test is not None and y_test is not None:
         X_test = np.asarray(X_test, dtype=np.float64)
         y_test = np.asarray(y_test).reshape(-1)
         if X_test.ndim != 2 or X_test.shape[1] != 2 or y_test.shape[0] != X_test.shape[0]:
-            raise ValueError(f"{piece}: X_test must be (M, 2) with one class per row, got {X_test.shape} and {y_test.shape}")
+            raise ValueError(
+                f"{piece}: X_test must be (M, 2) with one class per row, got {X_test.shape} and {y_test.shape}"
+            )
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"{piece}: resolution must be an int >= 2, got {resolution!r}")
 
@@ -343,7 +359,18 @@ def plot_decision_boundary(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    palette = ("#3b6fb6", "#d1495b", "#2e9e5b", "#edae49", "#7a5195", "#00798c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+    palette = (
+        "#3b6fb6",
+        "#d1495b",
+        "#2e9e5b",
+        "#edae49",
+        "#7a5195",
+        "#00798c",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+    )
     colors = [palette[k % len(palette)] for k in range(n_classes)]
     cmap = ListedColormap(colors)
     levels = np.arange(n_classes + 1) - 0.5  # one band per class index
@@ -351,11 +378,44 @@ def plot_decision_boundary(
     if np.unique(classes).size > 1:  # a plane of one class has no boundary line to draw
         ax.contour(g1, g2, classes, levels=levels[1:-1], colors="k", linewidths=0.8, alpha=0.6)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=22, edgecolors="k", linewidths=0.5)
-    legend: list[Artist] = [Patch(facecolor=colors[k], edgecolor="k", alpha=0.6, label=names[k]) for k in range(n_classes)]
-    legend.append(Line2D([], [], linestyle="", marker="o", markerfacecolor="white", markeredgecolor="k", label=f"train ({X.shape[0]})"))
+    legend: list[Artist] = [
+        Patch(facecolor=colors[k], edgecolor="k", alpha=0.6, label=names[k]) for k in range(n_classes)
+    ]
+    legend.append(
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markerfacecolor="white",
+            markeredgecolor="k",
+            label=f"train ({X.shape[0]})",
+        )
+    )
     if X_test is not None and y_test is not None:
-        ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=30, marker="s", edgecolors="k", linewidths=0.9)
-        legend.append(Line2D([], [], linestyle="", marker="s", markerfacecolor="white", markeredgecolor="k", label=f"test ({X_test.shape[0]})"))
+        ax.scatter(
+            X_test[:, 0],
+            X_test[:, 1],
+            c=y_test,
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=n_classes - 0.5,
+            s=30,
+            marker="s",
+            edgecolors="k",
+            linewidths=0.9,
+        )
+        legend.append(
+            Line2D(
+                [],
+                [],
+                linestyle="",
+                marker="s",
+                markerfacecolor="white",
+                markeredgecolor="k",
+                label=f"test ({X_test.shape[0]})",
+            )
+        )
     ax.legend(handles=legend, loc="best", fontsize=8, framealpha=0.9)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
@@ -427,9 +487,13 @@ def plot_attention(
     grid = _as_float_grid(weights)
     H, Tq, Tk = len(grid), len(grid[0]), len(grid[0][0])
     if len(tokens_q) != Tq:
-        raise ValueError(f"plot_attention: {len(tokens_q)} query tokens for {Tq} rows of weights (shape ({H}, {Tq}, {Tk}))")
+        raise ValueError(
+            f"plot_attention: {len(tokens_q)} query tokens for {Tq} rows of weights (shape ({H}, {Tq}, {Tk}))"
+        )
     if len(tokens_k) != Tk:
-        raise ValueError(f"plot_attention: {len(tokens_k)} key tokens for {Tk} columns of weights (shape ({H}, {Tq}, {Tk}))")
+        raise ValueError(
+            f"plot_attention: {len(tokens_k)} key tokens for {Tk} columns of weights (shape ({H}, {Tq}, {Tk}))"
+        )
 
     width = max(3.5, H * (CELL_INCHES * Tk + 0.9) + 1.2)
     height = max(3.0, CELL_INCHES * Tq + 1.9)
@@ -440,7 +504,13 @@ def plot_attention(
     for h, ax in enumerate(axes):
         image = ax.imshow(grid[h], vmin=0.0, vmax=1.0, cmap="Blues", aspect="equal")
         ax.set_xticks(range(Tk))
-        ax.set_xticklabels([str(t) for t in tokens_k], rotation=rotation, ha="right" if rotation else "center", rotation_mode="anchor", fontsize=8)
+        ax.set_xticklabels(
+            [str(t) for t in tokens_k],
+            rotation=rotation,
+            ha="right" if rotation else "center",
+            rotation_mode="anchor",
+            fontsize=8,
+        )
         ax.set_yticks(range(Tq))
         ax.set_yticklabels([str(t) for t in tokens_q], fontsize=8)
         ax.set_xlabel("key token")
@@ -451,7 +521,9 @@ def plot_attention(
             for i in range(Tq):
                 for j in range(Tk):
                     w = grid[h][i][j]
-                    ax.text(j, i, f"{w:.2f}", ha="center", va="center", fontsize=7, color="white" if w > 0.6 else "black")
+                    ax.text(
+                        j, i, f"{w:.2f}", ha="center", va="center", fontsize=7, color="white" if w > 0.6 else "black"
+                    )
     if image is not None:
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="attention weight")
     if title:
@@ -464,8 +536,9 @@ def plot_attention(
 BandCurve = tuple[Sequence[float], Sequence[float], Sequence[float]]
 
 
-def plot_curve_bands(curves: Mapping[str, BandCurve], path: PathLike, *, ylabel: str = "metric",
-                     title: str = "learning curves") -> Path:
+def plot_curve_bands(
+    curves: Mapping[str, BandCurve], path: PathLike, *, ylabel: str = "metric", title: str = "learning curves"
+) -> Path:
     """Save one line per curve (the mean over runs) with a band of ± one standard deviation; return `path`.
 
     Args:
@@ -482,10 +555,14 @@ def plot_curve_bands(curves: Mapping[str, BandCurve], path: PathLike, *, ylabel:
         raise ValueError(f"{piece}: curves is empty; there is nothing to draw")
     checked = {}
     for name, (steps, mean, std) in curves.items():
-        at, m, s = (_numbers(piece, f"{name!r} {what}", v) for what, v in (("steps", steps), ("mean", mean), ("std", std)))
+        at, m, s = (
+            _numbers(piece, f"{name!r} {what}", v) for what, v in (("steps", steps), ("mean", mean), ("std", std))
+        )
         if not (at.size == m.size == s.size) or at.size == 0:
-            raise ValueError(f"{piece}: curve {name!r} needs steps, mean and std of one non-zero length, got "
-                             f"{at.size}, {m.size}, {s.size}")
+            raise ValueError(
+                f"{piece}: curve {name!r} needs steps, mean and std of one non-zero length, got "
+                f"{at.size}, {m.size}, {s.size}"
+            )
         checked[name] = (at, m, s)
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
@@ -502,8 +579,13 @@ def plot_curve_bands(curves: Mapping[str, BandCurve], path: PathLike, *, ylabel:
     return _save(fig, path)
 
 
-def plot_soft_targets(probs: Mapping[float, Sequence[float]], class_names: Sequence[str], path: PathLike, *,
-                      title: str = "softened distribution") -> Path:
+def plot_soft_targets(
+    probs: Mapping[float, Sequence[float]],
+    class_names: Sequence[str],
+    path: PathLike,
+    *,
+    title: str = "softened distribution",
+) -> Path:
     """Save grouped bars: for each temperature T, the probabilities softmax(z / T) over the named classes.
 
     Args:
@@ -543,12 +625,20 @@ def plot_soft_targets(probs: Mapping[float, Sequence[float]], class_names: Seque
 
 # ---------------------------------------------------------------------------- alignment
 #: rows of the curves' panels: (key in each point, axis label)
-ALIGN_PANELS = (("true_reward", "true reward"), ("learned_reward", "learned reward (true reward's scale)"),
-                ("kl", "KL(pi || pi_ref), nats"))
+ALIGN_PANELS = (
+    ("true_reward", "true reward"),
+    ("learned_reward", "learned reward (true reward's scale)"),
+    ("kl", "KL(pi || pi_ref), nats"),
+)
 
 
-def plot_align_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], path: PathLike, *, true_max: float | None = None,
-                      title: str = "policy improvement: true reward, learned reward and KL per step") -> Path:
+def plot_align_curves(
+    curves: Mapping[str, Sequence[Mapping[str, float]]],
+    path: PathLike,
+    *,
+    true_max: float | None = None,
+    title: str = "policy improvement: true reward, learned reward and KL per step",
+) -> Path:
     """Three panels over the steps of each method: the true reward, the learned reward and the KL to the reference.
 
     Args:
@@ -576,8 +666,15 @@ def plot_align_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], path:
     for i, (name, points) in enumerate(curves.items()):
         steps = np.array([p["step"] for p in points], dtype=np.float64)
         for ax, (key, _) in zip(axes, ALIGN_PANELS):
-            ax.plot(steps, [p[key] for p in points], color=colors[i % len(colors)], linewidth=1.3,
-                    marker="o" if len(points) <= 30 else None, markersize=3, label=name)
+            ax.plot(
+                steps,
+                [p[key] for p in points],
+                color=colors[i % len(colors)],
+                linewidth=1.3,
+                marker="o" if len(points) <= 30 else None,
+                markersize=3,
+                label=name,
+            )
     for ax, (key, label) in zip(axes, ALIGN_PANELS):
         if true_max is not None and key != "kl":
             ax.axhline(true_max, color="gray", linestyle=":", linewidth=1.0, label="best true reward")
@@ -589,8 +686,13 @@ def plot_align_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], path:
     return _save(fig, path)
 
 
-def plot_samples(samples: Mapping[str, Sequence[str]], path: PathLike, *, rows: int = 12,
-                 title: str = "samples before (reference) and after") -> Path:
+def plot_samples(
+    samples: Mapping[str, Sequence[str]],
+    path: PathLike,
+    *,
+    rows: int = 12,
+    title: str = "samples before (reference) and after",
+) -> Path:
     """A table of text: one column per policy, its first `rows` samples.
 
     Raises:
@@ -607,7 +709,15 @@ def plot_samples(samples: Mapping[str, Sequence[str]], path: PathLike, *, rows: 
         x = (col + 0.5) / len(samples)
         ax.text(x, 1.0, name, ha="center", va="top", fontsize=10, fontweight="bold", transform=ax.transAxes)
         for row, text in enumerate(list(texts)[:rows]):
-            ax.text(x, 1.0 - (row + 1.5) / (rows + 1.5), text or "(empty)", ha="center", va="top", fontsize=9,
-                    family="monospace", transform=ax.transAxes)
+            ax.text(
+                x,
+                1.0 - (row + 1.5) / (rows + 1.5),
+                text or "(empty)",
+                ha="center",
+                va="top",
+                fontsize=9,
+                family="monospace",
+                transform=ax.transAxes,
+            )
     fig.suptitle(title)
     return _save(fig, path)

@@ -65,11 +65,21 @@ COMMANDS: tuple[Command, ...] = (
     Command("tour", "models.cli.tour", "the main job: every capability, checked and drawn"),
     Command("graph", "models.cli.graph", "draw the classic two-input tanh neuron after backward"),
     Command("check", "models.cli.check", "three-way gradient check (graph, manual, numeric) of every registered piece"),
-    Command("train", "models.cli.train", "train a model of the task table on the shared trainer (--list shows the tasks)"),
+    Command(
+        "train", "models.cli.train", "train a model of the task table on the shared trainer (--list shows the tasks)"
+    ),
     Command("sample", "models.cli.sample", "sample from a trained GPT run (copy, reverse, chars, lines)"),
-    Command("distill", "models.cli.distill", "distil a larger teacher into a small student (spirals MLP, chars transformer)"),
-    Command("align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"),
-    Command("learn", "models.cli.learn", "the study plan as exercises: write each piece, get it graded three ways with a diagnosis"),
+    Command(
+        "distill", "models.cli.distill", "distil a larger teacher into a small student (spirals MLP, chars transformer)"
+    ),
+    Command(
+        "align", "models.cli.align", "reward model from preferences; best-of-n, REINFORCE+KL and DPO; reward hacking"
+    ),
+    Command(
+        "learn",
+        "models.cli.learn",
+        "the study plan as exercises: write each piece, get it graded three ways with a diagnosis",
+    ),
 )
 
 
@@ -170,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(prog, err, f"I/O error: {err}", as_json)
         return EXIT_FAILED
     except MemoryError as err:  # past the size checks: a model or batch this machine cannot hold
-        _report(prog, err, f"out of memory ({err or 'an allocation failed'}); try a smaller model, --batch-size or "
-                "--context", as_json)
+        _report(
+            prog,
+            err,
+            f"out of memory ({err or 'an allocation failed'}); try a smaller model, --batch-size or --context",
+            as_json,
+        )
         return EXIT_FAILED

@@ -22,14 +22,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="layout direction (default LR)")
     p.add_argument("--explain", metavar="LABEL", help="print d(output)/d(LABEL) path by path, e.g. --explain x1")
     p.add_argument("--expr", metavar="TEXT", help="an expression instead of the neuron, e.g. 'tanh(x*w + b)'")
-    p.add_argument("--at", type=assignments, metavar="NAME=NUMBER,...", help="the values of --expr's variables, e.g. x=0.5,w=-1,b=2")
-    p.add_argument("--html", type=types.out_file, metavar="FILE", help="write the step-through page (forward and backward, one offline .html)")
-    p.add_argument("--json", action="store_true", help='print {"wrote": FILE, "format": ..., "explain": ..., "html": ...} as JSON')
+    p.add_argument(
+        "--at",
+        type=assignments,
+        metavar="NAME=NUMBER,...",
+        help="the values of --expr's variables, e.g. x=0.5,w=-1,b=2",
+    )
+    p.add_argument(
+        "--html",
+        type=types.out_file,
+        metavar="FILE",
+        help="write the step-through page (forward and backward, one offline .html)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help='print {"wrote": FILE, "format": ..., "explain": ..., "html": ...} as JSON'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.output is None and args.explain is None and args.html is None:
-        raise InputError("needs -o FILE (draw), --html FILE (step through), --explain LABEL (print the paths), or several")
+        raise InputError(
+            "needs -o FILE (draw), --html FILE (step through), --explain LABEL (print the paths), or several"
+        )
     result: dict = {}
     if args.explain is not None:
         explanation = explain_graph(args.explain, args.expr, args.at)

@@ -27,27 +27,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, default=None, help="the workspace folder (default ./twograd-learn)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
-    for name, helptext in (("show", "the math, what it builds on, the exact functions to write"),
-                           ("start", "write DIR/NAME.py and DIR/test_NAME.py (never over your files)"),
-                           ("check", "grade DIR/NAME.py in a sandbox: exit 0 pass, 1 fail (with the diagnosis)"),
-                           ("hint", "a hint: --level 1 where to look, 2 the formula, 3 the details; never the code"),
-                           ("solution", "where twograd's own version lives (file and function)")):
+    for name, helptext in (
+        ("show", "the math, what it builds on, the exact functions to write"),
+        ("start", "write DIR/NAME.py and DIR/test_NAME.py (never over your files)"),
+        ("check", "grade DIR/NAME.py in a sandbox: exit 0 pass, 1 fail (with the diagnosis)"),
+        ("hint", "a hint: --level 1 where to look, 2 the formula, 3 the details; never the code"),
+        ("solution", "where twograd's own version lives (file and function)"),
+    ):
         s = sub.add_parser(name, help=helptext, description=helptext)
         # exercise names are checked when the command runs (did-you-mean), not by choices=
         s.add_argument("name", metavar="NAME", help="an exercise (twograd learn lists them)")
-        s.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help="the workspace folder (default ./twograd-learn)")
+        s.add_argument(
+            "--dir", type=Path, default=argparse.SUPPRESS, help="the workspace folder (default ./twograd-learn)"
+        )
         s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
         if name == "check":
             s.add_argument("--seed", type=types.seed, default=0, help="seed of the fixed cases (default 0)")
-            s.add_argument("--random-seed", type=types.seed, default=None,
-                           help="seed of the random cases (default: a fresh one each check; a failure names it)")
-            s.add_argument("--time-limit", type=types.positive, default=None, help="seconds your file may run (default 60)")
-            s.add_argument("--html", type=Path, metavar="FILE", default=None,
-                           help="on a wrong gradient, write the step-through page of twograd's graph with yours painted on it")
+            s.add_argument(
+                "--random-seed",
+                type=types.seed,
+                default=None,
+                help="seed of the random cases (default: a fresh one each check; a failure names it)",
+            )
+            s.add_argument(
+                "--time-limit", type=types.positive, default=None, help="seconds your file may run (default 60)"
+            )
+            s.add_argument(
+                "--html",
+                type=Path,
+                metavar="FILE",
+                default=None,
+                help="on a wrong gradient, write the step-through page of twograd's graph with yours painted on it",
+            )
         if name == "hint":
-            s.add_argument("--level", type=types.whole_number(1), default=1,
-                           help="1: where to look, after your last check's diagnosis (default); 2: the formula and the derivation; "
-                                "3: the details, where there are more")
+            s.add_argument(
+                "--level",
+                type=types.whole_number(1),
+                default=1,
+                help="1: where to look, after your last check's diagnosis (default); 2: the formula and the derivation; "
+                "3: the details, where there are more",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"exercise": ex.name, "wrote": [str(p) for p in paths]})
         else:
-            print(f"wrote {paths[0]} (the math, the signatures, NotImplementedError bodies) and {paths[1]} (for pytest)\n"
-                  f"next: fill in {paths[0]}, then: twograd learn check {ex.name}"
-                  + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else ""))
+            print(
+                f"wrote {paths[0]} (the math, the signatures, NotImplementedError bodies) and {paths[1]} (for pytest)\n"
+                f"next: fill in {paths[0]}, then: twograd learn check {ex.name}"
+                + (f" --dir {directory}" if directory != workspace.DEFAULT_DIR else "")
+            )
         return 0
     if action == "hint":
         h = report.hint_info(ex, directory, args.level)
@@ -86,15 +107,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from models.learn.session import check_in_workspace
 
-    result, drew = check_in_workspace(ex, directory, seed=args.seed, random_seed=args.random_seed,
-                                      time_limit=args.time_limit, html=args.html)
+    result, drew = check_in_workspace(
+        ex, directory, seed=args.seed, random_seed=args.random_seed, time_limit=args.time_limit, html=args.html
+    )
     if args.json:
         extra = {"html": None if drew is None else {"file": str(drew[0]), "disagree": drew[1], "compared": drew[2]}}
         print_json({**result.to_dict(), **(extra if args.html is not None else {})})
     else:
         print(report.format_check(result))
         if args.html is not None:
-            print(f"wrote {drew[0]}: twograd's graph of the failing case with your gradients painted on it "
-                  f"({drew[1]} of your {drew[2]} gradient entries disagree)" if drew
-                  else "no page written: there is no wrong gradient of an nn piece (of the right shape) to draw")
+            print(
+                f"wrote {drew[0]}: twograd's graph of the failing case with your gradients painted on it "
+                f"({drew[1]} of your {drew[2]} gradient entries disagree)"
+                if drew
+                else "no page written: there is no wrong gradient of an nn piece (of the right shape) to draw"
+            )
     return 0 if result.passed else 1

@@ -175,10 +175,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=types.capped("copy/reverse: tokens to copy or reverse (default 5)", types.whole_number(1, 64)),
     )
     lg = p.add_argument_group("your own pieces (twograd learn)")
-    lg.add_argument("--learner", type=types.folder, nargs="?", const=str(DEFAULT_DIR), metavar="DIR",
-                    help=f"train on your pieces from the `twograd learn` workspace DIR (default {DEFAULT_DIR}) wherever they "
-                    "passed `twograd learn check` (twograd's elsewhere); a new run of "
-                    f"{', '.join(LEARNER_TASKS)}; a piece not passed, or edited since, is refused before training")
+    lg.add_argument(
+        "--learner",
+        type=types.folder,
+        nargs="?",
+        const=str(DEFAULT_DIR),
+        metavar="DIR",
+        help=f"train on your pieces from the `twograd learn` workspace DIR (default {DEFAULT_DIR}) wherever they "
+        "passed `twograd learn check` (twograd's elsewhere); a new run of "
+        f"{', '.join(LEARNER_TASKS)}; a piece not passed, or edited since, is refused before training",
+    )
     o = p.add_argument_group("run folder and output")
     o.add_argument(
         "--out",

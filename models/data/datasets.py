@@ -62,9 +62,7 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------------- helpers
-def stratified_split(
-    y: np.ndarray, test_fraction: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, test) with `round(test_fraction * n_c)` samples of each class c in test.
 
     Each class is permuted with `rng` first; the result is sorted so the order of the
@@ -104,7 +102,9 @@ def _split_and_scale(
 ) -> Dataset:
     train, test = stratified_split(y, test_fraction, rng)
     X_train, X_test = standardize(X[train], X[test])
-    return Dataset(name, X_train, y[train].astype(np.int64), X_test, y[test].astype(np.int64), class_names, feature_names)
+    return Dataset(
+        name, X_train, y[train].astype(np.int64), X_test, y[test].astype(np.int64), class_names, feature_names
+    )
 
 
 def _check_counts(name: str, n: int, noise: float) -> None:

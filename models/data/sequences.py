@@ -82,7 +82,7 @@ class DigitSequences:
             raise InputError(f"the number of symbols must be 2 .. 100, got {self.n_symbols}")
         if not 1 <= self.length <= 64:
             raise InputError(f"the sequence length must be 1 .. 64, got {self.length}")
-        space = self.n_symbols ** self.length
+        space = self.n_symbols**self.length
         if self.n_test > space // 2:
             raise InputError(f"{self.n_test} held-out sequences of {space} possible would leave too few to train on")
         self.vocab = Vocabulary(tuple(str(i) for i in range(self.n_symbols)) + (SEPARATOR,), joiner=" ")
@@ -131,8 +131,10 @@ class DigitSequences:
         return self.encode_pairs(x)
 
     def summary(self) -> str:
-        return (f"{self.kind}: {self.length} tokens of {self.n_symbols} symbols, then {SEPARATOR!r} and the "
-                f"{'same' if self.kind == 'copy' else 'reversed'} tokens; {self.n_test} held-out sequences")
+        return (
+            f"{self.kind}: {self.length} tokens of {self.n_symbols} symbols, then {SEPARATOR!r} and the "
+            f"{'same' if self.kind == 'copy' else 'reversed'} tokens; {self.n_test} held-out sequences"
+        )
 
 
 # ---------------------------------------------------------------------------- text
@@ -144,8 +146,10 @@ def bundled_text() -> str:
     try:
         from pydoc_data.topics import topics
     except ImportError:
-        raise InputError("this Python has no bundled documentation (pydoc_data, left out of some builds) "
-                         "to train on; give a UTF-8 text with --data FILE") from None
+        raise InputError(
+            "this Python has no bundled documentation (pydoc_data, left out of some builds) "
+            "to train on; give a UTF-8 text with --data FILE"
+        ) from None
     return "\n".join(topics[k] for k in topics)
 
 
@@ -177,8 +181,9 @@ def read_text(path: str | Path) -> str:
     A leading byte-order mark (which some editors write) is dropped: it is not a character of the text."""
     path = Path(path)
     try:
-        raw = read_regular_file(path, MAX_TEXT_BYTES, "--data",
-                                f"train on an excerpt (e.g. head -c {MAX_TEXT_BYTES} {path} > part.txt)")
+        raw = read_regular_file(
+            path, MAX_TEXT_BYTES, "--data", f"train on an excerpt (e.g. head -c {MAX_TEXT_BYTES} {path} > part.txt)"
+        )
     except FileNotFoundError:
         raise InputError(f"--data {path}: no such file") from None
     try:
@@ -187,7 +192,9 @@ def read_text(path: str | Path) -> str:
     except UnicodeDecodeError as err:
         raise InputError(f"--data {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not text.strip():
-        raise InputError(f"--data {path}: the file is empty" if not text else f"--data {path}: the file holds only whitespace")
+        raise InputError(
+            f"--data {path}: the file is empty" if not text else f"--data {path}: the file holds only whitespace"
+        )
     return text
 
 
@@ -219,7 +226,9 @@ class CharText:
     def batch(self, rng: np.random.Generator, batch_size: int, T: int) -> tuple[np.ndarray, np.ndarray]:
         """B random windows of T + 1 training characters: (idx, targets), each (B, T)."""
         if len(self.train_ids) <= T:
-            raise InputError(f"{self.name}: the training text ({len(self.train_ids)} characters) is shorter than the context {T}")
+            raise InputError(
+                f"{self.name}: the training text ({len(self.train_ids)} characters) is shorter than the context {T}"
+            )
         starts = rng.integers(0, len(self.train_ids) - T, size=batch_size)
         return self._windows(self.train_ids, starts, T)
 
@@ -236,8 +245,10 @@ class CharText:
         return float(-np.mean(np.log(counts[self.val_ids] / counts.sum())))
 
     def summary(self) -> str:
-        return (f"{self.name}: {len(self.train_ids):,} training / {len(self.val_ids):,} held-out characters, "
-                f"{self.vocab.size} distinct")
+        return (
+            f"{self.name}: {len(self.train_ids):,} training / {len(self.val_ids):,} held-out characters, "
+            f"{self.vocab.size} distinct"
+        )
 
 
 @dataclass
@@ -256,8 +267,10 @@ class LineDocuments:
     def __post_init__(self) -> None:
         lines = [line.strip() for line in self.text.splitlines() if line.strip()]
         if len(lines) < 10:
-            raise InputError(f"{self.name}: {len(lines)} non-empty line{'s are' if len(lines) != 1 else ' is'} too few "
-                             "(at least 10, one document each)")
+            raise InputError(
+                f"{self.name}: {len(lines)} non-empty line{'s are' if len(lines) != 1 else ' is'} too few "
+                "(at least 10, one document each)"
+            )
         self.vocab = Vocabulary((BOUNDARY, *sorted(set("".join(lines)))))
         lookup = {c: i for i, c in enumerate(self.vocab.tokens)}
         docs = [np.array([0, *(lookup[c] for c in line), 0], dtype=np.int64) for line in lines]
@@ -299,6 +312,7 @@ class LineDocuments:
         return float(-np.mean(np.log(counts[predicted(self.val_docs[:max_docs])] / counts.sum())))
 
     def summary(self) -> str:
-        return (f"{self.name}: {len(self.train_docs):,} training / {len(self.val_docs):,} held-out lines, "
-                f"{self.vocab.size - 1} distinct characters, longest {self.context + 1} tokens with boundaries")
-
+        return (
+            f"{self.name}: {len(self.train_docs):,} training / {len(self.val_docs):,} held-out lines, "
+            f"{self.vocab.size - 1} distinct characters, longest {self.context + 1} tokens with boundaries"
+        )

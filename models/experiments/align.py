@@ -103,8 +103,14 @@ class AlignConfig:
             raise InputError(f"align: --kl must be a finite number >= 0, got {self.kl!r}")
         for name in ("steps", "ref_steps", "rm_steps", "batch_size", "best_of", "pair_samples", "eval_samples"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name in ("batch_size", "best_of") else 1):
-                raise InputError(f"align: {name} must be a whole number >= {2 if name in ('batch_size', 'best_of') else 1}, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (2 if name in ("batch_size", "best_of") else 1)
+            ):
+                raise InputError(
+                    f"align: {name} must be a whole number >= {2 if name in ('batch_size', 'best_of') else 1}, got {value!r}"
+                )
         return self
 
     def methods(self) -> tuple[str, ...]:
@@ -209,11 +215,17 @@ class Judge:
 
 def score(judge: Judge, texts: list[str], kl: float) -> dict[str, float]:
     """true_reward, learned_reward, kl and distinct_per_100 of a set of samples."""
-    return {"true_reward": float(true_rewards(texts).mean()), "learned_reward": float(judge.learned(texts).mean()),
-            "kl": float(kl), "distinct_per_100": len(set(texts[:100])) * 100.0 / min(100, len(texts))}
+    return {
+        "true_reward": float(true_rewards(texts).mean()),
+        "learned_reward": float(judge.learned(texts).mean()),
+        "kl": float(kl),
+        "distinct_per_100": len(set(texts[:100])) * 100.0 / min(100, len(texts)),
+    }
 
 
-def policy_score(policy: GPT, ref: GPT, data: LineDocuments, judge: Judge, n: int, rng: np.random.Generator) -> tuple[dict[str, float], list[str]]:
+def policy_score(
+    policy: GPT, ref: GPT, data: LineDocuments, judge: Judge, n: int, rng: np.random.Generator
+) -> tuple[dict[str, float], list[str]]:
     batch = sample_names(policy, data, n, rng)
     kl = float(np.mean(sequence_logprobs(policy, batch) - sequence_logprobs(ref, batch)))
     return score(judge, batch.texts, kl), batch.texts
@@ -258,8 +270,9 @@ class ReinforceObjective:
         logp, gpt_cache, tlp_cache = token_logprobs_with_cache(self.model, batch)
         ref_logp, _ = token_logprobs_forward(self.ref.logits(batch.idx), targets=batch.targets)
         rewards = self.judge.policy_reward(batch.texts)  # the reward model only: the policy never sees the truth
-        loss, cache = reinforce_kl_forward(logp, sample_logp=logp, ref_logp=ref_logp, rewards=rewards, mask=batch.mask,
-                                           beta=self.beta)
+        loss, cache = reinforce_kl_forward(
+            logp, sample_logp=logp, ref_logp=ref_logp, rewards=rewards, mask=batch.mask, beta=self.beta
+        )
         (dlogp,) = reinforce_kl_backward(np.ones(()), cache)
         add_policy_grad(self.model, dlogp, gpt_cache, tlp_cache)
         kl = float((batch.mask * (logp - ref_logp)).sum(axis=1).mean())
@@ -298,8 +311,11 @@ class DPOObjective:
 
     def loss_and_grad(self, rows: np.ndarray) -> float:
         B = len(rows)
-        both = Batch(np.concatenate([self._w.idx[rows], self._l.idx[rows]]),
-                     np.concatenate([self._w.targets[rows], self._l.targets[rows]]), [])
+        both = Batch(
+            np.concatenate([self._w.idx[rows], self._l.idx[rows]]),
+            np.concatenate([self._w.targets[rows], self._l.targets[rows]]),
+            [],
+        )
         logp, gpt_cache, tlp_cache = token_logprobs_with_cache(self.model, both)
         seq = logp.astype(np.float64).sum(axis=1)  # (2B,): chosen, then rejected
         loss, cache = dpo_forward(seq[:B], seq[B:], self._ref[0][rows], self._ref[1][rows], beta=self.beta)
@@ -334,34 +350,54 @@ class AlignResult(Shown):
     files: dict[str, str] = field(default_factory=dict)  # what `save_align` wrote, when the run was saved
 
     def to_json(self) -> dict[str, Any]:
-        return {"config": self.config.__dict__, "true_reward_max": TRUE_REWARD_MAX,
-                "reward_model_accuracy": self.reward_model_accuracy,
-                "reward_model_train_accuracy": self.reward_model_train_accuracy, "pairs": self.n_pairs,
-                "policies": self.policies, "reward_hacking": self.hacking,
-                "samples": {k: v[:12] for k, v in self.samples.items()}, "seconds": round(self.seconds, 2)}
+        return {
+            "config": self.config.__dict__,
+            "true_reward_max": TRUE_REWARD_MAX,
+            "reward_model_accuracy": self.reward_model_accuracy,
+            "reward_model_train_accuracy": self.reward_model_train_accuracy,
+            "pairs": self.n_pairs,
+            "policies": self.policies,
+            "reward_hacking": self.hacking,
+            "samples": {k: v[:12] for k, v in self.samples.items()},
+            "seconds": round(self.seconds, 2),
+        }
 
     def summary(self) -> list[str]:
-        rows = [f"reward model: held-out pairwise accuracy {self.reward_model_accuracy:.3f} "
-                f"(train {self.reward_model_train_accuracy:.3f}; {self.n_pairs['train']} / {self.n_pairs['held_out']} pairs)",
-                f"{'policy':<18} {'true reward':>11} {'learned':>8} {'KL (nats)':>10} {'distinct/100':>13}"]
-        labels = {"reference": "reference", "bestofn": f"best-of-{self.config.best_of}",
-                  "reinforce": f"REINFORCE+KL({self.config.kl:g})", "dpo": f"DPO(beta {self.config.dpo_beta:g})"}
+        rows = [
+            f"reward model: held-out pairwise accuracy {self.reward_model_accuracy:.3f} "
+            f"(train {self.reward_model_train_accuracy:.3f}; {self.n_pairs['train']} / {self.n_pairs['held_out']} pairs)",
+            f"{'policy':<18} {'true reward':>11} {'learned':>8} {'KL (nats)':>10} {'distinct/100':>13}",
+        ]
+        labels = {
+            "reference": "reference",
+            "bestofn": f"best-of-{self.config.best_of}",
+            "reinforce": f"REINFORCE+KL({self.config.kl:g})",
+            "dpo": f"DPO(beta {self.config.dpo_beta:g})",
+        }
         for name, s in self.policies.items():
-            rows.append(f"{labels[name]:<18} {s['true_reward']:>11.3f} {s['learned_reward']:>8.3f} {s['kl']:>10.3f} "
-                        f"{s['distinct_per_100']:>13.0f}")
-        rows.append(f"true reward max {TRUE_REWARD_MAX:g}; learned reward is the reward model on the true reward's scale")
+            rows.append(
+                f"{labels[name]:<18} {s['true_reward']:>11.3f} {s['learned_reward']:>8.3f} {s['kl']:>10.3f} "
+                f"{s['distinct_per_100']:>13.0f}"
+            )
+        rows.append(
+            f"true reward max {TRUE_REWARD_MAX:g}; learned reward is the reward model on the true reward's scale"
+        )
         if self.hacking:
             h = self.hacking
-            rows.append(f"reward hacking check (REINFORCE, kl {self.config.kl:g}): learned - true reward {h['gap_start']:+.3f} at the "
-                        f"start, {h['gap_end']:+.3f} at the end ({'widened' if h['gap_widened'] else 'did not widen'}); "
-                        f"distinct per 100 {h['distinct_start']:.0f} -> {h['distinct_end']:.0f}")
+            rows.append(
+                f"reward hacking check (REINFORCE, kl {self.config.kl:g}): learned - true reward {h['gap_start']:+.3f} at the "
+                f"start, {h['gap_end']:+.3f} at the end ({'widened' if h['gap_widened'] else 'did not widen'}); "
+                f"distinct per 100 {h['distinct_start']:.0f} -> {h['distinct_end']:.0f}"
+            )
         return rows
 
     @property
     def metrics(self) -> dict[str, float]:
         """The reward model's held-out accuracy and every policy's true reward."""
-        return {"reward_model_accuracy": self.reward_model_accuracy,
-                **{f"{name}_true_reward": s["true_reward"] for name, s in self.policies.items()}}
+        return {
+            "reward_model_accuracy": self.reward_model_accuracy,
+            **{f"{name}_true_reward": s["true_reward"] for name, s in self.policies.items()},
+        }
 
     def text(self) -> str:
         lines = self.summary()
@@ -372,8 +408,16 @@ class AlignResult(Shown):
         return f"twograd align: method {self.config.method}, seed {self.config.seed}"
 
     def html_rows(self) -> tuple[list[str], list[list[Any]]]:
-        rows = [[name, f"{s['true_reward']:.3f}", f"{s['learned_reward']:.3f}", f"{s['kl']:.3f}", f"{s['distinct_per_100']:.0f}"]
-                for name, s in self.policies.items()]
+        rows = [
+            [
+                name,
+                f"{s['true_reward']:.3f}",
+                f"{s['learned_reward']:.3f}",
+                f"{s['kl']:.3f}",
+                f"{s['distinct_per_100']:.0f}",
+            ]
+            for name, s in self.policies.items()
+        ]
         return ["policy", "true reward", "learned reward", "KL (nats)", "distinct/100"], rows
 
     def plot_curves(self) -> tuple[dict[str, list[float]], bool]:
@@ -392,11 +436,19 @@ def hacking_report(curve: list[dict[str, float]]) -> dict[str, Any]:
     start, end = _curve_means(curve, slice(0, k)), _curve_means(curve, slice(-k, None))
     gap_start = start["learned_reward"] - start["true_reward"]
     gap_end = end["learned_reward"] - end["true_reward"]
-    return {"steps_averaged": k, "learned_start": start["learned_reward"], "learned_end": end["learned_reward"],
-            "true_start": start["true_reward"], "true_end": end["true_reward"], "gap_start": gap_start,
-            "gap_end": gap_end, "gap_widened": bool(gap_end > gap_start + GAP_WIDENED),
-            "true_fell": bool(end["true_reward"] < start["true_reward"]),
-            "distinct_start": start["distinct_per_100"], "distinct_end": end["distinct_per_100"]}
+    return {
+        "steps_averaged": k,
+        "learned_start": start["learned_reward"],
+        "learned_end": end["learned_reward"],
+        "true_start": start["true_reward"],
+        "true_end": end["true_reward"],
+        "gap_start": gap_start,
+        "gap_end": gap_end,
+        "gap_widened": bool(gap_end > gap_start + GAP_WIDENED),
+        "true_fell": bool(end["true_reward"] < start["true_reward"]),
+        "distinct_start": start["distinct_per_100"],
+        "distinct_end": end["distinct_per_100"],
+    }
 
 
 def train_reference(config: AlignConfig, progress: bool) -> tuple[GPT, LineDocuments]:
@@ -404,12 +456,38 @@ def train_reference(config: AlignConfig, progress: bool) -> tuple[GPT, LineDocum
     from models.training.lm import LMObjective
 
     data = LineDocuments("\n".join(make_names(N_NAMES, config.seed)), name="names", seed=config.seed)
-    model = GPT(GPTConfig(vocab_size=data.vocab.size, context=data.context, d_model=32, n_heads=4, n_layers=2,
-                          activation="gelu_tanh", seed=config.seed))
+    model = GPT(
+        GPTConfig(
+            vocab_size=data.vocab.size,
+            context=data.context,
+            d_model=32,
+            n_heads=4,
+            n_layers=2,
+            activation="gelu_tanh",
+            seed=config.seed,
+        )
+    )
     objective = LMObjective(model, data, "manual", 32)
-    run_to_end(Trainer(objective, objective.batches, TrainConfig(steps=config.ref_steps, batch_size=32, optimizer="adamw", lr=3e-3,
-            warmup_steps=50, decay="cosine", min_lr=3e-4, weight_decay=0.01, grad_clip=1.0, seed=config.seed),
-            progress=progress, desc="reference"))
+    run_to_end(
+        Trainer(
+            objective,
+            objective.batches,
+            TrainConfig(
+                steps=config.ref_steps,
+                batch_size=32,
+                optimizer="adamw",
+                lr=3e-3,
+                warmup_steps=50,
+                decay="cosine",
+                min_lr=3e-4,
+                weight_decay=0.01,
+                grad_clip=1.0,
+                seed=config.seed,
+            ),
+            progress=progress,
+            desc="reference",
+        )
+    )
     return model, data
 
 
@@ -426,8 +504,20 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
     train_pairs, val_pairs = split_pairs(preference_pairs(names, rng), HELD_OUT, rng)
     reward = RewardModel(seed=config.seed)
     rm = BradleyTerryObjective(reward, train_pairs, val_pairs, batch_size=128)
-    trainer = Trainer(rm, rm.batches, TrainConfig(steps=config.rm_steps, batch_size=128, optimizer="adam", lr=3e-3,
-                      eval_every=max(1, config.rm_steps // 20), seed=config.seed), progress=progress, desc="reward model")
+    trainer = Trainer(
+        rm,
+        rm.batches,
+        TrainConfig(
+            steps=config.rm_steps,
+            batch_size=128,
+            optimizer="adam",
+            lr=3e-3,
+            eval_every=max(1, config.rm_steps // 20),
+            seed=config.seed,
+        ),
+        progress=progress,
+        desc="reward model",
+    )
     outcome = run_to_end(trainer)
     accuracy = pairwise_accuracy(reward, val_pairs)
     say(f"reward model: held-out pairwise accuracy {accuracy:.3f} on {len(val_pairs)} pairs")
@@ -438,8 +528,14 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
     policies["reference"], samples["reference"] = policy_score(ref, ref, data, judge, config.eval_samples, rng)
     curves: dict[str, list[dict[str, float]]] = {}
     hacking = None
-    step_cfg: dict[str, Any] = dict(steps=config.steps, batch_size=config.batch_size, optimizer="adam", lr=config.lr, grad_clip=1.0,
-                    seed=config.seed)
+    step_cfg: dict[str, Any] = dict(
+        steps=config.steps,
+        batch_size=config.batch_size,
+        optimizer="adam",
+        lr=config.lr,
+        grad_clip=1.0,
+        seed=config.seed,
+    )
     for method in config.methods():
         if method == "bestofn":
             texts = best_of_n(ref, data, judge, config.best_of, config.eval_samples, rng)
@@ -453,16 +549,41 @@ def run_align(config: AlignConfig, progress: bool = False, echo: Callable[[str],
             hacking = hacking_report(obj.curve)
         else:
             policy = _copy_gpt(ref)
-            obj_d = DPOObjective(policy, ref, data, judge, train_pairs, config.dpo_beta, config.batch_size,
-                                 eval_rng=np.random.default_rng([config.seed, 19]))
-            run_to_end(Trainer(obj_d, obj_d.batches, TrainConfig(**step_cfg, eval_every=max(1, config.steps // 15)),
-                               progress=progress, desc="DPO"))
+            obj_d = DPOObjective(
+                policy,
+                ref,
+                data,
+                judge,
+                train_pairs,
+                config.dpo_beta,
+                config.batch_size,
+                eval_rng=np.random.default_rng([config.seed, 19]),
+            )
+            run_to_end(
+                Trainer(
+                    obj_d,
+                    obj_d.batches,
+                    TrainConfig(**step_cfg, eval_every=max(1, config.steps // 15)),
+                    progress=progress,
+                    desc="DPO",
+                )
+            )
             policies[method], samples[method] = policy_score(policy, ref, data, judge, config.eval_samples, rng)
             curves[method] = obj_d.curve
         say(f"{method}: true reward {policies[method]['true_reward']:.3f}, kl {policies[method]['kl']:.3f}")
-    return AlignResult(config, accuracy, pairwise_accuracy(reward, train_pairs),
-                       {"train": len(train_pairs), "held_out": len(val_pairs)}, policies, curves,
-                       outcome.state.evals, outcome.state.losses, samples, hacking, time.perf_counter() - began)
+    return AlignResult(
+        config,
+        accuracy,
+        pairwise_accuracy(reward, train_pairs),
+        {"train": len(train_pairs), "held_out": len(val_pairs)},
+        policies,
+        curves,
+        outcome.state.evals,
+        outcome.state.losses,
+        samples,
+        hacking,
+        time.perf_counter() - began,
+    )
 
 
 def model_size(model: GPT) -> str:
@@ -477,10 +598,19 @@ def draw_align(result: AlignResult, folder: Path) -> dict[str, str]:
     folder = Path(folder)
     evals = result.rm_curve
     steps = [e["step"] for e in evals]
-    files = {"reward_model": str(plot_loss(result.rm_losses, folder / "reward_model.png", metrics={
-        "train pairwise accuracy": (steps, [e["train_accuracy"] for e in evals]),
-        "held-out pairwise accuracy": (steps, [e["val_accuracy"] for e in evals])},
-        title="reward model: Bradley-Terry loss and pairwise accuracy"))}
+    files = {
+        "reward_model": str(
+            plot_loss(
+                result.rm_losses,
+                folder / "reward_model.png",
+                metrics={
+                    "train pairwise accuracy": (steps, [e["train_accuracy"] for e in evals]),
+                    "held-out pairwise accuracy": (steps, [e["val_accuracy"] for e in evals]),
+                },
+                title="reward model: Bradley-Terry loss and pairwise accuracy",
+            )
+        )
+    }
     if result.curves:
         files["curves"] = str(plot_align_curves(result.curves, folder / "curves.png", true_max=TRUE_REWARD_MAX))
     files["samples"] = str(plot_samples(result.samples, folder / "samples.png"))
@@ -491,11 +621,18 @@ def prepare_align_out(out: str | Path, overwrite: bool = False) -> Path:
     """The folder a new alignment run will be written to, checked before any work by the one --out rule
     (models.training.runs.prepare_out): never one that holds a run, another command's output or the
     user's files, unless `overwrite`, which removes what twograd wrote there before."""
-    return prepare_out(out, overwrite=overwrite, resumable=False, command="align")  # claimed until release_folder or exit
+    return prepare_out(
+        out, overwrite=overwrite, resumable=False, command="align"
+    )  # claimed until release_folder or exit
 
 
-def align(config: AlignConfig, out: str | Path | None = None, progress: bool = False,
-          echo: Callable[[str], None] | None = None, overwrite: bool = False) -> AlignResult:
+def align(
+    config: AlignConfig,
+    out: str | Path | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+    overwrite: bool = False,
+) -> AlignResult:
     """One alignment run; with `out`, the folder is checked first (never one that holds a run) and
     align.json and the pictures are written there (`result.files`)."""
     config.validate()

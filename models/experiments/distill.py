@@ -97,7 +97,9 @@ def labelled_subset(y: np.ndarray, n_labelled: int, rng: np.random.Generator) ->
     """Sorted indices of `n_labelled` rows, spread over the classes as evenly as they go (stratified)."""
     classes = np.unique(y)
     if n_labelled < len(classes) or n_labelled > len(y):
-        raise InputError(f"distill: --labelled must be between {len(classes)} (one per class) and {len(y)}, got {n_labelled}")
+        raise InputError(
+            f"distill: --labelled must be between {len(classes)} (one per class) and {len(y)}, got {n_labelled}"
+        )
     picked = []
     for i, c in enumerate(classes):
         rows = np.flatnonzero(y == c)
@@ -113,8 +115,16 @@ class TabularDistillObjective:
     student computes exactly what the labels-only student does.
     """
 
-    def __init__(self, model: MLP, data: Dataset, labelled: np.ndarray, teacher_logits: np.ndarray | None = None,
-                 temperature: float = 1.0, alpha: float = 0.0, teacher_test: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        model: MLP,
+        data: Dataset,
+        labelled: np.ndarray,
+        teacher_logits: np.ndarray | None = None,
+        temperature: float = 1.0,
+        alpha: float = 0.0,
+        teacher_test: np.ndarray | None = None,
+    ) -> None:
         self.model, self.data, self.labelled = model, data, labelled
         self.teacher_logits = teacher_logits  # (N, K), static
         self.temperature, self.alpha = temperature, alpha
@@ -130,8 +140,13 @@ class TabularDistillObjective:
         dz[self.labelled] = dce
         loss = (1.0 - self.alpha) * float(ce)
         if self.teacher_logits is not None:
-            soft, soft_cache = distillation_forward(z, teacher_logits=self.teacher_logits, targets=self._placeholder,
-                                                    temperature=self.temperature, alpha=1.0)  # T^2 KL, mean over N
+            soft, soft_cache = distillation_forward(
+                z,
+                teacher_logits=self.teacher_logits,
+                targets=self._placeholder,
+                temperature=self.temperature,
+                alpha=1.0,
+            )  # T^2 KL, mean over N
             (dsoft,) = distillation_backward(self.alpha, soft_cache)
             dz += dsoft
             loss += self.alpha * float(soft)
@@ -164,8 +179,9 @@ class LMDistillObjective:
             return self.lm.loss_and_grad(batch)
         teacher_logits = self.teacher.logits(idx)  # (B, T, V), static: the teacher is not trained
         _, cache = gpt_forward(*self.model.param_list(), idx=idx, targets=targets, **self.model.config.static())
-        loss, dcache = distillation_forward(cache.logits, teacher_logits=teacher_logits, targets=targets,
-                                            temperature=self.temperature, alpha=self.alpha)
+        loss, dcache = distillation_forward(
+            cache.logits, teacher_logits=teacher_logits, targets=targets, temperature=self.temperature, alpha=self.alpha
+        )
         (dlogits,) = distillation_backward(1.0, dcache)
         for acc, g in zip(self.model.grad_list(), gpt_backward_logits(dlogits, cache)):
             acc += g
@@ -209,12 +225,16 @@ def _finished_teacher(report: Any) -> Any:
     """The trained teacher; `Interrupted` when Ctrl-C stopped its training (`models.training.tasks.train` has
     then kept the run in a folder, which can be resumed and given back as --teacher)."""
     if report.status != "finished":
-        raise Interrupted(f"the teacher's training, {'; '.join(report.notes)}; the experiment stopped there "
-                          "(finish the teacher, then pass it as --teacher)")
+        raise Interrupted(
+            f"the teacher's training, {'; '.join(report.notes)}; the experiment stopped there "
+            "(finish the teacher, then pass it as --teacher)"
+        )
     return report.model
 
 
-def _train(objective: Any, batches: Callable[[np.random.Generator], Any], config: TrainConfig, progress: bool, desc: str) -> list[dict[str, float]]:
+def _train(
+    objective: Any, batches: Callable[[np.random.Generator], Any], config: TrainConfig, progress: bool, desc: str
+) -> list[dict[str, float]]:
     trainer = Trainer(objective, batches, config, progress=progress, desc=desc)
     trainer.evaluate()  # the curve starts at step 0
     return run_to_end(trainer).state.evals
@@ -235,26 +255,47 @@ def run_tabular_seed(
 
     data = load_dataset(recipe.task, seed=seed)
     if teacher is None:
-        report = train(recipe.task, model_options={"hidden": recipe.teacher_hidden},
-                       train_options={"steps": recipe.teacher_steps, "seed": seed}, progress=progress)
+        report = train(
+            recipe.task,
+            model_options={"hidden": recipe.teacher_hidden},
+            train_options={"steps": recipe.teacher_steps, "seed": seed},
+            progress=progress,
+        )
         teacher = _finished_teacher(report)
     labelled = labelled_subset(data.y_train, recipe.n_labelled, np.random.default_rng(seed))
     teacher_logits = teacher.forward(data.X_train)  # (N, K)
     teacher_test = teacher.predict(data.X_test)
     config = TrainConfig(steps=steps, lr=recipe.lr, eval_every=recipe.eval_every, seed=seed)
-    student_config = MLPConfig(sizes=[data.n_features, *recipe.student_hidden, data.n_classes], activation="tanh",
-                               loss="cross_entropy", seed=seed)
+    student_config = MLPConfig(
+        sizes=[data.n_features, *recipe.student_hidden, data.n_classes],
+        activation="tanh",
+        loss="cross_entropy",
+        seed=seed,
+    )
     runs = {}
     for name, logits in (("labels only", None), ("distilled", teacher_logits)):
-        objective = TabularDistillObjective(MLP(student_config), data, labelled, logits, temperature,
-                                            alpha if logits is not None else 0.0, teacher_test)
+        objective = TabularDistillObjective(
+            MLP(student_config), data, labelled, logits, temperature, alpha if logits is not None else 0.0, teacher_test
+        )
         runs[name] = (_train(objective, full_batch, config, progress, f"{name} seed {seed}"), objective.model)
     (s_evals, student), (d_evals, distilled) = runs["labels only"], runs["distilled"]
-    result = SeedResult(teacher.accuracy(data.X_test, data.y_test), s_evals[-1]["test_accuracy"], d_evals[-1]["test_accuracy"],
-                        s_evals[-1]["agreement"], d_evals[-1]["agreement"],
-                        {"labels only": _curve(s_evals, "test_accuracy"), "distilled": _curve(d_evals, "test_accuracy")})
-    info = {"teacher": teacher, "student": student, "distilled": distilled, "data": data, "labelled": labelled,
-            "example_logits": teacher.forward(data.X_test[:1])[0], "class_names": list(data.class_names)}
+    result = SeedResult(
+        teacher.accuracy(data.X_test, data.y_test),
+        s_evals[-1]["test_accuracy"],
+        d_evals[-1]["test_accuracy"],
+        s_evals[-1]["agreement"],
+        d_evals[-1]["agreement"],
+        {"labels only": _curve(s_evals, "test_accuracy"), "distilled": _curve(d_evals, "test_accuracy")},
+    )
+    info = {
+        "teacher": teacher,
+        "student": student,
+        "distilled": distilled,
+        "data": data,
+        "labelled": labelled,
+        "example_logits": teacher.forward(data.X_test[:1])[0],
+        "class_names": list(data.class_names),
+    }
     return result, info
 
 
@@ -277,19 +318,38 @@ def load_teacher(folder: str | Path, task: str) -> Any:
     return model
 
 
-def run_lm_seed(recipe: LMRecipe, seed: int, temperature: float, alpha: float, steps: int, teacher: GPT | None = None,
-                progress: bool = False, echo: Callable[[str], None] | None = None) -> tuple[SeedResult, dict[str, Any]]:
+def run_lm_seed(
+    recipe: LMRecipe,
+    seed: int,
+    temperature: float,
+    alpha: float,
+    steps: int,
+    teacher: GPT | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> tuple[SeedResult, dict[str, Any]]:
     """Teacher GPT (trained here unless given), then the labels-only and the distilled student GPT from one seed."""
     from models.training.tasks import get_task, train
 
     task = get_task(recipe.task)
     if teacher is None:
-        report = train(recipe.task, model_options=recipe.teacher, train_options={"steps": recipe.teacher_steps, "seed": seed,
-                       "eval_every": 0}, progress=progress)
+        report = train(
+            recipe.task,
+            model_options=recipe.teacher,
+            train_options={"steps": recipe.teacher_steps, "seed": seed, "eval_every": 0},
+            progress=progress,
+        )
         teacher = _finished_teacher(report)
     student_options = {**recipe.student, "context": teacher.config.context, "dtype": teacher.config.dtype}
-    config = TrainConfig(**{**task.recipe.train.to_dict(), "steps": steps, "seed": seed, "eval_every": recipe.eval_every,
-                            "warmup_steps": min(task.recipe.train.warmup_steps, steps // 10)})
+    config = TrainConfig(
+        **{
+            **task.recipe.train.to_dict(),
+            "steps": steps,
+            "seed": seed,
+            "eval_every": recipe.eval_every,
+            "warmup_steps": min(task.recipe.train.warmup_steps, steps // 10),
+        }
+    )
     runs = {}
     for name, t in (("labels only", None), ("distilled", teacher)):
         setup = task.build(task.model_config(student_options, seed), config, "manual")
@@ -297,13 +357,27 @@ def run_lm_seed(recipe: LMRecipe, seed: int, temperature: float, alpha: float, s
         evals = _train(objective, objective.batches, config, progress, f"{name} seed {seed}")
         runs[name] = (evals, objective.model, setup.objective)
     (s_evals, student, lm), (d_evals, distilled, _) = runs["labels only"], runs["distilled"]
-    teacher_val = LMDistillObjective(LMObjective(teacher, lm.data, "manual", lm.batch_size), None, 1.0, 0.0).evaluate()["val_loss"]
+    teacher_val = LMDistillObjective(LMObjective(teacher, lm.data, "manual", lm.batch_size), None, 1.0, 0.0).evaluate()[
+        "val_loss"
+    ]
     idx = lm.held_out()[0][0][:1]  # one held-out window
-    result = SeedResult(teacher_val, s_evals[-1]["val_loss"], d_evals[-1]["val_loss"], lm_agreement(student, teacher, lm),
-                        d_evals[-1]["agreement"], {"labels only": _curve(s_evals, "val_loss"), "distilled": _curve(d_evals, "val_loss")})
+    result = SeedResult(
+        teacher_val,
+        s_evals[-1]["val_loss"],
+        d_evals[-1]["val_loss"],
+        lm_agreement(student, teacher, lm),
+        d_evals[-1]["agreement"],
+        {"labels only": _curve(s_evals, "val_loss"), "distilled": _curve(d_evals, "val_loss")},
+    )
     tokens = [repr(t)[1:-1] or " " for t in lm.data.vocab.tokens]
-    info = {"teacher": teacher, "student": student, "distilled": distilled, "example_logits": teacher.logits(idx)[0, -1].astype(np.float64),
-            "class_names": tokens, "example": lm.data.vocab.decode(idx[0, -16:].tolist())}
+    info = {
+        "teacher": teacher,
+        "student": student,
+        "distilled": distilled,
+        "example_logits": teacher.logits(idx)[0, -1].astype(np.float64),
+        "class_names": tokens,
+        "example": lm.data.vocab.decode(idx[0, -16:].tolist()),
+    }
     return result, info
 
 
@@ -342,47 +416,82 @@ class DistillReport(Shown):
         if len(self.results) < 2:
             change = d["mean"] - s["mean"]
             better = "better" if gain > 0 else "worse" if gain < 0 else "no different"
-            return (f"distillation changes the held-out {self.metric} by {change:+.4g} ({better}; "
-                    "one seed: no spread to compare with)")
+            return (
+                f"distillation changes the held-out {self.metric} by {change:+.4g} ({better}; "
+                "one seed: no spread to compare with)"
+            )
         word = "beats" if gain > spread else "does not beat"
-        return (f"the distilled student {word} the labels-only student by more than the seed-to-seed std: "
-                f"gain {gain:+.4g}, std {spread:.4g} over {len(self.results)} seeds")
+        return (
+            f"the distilled student {word} the labels-only student by more than the seed-to-seed std: "
+            f"gain {gain:+.4g}, std {spread:.4g} over {len(self.results)} seeds"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "setting": self.setting, "metric": self.metric, "higher_is_better": self.higher_is_better,
-            "temperature": self.temperature, "alpha": self.alpha, "steps": self.steps, "seeds": self.seeds,
+            "setting": self.setting,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "steps": self.steps,
+            "seeds": self.seeds,
             "teacher_given": self.teacher_given,
             "teacher_metric": {"mean": self.stat("teacher_metric")["mean"], "std": self.stat("teacher_metric")["std"]},
-            "student_metric": self.stat("student_metric"), "distilled_metric": self.stat("distilled_metric"),
-            "agreement": {"teacher": 1.0, "student": self.stat("student_agreement"), "distilled": self.stat("distilled_agreement")},
-            "parameters": self.parameters, "verdict": self.verdict(),
-            "per_seed": [{"seed": s, "teacher_metric": r.teacher_metric, "student_metric": r.student_metric,
-                          "distilled_metric": r.distilled_metric, "student_agreement": r.student_agreement,
-                          "distilled_agreement": r.distilled_agreement} for s, r in zip(self.seeds, self.results)],
-            "seconds": round(self.seconds, 3), "files": self.files,
+            "student_metric": self.stat("student_metric"),
+            "distilled_metric": self.stat("distilled_metric"),
+            "agreement": {
+                "teacher": 1.0,
+                "student": self.stat("student_agreement"),
+                "distilled": self.stat("distilled_agreement"),
+            },
+            "parameters": self.parameters,
+            "verdict": self.verdict(),
+            "per_seed": [
+                {
+                    "seed": s,
+                    "teacher_metric": r.teacher_metric,
+                    "student_metric": r.student_metric,
+                    "distilled_metric": r.distilled_metric,
+                    "student_agreement": r.student_agreement,
+                    "distilled_agreement": r.distilled_agreement,
+                }
+                for s, r in zip(self.seeds, self.results)
+            ],
+            "seconds": round(self.seconds, 3),
+            "files": self.files,
         }
-
 
     @property
     def metrics(self) -> dict[str, float]:
         """The held-out metric's mean over the seeds, for each of the three models."""
-        return {f"{who}_{self.metric}": self.stat(f"{who}_metric")["mean"] for who in ("teacher", "student", "distilled")}
+        return {
+            f"{who}_{self.metric}": self.stat(f"{who}_metric")["mean"] for who in ("teacher", "student", "distilled")
+        }
 
     def text(self) -> str:
         return format_distill_report(self)
 
     def html_title(self) -> str:
-        return f"twograd distill {self.setting}: T {self.temperature:g}, alpha {self.alpha:g}, {len(self.seeds)} seed(s)"
+        return (
+            f"twograd distill {self.setting}: T {self.temperature:g}, alpha {self.alpha:g}, {len(self.seeds)} seed(s)"
+        )
 
     def html_rows(self) -> tuple[list[str], list[list[Any]]]:
         pct = self.higher_is_better
         rows: list[list[Any]] = [
             ["teacher", f"{self.parameters['teacher']:,}", _pm(self.stat("teacher_metric"), pct), "100.0%"],
-            ["student on labels", f"{self.parameters['student']:,}", _pm(self.stat("student_metric"), pct),
-             _pm(self.stat("student_agreement"), True)],
-            ["distilled student", f"{self.parameters['student']:,}", _pm(self.stat("distilled_metric"), pct),
-             _pm(self.stat("distilled_agreement"), True)],
+            [
+                "student on labels",
+                f"{self.parameters['student']:,}",
+                _pm(self.stat("student_metric"), pct),
+                _pm(self.stat("student_agreement"), True),
+            ],
+            [
+                "distilled student",
+                f"{self.parameters['student']:,}",
+                _pm(self.stat("distilled_metric"), pct),
+                _pm(self.stat("distilled_agreement"), True),
+            ],
         ]
         return ["model", "parameters", f"held-out {self.metric}", "agreement with teacher"], rows
 
@@ -401,14 +510,30 @@ def format_distill_report(report: DistillReport) -> str:
     """The summary table (teacher / student on labels / distilled student) and the verdict."""
     pct = report.higher_is_better
     metric = "test accuracy" if pct else "val loss (nats)"
-    rows = [["teacher", f"{report.parameters['teacher']:,}", _pm(report.stat("teacher_metric"), pct), "100.0%"],
-            ["student on labels", f"{report.parameters['student']:,}", _pm(report.stat("student_metric"), pct),
-             _pm(report.stat("student_agreement"), True)],
-            ["distilled student", f"{report.parameters['student']:,}", _pm(report.stat("distilled_metric"), pct),
-             _pm(report.stat("distilled_agreement"), True)]]
-    head = f"{report.setting}: T {report.temperature:g}, alpha {report.alpha:g}, {report.steps} student steps, " \
-           f"seeds {', '.join(map(str, report.seeds))}"
-    lines = [head, text_table(["model", "parameters", f"held-out {metric}", "agreement with teacher"], rows), report.verdict()]
+    rows = [
+        ["teacher", f"{report.parameters['teacher']:,}", _pm(report.stat("teacher_metric"), pct), "100.0%"],
+        [
+            "student on labels",
+            f"{report.parameters['student']:,}",
+            _pm(report.stat("student_metric"), pct),
+            _pm(report.stat("student_agreement"), True),
+        ],
+        [
+            "distilled student",
+            f"{report.parameters['student']:,}",
+            _pm(report.stat("distilled_metric"), pct),
+            _pm(report.stat("distilled_agreement"), True),
+        ],
+    ]
+    head = (
+        f"{report.setting}: T {report.temperature:g}, alpha {report.alpha:g}, {report.steps} student steps, "
+        f"seeds {', '.join(map(str, report.seeds))}"
+    )
+    lines = [
+        head,
+        text_table(["model", "parameters", f"held-out {metric}", "agreement with teacher"], rows),
+        report.verdict(),
+    ]
     lines += [f"wrote {path}" for path in report.files.values()]
     return "\n".join(lines)
 
@@ -416,10 +541,21 @@ def format_distill_report(report: DistillReport) -> str:
 SUMMARY = "summary.json"
 
 
-def distill(setting: str, *, teacher: str | Path | None = None, temperature: float | None = None, alpha: float | None = None,
-            seed: int = 0, seeds: int = 1, steps: int | None = None, out: str | Path | None = None, progress: bool = False,
-            echo: Callable[[str], None] | None = None, recipe: TabularRecipe | LMRecipe | None = None,
-            overwrite: bool = False) -> DistillReport:
+def distill(
+    setting: str,
+    *,
+    teacher: str | Path | None = None,
+    temperature: float | None = None,
+    alpha: float | None = None,
+    seed: int = 0,
+    seeds: int = 1,
+    steps: int | None = None,
+    out: str | Path | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+    recipe: TabularRecipe | LMRecipe | None = None,
+    overwrite: bool = False,
+) -> DistillReport:
     """Run `setting` over seeds seed .. seed + seeds - 1; with `out`, write summary.json and the pictures there
     (a folder the one --out rule accepts: see models.training.runs.prepare_out; `overwrite` replaces
     what twograd wrote there before).
@@ -443,7 +579,9 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
     except InputError as err:  # name the flag the bad value came from
         flag = "--alpha" if "alpha" in str(err) else "--temperature"
         raise InputError(f"{flag}: {err}") from None
-    if not MIN_TEMPERATURE <= T <= MAX_TEMPERATURE:  # T^2 KL: at 1e308 the loss overflows ("try a smaller --lr" was wrong)
+    if (
+        not MIN_TEMPERATURE <= T <= MAX_TEMPERATURE
+    ):  # T^2 KL: at 1e308 the loss overflows ("try a smaller --lr" was wrong)
         raise InputError(f"--temperature must be in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g}, got {T:g}")
     steps = recipe.steps if steps is None else steps
     if seeds < 1 or steps < 1 or seed < 0:
@@ -462,16 +600,34 @@ def distill(setting: str, *, teacher: str | Path | None = None, temperature: flo
             else:
                 result, info = run_tabular_seed(recipe, s, T, a, steps, teacher=given, progress=progress)
             results.append(result)
-            say(f"seed {s}: teacher {result.teacher_metric:.4f}, labels only {result.student_metric:.4f}, "
-                f"distilled {result.distilled_metric:.4f}")
+            say(
+                f"seed {s}: teacher {result.teacher_metric:.4f}, labels only {result.student_metric:.4f}, "
+                f"distilled {result.distilled_metric:.4f}"
+            )
         metric = "val_loss" if isinstance(recipe, LMRecipe) else "test_accuracy"
-        parameters = {"teacher": int(info["teacher"].num_parameters()), "student": int(info["student"].num_parameters())}
-        report = DistillReport(setting, metric, T, a, steps, list(range(seed, seed + seeds)), parameters, results, given is not None,
-                               time.perf_counter() - began)
+        parameters = {
+            "teacher": int(info["teacher"].num_parameters()),
+            "student": int(info["student"].num_parameters()),
+        }
+        report = DistillReport(
+            setting,
+            metric,
+            T,
+            a,
+            steps,
+            list(range(seed, seed + seeds)),
+            parameters,
+            results,
+            given is not None,
+            time.perf_counter() - began,
+        )
         if folder is not None:
             report.files = _pictures(report, info, folder)
             report.files["summary"] = str(folder / SUMMARY)
-            atomic_write(folder / SUMMARY, json.dumps(finite_or_none(report.to_json()), allow_nan=False, indent=1).encode("utf-8"))
+            atomic_write(
+                folder / SUMMARY,
+                json.dumps(finite_or_none(report.to_json()), allow_nan=False, indent=1).encode("utf-8"),
+            )
         return report
     finally:
         if folder is not None:
@@ -489,9 +645,17 @@ def _pictures(report: DistillReport, info: dict[str, Any], folder: Path) -> dict
             values = np.array([r.curves[name][1] for r in report.results])  # (seeds, E)
             curves[f"student, {name}"] = (steps, values.mean(axis=0).tolist(), values.std(axis=0).tolist())
         what = "test accuracy" if report.higher_is_better else "validation loss (nats per token)"
-        files = {"learning_curves": str(plot_curve_bands(curves, folder / "learning_curves.png", ylabel=f"held-out {what}",
-                                                         title=f"{report.setting}: distilled vs labels-only student "
-                                                               f"({len(report.results)} seeds, mean ± std)"))}
+        files = {
+            "learning_curves": str(
+                plot_curve_bands(
+                    curves,
+                    folder / "learning_curves.png",
+                    ylabel=f"held-out {what}",
+                    title=f"{report.setting}: distilled vs labels-only student "
+                    f"({len(report.results)} seeds, mean ± std)",
+                )
+            )
+        }
         z = np.asarray(info["example_logits"], dtype=np.float64)  # (K,)
         order = np.argsort(-z)[:PICTURE_CLASSES]
         probs = {}
@@ -501,8 +665,14 @@ def _pictures(report: DistillReport, info: dict[str, Any], folder: Path) -> dict
             probs[T] = (p / p.sum())[order].tolist()
         names = [info["class_names"][i] for i in order]
         example = f" after {info['example']!r}" if "example" in info else ""
-        files["soft_targets"] = str(plot_soft_targets(probs, names, folder / "soft_targets.png",
-                                                      title=f"{report.setting}: the teacher's softmax(z / T) on one held-out example{example}"))
+        files["soft_targets"] = str(
+            plot_soft_targets(
+                probs,
+                names,
+                folder / "soft_targets.png",
+                title=f"{report.setting}: the teacher's softmax(z / T) on one held-out example{example}",
+            )
+        )
         return files
     except PlotsUnavailable:
         return {}

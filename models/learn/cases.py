@@ -23,88 +23,108 @@ if TYPE_CHECKING:  # annotations only: listing the exercises imports no piece
     from nn.registry import CaseMaker, Inputs, Static
 
 
-
 # ---------------------------------------------------------------------------- edge cases
 def _f32(make: CaseMaker) -> CaseMaker:
     """The same case with every float input in float32 (forward only: float32 has no room for numeric checks)."""
+
     def made(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs, static = make(rng)
         return {k: v.astype(np.float32) for k, v in inputs.items()}, static
+
     return made
 
 
 def float32_of(piece: str, case: int = 0, home: str = "") -> EdgeCase:
     """The registry case number `case` of `piece` (registered by module `home`), in float32; looked up when
     the case is made: listing the exercises must not import every piece."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         from models.learn.grade import registry_piece
 
         return _f32(registry_piece(piece, home).cases[case].make)(rng)
+
     return EdgeCase("float32 input", make, "forward")
 
 
 def big_logits(shape: tuple[int, ...], scale: float = 1000.0, targets: bool = False) -> EdgeCase:
     """Logits of about +-scale: e^1000 overflows unless the row maximum is subtracted first."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         x = np.round(rng.standard_normal(shape)) * scale + rng.standard_normal(shape)
         static = {"targets": rng.integers(0, shape[-1], size=shape[:-1])} if targets else {}
         return {"logits" if targets else "x": x}, static
+
     return EdgeCase(f"logits of +-{scale:g}: {shape}", make, "forward", loops=True)
 
 
 def big_margins(names: tuple[str, ...], B: int = 4, scale: float = 1000.0, beta: float | None = None) -> EdgeCase:
     """Rewards (or log-probabilities) far apart: log(sigmoid(-1000)) is log(0) unless written as a softplus."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         inputs = {n: rng.standard_normal(B) * scale for n in names}
         return inputs, ({"beta": beta} if beta is not None else {})
+
     return EdgeCase(f"margins of +-{scale:g}", make, "forward", loops=True)
 
 
 def masked_row() -> EdgeCase:
     """A query row whose every key is masked: no softmax exists; ours raises ValueError, theirs must too."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         q, k, v = (rng.standard_normal((3, 4)) for _ in range(3))
         mask = np.ones((3, 3), dtype=bool)
         mask[1, :] = False
         return {"q": q, "k": k, "v": v}, {"mask": mask}
+
     return EdgeCase("a fully masked row", make, "raises")
 
 
 def big_scores() -> EdgeCase:
     """Queries of size ~1000: the scores q k^T / sqrt(d) reach +-1000, so a softmax without its max shift overflows."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         q = rng.standard_normal((3, 4)) * 1000.0
         k, v = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
         return {"q": q, "k": k, "v": v}, {}
+
     return EdgeCase("scores of +-1000", make, "forward", loops=True)
 
 
 def big_inputs(name: str, shape: tuple[int, ...], scale: float = 1000.0) -> EdgeCase:
     """Entries of +-scale: e^1000 overflows a float, so an activation written from exponentials must pick its form by sign."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         return {name: rng.choice([-scale, scale], shape)}, {}
+
     return EdgeCase(f"inputs of +-{scale:g}", make, "forward", loops=True)
 
 
 def mha_big_scores() -> EdgeCase:
     """Inputs of size ~100 with identity projections: the scores reach the thousands (a softmax without its shift overflows)."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         B, T, C, H = 1, 3, 4, 2
         x = rng.standard_normal((B, T, C)) * 100.0
         eye = np.eye(C)
-        return {"xq": x, "xkv": x.copy(), "Wq": eye, "Wk": eye.copy(), "Wv": eye.copy(), "Wo": eye.copy()}, {"n_heads": H}
+        return {"xq": x, "xkv": x.copy(), "Wq": eye, "Wk": eye.copy(), "Wv": eye.copy(), "Wo": eye.copy()}, {
+            "n_heads": H
+        }
+
     return EdgeCase("scores in the thousands: H=2, C=4", make, "forward", loops=True)
 
 
 def mha_odd_heads() -> EdgeCase:
     """3 heads of width 3 (C = 9), batch 1, causal: an odd head count catches a hard-coded split."""
+
     def make(rng: np.random.Generator) -> tuple[Inputs, Static]:
         B, T, C, H = 1, 4, 9, 3
         x = rng.standard_normal((B, T, C))
         Ws = {n: rng.standard_normal((C, C)) / math.sqrt(C) for n in ("Wq", "Wk", "Wv", "Wo")}
         bs = {n: rng.standard_normal(C) * 0.1 for n in ("bq", "bk", "bv", "bo")}
         from nn.masks import causal_mask
+
         return {"xq": x, "xkv": x.copy(), **Ws, **bs}, {"n_heads": H, "mask": causal_mask(T)}
+
     return EdgeCase("odd head count: H=3, C=9, batch 1", make, "full")
 
 
@@ -121,10 +141,21 @@ def know_softmax(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Kno
     variants: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
     if x.ndim >= 2:
         e = np.exp(x - x.max(axis=0, keepdims=True))
-        variants["softmax over the first axis (the batch) instead of the last"] = ("axis", {"output": e / e.sum(axis=0, keepdims=True)})
-    variants["only the diagonal of the Jacobian, p_i (1 - p_i) dy_i: the -p_i p_j of j != i dropped"] = ("missing_term", {"x": y * (1 - y) * R})
-    return Knowledge(terms={"-p_i p_j (the off-diagonal of the Jacobian)": {"x": off},
-                            "p_i dy_i (the diagonal of the Jacobian)": {"x": y * R}}, variants=variants)
+        variants["softmax over the first axis (the batch) instead of the last"] = (
+            "axis",
+            {"output": e / e.sum(axis=0, keepdims=True)},
+        )
+    variants["only the diagonal of the Jacobian, p_i (1 - p_i) dy_i: the -p_i p_j of j != i dropped"] = (
+        "missing_term",
+        {"x": y * (1 - y) * R},
+    )
+    return Knowledge(
+        terms={
+            "-p_i p_j (the off-diagonal of the Jacobian)": {"x": off},
+            "p_i dy_i (the diagonal of the Jacobian)": {"x": y * R},
+        },
+        variants=variants,
+    )
 
 
 def know_cross_entropy(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
@@ -135,9 +166,13 @@ def know_cross_entropy(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) 
     onehot = np.zeros_like(p)
     onehot[np.arange(B), targets] = 1.0
     C = p.shape[1]
-    return Knowledge(terms={"-onehot(target) / B (the target's own term)": {"logits": -onehot / B * R},
-                            "softmax / B": {"logits": p / B * R}},
-                     factors={**(batch_factors(B, "B") if B > 1 else {}), **(batch_factors(C, "C") if C > 1 else {})})
+    return Knowledge(
+        terms={
+            "-onehot(target) / B (the target's own term)": {"logits": -onehot / B * R},
+            "softmax / B": {"logits": p / B * R},
+        },
+        factors={**(batch_factors(B, "B") if B > 1 else {}), **(batch_factors(C, "C") if C > 1 else {})},
+    )
 
 
 def know_mse(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
@@ -164,12 +199,18 @@ def know_linear(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Know
     rows = int(np.prod(inputs["x"].shape[:-1]))
     G = R.reshape(rows, -1)
     variants: dict[str, tuple[str, dict[str, np.ndarray]]] = {
-        "db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})}
+        "db summed over the features (axis 1), not over the rows": ("axis", {"b": G.sum(axis=1)})
+    }
     if rows > 1:
-        variants["db is the first row's gradient only: not summed over the broadcast batch axis"] = ("axis", {"b": G[0]})
+        variants["db is the first row's gradient only: not summed over the broadcast batch axis"] = (
+            "axis",
+            {"b": G[0]},
+        )
     if R.ndim == 3 and R.shape[1] > 1:
-        variants[f"db summed over the batch axis 0 only: b is broadcast over T (axis 1, length {R.shape[1]}) too; "
-                 "sum over both"] = ("axis", {"b": R.sum(axis=0)})
+        variants[
+            f"db summed over the batch axis 0 only: b is broadcast over T (axis 1, length {R.shape[1]}) too; "
+            "sum over both"
+        ] = ("axis", {"b": R.sum(axis=0)})
     return Knowledge(factors=batch_factors(rows, "B") if rows > 1 else {}, variants=variants)
 
 
@@ -179,8 +220,12 @@ def know_layer_norm(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> 
     dxhat = R * gamma
     mean_path = -rstd * dxhat.mean(axis=-1, keepdims=True)
     var_path = -rstd * xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
-    return Knowledge(terms={"the mean path, -mean(dxhat) / sigma": {"x": mean_path},
-                            "the variance path, -xhat mean(dxhat xhat) / sigma": {"x": var_path}})
+    return Knowledge(
+        terms={
+            "the mean path, -mean(dxhat) / sigma": {"x": mean_path},
+            "the variance path, -xhat mean(dxhat xhat) / sigma": {"x": var_path},
+        }
+    )
 
 
 def _attention_parts(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, scale: float) -> np.ndarray:
@@ -197,16 +242,24 @@ def know_attention(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> K
     mask = static.get("mask")
     d = q.shape[-1]
     P, scale = cache.P, cache.scale
-    variants = {"no 1/sqrt(d) on the scores": ("scale", {"output": _attention_parts(q, k, v, mask, 1.0) @ v}),
-                "1/d instead of 1/sqrt(d)": ("scale", {"output": _attention_parts(q, k, v, mask, 1.0 / d) @ v})}
+    variants = {
+        "no 1/sqrt(d) on the scores": ("scale", {"output": _attention_parts(q, k, v, mask, 1.0) @ v}),
+        "1/d instead of 1/sqrt(d)": ("scale", {"output": _attention_parts(q, k, v, mask, 1.0 / d) @ v}),
+    }
     if mask is not None:
         P_all = _attention_parts(q, k, v, None, scale)
-        variants["mask applied after the softmax (weights no longer sum to 1)"] = ("mask_order", {"output": np.where(mask, P_all, 0.0) @ v})
+        variants["mask applied after the softmax (weights no longer sum to 1)"] = (
+            "mask_order",
+            {"output": np.where(mask, P_all, 0.0) @ v},
+        )
     dP = R @ np.swapaxes(v, -1, -2)
     off = -P * np.sum(dP * P, axis=-1, keepdims=True)  # softmax's -p_i p_j part of dS
     terms = {"softmax's -p_i p_j term (in dS)": {"q": off @ k * scale, "k": np.swapaxes(off, -1, -2) @ q * scale}}
-    return Knowledge(terms=terms, variants=variants,
-                     factors={"sqrt(d)": (math.sqrt(d), "scale"), "1/sqrt(d)": (1 / math.sqrt(d), "scale")})
+    return Knowledge(
+        terms=terms,
+        variants=variants,
+        factors={"sqrt(d)": (math.sqrt(d), "scale"), "1/sqrt(d)": (1 / math.sqrt(d), "scale")},
+    )
 
 
 def know_mha(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
@@ -217,13 +270,18 @@ def know_mha(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowled
     H = static["n_heads"]
     dh = C // H
     variants = {}
-    for label, s in (("1/sqrt(C) instead of 1/sqrt(C/H)", math.sqrt(dh / C)), ("no 1/sqrt(d) on the scores", math.sqrt(dh))):
+    for label, s in (
+        ("1/sqrt(C) instead of 1/sqrt(C/H)", math.sqrt(dh / C)),
+        ("no 1/sqrt(d) on the scores", math.sqrt(dh)),
+    ):
         scaled = dict(inputs)
         scaled["Wq"] = inputs["Wq"] * s
         if "bq" in scaled:
             scaled["bq"] = inputs["bq"] * s
         variants[label] = ("scale", {"output": np.asarray(mha_forward(*scaled.values(), **static)[0])})
-    return Knowledge(variants=variants, factors={"sqrt(d)": (math.sqrt(dh), "scale"), "1/sqrt(d)": (1 / math.sqrt(dh), "scale")})
+    return Knowledge(
+        variants=variants, factors={"sqrt(d)": (math.sqrt(dh), "scale"), "1/sqrt(d)": (1 / math.sqrt(dh), "scale")}
+    )
 
 
 def know_embedding(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
@@ -231,13 +289,21 @@ def know_embedding(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> K
     ids, V, C = cache
     over = np.zeros((V, C))
     over[ids.reshape(-1)] = R.reshape(-1, C)
-    return Knowledge(variants={"dW[ids] = dout (or dW[ids] += dout, which numpy buffers): a repeated id keeps "
-                               "only one row; use np.add.at": ("overwrite", {"W": over})})
+    return Knowledge(
+        variants={
+            "dW[ids] = dout (or dW[ids] += dout, which numpy buffers): a repeated id keeps "
+            "only one row; use np.add.at": ("overwrite", {"W": over})
+        }
+    )
 
 
 def know_distillation(inputs: Inputs, static: dict, R: np.ndarray, cache: Any) -> Knowledge:
     T = float(static.get("temperature", 1.0))
-    f = {"T^2": (T * T, "factor"), "1/T^2": (1 / (T * T), "factor"), "T": (T, "factor"), "1/T": (1 / T, "factor")} if T != 1 else {}
+    f = (
+        {"T^2": (T * T, "factor"), "1/T^2": (1 / (T * T), "factor"), "T": (T, "factor"), "1/T": (1 / T, "factor")}
+        if T != 1
+        else {}
+    )
     return Knowledge(factors=f)
 
 

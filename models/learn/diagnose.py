@@ -35,8 +35,23 @@ from typing import Any
 import numpy as np
 
 KINDS: tuple[str, ...] = (
-    "factor", "sign", "transposed", "axis", "missing_term", "zeros", "overwrite", "overflow", "mask_order",
-    "scale", "shape", "dtype", "mutated_input", "not_implemented", "error", "timeout", "other",
+    "factor",
+    "sign",
+    "transposed",
+    "axis",
+    "missing_term",
+    "zeros",
+    "overwrite",
+    "overflow",
+    "mask_order",
+    "scale",
+    "shape",
+    "dtype",
+    "mutated_input",
+    "not_implemented",
+    "error",
+    "timeout",
+    "other",
 )
 
 
@@ -44,32 +59,32 @@ KINDS: tuple[str, ...] = (
 #: wrong thing as the diagnosis named it ("dW", "softmax_forward output")
 LOOK_AT: dict[str, str] = {
     "factor": "your {what} is right up to a constant factor: look for a mean's 1/B or 1/N, a 2 from a square, a "
-              "temperature or beta, each where the forward has it",
+    "temperature or beta, each where the forward has it",
     "sign": "your {what} has the wrong sign: follow each minus of the forward into its derivative",
     "transposed": "your {what} is transposed: a gradient has the shape of its input; look at the order of the two "
-                  "factors of the product that gives it, and which one is transposed",
+    "factors of the product that gives it, and which one is transposed",
     "axis": "your {what} is summed over the wrong axes: an input broadcast over rows (a bias, a gain) gets one "
-            "contribution per row, so its gradient sums over every axis it was broadcast along (the batch, and T "
-            "for a (B, T, ...) input) and keeps its own",
+    "contribution per row, so its gradient sums over every axis it was broadcast along (the batch, and T "
+    "for a (B, T, ...) input) and keeps its own",
     "missing_term": "your {what} misses one term of the derivation (the check named it): list every path by which "
-                    "the input reaches the output; each path is one term",
+    "the input reaches the output; each path is one term",
     "zeros": "your {what} is all zeros: is it computed and returned (not a fresh np.zeros), and updated in place "
-             "where the caller keeps the array?",
+    "where the caller keeps the array?",
     "overwrite": "your {what} keeps one contribution where there are several: a node or a row used twice gets the "
-                 "sum of both uses (accumulate, do not replace)",
+    "sum of both uses (accumulate, do not replace)",
     "overflow": "your {what} overflows on large inputs (the +-1000 case): an exp of a large number is inf; shift "
-                "first (a softmax does not change when you subtract the row max)",
+    "first (a softmax does not change when you subtract the row max)",
     "mask_order": "your {what} masks after the softmax: the mask goes on the scores, before it, so masked keys get "
-                  "weight exactly 0 and the rest still sum to 1",
+    "weight exactly 0 and the rest still sum to 1",
     "scale": "your {what} has a wrong scale of the scores: 1/sqrt(d), with d the width of one head",
     "shape": "your {what} has the wrong type or shape: the message says what was expected (a forward returns "
-             "(out, cache); a backward a tuple of gradients, one per input, each its input's shape)",
+    "(out, cache); a backward a tuple of gradients, one per input, each its input's shape)",
     "dtype": "your {what} changes the dtype: float32 in gives float32 out (make buffers like the input: "
-             "np.zeros_like, dtype=x.dtype)",
+    "np.zeros_like, dtype=x.dtype)",
     "mutated_input": "your {what} changes an array it was given: the caller still needs it; work on a copy",
     "not_implemented": "{what} is not written yet",
     "other": "your {what} is wrong in none of the known ways: compare yours with the expected number at the worst "
-             "index the check printed, on the smallest case",
+    "index the check printed, on the smallest case",
 }
 
 
@@ -114,8 +129,14 @@ class Finding:
             raise ValueError(f"unknown mistake kind {self.kind!r}; the kinds are {', '.join(KINDS)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "input": self.input, "case": self.case, "message": self.message,
-                "index": self.index, "values": self.values}
+        return {
+            "kind": self.kind,
+            "input": self.input,
+            "case": self.case,
+            "message": self.message,
+            "index": self.index,
+            "values": self.values,
+        }
 
 
 def close(y: np.ndarray, r: np.ndarray, tol: Tol) -> bool:
@@ -176,9 +197,11 @@ def classify(
                 return kind, f"matches the mistake '{name}'"
         for axis in range(y.ndim):
             if np.delete(np.array(y.shape), axis).tolist() == list(r.shape) and close(y.sum(axis=axis), r, tol):
-                return "axis", (f"has shape {tuple(y.shape)}, expected {tuple(r.shape)}: it keeps an axis of length "
-                                f"{y.shape[axis]} (your axis {axis}) that the right answer sums over; summed over it, "
-                                f"it would be right")
+                return "axis", (
+                    f"has shape {tuple(y.shape)}, expected {tuple(r.shape)}: it keeps an axis of length "
+                    f"{y.shape[axis]} (your axis {axis}) that the right answer sums over; summed over it, "
+                    f"it would be right"
+                )
         return "shape", f"has shape {tuple(y.shape)}, expected {tuple(r.shape)}"
     finite_r = np.isfinite(r)
     if not np.isfinite(y[finite_r]).all():
@@ -204,5 +227,8 @@ def classify(
                 return kind, f"is off by a constant factor: x{name} (yours / right = {fmt(c)} everywhere)"
     for name, t in terms.items():  # a term with the wrong sign or counted twice
         if np.any(t) and (close(y, r + t, tol)):
-            return "missing_term", f"has the term '{name}' with the wrong sign (it equals the right answer plus that term)"
+            return (
+                "missing_term",
+                f"has the term '{name}' with the wrong sign (it equals the right answer plus that term)",
+            )
     return "other", "is wrong, in none of the known ways"

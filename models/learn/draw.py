@@ -39,8 +39,11 @@ def draw(finding: Finding, path: str | Path) -> tuple[Path, int, int]:
     total = total if isinstance(total, Value) else Value(float(total))
     total.label = "L = sum(out * R)"
     total.backward()
-    page = explore(total, compare={n: np.asarray(g, dtype=np.float64) for n, g in yours.items()},
-                   title=f"{piece.name}, case {finding.case!r}: your gradients painted on twograd's graph")
+    page = explore(
+        total,
+        compare={n: np.asarray(g, dtype=np.float64) for n, g in yours.items()},
+        title=f"{piece.name}, case {finding.case!r}: your gradients painted on twograd's graph",
+    )
     page.save(str(path))
     comparison = page.comparison  # None only when explore was given nothing to compare
     if comparison is None:

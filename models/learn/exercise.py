@@ -20,7 +20,7 @@ PHASES: tuple[str, ...] = ("Phase 0", "Phase 1", "Phase 2", "Phase 3", "Extensio
 
 
 def resolve(ref: str) -> Any:
-    """"package.module:attr.attr" -> the object; "package.module" -> the module."""
+    """ "package.module:attr.attr" -> the object; "package.module" -> the module."""
     module, _, attr = ref.partition(":")
     obj: Any = importlib.import_module(module)
     for part in attr.split(".") if attr else []:

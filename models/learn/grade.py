@@ -146,7 +146,9 @@ class PieceGrader:
     def __init__(self, *specs: PieceSpec) -> None:
         self.specs = specs
 
-    def plan(self, seed: int, random_seed: int | None = None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[CaseContext]]:
+    def plan(
+        self, seed: int, random_seed: int | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[CaseContext]]:
         """The registry's cases made with `seed` (all three ways on the first `max_full_cases`), the edge cases,
         and the registry's cases again with `random_seed` (forward only): fixed cases and random ones."""
         tasks: list[dict[str, Any]] = []
@@ -181,8 +183,12 @@ class PieceGrader:
                 for n, a in inputs.items():
                     arrays[f"{tid}.{n}"] = a
                 task: dict[str, Any] = {
-                    "id": tid, "op": "three_way", "inputs": names, "arrays": {n: f"{tid}.{n}" for n in names},
-                    "static": _static_for_child(static, arrays, tid), "forward": spec.forward,
+                    "id": tid,
+                    "op": "three_way",
+                    "inputs": names,
+                    "arrays": {n: f"{tid}.{n}" for n in names},
+                    "static": _static_for_child(static, arrays, tid),
+                    "forward": spec.forward,
                     "forward_only": mode != "full",
                 }
                 if mode == "forward" and with_loops:
@@ -190,8 +196,9 @@ class PieceGrader:
                 if mode == "full":
                     assert ctx.R is not None  # set with the reference gradients above (full mode re-raises)
                     arrays[f"{tid}.R"] = ctx.R
-                    task.update(R=f"{tid}.R", backward=spec.backward, loops=spec.loops, numeric=True, graph=True,
-                                eps=piece.eps)
+                    task.update(
+                        R=f"{tid}.R", backward=spec.backward, loops=spec.loops, numeric=True, graph=True, eps=piece.eps
+                    )
                 tasks.append(task)
                 contexts.append(ctx)
         return tasks, arrays, contexts
@@ -218,12 +225,19 @@ def error_finding(err: dict[str, Any], where: str, case: str) -> Finding:
     """A raised exception as a finding: not_implemented, or error with their line."""
     line = f" ({err['where']})" if err.get("where") else ""
     if err["type"] == "NotImplementedError":
-        return Finding("not_implemented", where, f"{where} is not written yet (it raises NotImplementedError){line}", case)
+        return Finding(
+            "not_implemented", where, f"{where} is not written yet (it raises NotImplementedError){line}", case
+        )
     if err["type"] == "OverflowError":  # e^1000 on a float: the loops form of a softmax without the max shift
         on = f" on the case {case!r}" if case else ""
-        return Finding("overflow", where, f"{where} overflowed{on}: {err['message']}{line}; write it so that no exp of "
-                                          f"a large number is formed (a softmax subtracts the row max first, a sigmoid "
-                                          f"picks its form by the sign of x)", case)
+        return Finding(
+            "overflow",
+            where,
+            f"{where} overflowed{on}: {err['message']}{line}; write it so that no exp of "
+            f"a large number is formed (a softmax subtracts the row max first, a sigmoid "
+            f"picks its form by the sign of x)",
+            case,
+        )
     return Finding("error", where, f"{where} raised {err['type']}: {err['message']}{line}", case)
 
 
@@ -231,30 +245,54 @@ def _stage_error(rec: dict[str, Any], stage: str, where: str, case: str) -> Find
     got = rec.get(stage)
     if isinstance(got, dict) and "error" in got:
         return error_finding(got["error"], where, case)
-    if isinstance(got, dict) and "message" in got:  # the child said what is wrong in its own sentence (a broken contract)
+    if (
+        isinstance(got, dict) and "message" in got
+    ):  # the child said what is wrong in its own sentence (a broken contract)
         return Finding(got.get("kind", "other"), where, got["message"], case)
     if isinstance(got, dict) and "bad" in got:
         if stage == "backward":
-            return Finding("shape", where, f"{where} returned {got['bad']}: return a tuple of gradients, one per input "
-                                           f"in input order, a tuple even for one input", case)
+            return Finding(
+                "shape",
+                where,
+                f"{where} returned {got['bad']}: return a tuple of gradients, one per input "
+                f"in input order, a tuple even for one input",
+                case,
+            )
         return Finding("dtype", where, f"{where} returned {got['bad']}, not an array of numbers", case)
     return None
 
 
-def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, knowledge: Knowledge, target: str,
-             extra: Mapping[str, np.ndarray | None] | None = None) -> Finding | None:
+def _compare(
+    y: np.ndarray,
+    r: np.ndarray,
+    where: str,
+    case: str,
+    tol: Tol,
+    knowledge: Knowledge,
+    target: str,
+    extra: Mapping[str, np.ndarray | None] | None = None,
+) -> Finding | None:
     """None if y agrees with r; else the finding with its kind, worst index and the numbers there."""
     if r.dtype == np.float32 and y.dtype != np.float32 and y.shape == r.shape:
-        return Finding("dtype", where, f"{where} gives {y.dtype} for float32 input; keep the input's dtype "
-                                       f"(float32 in, float32 out)", case)
+        return Finding(
+            "dtype",
+            where,
+            f"{where} gives {y.dtype} for float32 input; keep the input's dtype (float32 in, float32 out)",
+            case,
+        )
     y64, r64 = np.asarray(y, dtype=np.float64), np.asarray(r, dtype=np.float64)
     if y.dtype == np.float32 and tol is not FLOAT32_TOL:
         tol = FLOAT32_TOL  # float32 arithmetic inside, by their choice: judged at float32's precision
     if close(y64, r64, tol):
         return None
     if y.dtype == np.float64 and close(y64, r64, FLOAT32_ROUNDING):
-        return Finding("dtype", where, f"{where} is right only to float32's precision, though it is float64: a float32 "
-                                       f"array inside (np.zeros(..., dtype=np.float32)?) rounds float64 values", case)
+        return Finding(
+            "dtype",
+            where,
+            f"{where} is right only to float32's precision, though it is float64: a float32 "
+            f"array inside (np.zeros(..., dtype=np.float32)?) rounds float64 values",
+            case,
+        )
     terms, variants, factors = knowledge.for_target(target)
     kind, what = classify(y64, r64, tol=tol, terms=terms, variants=variants, factors=factors)
     message = f"{where} {what}"
@@ -272,16 +310,25 @@ def _compare(y: np.ndarray, r: np.ndarray, where: str, case: str, tol: Tol, know
     elif kind == "transposed" and y64.ndim == 2 and r64.size:
         i, j = np.unravel_index(int(np.argmax(np.abs(r64))), r64.shape)
         index, values = [int(i), int(j)], {"expected": float(r64[i, j]), "yours": float(y64[j, i])}
-        message += (f": its shape is {tuple(y64.shape)}, expected {tuple(r64.shape)}; the right [{i}, {j}] = "
-                    f"{fmt(float(r64[i, j]))} is yours at [{j}, {i}]")
+        message += (
+            f": its shape is {tuple(y64.shape)}, expected {tuple(r64.shape)}; the right [{i}, {j}] = "
+            f"{fmt(float(r64[i, j]))} is yours at [{j}, {i}]"
+        )
     return Finding(kind, where, message, case, index, values)
 
 
 def _judge_loops_output(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any]) -> Finding | None:
     """Their loops form's output (on floats) against ours; None when it agrees."""
     lo = outcome.array(rec["loops"])
-    f = _compare(lo, np.asarray(ctx.ref_out, dtype=np.float64), f"{ctx.spec.loops} output", ctx.case, FORWARD_TOL,
-                 ctx.knowledge, "output")
+    f = _compare(
+        lo,
+        np.asarray(ctx.ref_out, dtype=np.float64),
+        f"{ctx.spec.loops} output",
+        ctx.case,
+        FORWARD_TOL,
+        ctx.knowledge,
+        "output",
+    )
     if f is not None:
         f.message += f" (case {ctx.case!r})"
     return f
@@ -313,16 +360,29 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
         return [error_finding(rec["error"], fwd, case)]
     for name in rec.get("mutated", []):
         who = spec.backward if name == "dout" else fwd
-        out.append(Finding("mutated_input", f"{who}: {name}", f"{who} changed its input {name} in place (case {case!r}); "
-                                                               "work on a copy, the caller still needs it", case))
+        out.append(
+            Finding(
+                "mutated_input",
+                f"{who}: {name}",
+                f"{who} changed its input {name} in place (case {case!r}); work on a copy, the caller still needs it",
+                case,
+            )
+        )
     if ctx.mode == "raises":
         got = rec.get("forward", {})
         if isinstance(got, dict) and "error" in got:
             if got["error"]["type"] in ("ValueError", "InputError", "AssertionError", "ZeroDivisionError"):
                 return out
             return out + [error_finding(got["error"], fwd, case)]
-        return out + [Finding("other", fwd, f"{fwd} returned a result for case {case!r}, which has no answer: ours "
-                                            f"raises ValueError ({ctx.ref_error}); raise ValueError too", case)]
+        return out + [
+            Finding(
+                "other",
+                fwd,
+                f"{fwd} returned a result for case {case!r}, which has no answer: ours "
+                f"raises ValueError ({ctx.ref_error}); raise ValueError too",
+                case,
+            )
+        ]
     bad = _stage_error(rec, "forward", fwd, case)
     if bad is not None:
         return out + [bad]
@@ -345,24 +405,48 @@ def _judge_case(outcome: sandbox.Outcome, ctx: CaseContext, rec: dict[str, Any])
         if grads is None:
             bad_items = [m.get("bad") for m in got.get("items", []) if "bad" in m]
             why = got.get("bad") or (bad_items[0] if bad_items else "something else")
-            out.append(Finding("shape", bwd, f"{bwd} must return a tuple of {len(ctx.names)} gradient arrays "
-                                             f"({', '.join('d' + n for n in ctx.names)}), a tuple even for one input; got {why}", case))
+            out.append(
+                Finding(
+                    "shape",
+                    bwd,
+                    f"{bwd} must return a tuple of {len(ctx.names)} gradient arrays "
+                    f"({', '.join('d' + n for n in ctx.names)}), a tuple even for one input; got {why}",
+                    case,
+                )
+            )
         elif len(grads) != len(ctx.names):
-            out.append(Finding("shape", bwd, f"{bwd} returned {len(grads)} gradients for the {len(ctx.names)} inputs "
-                                             f"({', '.join(ctx.names)}); return one per input, in input order, as a tuple", case))
+            out.append(
+                Finding(
+                    "shape",
+                    bwd,
+                    f"{bwd} returned {len(grads)} gradients for the {len(ctx.names)} inputs "
+                    f"({', '.join(ctx.names)}); return one per input, in input order, as a tuple",
+                    case,
+                )
+            )
         else:
             absent: list[np.ndarray | None] = [None] * len(grads)  # a stage that did not run
             numeric: Sequence[np.ndarray | None] = _get_many(outcome, rec, "numeric") or absent
             graph: Sequence[np.ndarray | None] = _get_many(outcome, rec, "graph") or absent
             assert ctx.ref_grads is not None  # full mode: set with ctx.R when the case was made
             for n, g, r, num, gr in zip(ctx.names, grads, ctx.ref_grads, numeric, graph):
-                f = _compare(g, r, f"{bwd}: d{n}", case, BACKWARD_TOL, ctx.knowledge, n,
-                             extra={"graph": gr, "manual": g, "numeric": num})
+                f = _compare(
+                    g,
+                    r,
+                    f"{bwd}: d{n}",
+                    case,
+                    BACKWARD_TOL,
+                    ctx.knowledge,
+                    n,
+                    extra={"graph": gr, "manual": g, "numeric": num},
+                )
                 if f is not None:
                     if all(np.shape(a) == np.shape(b) for a, b in zip(grads, ctx.ref_grads)):  # painted leaf by leaf
                         f.drawable = (spec, ctx.inputs, ctx.static, ctx.R, dict(zip(ctx.names, grads)))
-                    f.message += f" (case {case!r}; graph = your loops on engine Values, manual = your backward, "\
-                                 f"numeric = central differences of your forward)"
+                    f.message += (
+                        f" (case {case!r}; graph = your loops on engine Values, manual = your backward, "
+                        f"numeric = central differences of your forward)"
+                    )
                     out.append(f)
     loops = spec.loops
     bad = _stage_error(rec, "loops", loops, case)
@@ -401,13 +485,20 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "exercise": self.exercise, "passed": self.passed, "file": self.file, "seed": self.seed, "random_seed": self.random_seed,
-            "cases": self.cases, "seconds": round(self.seconds, 3),
+            "exercise": self.exercise,
+            "passed": self.passed,
+            "file": self.file,
+            "seed": self.seed,
+            "random_seed": self.random_seed,
+            "cases": self.cases,
+            "seconds": round(self.seconds, 3),
             "diagnosis": [f.to_dict() for f in self.findings],
         }
 
 
-def _plan(exercise: Any, seed: int, random_seed: int | None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], Any, int]:
+def _plan(
+    exercise: Any, seed: int, random_seed: int | None
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], Any, int]:
     if random_seed is None:
         random_seed = int.from_bytes(os.urandom(4), "little")
     plan = exercise.grader.plan
@@ -415,29 +506,53 @@ def _plan(exercise: Any, seed: int, random_seed: int | None) -> tuple[list[dict[
     return tasks, arrays, context, random_seed
 
 
-def _result(exercise: Any, path: Path, outcome: sandbox.Outcome, context: Any, tasks: list, seed: int, random_seed: int,
-            start: float) -> CheckResult:
+def _result(
+    exercise: Any,
+    path: Path,
+    outcome: sandbox.Outcome,
+    context: Any,
+    tasks: list,
+    seed: int,
+    random_seed: int,
+    start: float,
+) -> CheckResult:
     where = Path(path).name
     if not outcome.finished:
         findings = [Finding(outcome.kind, where, outcome.message)]
     elif "load_error" in outcome.results:
         err = outcome.results["load_error"]
         f = error_finding(err, where, "")
-        f.message = f"importing {where} failed: {err['type']}: {err['message']}" + (f" ({err['where']})" if err.get("where") else "")
+        f.message = f"importing {where} failed: {err['type']}: {err['message']}" + (
+            f" ({err['where']})" if err.get("where") else ""
+        )
         findings = [f]
     elif outcome.results.get("missing"):
         names = outcome.results["missing"]
-        findings = [Finding("not_implemented", where, f"{where} does not define {', '.join(names)}: write "
-                                                      f"{'them' if len(names) > 1 else 'it'} with exactly the names of "
-                                                      f"`twograd learn show {exercise.name}`")]
+        findings = [
+            Finding(
+                "not_implemented",
+                where,
+                f"{where} does not define {', '.join(names)}: write "
+                f"{'them' if len(names) > 1 else 'it'} with exactly the names of "
+                f"`twograd learn show {exercise.name}`",
+            )
+        ]
     else:
         findings = exercise.grader.judge(outcome, context)
-    return CheckResult(exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks),
-                       random_seed)
+    return CheckResult(
+        exercise.name, not findings, findings, str(path), seed, time.perf_counter() - start, len(tasks), random_seed
+    )
 
 
-def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None = None,
-          time_limit: float = sandbox.DEFAULT_TIME_LIMIT, memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT) -> CheckResult:
+def check(
+    exercise: Any,
+    path: Path,
+    *,
+    seed: int = 0,
+    random_seed: int | None = None,
+    time_limit: float = sandbox.DEFAULT_TIME_LIMIT,
+    memory_limit: int = sandbox.DEFAULT_MEMORY_LIMIT,
+) -> CheckResult:
     """Grade the learner's file `path` for `exercise` (never raises for what their file does).
 
     `seed` makes the fixed cases (0: the same every time); `random_seed` adds the piece's cases made
@@ -446,13 +561,19 @@ def check(exercise: Any, path: Path, *, seed: int = 0, random_seed: int | None =
     """
     start = time.perf_counter()
     tasks, arrays, context, random_seed = _plan(exercise, seed, random_seed)
-    outcome = sandbox.run_file(path, exercise.name, tasks, arrays, required=exercise.required,
-                               time_limit=time_limit, memory_limit=memory_limit)
+    outcome = sandbox.run_file(
+        path, exercise.name, tasks, arrays, required=exercise.required, time_limit=time_limit, memory_limit=memory_limit
+    )
     return _result(exercise, path, outcome, context, tasks, seed, random_seed, start)
 
 
-def check_many(items: list[tuple[Any, Path]], *, seed: int = 0, random_seed: int | None = None,
-               time_limit: float = sandbox.DEFAULT_TIME_LIMIT) -> list[CheckResult]:
+def check_many(
+    items: list[tuple[Any, Path]],
+    *,
+    seed: int = 0,
+    random_seed: int | None = None,
+    time_limit: float = sandbox.DEFAULT_TIME_LIMIT,
+) -> list[CheckResult]:
     """`check` of several (exercise, file) pairs in ONE child process (one start-up instead of one per file).
 
     When that child does not finish (a file that loops, exits or crashes it), each file is checked
@@ -463,5 +584,7 @@ def check_many(items: list[tuple[Any, Path]], *, seed: int = 0, random_seed: int
     jobs = [sandbox.Job(Path(path), ex.name, p[0], p[1], ex.required) for (ex, path), p in zip(items, plans)]
     outcomes = sandbox.run_jobs(jobs, time_limit=time_limit)
     if not outcomes[0].finished:
-        return [check(ex, path, seed=seed, random_seed=p[3], time_limit=time_limit) for (ex, path), p in zip(items, plans)]
+        return [
+            check(ex, path, seed=seed, random_seed=p[3], time_limit=time_limit) for (ex, path), p in zip(items, plans)
+        ]
     return [_result(ex, path, o, p[2], p[0], seed, p[3], start) for (ex, path), o, p in zip(items, outcomes, plans)]

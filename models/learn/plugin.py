@@ -33,14 +33,26 @@ def _fail(findings: list, table: str, title: str) -> None:
 def three_way() -> Callable[..., None]:
     """check(loops, forward, backward, inputs=None, static=None, *, reference=None, seed=0): fails with the diagnosis."""
 
-    def check(loops: Callable[..., Any], forward: Callable[..., Any], backward: Callable[..., Any],
-              inputs: dict | None = None, static: dict | None = None, *, reference: str | None = None, seed: int = 0) -> None:
+    def check(
+        loops: Callable[..., Any],
+        forward: Callable[..., Any],
+        backward: Callable[..., Any],
+        inputs: dict | None = None,
+        static: dict | None = None,
+        *,
+        reference: str | None = None,
+        seed: int = 0,
+    ) -> None:
         from models.learn.selfcheck import three_way_findings
 
         findings, table = three_way_findings(loops, forward, backward, inputs, static, reference=reference, seed=seed)
         if findings:
-            _fail(findings, table, f"three-way check of your {getattr(forward, '__name__', 'piece')} failed"
-                                   + (f" (against twograd's {reference})" if reference else ""))
+            _fail(
+                findings,
+                table,
+                f"three-way check of your {getattr(forward, '__name__', 'piece')} failed"
+                + (f" (against twograd's {reference})" if reference else ""),
+            )
 
     return check
 

@@ -17,15 +17,19 @@ def plan(directory: str | Path) -> dict[str, Any]:
     rows = []
     for i, ex in enumerate(catalog.EXERCISES, start=1):
         st = workspace.status(directory, ex.name, progress)
-        rows.append({"number": i, "name": ex.name, "phase": ex.phase, "title": ex.title, **st.to_dict(), "text": st.text()})
+        rows.append(
+            {"number": i, "name": ex.name, "phase": ex.phase, "title": ex.title, **st.to_dict(), "text": st.text()}
+        )
     counts = {s: sum(r["status"] == s for r in rows) for s in workspace.STATUSES}
     return {"workspace": str(directory), "exercises": rows, "counts": counts}
 
 
 def format_plan(p: dict[str, Any]) -> str:
     counts = p["counts"]
-    lines = [f"twograd learn: {len(p['exercises'])} exercises, workspace {p['workspace']}/ "
-             f"({counts['passed']} passed, {counts['failing']} failing, {counts['started']} started)"]
+    lines = [
+        f"twograd learn: {len(p['exercises'])} exercises, workspace {p['workspace']}/ "
+        f"({counts['passed']} passed, {counts['failing']} failing, {counts['started']} started)"
+    ]
     width = max(len(r["name"]) for r in p["exercises"])
     twidth = max(len(r["title"]) for r in p["exercises"])
     for phase in PHASES:
@@ -37,7 +41,10 @@ def format_plan(p: dict[str, Any]) -> str:
     if todo is not None:
         verb = "start" if todo["status"] == "not started" else "check"
         in_dir = f" --dir {p['workspace']}" if p["workspace"] != str(workspace.DEFAULT_DIR) else ""
-        lines += ["", f"next: twograd learn {verb} {todo['name']}{in_dir}   (what it asks: twograd learn show {todo['name']})"]
+        lines += [
+            "",
+            f"next: twograd learn {verb} {todo['name']}{in_dir}   (what it asks: twograd learn show {todo['name']})",
+        ]
     return "\n".join(lines)
 
 
@@ -50,27 +57,42 @@ def exercise_info(ex: Exercise) -> dict[str, Any]:
 
     has_pair = any(f.name.endswith("_backward") for f in ex.functions)
     return {
-        "name": ex.name, "phase": ex.phase, "title": ex.title, "builds_on": list(ex.builds_on), "derive": ex.derive,
-        "functions": [{"name": f.name, "signature": f.text_signature(), "optional": f.optional, "contract": contract(f)}
-                      for f in ex.functions],
+        "name": ex.name,
+        "phase": ex.phase,
+        "title": ex.title,
+        "builds_on": list(ex.builds_on),
+        "derive": ex.derive,
+        "functions": [
+            {"name": f.name, "signature": f.text_signature(), "optional": f.optional, "contract": contract(f)}
+            for f in ex.functions
+        ],
         "returns": RETURN_CONTRACT if has_pair else "",
-        "math": ex.math_text(), "hints": len(ex.hints), "formula_hint": ex.formula_level,
+        "math": ex.math_text(),
+        "hints": len(ex.hints),
+        "formula_hint": ex.formula_level,
     }
 
 
 def format_exercise(info: dict[str, Any]) -> str:
-    lines = [f"{info['name']} ({info['phase']}): {info['title']}",
-             f"builds on: {', '.join(info['builds_on']) or 'nothing before it'}",
-             f"derive: {info['derive']}", "", f"write in {info['name']}.py, with exactly these names and signatures:"]
+    lines = [
+        f"{info['name']} ({info['phase']}): {info['title']}",
+        f"builds on: {', '.join(info['builds_on']) or 'nothing before it'}",
+        f"derive: {info['derive']}",
+        "",
+        f"write in {info['name']}.py, with exactly these names and signatures:",
+    ]
     for f in info["functions"]:
         lines.append(f"    {f['signature']}" + ("    (stretch: optional)" if f["optional"] else ""))
         if f["contract"]:
             lines.append(textwrap.indent(f["contract"], "        "))
     if info["returns"]:
         lines += ["", textwrap.indent(info["returns"], "")]
-    heading = (f"the math of the forward (twograd's own docstrings; the derivation comes with "
-               f"`twograd learn hint {info['name']} --level {info['formula_hint']}`):" if info["returns"]
-               else "the math (twograd's own docstrings):")
+    heading = (
+        f"the math of the forward (twograd's own docstrings; the derivation comes with "
+        f"`twograd learn hint {info['name']} --level {info['formula_hint']}`):"
+        if info["returns"]
+        else "the math (twograd's own docstrings):"
+    )
     lines += ["", heading, "", textwrap.indent(info["math"], "    ")]
     return "\n".join(lines)
 
@@ -93,13 +115,21 @@ def hint_info(ex: Exercise, directory: str | Path, level: int) -> dict[str, Any]
     if last and level == 1:
         what = last.get("input", "").split(": ", 1)[-1] or ex.name
         if last.get("kind") in STOPPED:
-            about = (f"your last check stopped at {'an error' if last['kind'] == 'error' else 'the time limit'}, before "
-                     f"any number was compared: {last.get('message', '')}; fix that first (the hints are about the math)")
+            about = (
+                f"your last check stopped at {'an error' if last['kind'] == 'error' else 'the time limit'}, before "
+                f"any number was compared: {last.get('message', '')}; fix that first (the hints are about the math)"
+            )
         elif last.get("kind") in LOOK_AT:
             about = LOOK_AT[last["kind"]].format(what=what)
-    return {"exercise": ex.name, "level": level, "levels": k, "hint": ex.hints[level - 1],
-            "last_check": last if about else None, "about_last_check": about,
-            "derivation": ex.derivation_text() if level == ex.formula_level else ""}
+    return {
+        "exercise": ex.name,
+        "level": level,
+        "levels": k,
+        "hint": ex.hints[level - 1],
+        "last_check": last if about else None,
+        "about_last_check": about,
+        "derivation": ex.derivation_text() if level == ex.formula_level else "",
+    }
 
 
 def format_hint(h: dict[str, Any]) -> str:
@@ -107,10 +137,18 @@ def format_hint(h: dict[str, Any]) -> str:
     lines = []
     if h["about_last_check"]:
         last = h["last_check"]
-        lines.append(textwrap.fill(f"about your last check ([{last['kind']}] {last['input']}): {h['about_last_check']}.",
-                                   width=110, subsequent_indent="    "))
-        lines.append(textwrap.fill(f"hint {level} of {k} for {name}, in general: {h['hint']}", width=110,
-                                   subsequent_indent="    "))
+        lines.append(
+            textwrap.fill(
+                f"about your last check ([{last['kind']}] {last['input']}): {h['about_last_check']}.",
+                width=110,
+                subsequent_indent="    ",
+            )
+        )
+        lines.append(
+            textwrap.fill(
+                f"hint {level} of {k} for {name}, in general: {h['hint']}", width=110, subsequent_indent="    "
+            )
+        )
     else:
         lines.append(f"hint {level} of {k} for {name}: {h['hint']}")
     if h["derivation"]:
@@ -128,7 +166,9 @@ def format_check(result: CheckResult) -> str:
     n = len(result.findings)
     lines = [f"{name}: FAILED, {n} problem{'s' if n != 1 else ''} ({result.cases} cases)"]
     for f in result.findings[:6]:
-        lines.append(textwrap.fill(f"[{f.kind}] {f.message}", width=110, initial_indent="  ", subsequent_indent="      "))
+        lines.append(
+            textwrap.fill(f"[{f.kind}] {f.message}", width=110, initial_indent="  ", subsequent_indent="      ")
+        )
     if n > 6:
         lines.append(f"  ... and {n - 6} more (--json lists them all)")
     if any(f.case.startswith("random") for f in result.findings):

@@ -64,7 +64,9 @@ def describe(err: BaseException, path: str) -> dict[str, Any]:
     if isinstance(err, SystemExit):
         message = f"sys.exit({err.code!r}) was called"
     elif isinstance(err, RecursionError):
-        message = f"{message} (a recursive function went deeper than Python's recursion limit {sys.getrecursionlimit()})"
+        message = (
+            f"{message} (a recursive function went deeper than Python's recursion limit {sys.getrecursionlimit()})"
+        )
     elif isinstance(err, OSError) and err.errno == errno.EFBIG:
         message = "printed or wrote more than the sandbox's limit of bytes per file (a print inside a loop?)"
     elif isinstance(err, MemoryError):
@@ -82,15 +84,22 @@ class Store:
     def put(self, value: Any) -> dict[str, Any]:
         """{"key", "shape", "dtype"} of `value` stored as an array, or {"bad": why} if it is not numbers."""
         np = self.np
-        if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, list, tuple)) \
-                and not hasattr(value[0], "dtype"):
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and not isinstance(value[0], (int, float, list, tuple))
+            and not hasattr(value[0], "dtype")
+        ):
             return {"bad": f"a {type(value).__name__} of {type(value[0]).__name__}"}
         try:
             a = np.asarray(value)
         except Exception as err:  # ragged lists, ...
             return {"bad": f"{type(value).__name__} that is not an array ({err})"[:200]}
         if a.dtype.kind not in "biuf":
-            return {"bad": f"{type(value).__name__} of dtype {a.dtype}" + (f" (holding {type(a.flat[0]).__name__})" if a.size else "")}
+            return {
+                "bad": f"{type(value).__name__} of dtype {a.dtype}"
+                + (f" (holding {type(a.flat[0]).__name__})" if a.size else "")
+            }
         key = f"a{len(self.arrays)}"
         self.arrays[key] = a
         return {"key": key, "shape": list(a.shape), "dtype": str(a.dtype)}
@@ -113,7 +122,11 @@ def _resolve(x: Any, arrays: dict[str, Any]) -> Any:
 
 
 def _mutated(np: Any, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    return [n for n in before if not (after[n].shape == before[n].shape and np.array_equal(after[n], before[n], equal_nan=True))]
+    return [
+        n
+        for n in before
+        if not (after[n].shape == before[n].shape and np.array_equal(after[n], before[n], equal_nan=True))
+    ]
 
 
 def _stage(record: dict[str, Any], name: str, path: str, fn: Callable[[], Any]) -> Any:
@@ -142,7 +155,9 @@ def op_call(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store
     return rec
 
 
-def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
+def op_three_way(
+    mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any
+) -> dict[str, Any]:
     rec: dict[str, Any] = {}
     names = task["inputs"]
     inputs = {n: arrays[task["arrays"][n]].copy() for n in names}
@@ -157,8 +172,11 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
         name = type(pair).__name__
         article = "an" if name[0] in "aeiou" or name == "ndarray" else "a"  # "an ndarray" as it is read: en-dee-array
         got = f"{article} {name}" + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else "")
-        rec["forward"] = {"bad": "not (out, cache)", "kind": "shape",
-                          "message": f"{task['forward']} must return (out, cache), a tuple; it returned {got}"}
+        rec["forward"] = {
+            "bad": "not (out, cache)",
+            "kind": "shape",
+            "message": f"{task['forward']} must return (out, cache), a tuple; it returned {got}",
+        }
         return rec
     out, cache = pair
     rec["forward"] = store.put(out)
@@ -205,7 +223,9 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
             def graph_loss(vals: dict[str, Any]) -> Any:
                 leaves = _flatten(loops(*(vals[n] for n in names), **static))
                 if len(leaves) != len(weights):
-                    raise ValueError(f"your loops form gives {len(leaves)} outputs, the right answer has {len(weights)}")
+                    raise ValueError(
+                        f"your loops form gives {len(leaves)} outputs, the right answer has {len(weights)}"
+                    )
                 total = leaves[0] * weights[0]
                 for leaf, w in zip(leaves[1:], weights[1:]):
                     total = total + leaf * w
@@ -219,7 +239,7 @@ def op_three_way(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
 
 #: the functions a learner's gradient checker is graded on: name -> f(*xs) (their derivatives live with the grader)
 KNOWN_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "x^3": lambda x: x ** 3,
+    "x^3": lambda x: x**3,
     "sin(x) y": lambda x, y: math.sin(x) * y,
     "exp(x) + x y^2": lambda x, y: math.exp(x) + x * y * y,
     "1/x": lambda x: 1.0 / x,
@@ -227,7 +247,9 @@ KNOWN_FUNCTIONS: dict[str, Callable[..., float]] = {
 }
 
 
-def op_gradcheck(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
+def op_gradcheck(
+    mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any
+) -> dict[str, Any]:
     rec: dict[str, Any] = {}
     fn = getattr(mod, task["fn"])
     f = KNOWN_FUNCTIONS[task["function"]]
@@ -241,7 +263,9 @@ def op_gradcheck(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: 
     return rec
 
 
-def op_value(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
+def op_value(
+    mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any
+) -> dict[str, Any]:
     """Run a program of ops on their Value: ("leaf", x) | ("add"|"mul", i, j) | ("radd"|"rmul", c, i) | ("pow", i, k) | ("exp"|"tanh", i)."""
     rec: dict[str, Any] = {}
     V = mod.Value
@@ -281,7 +305,9 @@ def op_value(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
     return rec
 
 
-def op_train(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
+def op_train(
+    mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any
+) -> dict[str, Any]:
     """Their train(loss_and_grad, params, lr=, steps=) on XOR, with twograd's MLP loss and gradient."""
     rec: dict[str, Any] = {}
     from nn.activations import tanh_backward, tanh_forward
@@ -320,7 +346,9 @@ def op_train(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
     return rec
 
 
-def op_steps(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any) -> dict[str, Any]:
+def op_steps(
+    mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Store, path: str, np: Any
+) -> dict[str, Any]:
     """Their optimizer step, fn(p, g, m, v, t, **kwargs) -> (p, m, v), fed its own output for t = 1 .. n."""
     rec: dict[str, Any] = {}
     fn = getattr(mod, task["fn"])
@@ -344,7 +372,11 @@ def op_steps(mod: Any, task: dict[str, Any], arrays: dict[str, Any], store: Stor
 
 
 OPS: dict[str, Callable[..., dict[str, Any]]] = {
-    "call": op_call, "three_way": op_three_way, "gradcheck": op_gradcheck, "value": op_value, "train": op_train,
+    "call": op_call,
+    "three_way": op_three_way,
+    "gradcheck": op_gradcheck,
+    "value": op_value,
+    "train": op_train,
     "steps": op_steps,
 }
 

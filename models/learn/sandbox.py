@@ -70,15 +70,27 @@ class Job:
     required: list[str] = field(default_factory=list)
 
 
-def run_file(path: Path, exercise: str, tasks: list[dict[str, Any]], arrays: dict[str, np.ndarray], *,
-             required: list[str] | None = None, time_limit: float = DEFAULT_TIME_LIMIT,
-             memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Outcome:
+def run_file(
+    path: Path,
+    exercise: str,
+    tasks: list[dict[str, Any]],
+    arrays: dict[str, np.ndarray],
+    *,
+    required: list[str] | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+) -> Outcome:
     """Run `tasks` on the learner's file `path` in a child process; never raises for anything the child does."""
-    return run_jobs([Job(Path(path), exercise, tasks, arrays, list(required or []))],
-                    time_limit=time_limit, memory_limit=memory_limit)[0]
+    return run_jobs(
+        [Job(Path(path), exercise, tasks, arrays, list(required or []))],
+        time_limit=time_limit,
+        memory_limit=memory_limit,
+    )[0]
 
 
-def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> list[Outcome]:
+def run_jobs(
+    jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_limit: int = DEFAULT_MEMORY_LIMIT
+) -> list[Outcome]:
     """Run several jobs in ONE child (saving a start-up per file); the limits are for the whole batch, and
     when the child does not finish, every job gets that same one-line outcome (the caller may retry them alone)."""
     import time
@@ -86,11 +98,21 @@ def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="twograd-learn-") as tmp:
         spec = {
-            "root": str(ROOT), "memory_bytes": int(memory_limit), "cpu_seconds": int(time_limit) + 2,
+            "root": str(ROOT),
+            "memory_bytes": int(memory_limit),
+            "cpu_seconds": int(time_limit) + 2,
             "file_bytes": OUTPUT_LIMIT,
-            "jobs": [{"exercise": j.exercise, "module_path": str(Path(j.path).resolve()),
-                      "workspace": str(Path(j.path).resolve().parent), "required": list(j.required), "tasks": j.tasks,
-                      "inputs": f"inputs_{i}.npz"} for i, j in enumerate(jobs)],
+            "jobs": [
+                {
+                    "exercise": j.exercise,
+                    "module_path": str(Path(j.path).resolve()),
+                    "workspace": str(Path(j.path).resolve().parent),
+                    "required": list(j.required),
+                    "tasks": j.tasks,
+                    "inputs": f"inputs_{i}.npz",
+                }
+                for i, j in enumerate(jobs)
+            ],
         }
         Path(tmp, "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         for i, j in enumerate(jobs):
@@ -106,17 +128,25 @@ def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_
         # (the child's RLIMIT_FSIZE caps it; only its last line is ever read)
         output = open(Path(tmp, "output.txt"), "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-u", str(RUNNER), tmp], stdin=subprocess.DEVNULL, stdout=output,
-            stderr=subprocess.STDOUT, cwd=str(Path(jobs[0].path).resolve().parent), env=env, start_new_session=True,
+            [sys.executable, "-u", str(RUNNER), tmp],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=str(Path(jobs[0].path).resolve().parent),
+            env=env,
+            start_new_session=True,
         )
         output.close()
         try:
             proc.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:
             _kill(proc)
-            failed = Outcome(kind="timeout", seconds=time.perf_counter() - start,
-                             message=f"your file did not finish within the time limit of {time_limit:g} s "
-                                     "(an infinite loop? a loop that never reaches its end condition?)")
+            failed = Outcome(
+                kind="timeout",
+                seconds=time.perf_counter() - start,
+                message=f"your file did not finish within the time limit of {time_limit:g} s "
+                "(an infinite loop? a loop that never reaches its end condition?)",
+            )
             return [failed for _ in jobs]
         finally:
             _kill(proc)  # anything it left behind in its session
@@ -127,9 +157,12 @@ def run_jobs(jobs: list[Job], *, time_limit: float = DEFAULT_TIME_LIMIT, memory_
             how = f"was killed by {_signal_name(code)}" if code < 0 else f"exited with status {code}"
             last = _last_line(Path(tmp, "output.txt"))
             hint = " (os._exit or a crash in native code?)" if code >= 0 else ""
-            failed = Outcome(kind="error", seconds=seconds,
-                             message=f"the process running your file {how} before the check finished{hint}"
-                                     + (f"; the last line it printed: {last}" if last else ""))
+            failed = Outcome(
+                kind="error",
+                seconds=seconds,
+                message=f"the process running your file {how} before the check finished{hint}"
+                + (f"; the last line it printed: {last}" if last else ""),
+            )
             return [failed for _ in jobs]
         results = json.loads(done.read_text(encoding="utf-8"))
         with np.load(Path(tmp, "results.npz"), allow_pickle=False) as data:

@@ -17,9 +17,16 @@ import numpy as np
 from models.learn.diagnose import BACKWARD_TOL, FORWARD_TOL, Finding
 
 
-def three_way_findings(loops: Callable[..., Any], forward: Callable[..., Any], backward: Callable[..., Any],
-                       inputs: Mapping[str, np.ndarray] | None = None, static: Mapping[str, Any] | None = None, *,
-                       reference: str | None = None, seed: int = 0) -> tuple[list[Finding], str]:
+def three_way_findings(
+    loops: Callable[..., Any],
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    inputs: Mapping[str, np.ndarray] | None = None,
+    static: Mapping[str, Any] | None = None,
+    *,
+    reference: str | None = None,
+    seed: int = 0,
+) -> tuple[list[Finding], str]:
     """(findings, the three-way table): empty findings when their three ways agree with each other and with ours."""
     from engine import graph_gradients, numerical_gradient_arrays
     from models.learn.catalog import HOMES
@@ -78,11 +85,21 @@ def three_way_findings(loops: Callable[..., Any], forward: Callable[..., Any], b
     else:  # no reference: the numeric gradient of their own forward is the yardstick
         expected = [numeric[n] for n in names]
     if len(manual) != len(names):
-        findings.append(Finding("shape", "your backward", f"your backward returned {len(manual)} gradients for {len(names)} inputs"))
+        findings.append(
+            Finding("shape", "your backward", f"your backward returned {len(manual)} gradients for {len(names)} inputs")
+        )
         return findings, table
     for n, g, r in zip(names, manual, expected):
-        f = _compare(g, r, f"your backward: d{n}", "", BACKWARD_TOL, knowledge, n,
-                     extra={"graph": graph[n], "manual": g, "numeric": numeric[n]})
+        f = _compare(
+            g,
+            r,
+            f"your backward: d{n}",
+            "",
+            BACKWARD_TOL,
+            knowledge,
+            n,
+            extra={"graph": graph[n], "manual": g, "numeric": numeric[n]},
+        )
         if f is not None:
             findings.append(f)
     return findings, table

@@ -62,13 +62,17 @@ class GradcheckGrader:
     """numerical_gradient(f, xs, eps) on functions with known derivatives: with its default step (too small
     or too large a default is a mistake) and with a given step (it must be used, and centred)."""
 
-    def plan(self, seed: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[tuple[str, str, float | None]]]:
+    def plan(
+        self, seed: int
+    ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[tuple[str, str, float | None]]]:
         tasks: list[dict[str, Any]] = []
         ctx: list[Any] = []
         for name, (xs, _) in DERIVATIVES.items():
             for eps in (None, GIVEN_STEP):
                 tid = f"t{len(tasks)}"
-                tasks.append({"id": tid, "op": "gradcheck", "fn": "numerical_gradient", "function": name, "xs": xs, "eps": eps})
+                tasks.append(
+                    {"id": tid, "op": "gradcheck", "fn": "numerical_gradient", "function": name, "xs": xs, "eps": eps}
+                )
                 ctx.append((tid, name, eps))
         return tasks, {}, ctx
 
@@ -84,13 +88,24 @@ class GradcheckGrader:
             if bad is not None:
                 return [bad]
             if rec.get("mutated"):
-                return [Finding("mutated_input", where, f"{where} left xs changed after it returned (case {case!r}): "
-                                                        "put each nudged entry back, the caller's point must not move", case)]
+                return [
+                    Finding(
+                        "mutated_input",
+                        where,
+                        f"{where} left xs changed after it returned (case {case!r}): "
+                        "put each nudged entry back, the caller's point must not move",
+                        case,
+                    )
+                ]
             y = outcome.array(rec["call"]).reshape(-1)
             f, xs = KNOWN_FUNCTIONS[name], DERIVATIVES[name][0]
             exact = np.array(DERIVATIVES[name][1](*xs))
             if y.shape != exact.shape:
-                return [Finding("shape", where, f"{where} returned {y.size} numbers for {len(xs)} inputs (case {case!r})", case)]
+                return [
+                    Finding(
+                        "shape", where, f"{where} returned {y.size} numbers for {len(xs)} inputs (case {case!r})", case
+                    )
+                ]
             h = eps if eps else 1e-6
             ref = np.array(numerical_gradient(f, xs, eps=h))
             target, tol = (ref, Tol(1e-12, 1e-9, "the same central difference")) if eps else (exact, GRADCHECK_TOL)
@@ -100,12 +115,21 @@ class GradcheckGrader:
             for step in (1e-1, 1e-2, 1e-3, 1e-4, 1e-8, 1e-10, 1e-12, 1e-14):
                 if eps is None or step != eps:
                     label = "too large" if step > 1e-5 else "too small"
-                    variants[f"a step of {step:g} ({label}: {'truncation' if step > 1e-5 else 'rounding'} error dominates)"] = \
-                        ("other", np.array(numerical_gradient(f, xs, eps=step)))
-            one_sided = np.array([(f(*[x + (h if j == i else 0) for j, x in enumerate(xs)]) - f(*xs)) / h for i in range(len(xs))])
-            variants["a one-sided difference (f(x+h) - f(x)) / h, whose error is O(h), not O(h^2)"] = ("other", one_sided)
+                    variants[
+                        f"a step of {step:g} ({label}: {'truncation' if step > 1e-5 else 'rounding'} error dominates)"
+                    ] = ("other", np.array(numerical_gradient(f, xs, eps=step)))
+            one_sided = np.array(
+                [(f(*[x + (h if j == i else 0) for j, x in enumerate(xs)]) - f(*xs)) / h for i in range(len(xs))]
+            )
+            variants["a one-sided difference (f(x+h) - f(x)) / h, whose error is O(h), not O(h^2)"] = (
+                "other",
+                one_sided,
+            )
             if eps:
-                variants["the given eps ignored (your default step used)"] = ("other", np.array(numerical_gradient(f, xs)))
+                variants["the given eps ignored (your default step used)"] = (
+                    "other",
+                    np.array(numerical_gradient(f, xs)),
+                )
             f0 = _mismatch(y, target, where, case, tol, variants=variants)
             return [f0] if f0 else []
         return []
@@ -134,8 +158,16 @@ def _programs(seed: int) -> list[tuple[str, list[list[Any]]]]:
             n = len(prog)
             op = ["add", "mul", "tanh", "pow", "exp", "rmul"][int(rng.integers(6))]
             i, j = int(rng.integers(n)), int(rng.integers(n))
-            prog.append({"add": ["add", i, j], "mul": ["mul", i, j], "tanh": ["tanh", i], "pow": ["pow", i, 2],
-                         "exp": ["tanh", i] if rng.random() < 0.5 else ["exp", n - 1], "rmul": ["rmul", 0.5, i]}[op])
+            prog.append(
+                {
+                    "add": ["add", i, j],
+                    "mul": ["mul", i, j],
+                    "tanh": ["tanh", i],
+                    "pow": ["pow", i, 2],
+                    "exp": ["tanh", i] if rng.random() < 0.5 else ["exp", n - 1],
+                    "rmul": ["rmul", 0.5, i],
+                }[op]
+            )
         prog.append(["tanh", len(prog) - 1])
         progs.append((f"random expression {r + 1} (13 ops, nodes reused)", prog))
     deep = [["leaf", 0.9]] + [["rmul", 1.0001, i] for i in range(3000)]
@@ -210,12 +242,24 @@ class ValueGrader:
                 continue
             # `=` where `+=` belongs: a node used twice keeps one contribution instead of their sum
             for i, contrib in enumerate(contributions):
-                if len(contrib) > 1 and not math.isclose(grads[i], ref_grads[i], rel_tol=1e-6, abs_tol=1e-9) \
-                        and any(math.isclose(grads[i], c, rel_tol=1e-6, abs_tol=1e-9) for c in contrib):
-                    return [Finding("overwrite", "Value.backward", f"Value.backward overwrites a gradient where it must add: "
-                                    f"node {i} is used {len(contrib)} times, its grad {fmt(grads[i])} is one of its "
-                                    f"contributions {[fmt(c) for c in contrib]}, not their sum {fmt(ref_grads[i])}; "
-                                    f"write `+=` (case {name!r})", name, [i], {"yours": float(grads[i]), "expected": float(ref_grads[i])})]
+                if (
+                    len(contrib) > 1
+                    and not math.isclose(grads[i], ref_grads[i], rel_tol=1e-6, abs_tol=1e-9)
+                    and any(math.isclose(grads[i], c, rel_tol=1e-6, abs_tol=1e-9) for c in contrib)
+                ):
+                    return [
+                        Finding(
+                            "overwrite",
+                            "Value.backward",
+                            f"Value.backward overwrites a gradient where it must add: "
+                            f"node {i} is used {len(contrib)} times, its grad {fmt(grads[i])} is one of its "
+                            f"contributions {[fmt(c) for c in contrib]}, not their sum {fmt(ref_grads[i])}; "
+                            f"write `+=` (case {name!r})",
+                            name,
+                            [i],
+                            {"yours": float(grads[i]), "expected": float(ref_grads[i])},
+                        )
+                    ]
             terms = {}
             if prog[-1][0] == "tanh":
                 t = ref_data[-1]
@@ -233,7 +277,9 @@ class MaskGrader:
     """causal_mask(Tq, Tk, offset=) against nn.masks.causal_mask: exactly equal, boolean."""
 
     CASES: tuple[tuple[str, tuple, dict], ...] = (
-        ("T = 1", (1,), {}), ("T = 4", (4,), {}), ("Tq = 3, Tk = 5", (3, 5), {}),
+        ("T = 1", (1,), {}),
+        ("T = 4", (4,), {}),
+        ("Tq = 3, Tk = 5", (3, 5), {}),
         ("Tq = 2, Tk = 5, offset = 3 (the last 2 queries of 5)", (2, 5), {"offset": 3}),
     )
 
@@ -258,21 +304,57 @@ class MaskGrader:
             y = outcome.array(rec["call"])
             r = causal_mask(*args, **kwargs)
             if y.dtype != np.bool_:
-                return [Finding("dtype", where, f"{where} returns {y.dtype}; a mask is boolean, True where a query may "
-                                                f"attend (masking is by exclusion, not an additive -inf) (case {name!r})", name)]
+                return [
+                    Finding(
+                        "dtype",
+                        where,
+                        f"{where} returns {y.dtype}; a mask is boolean, True where a query may "
+                        f"attend (masking is by exclusion, not an additive -inf) (case {name!r})",
+                        name,
+                    )
+                ]
             if y.shape != r.shape:
                 if y.T.shape == r.shape and np.array_equal(y.T, r):
-                    return [Finding("transposed", where, f"{where} is the transpose of the right mask: rows are queries, "
-                                                         f"columns keys (case {name!r})", name)]
-                return [Finding("shape", where, f"{where} has shape {y.shape}, expected {r.shape} = (Tq, Tk) (case {name!r})", name)]
+                    return [
+                        Finding(
+                            "transposed",
+                            where,
+                            f"{where} is the transpose of the right mask: rows are queries, "
+                            f"columns keys (case {name!r})",
+                            name,
+                        )
+                    ]
+                return [
+                    Finding(
+                        "shape",
+                        where,
+                        f"{where} has shape {y.shape}, expected {r.shape} = (Tq, Tk) (case {name!r})",
+                        name,
+                    )
+                ]
             if not np.array_equal(y, r):
-                if np.array_equal(y, r.T) or np.array_equal(y, np.triu(np.ones_like(r))) :
-                    return [Finding("transposed", where, f"{where} lets a query see the future and not the past: it is the "
-                                                         f"transpose of the right mask (case {name!r})", name)]
+                if np.array_equal(y, r.T) or np.array_equal(y, np.triu(np.ones_like(r))):
+                    return [
+                        Finding(
+                            "transposed",
+                            where,
+                            f"{where} lets a query see the future and not the past: it is the "
+                            f"transpose of the right mask (case {name!r})",
+                            name,
+                        )
+                    ]
                 i = tuple(int(v) for v in np.argwhere(y != r)[0])
-                return [Finding("other", where, f"{where} differs at {list(i)} (query {i[0]}, key {i[1]}): yours {bool(y[i])}, "
-                                                f"expected {bool(r[i])} (key j is visible to query i when j <= i + offset) "
-                                                f"(case {name!r})", name, list(i))]
+                return [
+                    Finding(
+                        "other",
+                        where,
+                        f"{where} differs at {list(i)} (query {i[0]}, key {i[1]}): yours {bool(y[i])}, "
+                        f"expected {bool(r[i])} (key j is visible to query i when j <= i + offset) "
+                        f"(case {name!r})",
+                        name,
+                        list(i),
+                    )
+                ]
         return []
 
 
@@ -285,8 +367,12 @@ TRAIN_SEED, TRAIN_LR, TRAIN_STEPS, HIDDEN = 3, 0.5, 400, 4
 
 def xor_params(seed: int = TRAIN_SEED) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"W1": rng.standard_normal((2, HIDDEN)), "b1": np.zeros(HIDDEN),
-            "W2": rng.standard_normal((HIDDEN, 1)) / 2, "b2": np.zeros(1)}
+    return {
+        "W1": rng.standard_normal((2, HIDDEN)),
+        "b1": np.zeros(HIDDEN),
+        "W2": rng.standard_normal((HIDDEN, 1)) / 2,
+        "b2": np.zeros(1),
+    }
 
 
 def xor_loss_and_grad(p: dict[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
@@ -348,37 +434,69 @@ class TrainGrader:
             seen = outcome.array(rec["seen"]) if rec.get("seen") else np.zeros(0)
             climb = reference_train(-TRAIN_LR, TRAIN_STEPS)[0][: len(seen)]
             if len(seen) >= 3 and np.allclose(seen[: len(climb)], climb, rtol=1e-7) and seen[-1] > seen[0]:
-                return [Finding("sign", where, f"{where}: the loss climbs ({fmt(seen[0])} -> {fmt(seen[-1])} in {len(seen)} "
-                                               f"steps) until it overflows: the update has the wrong sign (p -= lr * g "
-                                               f"goes downhill) ({case}); it ended in: {bad.message}", case)]
+                return [
+                    Finding(
+                        "sign",
+                        where,
+                        f"{where}: the loss climbs ({fmt(seen[0])} -> {fmt(seen[-1])} in {len(seen)} "
+                        f"steps) until it overflows: the update has the wrong sign (p -= lr * g "
+                        f"goes downhill) ({case}); it ended in: {bad.message}",
+                        case,
+                    )
+                ]
             return [bad]
         losses = outcome.array(rec["call"]).reshape(-1)
         ref, ref_params = reference_train(TRAIN_LR, TRAIN_STEPS)
         if losses.shape != ref.shape:
-            return [Finding("shape", where, f"{where} returned {losses.size} losses for {TRAIN_STEPS} steps; return the loss "
-                                            f"of every step, taken before its update ({case})", case)]
+            return [
+                Finding(
+                    "shape",
+                    where,
+                    f"{where} returned {losses.size} losses for {TRAIN_STEPS} steps; return the loss "
+                    f"of every step, taken before its update ({case})",
+                    case,
+                )
+            ]
         if np.allclose(losses, losses[0]) and not np.allclose(ref, ref[0]):
-            return [Finding("zeros", where, f"{where}: the loss never changes ({fmt(losses[0])}): the parameters are not "
-                                            f"updated in place (`p -= lr * g` changes the array; `p = p - lr * g` only rebinds "
-                                            f"a name) ({case})", case)]
+            return [
+                Finding(
+                    "zeros",
+                    where,
+                    f"{where}: the loss never changes ({fmt(losses[0])}): the parameters are not "
+                    f"updated in place (`p -= lr * g` changes the array; `p = p - lr * g` only rebinds "
+                    f"a name) ({case})",
+                    case,
+                )
+            ]
         tol = Tol(1e-10, 1e-7, "the same float64 loop")
         if not close(losses, ref, tol):
             variants = {}
-            for name, kind, lr, after in (("the update's sign flipped (p += lr g climbs the loss)", "sign", -TRAIN_LR, False),
-                                          ("the loss recorded after the update, not before", "other", TRAIN_LR, True),
-                                          ("a step of 2 lr", "factor", 2 * TRAIN_LR, False),
-                                          ("a step of 0.5 lr", "factor", 0.5 * TRAIN_LR, False)):
+            for name, kind, lr, after in (
+                ("the update's sign flipped (p += lr g climbs the loss)", "sign", -TRAIN_LR, False),
+                ("the loss recorded after the update, not before", "other", TRAIN_LR, True),
+                ("a step of 2 lr", "factor", 2 * TRAIN_LR, False),
+                ("a step of 0.5 lr", "factor", 0.5 * TRAIN_LR, False),
+            ):
                 try:
                     with np.errstate(all="ignore"):
                         variants[name] = (kind, reference_train(lr, TRAIN_STEPS, record_after=after)[0])
-                except ValueError:  # that mistake diverges on XOR: its losses are not finite, and it is told apart as overflow
+                except (
+                    ValueError
+                ):  # that mistake diverges on XOR: its losses are not finite, and it is told apart as overflow
                     pass
             f = _mismatch(losses, ref, f"{where}'s losses", case, tol, variants=variants)
             return [f] if f else []
         params = {n: outcome.array(m) for n, m in rec["params"].items()}
         if xor_accuracy(params) < 1.0:
-            return [Finding("other", where, f"{where}: the losses match but the final parameters classify "
-                                            f"{xor_accuracy(params):.0%} of XOR (they must be the ones you trained)", case)]
+            return [
+                Finding(
+                    "other",
+                    where,
+                    f"{where}: the losses match but the final parameters classify "
+                    f"{xor_accuracy(params):.0%} of XOR (they must be the ones you trained)",
+                    case,
+                )
+            ]
         return []
 
 
@@ -406,7 +524,12 @@ def reference_adam(p0: np.ndarray, grads: list[np.ndarray], kwargs: dict[str, An
 
 def adam_without_bias_correction(p0: np.ndarray, grads: list[np.ndarray], kwargs: dict[str, Any]) -> np.ndarray:
     """The known mistake: m and v used raw, without 1/(1 - beta^t)."""
-    lr, wd, (b1, b2), eps = kwargs["lr"], kwargs.get("weight_decay", 0.0), kwargs.get("betas", (0.9, 0.999)), kwargs.get("eps", 1e-8)
+    lr, wd, (b1, b2), eps = (
+        kwargs["lr"],
+        kwargs.get("weight_decay", 0.0),
+        kwargs.get("betas", (0.9, 0.999)),
+        kwargs.get("eps", 1e-8),
+    )
     p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
     for g in grads:
         if kwargs.get("decoupled"):
@@ -434,7 +557,9 @@ class AdamGrader:
             for s in range(ADAM_STEPS):
                 arrays[f"{tid}.g{s}"] = rng.standard_normal((3, 4)) * (1 + s)
                 keys.append(f"{tid}.g{s}")
-            tasks.append({"id": tid, "op": "steps", "fn": "adam_step", "p": f"{tid}.p", "grads": keys, "kwargs": kwargs})
+            tasks.append(
+                {"id": tid, "op": "steps", "fn": "adam_step", "p": f"{tid}.p", "grads": keys, "kwargs": kwargs}
+            )
             ctx.append((tid, name, kwargs, arrays))
         return tasks, arrays, ctx
 
@@ -450,12 +575,26 @@ class AdamGrader:
             ref = reference_adam(p0, grads, kwargs)
             # compare the total update p - p0: a flipped sign or a missing term shows in it, not in p itself
             no_bc = adam_without_bias_correction(p0, grads, kwargs) - p0
-            variants = {"L2 in the gradient where decoupled decay belongs": ("other", reference_adam(p0, grads, {**kwargs, "decoupled": False}) - p0),
-                        "decoupled decay where L2 in the gradient belongs": ("other", reference_adam(p0, grads, {**kwargs, "decoupled": True}) - p0)}
+            variants = {
+                "L2 in the gradient where decoupled decay belongs": (
+                    "other",
+                    reference_adam(p0, grads, {**kwargs, "decoupled": False}) - p0,
+                ),
+                "decoupled decay where L2 in the gradient belongs": (
+                    "other",
+                    reference_adam(p0, grads, {**kwargs, "decoupled": True}) - p0,
+                ),
+            }
             variants = {k: v for k, v in variants.items() if not np.allclose(v[1], ref - p0)}
-            f = _mismatch(np.asarray(y, dtype=np.float64) - p0, ref - p0, "adam_step's total update p - p0", name,
-                          Tol(1e-12, 1e-8, "the same float64 arithmetic"),
-                          terms={"the bias correction 1 / (1 - beta^t)": (ref - p0) - no_bc}, variants=variants)
+            f = _mismatch(
+                np.asarray(y, dtype=np.float64) - p0,
+                ref - p0,
+                "adam_step's total update p - p0",
+                name,
+                Tol(1e-12, 1e-8, "the same float64 arithmetic"),
+                terms={"the bias correction 1 / (1 - beta^t)": (ref - p0) - no_bc},
+                variants=variants,
+            )
             if f is not None:
                 return [f]
         return []

@@ -32,9 +32,11 @@ def _doc(text: str, indent: str) -> str:
 
 
 #: what every forward and backward of an nn piece returns (nn's conventions); in every stub's header and in `show`
-RETURN_CONTRACT = ("NAME_forward(...) returns (out, cache): the output and whatever your backward needs.\n"
-                   "NAME_backward(dout, cache) returns the tuple of the gradients of the loss with respect to the forward's\n"
-                   "inputs, in input order, each the shape of its input: a tuple even for one input, `return (dx,)`.")
+RETURN_CONTRACT = (
+    "NAME_forward(...) returns (out, cache): the output and whatever your backward needs.\n"
+    "NAME_backward(dout, cache) returns the tuple of the gradients of the loss with respect to the forward's\n"
+    "inputs, in input order, each the shape of its input: a tuple even for one input, `return (dx,)`."
+)
 
 
 def gradient_names(ex: Exercise, stem: str) -> list[str]:
@@ -55,10 +57,14 @@ def backward_contract(ex: Exercise, fn: Fn) -> str:
     stem = fn.name[: -len("_backward")]
     names = gradient_names(ex, stem)
     grads = ", ".join(f"d{n}" for n in names) + ("," if len(names) == 1 else "")
-    return "\n".join(textwrap.wrap(
-        f"dout: dL/d(out), the shape of {stem}_forward's output; cache: what your {stem}_forward returned with it. "
-        f"Return ({grads}): the gradient of the loss with respect to each input of {stem}_forward "
-        f"({', '.join(names)}), each the shape of that input, in input order, as a tuple.", width=100))
+    return "\n".join(
+        textwrap.wrap(
+            f"dout: dL/d(out), the shape of {stem}_forward's output; cache: what your {stem}_forward returned with it. "
+            f"Return ({grads}): the gradient of the loss with respect to each input of {stem}_forward "
+            f"({', '.join(names)}), each the shape of that input, in input order, as a tuple.",
+            width=100,
+        )
+    )
 
 
 def _function(ex: Exercise, fn: Fn) -> str:
@@ -68,13 +74,22 @@ def _function(ex: Exercise, fn: Fn) -> str:
         doc = f"{fn.contract}\n\ntwograd's own version (a class there, one function here): {fn.location()}."
     elif fn.name.endswith("_backward"):  # its docstring is the derivation: the stub says what to return, not how
         doc = backward_contract(ex, fn)
-    head = "\n".join(textwrap.wrap(f"def {fn.text_signature()}:", width=110, subsequent_indent="        "))  # inside ( )
+    head = "\n".join(
+        textwrap.wrap(f"def {fn.text_signature()}:", width=110, subsequent_indent="        ")
+    )  # inside ( )
     return f"{head}\n{_doc(doc, '    ')}\n    raise NotImplementedError\n"
 
 
 def _value_class() -> str:
-    lines = ['class Value:', _doc("A scalar that remembers how it was computed, so backward() can fill .grad of every node.", "    "), "",
-             "    def __init__(self, data):", "        self.data = float(data)", "        self.grad = 0.0", ""]
+    lines = [
+        "class Value:",
+        _doc("A scalar that remembers how it was computed, so backward() can fill .grad of every node.", "    "),
+        "",
+        "    def __init__(self, data):",
+        "        self.data = float(data)",
+        "        self.grad = 0.0",
+        "",
+    ]
     for name, args, what in VALUE_METHODS:
         lines += [f"    def {name}({args}):", f'        """{what}"""', "        raise NotImplementedError", ""]
     return "\n".join(lines)
@@ -85,9 +100,12 @@ def starting_file(ex: Exercise, workspace: str) -> str:
     head = [f"{ex.name}: {ex.title} ({ex.phase}).", "", f"Derive: {ex.derive}"]
     if ex.builds_on:
         head.append(f"Builds on: {', '.join(ex.builds_on)}.")
-    head += ["", "Write the functions below with exactly these names and signatures; check your work with",
-             f"    twograd learn check {ex.name} --dir {workspace}",
-             f"and ask for a hint with `twograd learn hint {ex.name}` (its formula level gives the derivation)."]
+    head += [
+        "",
+        "Write the functions below with exactly these names and signatures; check your work with",
+        f"    twograd learn check {ex.name} --dir {workspace}",
+        f"and ask for a hint with `twograd learn hint {ex.name}` (its formula level gives the derivation).",
+    ]
     if any(f.name.endswith("_backward") for f in ex.functions):
         head += ["", *RETURN_CONTRACT.split("\n"), "", "The math of the forward (from twograd's own docstrings):"]
     else:
@@ -95,9 +113,11 @@ def starting_file(ex: Exercise, workspace: str) -> str:
     head += ["", ex.math_text()]
     imports = "import numpy as np  # noqa: F401\n"
     if any(f.name.endswith("_loops") for f in ex.functions):
-        imports += ("\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh;\n"
-                    "# data_of(v) is the plain float of a Value (of a float: itself), for a constant such as a row's max\n"
-                    "from engine import data_of, exp, log, sqrt, tanh  # noqa: F401\n")
+        imports += (
+            "\n# the loops form runs on floats and on engine.Values: use these, not math.exp / math.tanh;\n"
+            "# data_of(v) is the plain float of a Value (of a float: itself), for a constant such as a row's max\n"
+            "from engine import data_of, exp, log, sqrt, tanh  # noqa: F401\n"
+        )
     fns = [_value_class() if ex.name == "value" else _function(ex, fn) for fn in ex.functions]
     # PEP 8: one blank line after the docstring, two around every top-level definition
     return _doc("\n".join(head), "") + "\n\n" + imports + "\n\n" + "\n\n\n".join(f.rstrip("\n") for f in fns) + "\n"
@@ -105,18 +125,22 @@ def starting_file(ex: Exercise, workspace: str) -> str:
 
 def test_file(ex: Exercise) -> str:
     """The text of DIR/test_NAME.py: `pytest DIR` runs the same check as `learn check` (the twograd plugin's fixtures)."""
-    text = (f'"""pytest for the exercise {ex.name}, kept by `twograd learn start {ex.name}`; `pytest DIR` runs it.\n\n'
-            f'The fixtures come from twograd\'s pytest plugin (models.learn.plugin).\n"""\n\n\n'
-            f"def test_{ex.name}_check(learn_check):\n"
-            f'    """The same check as `twograd learn check {ex.name}`: a failure shows the diagnosis."""\n'
-            f'    learn_check("{ex.name}")\n')
+    text = (
+        f'"""pytest for the exercise {ex.name}, kept by `twograd learn start {ex.name}`; `pytest DIR` runs it.\n\n'
+        f'The fixtures come from twograd\'s pytest plugin (models.learn.plugin).\n"""\n\n\n'
+        f"def test_{ex.name}_check(learn_check):\n"
+        f'    """The same check as `twograd learn check {ex.name}`: a failure shows the diagnosis."""\n'
+        f'    learn_check("{ex.name}")\n'
+    )
     loops = [f for f in ex.functions if f.name.endswith("_loops")]
     for lo in loops:
         stem = lo.name[: -len("_loops")]
-        text += (f"\n\ndef test_{stem}_three_way(three_way):\n"
-                 f'    """Your {stem} in this process, three ways (graph, manual, numeric), against twograd\'s on its first case."""\n'
-                 f"    from {ex.name} import {stem}_backward, {stem}_forward, {stem}_loops\n\n"
-                 f'    three_way({stem}_loops, {stem}_forward, {stem}_backward, reference="{_piece_of(ex, stem)}")\n')
+        text += (
+            f"\n\ndef test_{stem}_three_way(three_way):\n"
+            f'    """Your {stem} in this process, three ways (graph, manual, numeric), against twograd\'s on its first case."""\n'
+            f"    from {ex.name} import {stem}_backward, {stem}_forward, {stem}_loops\n\n"
+            f'    three_way({stem}_loops, {stem}_forward, {stem}_backward, reference="{_piece_of(ex, stem)}")\n'
+        )
     return text
 
 

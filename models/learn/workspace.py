@@ -48,18 +48,27 @@ def read_progress(directory: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not a progress file of twograd learn ({err}); move it away and check again") from None
+        raise InputError(
+            f"{path} is not a progress file of twograd learn ({err}); move it away and check again"
+        ) from None
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("exercises"), dict):
-        raise InputError(f"{path} is not a progress file of twograd learn (version {VERSION}); move it away and check again")
+        raise InputError(
+            f"{path} is not a progress file of twograd learn (version {VERSION}); move it away and check again"
+        )
     return data["exercises"]
 
 
-def record(directory: str | Path, name: str, passed: bool, sha256: str, diagnosis: dict[str, Any] | None = None) -> None:
+def record(
+    directory: str | Path, name: str, passed: bool, sha256: str, diagnosis: dict[str, Any] | None = None
+) -> None:
     """Write the result of one check into progress.json, atomically (the other exercises' records are kept);
     `diagnosis` is a failing check's headline finding ({"kind", "input", "case", "message"}), for `learn hint`."""
     exercises = read_progress(directory)
-    exercises[name] = {"status": "passed" if passed else "failing", "sha256": sha256,
-                       "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    exercises[name] = {
+        "status": "passed" if passed else "failing",
+        "sha256": sha256,
+        "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     if diagnosis and not passed:
         exercises[name]["diagnosis"] = {k: diagnosis.get(k, "") for k in ("kind", "input", "case", "message")}
     text = json.dumps({"version": VERSION, "exercises": dict(sorted(exercises.items()))}, indent=2) + "\n"
@@ -72,7 +81,11 @@ def last_diagnosis(directory: str | Path, name: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     rec = read_progress(directory).get(name) or {}
-    if rec.get("status") != "failing" or rec.get("sha256") != sha256_file(path) or not isinstance(rec.get("diagnosis"), dict):
+    if (
+        rec.get("status") != "failing"
+        or rec.get("sha256") != sha256_file(path)
+        or not isinstance(rec.get("diagnosis"), dict)
+    ):
         return None
     return rec["diagnosis"]
 
@@ -92,8 +105,12 @@ class Status:
         return self.status
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "edited_since_check": self.edited, "last_check": self.last_check or None,
-                "checked_at": self.checked_at or None}
+        return {
+            "status": self.status,
+            "edited_since_check": self.edited,
+            "last_check": self.last_check or None,
+            "checked_at": self.checked_at or None,
+        }
 
 
 def status(directory: str | Path, name: str, progress: dict[str, Any] | None = None) -> Status:
@@ -114,12 +131,15 @@ def start(directory: str | Path, name: str) -> list[Path]:
 
     ex = catalog.get(name)
     directory = Path(directory)
-    targets = {exercise_file(directory, name): lambda: template.starting_file(ex, str(directory)),
-               test_file(directory, name): lambda: template.test_file(ex)}
+    targets = {
+        exercise_file(directory, name): lambda: template.starting_file(ex, str(directory)),
+        test_file(directory, name): lambda: template.test_file(ex),
+    }
     existing = [p for p in targets if p.exists()]
     if existing:
-        raise InputError(f"{existing[0]} already exists: it is yours, so learn start leaves it as it is "
-                         f"(move it away to start over)")
+        raise InputError(
+            f"{existing[0]} already exists: it is yours, so learn start leaves it as it is (move it away to start over)"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for path, text in targets.items():
@@ -158,8 +178,11 @@ def load_learner_module(directory: str | Path, name: str) -> ModuleType:
     path = exercise_file(directory, name)
     st = status(directory, name)
     if st.status != "passed":
-        why = {"not started": f"there is no {path}", "failing": "it failed its last check",
-               "started": ("it was edited since its last check" if st.edited else "it was never checked")}[st.status]
+        why = {
+            "not started": f"there is no {path}",
+            "failing": "it failed its last check",
+            "started": ("it was edited since its last check" if st.edited else "it was never checked"),
+        }[st.status]
         raise InputError(f"your {name} is not used: {why}; run `{check_command(name, directory)}`")
     spec = importlib.util.spec_from_file_location(f"twograd_learner_{name}", path)
     if spec is None or spec.loader is None:
@@ -168,6 +191,8 @@ def load_learner_module(directory: str | Path, name: str) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as err:  # their file ran here: anything it raises is one line, not our traceback
-        raise InputError(f"your {name} failed while being imported ({type(err).__name__}: {err}); "
-                       f"run `{check_command(name, directory)}`") from None
+        raise InputError(
+            f"your {name} failed while being imported ({type(err).__name__}: {err}); "
+            f"run `{check_command(name, directory)}`"
+        ) from None
     return module

@@ -28,6 +28,8 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     finally:
         release_folder(folder)
     ref = result.policies["reference"]["true_reward"]
-    return (result.reward_model_accuracy >= 0.8 and result.policies["reinforce"]["true_reward"] > ref
-            and result.policies["dpo"]["true_reward"] > ref)
-
+    return (
+        result.reward_model_accuracy >= 0.8
+        and result.policies["reinforce"]["true_reward"] > ref
+        and result.policies["dpo"]["true_reward"] > ref
+    )

@@ -105,7 +105,9 @@ def attention_graph(
     return draw(total, rankdir=rankdir, groups=groups, title=title, max_nodes=max_nodes)
 
 
-def tour_problem(sentence: str = TOUR_SENTENCE, seed: int = TOUR_SEED) -> tuple[list[str], dict[str, np.ndarray], dict[str, Any]]:
+def tour_problem(
+    sentence: str = TOUR_SENTENCE, seed: int = TOUR_SEED
+) -> tuple[list[str], dict[str, np.ndarray], dict[str, Any]]:
     """(tokens, inputs, static) of the tour's causal multi-head attention.
 
     Token embeddings are random (seeded) rows of a (vocabulary, C) table; the same
@@ -150,18 +152,24 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     out_dir.mkdir(parents=True, exist_ok=True)
     tokens, inputs, static = tour_problem()
     B, T, C = inputs["xq"].shape
-    echo(f"causal multi-head attention on {' '.join(repr(t) for t in tokens)}: B={B}, T={T}, d_model={C}, heads={TOUR_HEADS}")
+    echo(
+        f"causal multi-head attention on {' '.join(repr(t) for t in tokens)}: B={B}, T={T}, d_model={C}, heads={TOUR_HEADS}"
+    )
     report = check_three_way(mha_loops, mha_forward, mha_backward, inputs, static, name="mha (causal)")
     echo(gradient_table(report))
     if report.passed:
-        echo(f"all {len(report.rows)} comparisons within tolerance (graph vs manual: float64 rounding; vs numeric: finite differences)")
+        echo(
+            f"all {len(report.rows)} comparisons within tolerance (graph vs manual: float64 rounding; vs numeric: finite differences)"
+        )
     else:
         echo(f"{len(report.failures)} of {len(report.rows)} comparisons FAILED:\n{report}")
 
     _, cache = mha_forward(*inputs.values(), **static)
     weights = attention_weights(cache)[0]  # (H, T, T)
     try:
-        path = plot_attention(weights, tokens, tokens, out_dir / "attention_heads.png", title="causal self-attention weights")
+        path = plot_attention(
+            weights, tokens, tokens, out_dir / "attention_heads.png", title="causal self-attention weights"
+        )
         echo(f"wrote {path}")
     except PlotsUnavailable as err:
         echo(f"(no heatmap: {err})")

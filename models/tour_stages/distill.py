@@ -22,4 +22,3 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     for line in format_distill_report(report).splitlines():
         echo(line)
     return report.stat("distilled_metric")["mean"] > report.stat("student_metric")["mean"]
-

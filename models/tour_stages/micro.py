@@ -42,24 +42,47 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     words = folder / "stand_in_words.txt"  # the tour's own file, rewritten each tour
     words.write_text("\n".join(stand_in_words()) + "\n", encoding="utf-8")
-    echo(f"wrote {words} (the training text: lowercase words of the bundled docs); the run goes to {folder / 'run'} "
-         "(both rewritten by each tour)")
-    report = train("lines", preset="micro", engine="graph", model_options={"data": str(words)},
-                   train_options={"steps": TOUR_STEPS}, out=folder / "run", overwrite=True, echo=echo, plots=False)
+    echo(
+        f"wrote {words} (the training text: lowercase words of the bundled docs); the run goes to {folder / 'run'} "
+        "(both rewritten by each tour)"
+    )
+    report = train(
+        "lines",
+        preset="micro",
+        engine="graph",
+        model_options={"data": str(words)},
+        train_options={"steps": TOUR_STEPS},
+        out=folder / "run",
+        overwrite=True,
+        echo=echo,
+        plots=False,
+    )
     losses = report.outcome.state.losses
     first, last = float(np.mean(losses[:WINDOW])), float(np.mean(losses[-WINDOW:]))
     windows = [float(np.mean(losses[i : i + WINDOW])) for i in range(0, len(losses), WINDOW)]
     vocab = report.model.config.vocab_size
     ms = report.outcome.ms_per_step or float("nan")
-    echo(f"{report.outcome.state.step} steps on the graph engine, {ms:.1f} ms a step "
-         f"({REFERENCE_MS / ms:.1f}x faster than the one-file scalar GPT's {REFERENCE_MS:.0f} ms a step, benchmarks/scalar_gpt.py)")
-    echo(f"mean loss of each {WINDOW} steps, nats per character: {' -> '.join(f'{w:.3f}' for w in windows)} "
-         f"(uniform over {vocab} characters: ln {vocab} = {math.log(vocab):.3f})")
-    manual = train("lines", preset="micro", engine="manual", model_options={"data": str(words)},
-                   train_options={"steps": TOUR_STEPS}, plots=False)
+    echo(
+        f"{report.outcome.state.step} steps on the graph engine, {ms:.1f} ms a step "
+        f"({REFERENCE_MS / ms:.1f}x faster than the one-file scalar GPT's {REFERENCE_MS:.0f} ms a step, benchmarks/scalar_gpt.py)"
+    )
+    echo(
+        f"mean loss of each {WINDOW} steps, nats per character: {' -> '.join(f'{w:.3f}' for w in windows)} "
+        f"(uniform over {vocab} characters: ln {vocab} = {math.log(vocab):.3f})"
+    )
+    manual = train(
+        "lines",
+        preset="micro",
+        engine="manual",
+        model_options={"data": str(words)},
+        train_options={"steps": TOUR_STEPS},
+        plots=False,
+    )
     gap = float(np.max(np.abs(np.subtract(manual.outcome.state.losses, losses))))
-    echo(f"the numpy manual path from the same seed: the same curve, largest loss difference {gap:.1e} over "
-         f"{len(losses)} steps ({manual.outcome.ms_per_step:.1f} ms a step)")
+    echo(
+        f"the numpy manual path from the same seed: the same curve, largest loss difference {gap:.1e} over "
+        f"{len(losses)} steps ({manual.outcome.ms_per_step:.1f} ms a step)"
+    )
     samples = sample_run(folder / "run", n=N_SAMPLES, temperature=TEMPERATURE, seed=0).samples
     echo(f"{N_SAMPLES} samples at temperature {TEMPERATURE}: {', '.join(samples)}")
     return first - last >= MIN_DROP and gap <= SAME_CURVE_ATOL

@@ -19,4 +19,3 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     path = draw(o, title="o = tanh(x1*w1 + x2*w2 + b)").save_or_dot(Path(out_dir) / "neuron.svg", echo)
     echo(f"wrote {path}")
     return report.passed
-

@@ -16,9 +16,10 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     echo(format_summary(entries))
     failed = sum(not e["passed"] for e in entries)
     n_cases = len(results)
-    echo(f"{len(entries) - failed} of {len(entries)} (piece, parameter) checks passed over {n_cases} cases; "
-         "`twograd check NAME` prints the full table")
+    echo(
+        f"{len(entries) - failed} of {len(entries)} (piece, parameter) checks passed over {n_cases} cases; "
+        "`twograd check NAME` prints the full table"
+    )
     if failed:
         echo(failure_details(results))
     return failed == 0
-

@@ -23,8 +23,10 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     folder = Path(out_dir) / "reverse"
     report = train("reverse", out=folder, overwrite=True, echo=echo)
     m, o = report.metrics, report.outcome
-    echo(f"after {o.state.step} steps ({o.seconds:.1f} s): held-out loss {m['val_loss']:.4f} nats per token, "
-         f"exact-sequence accuracy {100 * m['test_exact_accuracy']:.1f}% on 500 held-out questions")
+    echo(
+        f"after {o.state.step} steps ({o.seconds:.1f} s): held-out loss {m['val_loss']:.4f} nats per token, "
+        f"exact-sequence accuracy {100 * m['test_exact_accuracy']:.1f}% on 500 held-out questions"
+    )
     answer = sample_run(folder, prompt=TOUR_PROMPT).samples[0]
     echo(f"reverse {TOUR_PROMPT!r} -> {answer!r} (greedy decoding, token by token)")
     for what, path in report.files.items():

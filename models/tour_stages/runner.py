@@ -61,19 +61,24 @@ class TourResult(Shown):
         return all(s.passed for s in self.stages)
 
     def failure_sentence(self) -> str:
-        """"1 of 4 tour stages failed: ..." (empty when all passed)."""
+        """ "1 of 4 tour stages failed: ..." (empty when all passed)."""
         bad = [s.title for s in self.stages if not s.passed]
         return f"{len(bad)} of {len(self.stages)} tour stages failed: {'; '.join(bad)}" if bad else ""
 
     @property
     def metrics(self) -> dict[str, float]:
         """Stages passed, stages run, and the seconds they took."""
-        return {"passed": sum(s.passed for s in self.stages), "stages": len(self.stages),
-                "seconds": sum(s.seconds for s in self.stages)}
+        return {
+            "passed": sum(s.passed for s in self.stages),
+            "stages": len(self.stages),
+            "seconds": sum(s.seconds for s in self.stages),
+        }
 
     def text(self) -> str:
-        lines = [f"{_number(s)}/{len(STAGES)} {'passed' if s.passed else 'FAILED'}  {s.title} ({s.seconds:.1f} s)"
-                 for s in self.stages]
+        lines = [
+            f"{_number(s)}/{len(STAGES)} {'passed' if s.passed else 'FAILED'}  {s.title} ({s.seconds:.1f} s)"
+            for s in self.stages
+        ]
         lines.append(f"tour: {self.metrics['passed']} of {len(self.stages)} stages passed; pictures in {self.out_dir}/")
         return "\n".join(lines)
 
@@ -81,8 +86,10 @@ class TourResult(Shown):
         return f"twograd tour: {self.metrics['passed']} of {len(self.stages)} stages passed"
 
     def html_rows(self) -> tuple[list[str], list[list[Any]]]:
-        return (["stage", "title", "result", "seconds"],
-                [[str(_number(s)), s.title, "passed" if s.passed else "FAILED", f"{s.seconds:.1f}"] for s in self.stages])
+        return (
+            ["stage", "title", "result", "seconds"],
+            [[str(_number(s)), s.title, "passed" if s.passed else "FAILED", f"{s.seconds:.1f}"] for s in self.stages],
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` object: passed, out_dir, each stage (with its printed lines), and "error" on failure."""
@@ -112,8 +119,15 @@ def prepare_tour_dir(out_dir: Path, overwrite: bool = False, replace_own: bool =
     --out) when it is a file or read-only."""
     from models.training.runs import prepare_out
 
-    return prepare_out(out_dir, overwrite=overwrite, resumable=False, command="tour", owns_its_files=True, skip_top=TOUR_SKIPS,
-                       replace_own=replace_own)
+    return prepare_out(
+        out_dir,
+        overwrite=overwrite,
+        resumable=False,
+        command="tour",
+        owns_its_files=True,
+        skip_top=TOUR_SKIPS,
+        replace_own=replace_own,
+    )
 
 
 def stage_name(module: str) -> str:
@@ -139,8 +153,9 @@ def select_stages(wanted: Sequence[str] | None) -> list[int]:
     return sorted(chosen)
 
 
-def run_tour(out_dir: Path, echo: Callable[[str], None] = print, stages: Sequence[str] | None = None,
-             overwrite: bool = False) -> TourResult:
+def run_tour(
+    out_dir: Path, echo: Callable[[str], None] = print, stages: Sequence[str] | None = None, overwrite: bool = False
+) -> TourResult:
     """Run every stage (or those `stages` names: numbers or short names, see `select_stages`), writing
     pictures into `out_dir`; every line a stage prints goes to `echo` and is kept in its `StageResult.lines`.
     A whole tour replaces the tour's files from an earlier one; some stages add to them."""

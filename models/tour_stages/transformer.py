@@ -49,8 +49,13 @@ def embed(tokens: Sequence[str], d_model: int, rng: np.random.Generator) -> np.n
     return x + positional_encoding(len(tokens), d_model)
 
 
-def block_problem(sentence: str = TOUR_SENTENCE, seed: int = TOUR_SEED, d_model: int = TOUR_D_MODEL, n_heads: int = TOUR_HEADS,
-                  d_ff: int = TOUR_D_FF) -> tuple[list[str], dict[str, np.ndarray], dict[str, Any]]:
+def block_problem(
+    sentence: str = TOUR_SENTENCE,
+    seed: int = TOUR_SEED,
+    d_model: int = TOUR_D_MODEL,
+    n_heads: int = TOUR_HEADS,
+    d_ff: int = TOUR_D_FF,
+) -> tuple[list[str], dict[str, np.ndarray], dict[str, Any]]:
     """(tokens, inputs, static) of the paper's block on `sentence`: x and every parameter by name.
 
     Biases and gains are moved off 0 and 1 (small random numbers) so that their gradients say something.
@@ -94,8 +99,15 @@ def _created_by(outputs: list[Value], done: set[int]) -> list[Value]:
     return found
 
 
-def block_graph(tokens: Sequence[str] = ("the", "cat"), *, d_model: int = 4, n_heads: int = 2, d_ff: int = 8, seed: int = 0,
-                max_nodes: int = 3000) -> Any:
+def block_graph(
+    tokens: Sequence[str] = ("the", "cat"),
+    *,
+    d_model: int = 4,
+    n_heads: int = 2,
+    d_ff: int = 8,
+    seed: int = 0,
+    max_nodes: int = 3000,
+) -> Any:
     """Draw the paper's block over two tokens of width 4, each sub-layer in its own box.
 
     The block's output is reduced to L = sum_tc y_tc r_tc with fixed random r (a plain sum of
@@ -120,8 +132,10 @@ def block_graph(tokens: Sequence[str] = ("the", "cat"), *, d_model: int = 4, n_h
     groups = {"input x": _flat(x)}
     for name, value in trace.items():
         groups[name] = _created_by(_flat(value), done)
-    title = (f"the paper's Transformer block over {' '.join(map(repr, tokens))}, d_model={d_model}, {n_heads} heads, "
-             f"d_ff={d_ff}: h = LayerNorm(x + MHA(x)), y = LayerNorm(h + FFN(h)), L = sum y r")
+    title = (
+        f"the paper's Transformer block over {' '.join(map(repr, tokens))}, d_model={d_model}, {n_heads} heads, "
+        f"d_ff={d_ff}: h = LayerNorm(x + MHA(x)), y = LayerNorm(h + FFN(h)), L = sum y r"
+    )
     return draw(total, rankdir="LR", groups=groups, title=title, max_nodes=max_nodes)
 
 
@@ -132,15 +146,27 @@ def tour_stage(out_dir: Path, echo: Callable[[str], None]) -> bool:
     tokens, inputs, static = block_problem()
     y, _ = transformer_block_forward(*inputs.values(), **static)
     B, T, C = inputs["x"].shape
-    echo(f"the paper's block on {' '.join(repr(t) for t in tokens)}: x = sqrt(C) E[tokens] + PE, B={B} T={T} C={C}, "
-         f"{TOUR_HEADS} heads, d_ff={TOUR_D_FF}")
-    echo(f"h = LayerNorm(x + MHA(x)), y = LayerNorm(h + FFN(h)) -> y {'x'.join(map(str, y.shape))}; "
-         f"y['{tokens[1]}'] = [{', '.join(f'{v:.2f}' for v in y[0, 1])}]")
-    report = check_three_way(transformer_block_loops, transformer_block_forward, transformer_block_backward, inputs, static,
-                             name="transformer block (post-norm)")
+    echo(
+        f"the paper's block on {' '.join(repr(t) for t in tokens)}: x = sqrt(C) E[tokens] + PE, B={B} T={T} C={C}, "
+        f"{TOUR_HEADS} heads, d_ff={TOUR_D_FF}"
+    )
+    echo(
+        f"h = LayerNorm(x + MHA(x)), y = LayerNorm(h + FFN(h)) -> y {'x'.join(map(str, y.shape))}; "
+        f"y['{tokens[1]}'] = [{', '.join(f'{v:.2f}' for v in y[0, 1])}]"
+    )
+    report = check_three_way(
+        transformer_block_loops,
+        transformer_block_forward,
+        transformer_block_backward,
+        inputs,
+        static,
+        name="transformer block (post-norm)",
+    )
     echo(gradient_table(report))
     if report.passed:
-        echo(f"all {len(report.rows)} comparisons within tolerance (graph vs manual: float64 rounding; vs numeric: finite differences)")
+        echo(
+            f"all {len(report.rows)} comparisons within tolerance (graph vs manual: float64 rounding; vs numeric: finite differences)"
+        )
     else:
         echo(f"{len(report.failures)} of {len(report.rows)} comparisons FAILED:\n{report}")
     drawing = block_graph()

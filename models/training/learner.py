@@ -94,7 +94,7 @@ class LearnerPieces:
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        """"your pieces: linear, mse; twograd's: tanh"."""
+        """ "your pieces: linear, mse; twograd's: tanh"."""
         line = f"your pieces: {', '.join(self.yours) or 'none'}; twograd's: {', '.join(self.twograds) or 'none'}"
         for outer in dict.fromkeys(self.inside.values()):
             held = [p for p, o in self.inside.items() if o == outer]
@@ -103,9 +103,14 @@ class LearnerPieces:
 
     def to_json(self) -> dict[str, Any]:
         """What the run folder and `--json` record: the workspace, and each of the learner's pieces with its file's sha256."""
-        return {"dir": str(self.folder), "yours": list(self.yours), "twograds": list(self.twograds), "inside": dict(self.inside),
-                "files": {EXERCISE_OF[p][0]: self.sha256[EXERCISE_OF[p][0]] for p in [*self.yours, *self.inside]},
-                "notes": list(self.notes)}
+        return {
+            "dir": str(self.folder),
+            "yours": list(self.yours),
+            "twograds": list(self.twograds),
+            "inside": dict(self.inside),
+            "files": {EXERCISE_OF[p][0]: self.sha256[EXERCISE_OF[p][0]] for p in [*self.yours, *self.inside]},
+            "notes": list(self.notes),
+        }
 
 
 def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> LearnerPieces:
@@ -118,8 +123,10 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
     if not folder.is_dir():
         raise InputError(f"--learner {folder}: no such folder (`twograd learn start NAME --dir {folder}` makes one)")
     if not is_workspace(folder):
-        raise InputError(f"--learner {folder}: not a twograd learn workspace (no progress.json, no exercise started "
-                         f"there); make one with `twograd learn start NAME --dir {folder}`")
+        raise InputError(
+            f"--learner {folder}: not a twograd learn workspace (no progress.json, no exercise started "
+            f"there); make one with `twograd learn start NAME --dir {folder}`"
+        )
     pieces = task_pieces(task, model_config)
     kernels: dict[str, Kernel] = {}
     sha256: dict[str, str] = {}
@@ -136,27 +143,40 @@ def load_pieces(folder: str | Path, task: str, model_config: dict[str, Any]) -> 
             found[1] = _no_backward  # the backward is the stretch exercise: a block may pass without one
         for kind, fn in zip(("forward", "backward"), found):
             if not callable(fn):
-                raise InputError(f"your {exercise} has no function {stem}_{kind} ({folder / (exercise + '.py')}); "
-                                 f"run {check_command(exercise, folder)}")
+                raise InputError(
+                    f"your {exercise} has no function {stem}_{kind} ({folder / (exercise + '.py')}); "
+                    f"run {check_command(exercise, folder)}"
+                )
         kernels[piece] = Kernel(*cast("list[Callable[..., Any]]", found))  # both checked callable above
     notes: list[str] = []
     block = kernels.get("transformer_block")
     if block is not None and not _has_backward(block, model_config):
         del kernels["transformer_block"]
-        notes.append("your transformer_block has no backward yet (the stretch exercise): twograd's block chain runs "
-                     "around your other pieces")
+        notes.append(
+            "your transformer_block has no backward yet (the stretch exercise): twograd's block chain runs "
+            "around your other pieces"
+        )
     for piece, k in kernels.items():
         recheck(piece, k, model_config, folder)
-    kernels = {piece: Kernel(_guarded(piece, "forward", k.forward), _guarded(piece, "backward", k.backward))
-               for piece, k in kernels.items()}
+    kernels = {
+        piece: Kernel(_guarded(piece, "forward", k.forward), _guarded(piece, "backward", k.backward))
+        for piece, k in kernels.items()
+    }
     inside: dict[str, str] = {}  # a replaced piece -> the replaced piece that runs it
     if "transformer_block" in kernels:
         inside.update({p: "transformer_block" for p in ("attention", "mha") if p in kernels})
     elif "mha" in kernels and "attention" in kernels:
         inside["attention"] = "mha"
     used = {p: k for p, k in kernels.items() if p not in inside}
-    return LearnerPieces(folder.resolve(), used, [p for p in pieces if p in used],
-                         [p for p in pieces if p not in kernels], inside, sha256, notes)
+    return LearnerPieces(
+        folder.resolve(),
+        used,
+        [p for p in pieces if p in used],
+        [p for p in pieces if p not in kernels],
+        inside,
+        sha256,
+        notes,
+    )
 
 
 def _guarded(piece: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -205,11 +225,24 @@ def _case(piece: str, model_config: dict[str, Any]) -> tuple[list[Any], dict[str
     if piece == "transformer_block":
         args = [normal((B, T, C))]
         for name in block_param_names(gpt["norm"], gpt["bias"]):
-            shape = {"W1": (C, 2 * C), "W2": (2 * C, C), "b1": (2 * C,)}.get(name, (C, C) if name.startswith("W") else (C,))
-            args.append(normal(shape) / 2 if name.startswith("W") else 1.0 + 0.3 * normal(shape) if "gamma" in name
-                        else 0.3 * normal(shape))
-        return args, {"n_heads": H, "activation": gpt["activation"], "norm": gpt["norm"], "norm_first": True, "causal": True,
-                      "eps": eps}
+            shape = {"W1": (C, 2 * C), "W2": (2 * C, C), "b1": (2 * C,)}.get(
+                name, (C, C) if name.startswith("W") else (C,)
+            )
+            args.append(
+                normal(shape) / 2
+                if name.startswith("W")
+                else 1.0 + 0.3 * normal(shape)
+                if "gamma" in name
+                else 0.3 * normal(shape)
+            )
+        return args, {
+            "n_heads": H,
+            "activation": gpt["activation"],
+            "norm": gpt["norm"],
+            "norm_first": True,
+            "causal": True,
+            "eps": eps,
+        }
     raise InputError(f"no re-check case for the piece {piece!r}")
 
 
@@ -277,7 +310,9 @@ def recheck(piece: str, k: Kernel, model_config: dict[str, Any], folder: Path) -
         try:
             return fn(*a, **kw)
         except Exception as err:  # their code: any failure is one line
-            raise InputError(f"your {stem}_{what} raised {type(err).__name__} on a check before training ({err}); {fix}") from None
+            raise InputError(
+                f"your {stem}_{what} raised {type(err).__name__} on a check before training ({err}); {fix}"
+            ) from None
 
     mine = copy.deepcopy((args, kwargs))  # their code gets its own copies: a mutation cannot change the reference
     result = call("forward", k.forward, *mine[0], **mine[1])
@@ -286,15 +321,21 @@ def recheck(piece: str, k: Kernel, model_config: dict[str, Any], folder: Path) -
     out, cache = result
     gap = _far(ref_out, out)
     if gap is None or gap > RECHECK_RTOL:
-        raise InputError(f"your {stem}_forward differs from twograd's on a check before training "
-                         f"({_how_far(ref_out, out, gap)}); {fix}")
+        raise InputError(
+            f"your {stem}_forward differs from twograd's on a check before training "
+            f"({_how_far(ref_out, out, gap)}); {fix}"
+        )
     grads = call("backward", k.backward, dout.copy(), cache)
     if not isinstance(grads, tuple) or len(grads) != len(ref_grads):
-        raise InputError(f"your {stem}_backward must return a tuple of {len(ref_grads)} gradients, got "
-                         f"{len(grads) if isinstance(grads, tuple) else type(grads).__name__}; {fix}")
+        raise InputError(
+            f"your {stem}_backward must return a tuple of {len(ref_grads)} gradients, got "
+            f"{len(grads) if isinstance(grads, tuple) else type(grads).__name__}; {fix}"
+        )
     inputs = list(inspect.signature(ref.forward).parameters)  # the gradients come in input order
     for name, r, g in zip(inputs, ref_grads, grads):
         gap = _far(r, g)
         if gap is not None and gap > RECHECK_RTOL:
-            raise InputError(f"your {stem}_backward's d{name} differs from twograd's on a check before training "
-                             f"({_how_far(r, g, gap)}), though progress.json says it passed; {fix}")
+            raise InputError(
+                f"your {stem}_backward's d{name} differs from twograd's on a check before training "
+                f"({_how_far(r, g, gap)}), though progress.json says it passed; {fix}"
+            )

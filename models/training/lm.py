@@ -103,7 +103,10 @@ class LMObjective:
         if not self._eval:
             if isinstance(self.data, DigitSequences):
                 idx, targets = self.data.encode_pairs(self.data.test_x)
-                self._eval = [(idx[i : i + EVAL_BATCH * 4], targets[i : i + EVAL_BATCH * 4]) for i in range(0, len(idx), EVAL_BATCH * 4)]
+                self._eval = [
+                    (idx[i : i + EVAL_BATCH * 4], targets[i : i + EVAL_BATCH * 4])
+                    for i in range(0, len(idx), EVAL_BATCH * 4)
+                ]
             else:
                 self._eval = self.data.val_batches(self.model.config.context, EVAL_WINDOWS, EVAL_BATCH)
         return self._eval
@@ -131,8 +134,11 @@ class LMObjective:
         """The data set's add-one unigram floor on the held-out tokens, computed once (it depends on
         the data and the context only, not on the weights)."""
         if self._unigram is None:
-            self._unigram = (self.data.unigram_val_loss() if isinstance(self.data, CharText)
-                             else self.data.unigram_val_loss(self.model.config.context, EVAL_WINDOWS))
+            self._unigram = (
+                self.data.unigram_val_loss()
+                if isinstance(self.data, CharText)
+                else self.data.unigram_val_loss(self.model.config.context, EVAL_WINDOWS)
+            )
         return self._unigram
 
 
@@ -150,15 +156,20 @@ class SequenceTask:
         if self.name in ("copy", "reverse"):
             if "data" in options:
                 raise InputError(f"{self.name}: generates its sequences; --data is for chars and lines")
-            return {"kind": self.name, "symbols": int(options.get("symbols", self.recipe.symbols)),
-                    "length": int(options.get("length", self.recipe.length))}
+            return {
+                "kind": self.name,
+                "symbols": int(options.get("symbols", self.recipe.symbols)),
+                "length": int(options.get("length", self.recipe.length)),
+            }
         for key in ("symbols", "length"):
             if key in options:
                 raise InputError(f"{self.name}: --{key} is for copy and reverse")
         path = options.get("data")
         if path is None:
             if self.name == "lines":
-                raise InputError("lines needs --data FILE: a UTF-8 text with one document per line (a list of names, say)")
+                raise InputError(
+                    "lines needs --data FILE: a UTF-8 text with one document per line (a list of names, say)"
+                )
             return {"kind": self.name, "source": "pydoc_data.topics", "sha256": _sha256(bundled_text())}
         resolved = Path(path).expanduser().resolve()
         return {"kind": self.name, "source": str(resolved), "sha256": _sha256(read_text(resolved))}
@@ -173,7 +184,9 @@ class SequenceTask:
             raise InputError(f"{self.name}: the run records no text file it was trained on (source {source!r})")
         text = bundled_text() if source == "pydoc_data.topics" else read_text(source)
         if _sha256(text) != data_config.get("sha256"):
-            raise InputError(f"{self.name}: the text {source} is not the one this run was trained on (its sha256 differs)")
+            raise InputError(
+                f"{self.name}: the text {source} is not the one this run was trained on (its sha256 differs)"
+            )
         name = "pydoc" if source == "pydoc_data.topics" else Path(source).name
         return CharText(text, name=name) if kind == "chars" else LineDocuments(text, name=name, seed=seed)
 
@@ -181,8 +194,9 @@ class SequenceTask:
         """{"gpt": ..., "data": ...} from the command line's model options, the recipe filling the rest."""
         unknown = sorted(set(options) - set(MODEL_OPTIONS))
         if unknown:
-            raise InputError(f"{self.name}: unknown model options {', '.join(unknown)} (a GPT task takes "
-                             f"{', '.join(MODEL_OPTIONS)})")
+            raise InputError(
+                f"{self.name}: unknown model options {', '.join(unknown)} (a GPT task takes {', '.join(MODEL_OPTIONS)})"
+            )
         data_config = self._data_config(options)
         data = self.load_data(data_config, seed)
         gpt = {**self.recipe.gpt.to_dict(), "vocab_size": data.vocab.size, "seed": seed}
@@ -194,7 +208,9 @@ class SequenceTask:
             if key in options:
                 gpt[key] = options[key]
         if isinstance(data, DigitSequences) and gpt["context"] < data.context:
-            raise InputError(f"{self.name}: a context of {gpt['context']} cannot hold question and answer ({data.context} tokens)")
+            raise InputError(
+                f"{self.name}: a context of {gpt['context']} cannot hold question and answer ({data.context} tokens)"
+            )
         return {"gpt": GPTConfig(**gpt).validate().to_dict(), "data": data_config}
 
     def options_of(self, model_config: dict[str, Any]) -> dict[str, Any]:
@@ -216,28 +232,44 @@ class SequenceTask:
 
     def table_row(self) -> dict[str, Any]:
         g = self.recipe.gpt
-        context = 2 * self.recipe.length if self.name in ("copy", "reverse") else "the longest line" if self.name == "lines" else g.context
-        return {"task": self.name, "model": self.kind, "description": self.description,
-                "network": f"GPT {g.n_layers}x{g.d_model}, {g.n_heads} heads, context {context}",
-                "recipe": {**g.to_dict(), **self.recipe.train.to_dict()}}
+        context = (
+            2 * self.recipe.length
+            if self.name in ("copy", "reverse")
+            else "the longest line"
+            if self.name == "lines"
+            else g.context
+        )
+        return {
+            "task": self.name,
+            "model": self.kind,
+            "description": self.description,
+            "network": f"GPT {g.n_layers}x{g.d_model}, {g.n_heads} heads, context {context}",
+            "recipe": {**g.to_dict(), **self.recipe.train.to_dict()},
+        }
 
     def check_size(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> list[str]:
         config = GPTConfig(**model_config["gpt"]).validate()
         n_params = count_parameters(config)
         if n_params > MAX_PARAMETERS:
-            raise InputError(f"the GPT would have {n_params:,} parameters, more than the {MAX_PARAMETERS:,} this trainer takes")
+            raise InputError(
+                f"the GPT would have {n_params:,} parameters, more than the {MAX_PARAMETERS:,} this trainer takes"
+            )
         B = train.batch_size or 32
         T = config.context
         # Rows of every kept activation, and the attention's (B, H, T, T) scores and weights (with
         # their gradients: ~3 such arrays a block), which grow with T^2; at the larger of the
         # training batch and the evaluation batch (held-out windows are scored EVAL_BATCH at a time).
         rows = max(B, EVAL_BATCH)
-        acts = rows * T * ((config.d_model * 12 + config.ffn_width * 2) * config.n_layers + config.vocab_size) \
+        acts = (
+            rows * T * ((config.d_model * 12 + config.ffn_width * 2) * config.n_layers + config.vocab_size)
             + 3 * rows * config.n_heads * T * T * config.n_layers
+        )
         if acts > MAX_ACTIVATIONS:
-            raise InputError(f"a step would hold ~{acts:,} activations, more than the {MAX_ACTIVATIONS:,} this trainer takes "
-                             f"(context {T}{', the longest line' if self.recipe.context_from_data and self.name == 'lines' else ''}); "
-                             "use a smaller --batch-size, --context or --d-model")
+            raise InputError(
+                f"a step would hold ~{acts:,} activations, more than the {MAX_ACTIVATIONS:,} this trainer takes "
+                f"(context {T}{', the longest line' if self.recipe.context_from_data and self.name == 'lines' else ''}); "
+                "use a smaller --batch-size, --context or --d-model"
+            )
         if engine != "graph":
             return []
         T, C = config.context, config.d_model
@@ -246,15 +278,21 @@ class SequenceTask:
         tables = config.vocab_size * C + (T * C if config.positions == "learned" else 0)
         madds = B * T * ((n_params - tables) + config.n_layers * T * C)
         if madds > MAX_GRAPH_MADDS:
-            raise InputError(f"a graph-engine step would do ~{madds:,} scalar multiply-adds, more than the {MAX_GRAPH_MADDS:,} "
-                             "it takes; use --engine manual, or a smaller model and --batch-size")
+            raise InputError(
+                f"a graph-engine step would do ~{madds:,} scalar multiply-adds, more than the {MAX_GRAPH_MADDS:,} "
+                "it takes; use --engine manual, or a smaller model and --batch-size"
+            )
         seconds = madds * GRAPH_SECONDS_PER_MADD  # at full context: shorter documents cost less
         if seconds * train.steps <= GRAPH_WARN_SECONDS:
             return []
-        return [f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (roughly {seconds:.2g} s a step at "
-                f"full context, ~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"]
+        return [
+            f"warning: a graph-engine step does up to ~{madds:,} scalar multiply-adds (roughly {seconds:.2g} s a step at "
+            f"full context, ~{seconds * train.steps:.0f} s for {train.steps} steps); --engine manual is the fast path"
+        ]
 
-    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None) -> Setup:
+    def build(
+        self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None
+    ) -> Setup:
         """The model, objective and batches; `kernels` replaces pieces of the GPT's composed path (models/zoo/kernels.py),
         which then trains in place of the fused step."""
         config = GPTConfig(**model_config["gpt"]).validate()
@@ -286,8 +324,17 @@ def _draw_lm(folder: Path, state: TrainState, model: GPT, data: Any, name: str) 
     metrics = None
     if steps and "test_exact_accuracy" in state.evals[-1]:
         metrics = {"held-out exact-sequence accuracy": (steps, [e["test_exact_accuracy"] for e in state.evals])}
-    files = {"loss_curve": str(plot_loss(state.losses, Path(folder) / "loss.png", validation=validation, metrics=metrics,
-                                         title=f"{name}: training and validation loss (nats per token)"))}
+    files = {
+        "loss_curve": str(
+            plot_loss(
+                state.losses,
+                Path(folder) / "loss.png",
+                validation=validation,
+                metrics=metrics,
+                title=f"{name}: training and validation loss (nats per token)",
+            )
+        )
+    }
     if isinstance(data, DigitSequences):
         idx, _ = data.encode_pairs(data.test_x[:1])
     else:
@@ -301,23 +348,46 @@ def _draw_lm(folder: Path, state: TrainState, model: GPT, data: Any, name: str) 
 def _adamw(steps: int, warmup: int, eval_every: int) -> TrainConfig:
     """The GPT tasks' recipe: AdamW (lr 3e-3, weight decay 0.01), linear warm-up, cosine decay to
     lr / 10, gradient norm clipped at 1 (as nanoGPT), batch 32."""
-    return TrainConfig(steps=steps, batch_size=32, optimizer="adamw", lr=3e-3, warmup_steps=warmup, decay="cosine",
-                       min_lr=3e-4, weight_decay=0.01, grad_clip=1.0, eval_every=eval_every)
+    return TrainConfig(
+        steps=steps,
+        batch_size=32,
+        optimizer="adamw",
+        lr=3e-3,
+        warmup_steps=warmup,
+        decay="cosine",
+        min_lr=3e-4,
+        weight_decay=0.01,
+        grad_clip=1.0,
+        eval_every=eval_every,
+    )
 
 
 _SMALL_GPT = GPTConfig(d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh")
 
 LM_TASKS: dict[str, SequenceTask] = {
-    "copy": SequenceTask("copy", SequenceRecipe(_SMALL_GPT, _adamw(500, 100, 100)),
-                         "5 tokens of 10 symbols, then '>' and the same tokens; 500 held out"),
-    "reverse": SequenceTask("reverse", SequenceRecipe(_SMALL_GPT, _adamw(600, 100, 100)),
-                            "5 tokens of 10 symbols, then '>' and them reversed; 500 held out"),
-    "chars": SequenceTask("chars", SequenceRecipe(
-        GPTConfig(context=32, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh", dtype="float32"), _adamw(3000, 200, 500)),
-        "next character of Python's bundled docs (or --data FILE), 90/10 split"),
-    "lines": SequenceTask("lines", SequenceRecipe(
-        GPTConfig(d_model=32, n_heads=4, n_layers=2, activation="gelu_tanh"), _adamw(2000, 100, 500)),
-        "every line of --data FILE a document (a list of names, say), 90/10 split"),
+    "copy": SequenceTask(
+        "copy",
+        SequenceRecipe(_SMALL_GPT, _adamw(500, 100, 100)),
+        "5 tokens of 10 symbols, then '>' and the same tokens; 500 held out",
+    ),
+    "reverse": SequenceTask(
+        "reverse",
+        SequenceRecipe(_SMALL_GPT, _adamw(600, 100, 100)),
+        "5 tokens of 10 symbols, then '>' and them reversed; 500 held out",
+    ),
+    "chars": SequenceTask(
+        "chars",
+        SequenceRecipe(
+            GPTConfig(context=32, d_model=64, n_heads=4, n_layers=2, activation="gelu_tanh", dtype="float32"),
+            _adamw(3000, 200, 500),
+        ),
+        "next character of Python's bundled docs (or --data FILE), 90/10 split",
+    ),
+    "lines": SequenceTask(
+        "lines",
+        SequenceRecipe(GPTConfig(d_model=32, n_heads=4, n_layers=2, activation="gelu_tanh"), _adamw(2000, 100, 500)),
+        "every line of --data FILE a document (a list of names, say), 90/10 split",
+    ),
 }
 
 #: `twograd train lines --preset micro`: the one-file scalar GPT's configuration, for the graph engine.
@@ -328,9 +398,23 @@ LM_TASKS: dict[str, SequenceTask] = {
 #: loss of the last 100 of 1,000 steps from 2.44 to 2.36 from seed 0; benchmarks/README.md).
 PRESETS: dict[str, SequenceRecipe] = {
     "micro": SequenceRecipe(
-        GPTConfig(context=16, d_model=16, n_heads=4, n_layers=1, norm="rms", activation="relu", bias=False,
-                  positions="learned", tied=False, norm_gain=False, embed_norm=True, final_norm=False),
-        TrainConfig(steps=1000, batch_size=1, optimizer="adam", lr=0.01, betas=(0.85, 0.99), decay="linear", min_lr=0.0),
+        GPTConfig(
+            context=16,
+            d_model=16,
+            n_heads=4,
+            n_layers=1,
+            norm="rms",
+            activation="relu",
+            bias=False,
+            positions="learned",
+            tied=False,
+            norm_gain=False,
+            embed_norm=True,
+            final_norm=False,
+        ),
+        TrainConfig(
+            steps=1000, batch_size=1, optimizer="adam", lr=0.01, betas=(0.85, 0.99), decay="linear", min_lr=0.0
+        ),
         context_from_data=False,
     ),
 }

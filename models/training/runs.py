@@ -133,7 +133,11 @@ def read_manifest(folder: Path) -> tuple[str | None, list[str]]:
         data = json.loads(raw)
     except (OSError, ValueError, RecursionError):
         return None, []
-    if not isinstance(data, dict) or not isinstance(data.get("command"), str) or not isinstance(data.get("files"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("command"), str)
+        or not isinstance(data.get("files"), list)
+    ):
         return None, []
     files = [f for f in data["files"] if isinstance(f, str) and _inside(f)]
     return data["command"][:40], files
@@ -169,8 +173,16 @@ def _few(names: list[str], n: int = 3) -> str:
     return shown + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def prepare_out(out: str | Path, *, overwrite: bool = False, resumable: bool = True, command: str = "train",
-                owns_its_files: bool = False, skip_top: frozenset[str] = frozenset(), replace_own: bool = True) -> Path:
+def prepare_out(
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    resumable: bool = True,
+    command: str = "train",
+    owns_its_files: bool = False,
+    skip_top: frozenset[str] = frozenset(),
+    replace_own: bool = True,
+) -> Path:
     """Check (and create) the folder a command will write into, before any work. The one --out rule
     of train, distill, align and tour:
 
@@ -233,24 +245,32 @@ def _remove_empty(folder: Path, rel: Path) -> None:
         rel = rel.parent
 
 
-def _check_contents(folder: Path, c: FolderContents, overwrite: bool, resumable: bool, command: str,
-                    owns_its_files: bool) -> None:
+def _check_contents(
+    folder: Path, c: FolderContents, overwrite: bool, resumable: bool, command: str, owns_its_files: bool
+) -> None:
     if overwrite:
         return
     if c.run:
         raise _holds_a_run(folder, resumable)
     if c.users:
-        raise RunExists(f"--out {folder}: the folder already holds files that twograd did not write ({_few(c.users)}); choose "
-                        "another folder, or pass --overwrite to write beside them (a file of the same name is replaced)")
+        raise RunExists(
+            f"--out {folder}: the folder already holds files that twograd did not write ({_few(c.users)}); choose "
+            "another folder, or pass --overwrite to write beside them (a file of the same name is replaced)"
+        )
     if c.ours and not (owns_its_files and c.command == command):
-        raise RunExists(f"--out {folder}: the folder already holds the output of twograd {c.command or 'a command'} "
-                        f"({_few(c.ours)}); choose another folder, or pass --overwrite to replace it")
+        raise RunExists(
+            f"--out {folder}: the folder already holds the output of twograd {c.command or 'a command'} "
+            f"({_few(c.ours)}); choose another folder, or pass --overwrite to replace it"
+        )
 
 
 def _holds_a_run(folder: Path, resumable: bool) -> RunExists:
     """The refusal of an --out folder that holds a run, with what to do instead."""
-    hint = f"continue it with --resume {folder}, or pass --overwrite to replace it" if resumable else \
-        "choose another folder, or pass --overwrite to replace it"
+    hint = (
+        f"continue it with --resume {folder}, or pass --overwrite to replace it"
+        if resumable
+        else "choose another folder, or pass --overwrite to replace it"
+    )
     return RunExists(f"--out {folder}: the folder already holds {describe_run(folder)}; {hint}")
 
 
@@ -297,8 +317,10 @@ def claim_folder(folder: Path, flag: str = "--out", command: str = "train") -> N
                 _claims.add(path)
                 return
             if holder is not None:
-                raise RunExists(f"{flag} {folder}: another twograd process (pid {holder}) is writing a run there; "
-                                f"wait for it or choose another folder (if none is running, delete {path})") from None
+                raise RunExists(
+                    f"{flag} {folder}: another twograd process (pid {holder}) is writing a run there; "
+                    f"wait for it or choose another folder (if none is running, delete {path})"
+                ) from None
             path.unlink(missing_ok=True)  # left by a process that is gone
             continue
         except OSError:  # a file system without hard links: go on unclaimed rather than refuse
@@ -460,19 +482,38 @@ def load_run(path: str | Path, flag: str = "--resume") -> SavedRun:
     losses = arrays["losses"]
     if not np.isfinite(losses).all():
         raise CheckpointError(f"{npz}: damaged checkpoint: the loss history holds NaN or infinite values")
-    params = {k[len("param."):]: a for k, a in arrays.items() if k.startswith("param.")}
+    params = {k[len("param.") :]: a for k, a in arrays.items() if k.startswith("param.")}
     bad = sorted(n for n, a in params.items() if not np.isfinite(a).all())
     if bad:
         raise CheckpointError(f"{npz}: damaged checkpoint: the saved parameters {', '.join(bad)} are not finite floats")
-    moments = {k[len("optim."):]: a for k, a in arrays.items() if k.startswith("optim.")}
+    moments = {k[len("optim.") :]: a for k, a in arrays.items() if k.startswith("optim.")}
     for name, a in moments.items():
         if not np.isfinite(a).all() or (name.startswith("v.") and (a < 0).any()):
-            what = "NaN or infinite values" if not np.isfinite(a).all() else "negative values (a mean of squares is >= 0)"
-            raise CheckpointError(f"{npz}: damaged checkpoint: the optimizer's buffer {name!r} holds {what}; "
-                                  "it cannot come from training (restore the folder from a copy, or train again)")
+            what = (
+                "NaN or infinite values" if not np.isfinite(a).all() else "negative values (a mean of squares is >= 0)"
+            )
+            raise CheckpointError(
+                f"{npz}: damaged checkpoint: the optimizer's buffer {name!r} holds {what}; "
+                "it cannot come from training (restore the folder from a copy, or train again)"
+            )
     optimizer = {"meta": meta["optimizer"], "arrays": moments}
-    state = TrainState(step=step, losses=losses.tolist(), evals=meta["evals"], rng_state=meta["rng_state"],
-                       optimizer=optimizer, lr=float(meta["lr"]))
+    state = TrainState(
+        step=step,
+        losses=losses.tolist(),
+        evals=meta["evals"],
+        rng_state=meta["rng_state"],
+        optimizer=optimizer,
+        lr=float(meta["lr"]),
+    )
     train_config = TrainConfig.from_dict(meta["train_config"])  # checked by the schema
-    return SavedRun(folder, meta["model"], meta["task"], meta["model_config"], train_config, params, state, meta["status"],
-                    dict(meta["extra"]))
+    return SavedRun(
+        folder,
+        meta["model"],
+        meta["task"],
+        meta["model_config"],
+        train_config,
+        params,
+        state,
+        meta["status"],
+        dict(meta["extra"]),
+    )

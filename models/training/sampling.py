@@ -42,6 +42,7 @@ MAX_TEMPERATURE = 100.0
 
 def check_sampling(n: int, max_tokens: int | None, temperature: float | None, top_k: int | None) -> None:
     """InputError naming the first setting out of its range (see the caps above)."""
+
     def whole(name: str, value: Any, high: int) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= high:
             raise InputError(f"{name} must be a whole number in 1 .. {high:,}, got {value!r}")
@@ -52,10 +53,15 @@ def check_sampling(n: int, max_tokens: int | None, temperature: float | None, to
     if top_k is not None:
         whole("top_k", top_k, 10**9)
     if temperature is not None:
-        ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and \
-            MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
+        ok = (
+            isinstance(temperature, (int, float))
+            and not isinstance(temperature, bool)
+            and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE
+        )
         if not ok:
-            raise InputError(f"temperature must be in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g} (0 is greedy), got {temperature!r}")
+            raise InputError(
+                f"temperature must be in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g} (0 is greedy), got {temperature!r}"
+            )
 
 
 def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
@@ -73,8 +79,15 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int | None, rng: n
     return int(rng.choice(z.shape[0], p=p))
 
 
-def generate(model: GPT, ids: list[int], max_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             rng: np.random.Generator | None = None, stop: int | None = None) -> list[int]:
+def generate(
+    model: GPT,
+    ids: list[int],
+    max_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    rng: np.random.Generator | None = None,
+    stop: int | None = None,
+) -> list[int]:
     """`ids` continued by up to `max_tokens` tokens (stopping after `stop`, if given); returns the new ones."""
     rng = rng if rng is not None else np.random.default_rng()
     context = model.config.context
@@ -143,8 +156,10 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
     saved = load_run(folder, "--run")
     task = get_task(saved.task)
     if task.kind != "gpt" or saved.model_kind != "gpt":
-        raise InputError(f"--run {saved.folder}: a {saved.model_kind} run of {saved.task}; sampling needs a GPT task "
-                         "(copy, reverse, chars, lines)")
+        raise InputError(
+            f"--run {saved.folder}: a {saved.model_kind} run of {saved.task}; sampling needs a GPT task "
+            "(copy, reverse, chars, lines)"
+        )
     config = GPTConfig(**saved.model_config["gpt"]).validate()
     task.check_size(saved.model_config, saved.train_config, "manual")  # bounded before anything is built
     model = GPT(config)
@@ -161,27 +176,43 @@ def load_gpt_run(folder: str | Path) -> tuple[Any, GPT, Any]:
         except ValueError:  # a piece refusing the non-finite values it was handed
             finite = False
     if not finite:
-        raise CheckpointError(f"--run {saved.folder}: the weights of this {saved.status} run (step {saved.state.step}) "
-                              "give non-finite logits, so there is nothing to sample; train again with a smaller --lr")
+        raise CheckpointError(
+            f"--run {saved.folder}: the weights of this {saved.status} run (step {saved.state.step}) "
+            "give non-finite logits, so there is nothing to sample; train again with a smaller --lr"
+        )
     data_config = saved.model_config["data"]
     try:
         return task, model, task.load_data(data_config, config.seed)
     except NotARegularFile as err:  # training reads only files: such a record was edited, not trained
-        raise CheckpointError(f"--run {saved.folder}: damaged checkpoint: the training text it names {err}".replace(
-            "--data ", "", 1)) from None
+        raise CheckpointError(
+            f"--run {saved.folder}: damaged checkpoint: the training text it names {err}".replace("--data ", "", 1)
+        ) from None
     except InputError as err:
         tokens = saved.extra.get("vocab")
         if task.name not in ("chars", "lines"):  # copy / reverse generate their data: no file to miss
             raise
-        if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) for t in tokens)
-                and len(tokens) == config.vocab_size):
-            raise InputError(f"--run {saved.folder}: its training text is needed for the vocabulary and cannot be read "
-                             f"({err}); runs saved by this twograd record the vocabulary and sample without it") from None
+        if not (
+            isinstance(tokens, list)
+            and tokens
+            and all(isinstance(t, str) for t in tokens)
+            and len(tokens) == config.vocab_size
+        ):
+            raise InputError(
+                f"--run {saved.folder}: its training text is needed for the vocabulary and cannot be read "
+                f"({err}); runs saved by this twograd record the vocabulary and sample without it"
+            ) from None
         return task, model, RecordedVocabulary(Vocabulary(tuple(tokens)))
 
 
-def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_tokens: int | None = None,
-               temperature: float | None = None, top_k: int | None = None, seed: int = 0) -> Samples:
+def sample_run(
+    folder: str | Path,
+    prompt: str | None = None,
+    n: int = 1,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> Samples:
     """Samples from the GPT saved in `folder` (see the module docstring for what a sample is)."""
     check_sampling(n, max_tokens, temperature, top_k)
     task, model, data = load_gpt_run(folder)
@@ -194,9 +225,14 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
             prompt = vocab.decode(data.test_x[0])
         ids = vocab.encode(prompt)
         if len(ids) != data.length or data.n_symbols in ids:
-            raise InputError(f"a {task.name} model of length {data.length} answers exactly {data.length} symbols "
-                             f"(0 .. {data.n_symbols - 1}, space-separated), got {prompt!r}")
-        answers = [vocab.decode(generate(model, ids + [data.n_symbols], data.length, temperature, top_k, rng)) for _ in range(n)]
+            raise InputError(
+                f"a {task.name} model of length {data.length} answers exactly {data.length} symbols "
+                f"(0 .. {data.n_symbols - 1}, space-separated), got {prompt!r}"
+            )
+        answers = [
+            vocab.decode(generate(model, ids + [data.n_symbols], data.length, temperature, top_k, rng))
+            for _ in range(n)
+        ]
         result = Samples(task.name, prompt, answers)
     elif task.name == "lines":
         temperature = 1.0 if temperature is None else temperature
@@ -205,7 +241,9 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
             raise InputError("a lines prompt is the start of one line: it holds no newline")
         ids = [0] + vocab.encode(prompt)
         if len(ids) > model.config.context:
-            raise InputError(f"the prompt has {len(ids) - 1} characters; the model reads at most {model.config.context - 1}")
+            raise InputError(
+                f"the prompt has {len(ids) - 1} characters; the model reads at most {model.config.context - 1}"
+            )
         limit = max_tokens or model.config.context
         lines = []
         for _ in range(n):
@@ -221,7 +259,9 @@ def sample_run(folder: str | Path, prompt: str | None = None, n: int = 1, max_to
             raise InputError("the prompt is empty: give at least one character to continue")
         if len(ids) > model.config.context:
             raise InputError(f"the prompt has {len(ids)} characters; the model reads at most {model.config.context}")
-        texts = [prompt + vocab.decode(generate(model, ids, max_tokens or 200, temperature, top_k, rng)) for _ in range(n)]
+        texts = [
+            prompt + vocab.decode(generate(model, ids, max_tokens or 200, temperature, top_k, rng)) for _ in range(n)
+        ]
         result = Samples(task.name, prompt, texts)
     result.settings = {"n": n, "temperature": temperature, "top_k": top_k, "seed": seed}
     result.prompt_given = prompt_given

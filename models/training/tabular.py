@@ -99,8 +99,11 @@ class ClassifierObjective:
 
     def evaluate(self) -> dict[str, float]:
         d = self.data
-        return {"loss": self.loss(), "train_accuracy": self.model.accuracy(d.X_train, d.y_train),
-                "test_accuracy": self.model.accuracy(d.X_test, d.y_test)}
+        return {
+            "loss": self.loss(),
+            "train_accuracy": self.model.accuracy(d.X_train, d.y_train),
+            "test_accuracy": self.model.accuracy(d.X_test, d.y_test),
+        }
 
 
 @dataclass(frozen=True)
@@ -122,21 +125,32 @@ class TabularTask:
         hidden = options.get("hidden")
         hidden = tuple(hidden) if hidden is not None else self.recipe.hidden
         n_out = 1 if loss == "mse" and data.n_classes == 2 else data.n_classes
-        config = MLPConfig(sizes=[data.n_features, *hidden, n_out], activation=options.get("activation") or self.recipe.activation,
-                           loss=loss, seed=seed)
+        config = MLPConfig(
+            sizes=[data.n_features, *hidden, n_out],
+            activation=options.get("activation") or self.recipe.activation,
+            loss=loss,
+            seed=seed,
+        )
         return _validated(config).to_dict()
 
     def options_of(self, model_config: dict[str, Any]) -> dict[str, Any]:
         """The model options (as --hidden/--activation/--loss give them) of a saved config."""
-        return {"hidden": list(model_config.get("sizes", [0, 0])[1:-1]), "activation": model_config.get("activation"),
-                "loss": model_config.get("loss")}
+        return {
+            "hidden": list(model_config.get("sizes", [0, 0])[1:-1]),
+            "activation": model_config.get("activation"),
+            "loss": model_config.get("loss"),
+        }
 
     def table_row(self) -> dict[str, Any]:
         """This task's row of `twograd train --list`."""
         r = self.recipe
-        return {"task": self.name, "model": self.kind, "description": self.description,
-                "network": "-".join(["in", *map(str, r.hidden), "out"]) + f" {r.activation}, {r.loss}",
-                "recipe": {"hidden": list(r.hidden), "activation": r.activation, "loss": r.loss, **r.train.to_dict()}}
+        return {
+            "task": self.name,
+            "model": self.kind,
+            "description": self.description,
+            "network": "-".join(["in", *map(str, r.hidden), "out"]) + f" {r.activation}, {r.loss}",
+            "recipe": {"hidden": list(r.hidden), "activation": r.activation, "loss": r.loss, **r.train.to_dict()},
+        }
 
     def check_size(self, model_config: dict[str, Any], train: TrainConfig, engine: str) -> list[str]:
         """InputError if the network or one step would not fit the MAX_* limits (checked before
@@ -145,36 +159,53 @@ class TabularTask:
         net = "-".join(map(str, sizes))
         n_params = count_parameters(sizes)
         if n_params > MAX_PARAMETERS:
-            raise InputError(f"the network {net} has {n_params:,} parameters, more than the {MAX_PARAMETERS:,} "
-                             "this trainer takes; use smaller --hidden widths")
+            raise InputError(
+                f"the network {net} has {n_params:,} parameters, more than the {MAX_PARAMETERS:,} "
+                "this trainer takes; use smaller --hidden widths"
+            )
         n_rows = len(load_dataset(self.name, seed=model_config["seed"]).y_train)
         rows = min(n_rows, train.batch_size or n_rows)
         n_activations = rows * sum(sizes[1:])
         if n_activations > MAX_ACTIVATIONS:
-            raise InputError(f"a step of the network {net} on {rows} rows holds {n_activations:,} activations, more than "
-                             f"the {MAX_ACTIVATIONS:,} this trainer takes; use smaller --hidden widths or --batch-size")
+            raise InputError(
+                f"a step of the network {net} on {rows} rows holds {n_activations:,} activations, more than "
+                f"the {MAX_ACTIVATIONS:,} this trainer takes; use smaller --hidden widths or --batch-size"
+            )
         if engine != "graph":
             return []
         nodes = graph_nodes_per_step(sizes, rows)
         if nodes > MAX_GRAPH_NODES:
-            raise InputError(f"the graph engine would build ~{nodes:,} nodes per step, more than the {MAX_GRAPH_NODES:,} "
-                             "it takes; use --engine manual, smaller --hidden widths or --batch-size")
+            raise InputError(
+                f"the graph engine would build ~{nodes:,} nodes per step, more than the {MAX_GRAPH_NODES:,} "
+                "it takes; use --engine manual, smaller --hidden widths or --batch-size"
+            )
         seconds = nodes * GRAPH_SECONDS_PER_NODE * train.steps
         if seconds > GRAPH_WARN_SECONDS:
-            return [f"warning: the graph engine builds ~{nodes:,} nodes per step; {train.steps} steps will take "
-                    f"~{seconds:.0f} s (--engine manual takes a fraction of that)"]
+            return [
+                f"warning: the graph engine builds ~{nodes:,} nodes per step; {train.steps} steps will take "
+                f"~{seconds:.0f} s (--engine manual takes a fraction of that)"
+            ]
         return []
 
-    def build(self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None) -> Setup:
+    def build(
+        self, model_config: dict[str, Any], train: TrainConfig, engine: str, kernels: Kernels | None = None
+    ) -> Setup:
         """The model, objective and batches; `kernels` replaces pieces of the MLP's composed pair (models/zoo/kernels.py)."""
         config = _validated(MLPConfig(**model_config))
         data = load_dataset(self.name, seed=config.seed)
         model = MLP(config, kernels=kernels)
         objective = ClassifierObjective(model, data, engine)
         net = "-".join(map(str, config.sizes))
-        batch = "full batch" if not train.batch_size or train.batch_size >= len(data.y_train) else f"batch {train.batch_size}"
-        summary = [data.summary(), f"network {net} {config.activation}, {config.loss} loss, {train.optimizer} lr {train.lr:g}, "
-                   f"{batch}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, seed {config.seed}"]
+        batch = (
+            "full batch"
+            if not train.batch_size or train.batch_size >= len(data.y_train)
+            else f"batch {train.batch_size}"
+        )
+        summary = [
+            data.summary(),
+            f"network {net} {config.activation}, {config.loss} loss, {train.optimizer} lr {train.lr:g}, "
+            f"{batch}, {engine} engine{COMPOSED_NOTE if kernels is not None else ''}, seed {config.seed}",
+        ]
 
         def draw(folder: Path, state: TrainState) -> dict[str, str]:
             return _draw_tabular(folder, state, model, data, net)
@@ -194,26 +225,49 @@ def _draw_tabular(folder: Path, state: TrainState, model: MLP, data: Dataset, ne
     from viz.plots import plot_decision_boundary, plot_loss
 
     steps = [e["step"] for e in state.evals]
-    metrics = {name.replace("_", " "): (steps, [e[name] for e in state.evals]) for name in ("train_accuracy", "test_accuracy")
-               if len(steps) > 1}  # with --eval-every: accuracy over the run on the right-hand axis
-    files = {"loss_curve": str(plot_loss(state.losses, folder / "loss.png", metrics=metrics or None,
-                                         title=f"{data.name}: training loss"))}
+    metrics = {
+        name.replace("_", " "): (steps, [e[name] for e in state.evals])
+        for name in ("train_accuracy", "test_accuracy")
+        if len(steps) > 1
+    }  # with --eval-every: accuracy over the run on the right-hand axis
+    files = {
+        "loss_curve": str(
+            plot_loss(state.losses, folder / "loss.png", metrics=metrics or None, title=f"{data.name}: training loss")
+        )
+    }
     if data.n_features == 2:
         accuracy = model.accuracy(data.X_test, data.y_test)
-        files["decision_boundary"] = str(plot_decision_boundary(
-            model.predict, data.X_train, data.y_train, folder / "decision_boundary.png", X_test=data.X_test,
-            y_test=data.y_test, class_names=data.class_names, title=f"{data.name}: {net} MLP, test accuracy {100 * accuracy:.1f}%"))
+        files["decision_boundary"] = str(
+            plot_decision_boundary(
+                model.predict,
+                data.X_train,
+                data.y_train,
+                folder / "decision_boundary.png",
+                X_test=data.X_test,
+                y_test=data.y_test,
+                class_names=data.class_names,
+                title=f"{data.name}: {net} MLP, test accuracy {100 * accuracy:.1f}%",
+            )
+        )
     return files
 
 
 TABULAR_TASKS: dict[str, TabularTask] = {
-    "xor": TabularTask("xor", Recipe((4,), "tanh", "mse", TrainConfig(steps=500, lr=0.05)),
-                       "the four XOR points"),
-    "moons": TabularTask("moons", Recipe((16, 16), "tanh", "cross_entropy", TrainConfig(steps=1000, lr=0.01)),
-                         "two interleaved half circles, 300 noisy points, 2 classes"),
-    "spirals": TabularTask("spirals", Recipe((32, 32), "tanh", "cross_entropy", TrainConfig(steps=2000, lr=0.01)),
-                           "three interleaved spirals, 300 points, 3 classes"),
-    "iris": TabularTask("iris", Recipe((8,), "tanh", "cross_entropy", TrainConfig(steps=200, lr=0.01)),
-                        "Fisher's iris flowers (shipped with twograd), 4 features, 3 species"),
+    "xor": TabularTask("xor", Recipe((4,), "tanh", "mse", TrainConfig(steps=500, lr=0.05)), "the four XOR points"),
+    "moons": TabularTask(
+        "moons",
+        Recipe((16, 16), "tanh", "cross_entropy", TrainConfig(steps=1000, lr=0.01)),
+        "two interleaved half circles, 300 noisy points, 2 classes",
+    ),
+    "spirals": TabularTask(
+        "spirals",
+        Recipe((32, 32), "tanh", "cross_entropy", TrainConfig(steps=2000, lr=0.01)),
+        "three interleaved spirals, 300 points, 3 classes",
+    ),
+    "iris": TabularTask(
+        "iris",
+        Recipe((8,), "tanh", "cross_entropy", TrainConfig(steps=200, lr=0.01)),
+        "Fisher's iris flowers (shipped with twograd), 4 features, 3 species",
+    ),
 }
 assert set(TABULAR_TASKS) == set(DATASET_NAMES), "every tabular data set has a task"

@@ -42,6 +42,7 @@ TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 #: `last100_loss` in `twograd train --json`: the mean loss of the run's last this-many steps.
 LAST_LOSSES = 100
 
+
 def get_task(name: str) -> Any:
     if name not in TASKS:
         raise InputError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
@@ -56,18 +57,49 @@ def task_table() -> list[dict[str, Any]]:
 def format_task_table(table: list[dict[str, Any]]) -> str:
     """The task table as `twograd train --list` prints it: one row per task with its recipe."""
     head = ["task", "model", "network", "recipe", "what"]
-    rows = [[t["task"], t["model"], t["network"], f"{t['recipe']['optimizer']} lr {t['recipe']['lr']:g}, {t['recipe']['steps']} steps",
-             t["description"]] for t in table]
+    rows = [
+        [
+            t["task"],
+            t["model"],
+            t["network"],
+            f"{t['recipe']['optimizer']} lr {t['recipe']['lr']:g}, {t['recipe']['steps']} steps",
+            t["description"],
+        ]
+        for t in table
+    ]
     return text_table(head, rows)
 
 
 # ---------------------------------------------------------------------------- running a task
 #: the model settings `train` takes (the flags of `twograd train`'s model groups).
-MODEL_OPTIONS: tuple[str, ...] = ("hidden", "activation", "loss", "context", "d_model", "n_heads", "n_layers", "dtype", "data",
-                                  "symbols", "length")
+MODEL_OPTIONS: tuple[str, ...] = (
+    "hidden",
+    "activation",
+    "loss",
+    "context",
+    "d_model",
+    "n_heads",
+    "n_layers",
+    "dtype",
+    "data",
+    "symbols",
+    "length",
+)
 #: the TrainConfig fields `train` takes (the flags of `twograd train`'s training group).
-TRAIN_OPTIONS: tuple[str, ...] = ("steps", "batch_size", "optimizer", "lr", "warmup_steps", "decay", "min_lr", "weight_decay",
-                                  "grad_clip", "eval_every", "checkpoint_every", "seed")
+TRAIN_OPTIONS: tuple[str, ...] = (
+    "steps",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "warmup_steps",
+    "decay",
+    "min_lr",
+    "weight_decay",
+    "grad_clip",
+    "eval_every",
+    "checkpoint_every",
+    "seed",
+)
 
 
 @dataclass(repr=False)
@@ -98,15 +130,26 @@ class TrainReport(Shown):
         return {k: v for k, v in self.outcome.state.evals[-1].items() if k != "step"}
 
     def to_json(self) -> dict[str, Any]:
-        learner = {} if self.learner is None else {"learner": self.learner.to_json()}  # only a run with --learner has it
+        learner = (
+            {} if self.learner is None else {"learner": self.learner.to_json()}
+        )  # only a run with --learner has it
         return {
-            "task": self.task, "model": self.model_kind, "model_config": self.model_config, "engine": self.engine,
-            "train_config": self.train_config.to_dict(), "status": self.status, "steps": self.outcome.state.step,
-            "resumed_from": self.outcome.resumed_from, "seconds": round(self.outcome.seconds, 4),
+            "task": self.task,
+            "model": self.model_kind,
+            "model_config": self.model_config,
+            "engine": self.engine,
+            "train_config": self.train_config.to_dict(),
+            "status": self.status,
+            "steps": self.outcome.state.step,
+            "resumed_from": self.outcome.resumed_from,
+            "seconds": round(self.outcome.seconds, 4),
             "ms_per_step": None if self.outcome.ms_per_step is None else round(self.outcome.ms_per_step, 3),
             "last100_loss": last_losses_mean(self.outcome.state.losses),
-            **finite_or_none(self.metrics), "folder": str(self.folder) if self.folder else None, "files": self.files,
-            "notes": self.notes, **learner,
+            **finite_or_none(self.metrics),
+            "folder": str(self.folder) if self.folder else None,
+            "files": self.files,
+            "notes": self.notes,
+            **learner,
         }
 
     def text(self) -> str:
@@ -141,7 +184,9 @@ def last_losses_mean(losses: list[float], n: int = LAST_LOSSES) -> float | None:
     return float(f"{math.fsum(tail) / len(tail):.6g}")  # six significant digits, as the report prints
 
 
-def _resume_settings(saved: SavedRun, task: str | None, model_options: dict[str, Any], train_options: dict[str, Any]) -> TrainConfig:
+def _resume_settings(
+    saved: SavedRun, task: str | None, model_options: dict[str, Any], train_options: dict[str, Any]
+) -> TrainConfig:
     """The saved run's TrainConfig with a new `steps` if given; InputError when anything else asked differs."""
     where = f"--resume {saved.folder}"
     if task is not None and task != saved.task:
@@ -152,11 +197,15 @@ def _resume_settings(saved: SavedRun, task: str | None, model_options: dict[str,
         if key not in saved_model:
             raise InputError(f"{where}: {saved.task} takes no model option {key!r}")
         if given != saved_model[key]:
-            raise InputError(f"{where}: the run's {key} is {saved_model[key]!r}, not {given!r}; a resumed run keeps its settings")
+            raise InputError(
+                f"{where}: the run's {key} is {saved_model[key]!r}, not {given!r}; a resumed run keeps its settings"
+            )
     current = saved.train_config.to_dict()
     for key, value in train_options.items():
         if key != "steps" and value != current[key]:
-            raise InputError(f"{where}: the run's {key} is {current[key]!r}, not {value!r}; a resumed run keeps its settings")
+            raise InputError(
+                f"{where}: the run's {key} is {current[key]!r}, not {value!r}; a resumed run keeps its settings"
+            )
     steps = train_options.get("steps", saved.train_config.steps)
     return replace(saved.train_config, steps=steps).validate()
 
@@ -171,8 +220,10 @@ def _moved_data(saved: SavedRun, path: str | Path, notes: list[str]) -> dict[str
     resolved = Path(path).expanduser().resolve()
     digest = _sha256(read_text(resolved))
     if digest != recorded["sha256"]:
-        raise InputError(f"--data {path}: not the text this run was trained on (sha256 {digest[:16]}..., the run recorded "
-                         f"{recorded['sha256'][:16]}... for {recorded['source']})")
+        raise InputError(
+            f"--data {path}: not the text this run was trained on (sha256 {digest[:16]}..., the run recorded "
+            f"{recorded['sha256'][:16]}... for {recorded['source']})"
+        )
     if str(resolved) != recorded["source"]:
         notes.append(f"the run's text is now read from {resolved} (moved from {recorded['source']}; the same sha256)")
     return {**saved.model_config, "data": {**recorded, "source": str(resolved)}}
@@ -223,12 +274,16 @@ def train(
         raise InputError("--preset starts a run; a resumed run keeps the settings it was started with")
     if learner is not None:
         if resume is not None:
-            raise InputError("--learner starts a new run; a resumed run continues on the pieces it is given, twograd's "
-                             "(start a new run with --learner to train on your pieces again)")
+            raise InputError(
+                "--learner starts a new run; a resumed run continues on the pieces it is given, twograd's "
+                "(start a new run with --learner to train on your pieces again)"
+            )
         if task is not None and task not in LEARNER_TASKS:
             raise InputError(f"--learner is for the tasks {', '.join(LEARNER_TASKS)}, not {task}")
         if engine == "graph":
-            raise InputError("--learner runs your forward and backward functions: the manual engine (drop --engine graph)")
+            raise InputError(
+                "--learner runs your forward and backward functions: the manual engine (drop --engine graph)"
+            )
     notes: list[str] = []
     saved: SavedRun | None = None
     pieces: LearnerPieces | None = None
@@ -242,21 +297,30 @@ def train(
         model_config = saved.model_config
         if "data" in model_options and saved.task in ("chars", "lines"):  # the run's text, moved: same sha256
             model_config = _moved_data(saved, model_options.pop("data"), notes)
-        elif saved.task in ("chars", "lines") and model_config["data"]["source"] != "pydoc_data.topics" \
-                and not Path(model_config["data"]["source"]).exists():
-            raise InputError(f"--resume {saved.folder}: the run's text {model_config['data']['source']} is missing (moved?); "
-                             f"give its new place with --data FILE (the same text: sha256 {model_config['data']['sha256'][:16]}...)")
+        elif (
+            saved.task in ("chars", "lines")
+            and model_config["data"]["source"] != "pydoc_data.topics"
+            and not Path(model_config["data"]["source"]).exists()
+        ):
+            raise InputError(
+                f"--resume {saved.folder}: the run's text {model_config['data']['source']} is missing (moved?); "
+                f"give its new place with --data FILE (the same text: sha256 {model_config['data']['sha256'][:16]}...)"
+            )
         train_config = _resume_settings(saved, task, model_options, train_options)
         recorded_engine = str(saved.extra.get("engine", "manual"))
         if engine is not None and engine != recorded_engine:
-            notes.append(f"the run was trained with the {recorded_engine} engine, this session used {engine}: the same math, "
-                         f"but the gradients round differently, so the run is not bit for bit one on the {recorded_engine} engine")
+            notes.append(
+                f"the run was trained with the {recorded_engine} engine, this session used {engine}: the same math, "
+                f"but the gradients round differently, so the run is not bit for bit one on the {recorded_engine} engine"
+            )
         engine = engine or recorded_engine
         folder: Path | None = saved.folder
         if isinstance(saved.extra.get("learner"), dict):
             record = saved.extra["learner"]
-            notes.append(f"steps 1 to {record.get('until_step', saved.state.step)} of this run used your pieces "
-                         f"({', '.join(record.get('yours', [])) or 'none'}); this session continued on twograd's")
+            notes.append(
+                f"steps 1 to {record.get('until_step', saved.state.step)} of this run used your pieces "
+                f"({', '.join(record.get('yours', [])) or 'none'}); this session continued on twograd's"
+            )
     else:
         if task is None:
             raise InputError(f"name a task ({', '.join(TASK_NAMES)}) or --resume a run")
@@ -300,32 +364,58 @@ def train(
         elif saved is not None and isinstance(saved.extra.get("learner"), dict):
             extra["learner"] = {"until_step": saved.state.step, **saved.extra["learner"]}
         vocab = getattr(getattr(setup.objective, "data", None), "vocab", None)
-        if vocab is not None:  # so that the run samples without its text file (models.training.sampling.RecordedVocabulary)
+        if (
+            vocab is not None
+        ):  # so that the run samples without its text file (models.training.sampling.RecordedVocabulary)
             extra["vocab"] = list(vocab.tokens)
 
         written: dict[str, Any] = {}  # what the folder holds now: (step, status) of the last write
 
         def checkpoint_into(target: Path, state: TrainState, status: str) -> None:
-            save_run(target, model_kind=the_task.kind, task=the_task.name, model_config=model_config, train_config=train_config,
-                     params=setup.model.state_dict(), state=state, status=status, extra=extra)
+            save_run(
+                target,
+                model_kind=the_task.kind,
+                task=the_task.name,
+                model_config=model_config,
+                train_config=train_config,
+                params=setup.model.state_dict(),
+                state=state,
+                status=status,
+                extra=extra,
+            )
             written["last"] = (state.step, len(state.evals), status)
 
         def on_checkpoint(state: TrainState) -> None:
             if folder is not None:
                 checkpoint_into(folder, state, "finished" if state.step >= train_config.steps else "running")
 
-        trainer = Trainer(setup.objective, setup.batches, train_config, on_checkpoint=None, callback=callback,
-                          progress=progress, desc=the_task.name)
+        trainer = Trainer(
+            setup.objective,
+            setup.batches,
+            train_config,
+            on_checkpoint=None,
+            callback=callback,
+            progress=progress,
+            desc=the_task.name,
+        )
         if saved is not None:
             try:
                 setup.model.load_state_dict(saved.params)
                 trainer.restore(saved.state)
             except ValueError as err:
                 raise CheckpointError(f"--resume {saved.folder}: cannot restore the run: {err}") from None
-            if train_config.steps <= saved.state.step:  # nothing to train: refused (the run checked whole) before a write
-                target = f"--steps {train_config.steps:,} is not above that" if "steps" in train_options else "that was its target"
-                raise InputError(f"--resume {saved.folder}: the run is already at step {saved.state.step:,} and {target}; "
-                                 f"give --steps above {saved.state.step:,} to train further (the folder is left as it is)")
+            if (
+                train_config.steps <= saved.state.step
+            ):  # nothing to train: refused (the run checked whole) before a write
+                target = (
+                    f"--steps {train_config.steps:,} is not above that"
+                    if "steps" in train_options
+                    else "that was its target"
+                )
+                raise InputError(
+                    f"--resume {saved.folder}: the run is already at step {saved.state.step:,} and {target}; "
+                    f"give --steps above {saved.state.step:,} to train further (the folder is left as it is)"
+                )
         for line in setup.summary:
             say(line)
         if saved is not None:
@@ -354,15 +444,28 @@ def train(
                 files.update(_pictures(setup, folder, outcome.state, notes))
             if status == "interrupted":
                 notes.append(f"the run is saved in {folder}; continue with: twograd train --resume {folder}")
-        return TrainReport(the_task.name, the_task.kind, model_config, train_config, engine, status, outcome, setup.model,
-                           folder, files, notes, setup.summary, pieces)
+        return TrainReport(
+            the_task.name,
+            the_task.kind,
+            model_config,
+            train_config,
+            engine,
+            status,
+            outcome,
+            setup.model,
+            folder,
+            files,
+            notes,
+            setup.summary,
+            pieces,
+        )
     finally:
         if claimed is not None:
             release_folder(claimed)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    """"final loss 9.1e-05  train accuracy 100.0%  ...": accuracies as percentages, the rest to 6 digits."""
+    """ "final loss 9.1e-05  train accuracy 100.0%  ...": accuracies as percentages, the rest to 6 digits."""
     parts = []
     for name, value in metrics.items():
         shown = f"{100 * value:.1f}%" if name.endswith("accuracy") else f"{value:.6g}"
@@ -379,8 +482,11 @@ def format_report(report: TrainReport) -> str:
     lines += [f"wrote {path}  ({what.replace('_', ' ')})" for what, path in report.files.items()]
     lines += report.notes
     if report.folder is None:
-        lines.append("add --out DIR to keep a checkpoint (to --resume) and pictures" if report.caller == "cli"
-                     else "pass out=DIR to keep a checkpoint (to resume=DIR) and pictures")
+        lines.append(
+            "add --out DIR to keep a checkpoint (to --resume) and pictures"
+            if report.caller == "cli"
+            else "pass out=DIR to keep a checkpoint (to resume=DIR) and pictures"
+        )
     return "\n".join(lines)
 
 

@@ -120,7 +120,13 @@ def _check_int(name: str, value: Any, low: int) -> None:
 
 
 def _check_float(name: str, value: Any, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
         raise InputError(f"{name} must be a {'positive' if positive else 'non-negative'} finite number, got {value!r}")
 
 
@@ -262,7 +268,10 @@ class _SigintLatch:
             raise KeyboardInterrupt
 
     def __enter__(self) -> _SigintLatch:
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -275,7 +284,9 @@ def in_notebook() -> bool:
     """True inside a running Jupyter kernel (not merely when ipykernel was imported, as a test may do)."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and (type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in getattr(shell, "config", {}))
+    return shell is not None and (
+        type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in getattr(shell, "config", {})
+    )
 
 
 def progress_wanted(quiet: bool) -> bool:
@@ -335,8 +346,12 @@ class Trainer:
     def state(self) -> TrainState:
         """A copy of the current state (call it between steps)."""
         return TrainState(
-            step=self.step, losses=list(self.losses), evals=[dict(e) for e in self.evals],
-            rng_state=_json_rng_state(self.rng), optimizer=self.optimizer.state_dict(), lr=self.lr,
+            step=self.step,
+            losses=list(self.losses),
+            evals=[dict(e) for e in self.evals],
+            rng_state=_json_rng_state(self.rng),
+            optimizer=self.optimizer.state_dict(),
+            lr=self.lr,
         )
 
     def restore(self, state: TrainState) -> None:
@@ -348,7 +363,12 @@ class Trainer:
             self.rng.bit_generator.state = state.rng_state
         except (TypeError, ValueError, KeyError) as err:
             raise InputError(f"the saved random state cannot be restored: {err}") from None
-        self.step, self.losses, self.evals, self.lr = state.step, list(state.losses), [dict(e) for e in state.evals], state.lr
+        self.step, self.losses, self.evals, self.lr = (
+            state.step,
+            list(state.losses),
+            [dict(e) for e in state.evals],
+            state.lr,
+        )
 
     # ------------------------------------------------------------------ the loop
     def evaluate(self) -> dict[str, float]:
@@ -377,7 +397,14 @@ class Trainer:
             # Nothing of this step is kept: the generator goes back to where step k began.
             self.rng.bit_generator.state = rng_before
             raise
-        lr = scheduled_lr(self.step, lr=cfg.lr, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps, decay=cfg.decay, min_lr=cfg.min_lr)
+        lr = scheduled_lr(
+            self.step,
+            lr=cfg.lr,
+            total_steps=cfg.steps,
+            warmup_steps=cfg.warmup_steps,
+            decay=cfg.decay,
+            min_lr=cfg.min_lr,
+        )
         latch.enter_critical()  # the only place parameters change; a second Ctrl-C waits for it
         try:
             self.optimizer.lr = lr
@@ -389,8 +416,10 @@ class Trainer:
             latch.leave_critical()
         # One sum sees any NaN or infinity (and overflows only for a run that is diverging anyway).
         if not math.isfinite(float(params.sum())):
-            raise Diverged(f"training diverged at step {self.step}: the update made parameters non-finite; "
-                           "try a smaller --lr", state_is_good=False)
+            raise Diverged(
+                f"training diverged at step {self.step}: the update made parameters non-finite; try a smaller --lr",
+                state_is_good=False,
+            )
         return loss
 
     def run(self) -> Outcome:
@@ -400,8 +429,16 @@ class Trainer:
         start = self.step
         notes: list[str] = []
         status = "finished"
-        bar = tqdm(total=cfg.steps, initial=start, desc=self.desc, disable=not self.progress, file=sys.stderr,
-                   dynamic_ncols=True, leave=False, unit="step")
+        bar = tqdm(
+            total=cfg.steps,
+            initial=start,
+            desc=self.desc,
+            disable=not self.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+            unit="step",
+        )
         last_refresh = 0.0
         began = time.perf_counter()
         step_seconds: list[float] = []
@@ -441,8 +478,9 @@ class Trainer:
         state = self.state()
         if self.on_checkpoint:
             self.on_checkpoint(state)
-        return Outcome(status=status, state=state, resumed_from=start, seconds=seconds, notes=notes,
-                       step_seconds=step_seconds)
+        return Outcome(
+            status=status, state=state, resumed_from=start, seconds=seconds, notes=notes, step_seconds=step_seconds
+        )
 
 
 class Interrupted(KeyboardInterrupt):
@@ -456,8 +494,10 @@ def run_to_end(trainer: Trainer) -> Outcome:
     exits 130, writing nothing it had not written before)."""
     outcome = trainer.run()
     if outcome.status != "finished":
-        raise Interrupted(f"{trainer.desc} {'; '.join(outcome.notes) or 'interrupted'}: the experiment stopped there "
-                          "and wrote nothing")
+        raise Interrupted(
+            f"{trainer.desc} {'; '.join(outcome.notes) or 'interrupted'}: the experiment stopped there "
+            "and wrote nothing"
+        )
     return outcome
 
 

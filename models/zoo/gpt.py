@@ -131,9 +131,16 @@ class GPTConfig:
             raise InputError(f"GPTConfig.d_ff must be a whole number >= 1 or None, got {self.d_ff!r}")
         if self.d_model % self.n_heads:
             raise InputError(f"GPTConfig: d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
-        for name, choices in (("activation", ACTIVATIONS), ("norm", NORMS), ("positions", POSITIONS), ("dtype", DTYPES)):
+        for name, choices in (
+            ("activation", ACTIVATIONS),
+            ("norm", NORMS),
+            ("positions", POSITIONS),
+            ("dtype", DTYPES),
+        ):
             if getattr(self, name) not in choices:
-                raise InputError(f"GPTConfig.{name}: unknown {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
+                raise InputError(
+                    f"GPTConfig.{name}: unknown {getattr(self, name)!r}; choose one of: {', '.join(choices)}"
+                )
         for name in ("bias", "tied", "scale_embedding", "norm_gain", "embed_norm", "final_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"GPTConfig.{name} must be true or false, got {getattr(self, name)!r}")
@@ -148,10 +155,20 @@ class GPTConfig:
 
     def static(self) -> dict[str, Any]:
         """The keyword arguments of `gpt_loops` / `gpt_forward` (what the shapes do not tell)."""
-        return {"n_heads": self.n_heads, "n_layers": self.n_layers, "activation": self.activation, "norm": self.norm,
-                "bias": self.bias, "positions": self.positions, "tied": self.tied,
-                "scale_embedding": self.scale_embedding, "eps": self.eps, "norm_gain": self.norm_gain,
-                "embed_norm": self.embed_norm, "final_norm": self.final_norm}
+        return {
+            "n_heads": self.n_heads,
+            "n_layers": self.n_layers,
+            "activation": self.activation,
+            "norm": self.norm,
+            "bias": self.bias,
+            "positions": self.positions,
+            "tied": self.tied,
+            "scale_embedding": self.scale_embedding,
+            "eps": self.eps,
+            "norm_gain": self.norm_gain,
+            "embed_norm": self.embed_norm,
+            "final_norm": self.final_norm,
+        }
 
 
 def count_parameters(config: GPTConfig) -> int:
@@ -163,8 +180,13 @@ def count_parameters(config: GPTConfig) -> int:
     if config.bias:
         block += 4 * C + F + C + 2 * shift
     norms = (gain + shift) * (int(config.embed_norm) + int(config.final_norm))
-    return V * C + (config.context * C if config.positions == "learned" else 0) + config.n_layers * block + norms \
+    return (
+        V * C
+        + (config.context * C if config.positions == "learned" else 0)
+        + config.n_layers * block
+        + norms
         + (0 if config.tied else C * V)
+    )
 
 
 def _norm_names(prefix: str, norm: str, bias: bool, norm_gain: bool) -> list[str]:
@@ -177,8 +199,16 @@ def _block_names(norm: str, bias: bool, norm_gain: bool) -> list[str]:
     return [n for n in block_param_names(norm, bias) if norm_gain or n not in GAIN_NAMES]
 
 
-def gpt_param_names(n_layers: int, norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-                    norm_gain: bool = True, embed_norm: bool = False, final_norm: bool = True) -> list[str]:
+def gpt_param_names(
+    n_layers: int,
+    norm: str = "layer",
+    bias: bool = True,
+    positions: str = "learned",
+    tied: bool = True,
+    norm_gain: bool = True,
+    embed_norm: bool = False,
+    final_norm: bool = True,
+) -> list[str]:
     """Parameter names in argument order: wte, [wpe], [norm_e.*], h{l}.<block names>, [norm_f.*], [head].
 
     norm_e / norm_f hold gamma (unless norm_gain is False) and, for a layer norm with biases, beta."""
@@ -205,22 +235,41 @@ def gpt_param_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     block = {"Wq": (C, C), "Wk": (C, C), "Wv": (C, C), "Wo": (C, C), "W1": (C, F), "W2": (F, C), "b1": (F,)}
     fixed = {"wte": (V, C), "wpe": (T, C), "head": (C, V)}
     shapes: dict[str, tuple[int, ...]] = {}
-    for name in gpt_param_names(config.n_layers, config.norm, config.bias, config.positions, config.tied,
-                                config.norm_gain, config.embed_norm, config.final_norm):
+    for name in gpt_param_names(
+        config.n_layers,
+        config.norm,
+        config.bias,
+        config.positions,
+        config.tied,
+        config.norm_gain,
+        config.embed_norm,
+        config.final_norm,
+    ):
         short = name.partition(".")[2]
         shapes[name] = fixed[name] if name in fixed else block.get(short, (C,)) if name.startswith("h") else (C,)
     return shapes
 
 
-def _names(n_layers: int, norm: str, bias: bool, positions: str, tied: bool, norm_gain: bool = True,
-           embed_norm: bool = False, final_norm: bool = True, **_: Any) -> list[str]:
+def _names(
+    n_layers: int,
+    norm: str,
+    bias: bool,
+    positions: str,
+    tied: bool,
+    norm_gain: bool = True,
+    embed_norm: bool = False,
+    final_norm: bool = True,
+    **_: Any,
+) -> list[str]:
     return gpt_param_names(n_layers, norm, bias, positions, tied, norm_gain, embed_norm, final_norm)
 
 
 def _block_args(p: dict[str, Any], layer: int, norm: str, bias: bool, ones: Any) -> list[Any]:
     """Block `layer`'s arguments in `block_param_names` order; a gain the model does not have is
     the constant `ones` (plain 1.0s in the loops form: no Value, no gradient)."""
-    return [p.get(f"h{layer}.{n}", ones) if n in GAIN_NAMES else p[f"h{layer}.{n}"] for n in block_param_names(norm, bias)]
+    return [
+        p.get(f"h{layer}.{n}", ones) if n in GAIN_NAMES else p[f"h{layer}.{n}"] for n in block_param_names(norm, bias)
+    ]
 
 
 def _block_kwargs(n_heads: int, activation: str, norm: str, eps: float, **_: Any) -> dict[str, Any]:
@@ -235,10 +284,24 @@ def _split(params: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- loops form
-def gpt_loops(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
-              norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-              scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
-              final_norm: bool = True, ignore_index: int = IGNORE_INDEX) -> Any:
+def gpt_loops(
+    *params: Any,
+    idx: Any,
+    targets: Any,
+    n_heads: int,
+    n_layers: int,
+    activation: str = "gelu",
+    norm: str = "layer",
+    bias: bool = True,
+    positions: str = "learned",
+    tied: bool = True,
+    scale_embedding: bool = False,
+    eps: float = DEFAULT_EPS,
+    norm_gain: bool = True,
+    embed_norm: bool = False,
+    final_norm: bool = True,
+    ignore_index: int = IGNORE_INDEX,
+) -> Any:
     """The loss of the GPT on nested lists (floats or Values): the pieces' loops forms, in order."""
     names = _names(n_layers, norm, bias, positions, tied, norm_gain, embed_norm, final_norm)
     p = _split(params, names)
@@ -251,7 +314,11 @@ def gpt_loops(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int,
     block = _block_kwargs(n_heads, activation, norm, eps)
     for layer in range(n_layers):
         x = transformer_block_loops(x, *_block_args(p, layer, norm, bias, ones), **block)
-    h = [_norm_loops(norm, seq, p.get("norm_f.gamma", ones), p.get("norm_f.beta"), eps) for seq in x] if final_norm else x
+    h = (
+        [_norm_loops(norm, seq, p.get("norm_f.gamma", ones), p.get("norm_f.beta"), eps) for seq in x]
+        if final_norm
+        else x
+    )
     head = [list(col) for col in zip(*p["wte"])] if tied else p["head"]  # (C, V): E^T when tied
     logits = [matmul_loops(seq, head) for seq in h]  # (B, T, V)
     return sequence_cross_entropy_loops(logits, targets=targets, ignore_index=ignore_index)
@@ -272,8 +339,9 @@ class GPTCache(NamedTuple):
     norm_e: Any = None  # the embedding norm's cache (embed_norm), else None; norm_f is None without final_norm
 
 
-def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any],
-               kernels: Kernels | None = None) -> tuple[np.ndarray, list[Any]]:
+def gpt_hidden(
+    p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any], kernels: Kernels | None = None
+) -> tuple[np.ndarray, list[Any]]:
     """h = Norm_f(x_N) (B, T, C) and the caches on the way (embedding, positions, blocks, norm).
 
     `kernels` replaces the blocks' pieces and the norms (models/zoo/kernels.py); None is nn's own."""
@@ -288,8 +356,9 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
     ones = np.ones(x.shape[-1], dtype=dt)  # the gain of a norm without one: a constant
     norm_e_cache = None
     if static.get("embed_norm", False):
-        x, norm_e_cache = norm_kernel_forward(kernels, static["norm"], x, p.get("norm_e.gamma", ones), p.get("norm_e.beta"),
-                                              static["eps"])
+        x, norm_e_cache = norm_kernel_forward(
+            kernels, static["norm"], x, p.get("norm_e.gamma", ones), p.get("norm_e.beta"), static["eps"]
+        )
         x = x.astype(dt, copy=False)
     block = _block_kwargs(**static)
     block_caches = []
@@ -298,21 +367,47 @@ def gpt_hidden(p: dict[str, np.ndarray], idx: np.ndarray, static: dict[str, Any]
         block_caches.append(c)
     norm_cache = None
     if static.get("final_norm", True):
-        x, norm_cache = norm_kernel_forward(kernels, static["norm"], x, p.get("norm_f.gamma", ones), p.get("norm_f.beta"),
-                                            static["eps"])
+        x, norm_cache = norm_kernel_forward(
+            kernels, static["norm"], x, p.get("norm_f.gamma", ones), p.get("norm_f.beta"), static["eps"]
+        )
     return x.astype(dt, copy=False), [embed_cache, pos_cache, block_caches, norm_cache, norm_e_cache]
 
 
-def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
-                norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-                scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
-                final_norm: bool = True, ignore_index: int = IGNORE_INDEX,
-                kernels: Kernels | None = None) -> tuple[np.ndarray, GPTCache]:
+def gpt_forward(
+    *params: Any,
+    idx: Any,
+    targets: Any,
+    n_heads: int,
+    n_layers: int,
+    activation: str = "gelu",
+    norm: str = "layer",
+    bias: bool = True,
+    positions: str = "learned",
+    tied: bool = True,
+    scale_embedding: bool = False,
+    eps: float = DEFAULT_EPS,
+    norm_gain: bool = True,
+    embed_norm: bool = False,
+    final_norm: bool = True,
+    ignore_index: int = IGNORE_INDEX,
+    kernels: Kernels | None = None,
+) -> tuple[np.ndarray, GPTCache]:
     """The loss (0-d) of the GPT on idx (B, T) against targets (B, T), composing the nn manual forwards
     (or the pieces `kernels` replaces: models/zoo/kernels.py; `gpt_backward` follows the cache)."""
-    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
-              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
-              "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
+    static: dict[str, Any] = {
+        "n_heads": n_heads,
+        "n_layers": n_layers,
+        "activation": activation,
+        "norm": norm,
+        "bias": bias,
+        "positions": positions,
+        "tied": tied,
+        "scale_embedding": scale_embedding,
+        "eps": eps,
+        "norm_gain": norm_gain,
+        "embed_norm": embed_norm,
+        "final_norm": final_norm,
+    }
     names = _names(**static)
     p = _split(params, names)
     idx = np.asarray(idx)
@@ -322,8 +417,19 @@ def gpt_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: in
     logits2, head_cache = matmul_forward(h.reshape(B * T, C), W_head)  # (B*T, V)
     logits = logits2.reshape(B, T, -1)
     loss, loss_cache = sequence_cross_entropy_forward(logits, targets=targets, ignore_index=ignore_index)
-    cache = GPTCache(embed_cache, pos_cache, block_caches, norm_cache, head_cache, loss_cache, names, static, (B, T, C), logits,
-                     norm_e_cache)
+    cache = GPTCache(
+        embed_cache,
+        pos_cache,
+        block_caches,
+        norm_cache,
+        head_cache,
+        loss_cache,
+        names,
+        static,
+        (B, T, C),
+        logits,
+        norm_e_cache,
+    )
     return loss, cache
 
 
@@ -353,7 +459,9 @@ def gpt_backward_logits(dlogits: np.ndarray, cache: GPTCache) -> tuple[np.ndarra
     dt = cache.logits.dtype
     dh2, dW_head = matmul_backward(dlogits.reshape(B * T, -1).astype(dt, copy=False), cache.head)  # (B*T, C), (C, V)
     dx = dh2.reshape(B, T, C)
-    grads: dict[str, np.ndarray | None] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
+    grads: dict[
+        str, np.ndarray | None
+    ] = {}  # a gradient of a constant (a gain the model does not have) is dropped below
     if cache.norm_f is not None:
         dx, grads["norm_f.gamma"], grads["norm_f.beta"] = norm_kernel_backward(dx, cache.norm_f)
     for layer in range(static["n_layers"] - 1, -1, -1):
@@ -397,8 +505,16 @@ def init_gpt_params(config: GPTConfig) -> dict[str, np.ndarray]:
         params["head"] = rng.standard_normal((C, V)) / math.sqrt(C)  # (C, V)
     # Only the config's parameters, in `gpt_param_names` order (the random draws above are the
     # same whatever the norms hold, so a config's weights do not depend on its norm options).
-    names = gpt_param_names(config.n_layers, config.norm, config.bias, config.positions, config.tied,
-                            config.norm_gain, config.embed_norm, config.final_norm)
+    names = gpt_param_names(
+        config.n_layers,
+        config.norm,
+        config.bias,
+        config.positions,
+        config.tied,
+        config.norm_gain,
+        config.embed_norm,
+        config.final_norm,
+    )
     return {n: params[n] for n in names}
 
 
@@ -429,7 +545,9 @@ class GPT(Module):
         # None: nn's own, and the fused step trains. A model with kernels always runs the composed pair.
         self.kernels = check_kernels(kernels, GPT_PIECES, "GPT")
         c = self.config
-        self.names = gpt_param_names(c.n_layers, c.norm, c.bias, c.positions, c.tied, c.norm_gain, c.embed_norm, c.final_norm)
+        self.names = gpt_param_names(
+            c.n_layers, c.norm, c.bias, c.positions, c.tied, c.norm_gain, c.embed_norm, c.final_norm
+        )
         # wte, wpe, head are the GPT's own; "h0.Wq" lives in submodule h0 as "Wq" (same order)
         entries: list[tuple[str, Any]] = []
         for name, array in init_gpt_params(self.config).items():  # in gpt_param_names order
@@ -493,7 +611,9 @@ class GPT(Module):
         """`loss_and_grad` by the composed manual pairs (`gpt_forward` / `gpt_backward`): the reference
         (with the model's `kernels` in place of the pieces they replace)."""
         idx = self._check_idx(idx)
-        loss, cache = gpt_forward(*self.param_list(), idx=idx, targets=targets, **self.config.static(), kernels=self.kernels)
+        loss, cache = gpt_forward(
+            *self.param_list(), idx=idx, targets=targets, **self.config.static(), kernels=self.kernels
+        )
         for acc, g in zip(self.grad_list(), gpt_backward(np.ones(()), cache)):
             acc += g
         return float(loss)
@@ -514,14 +634,19 @@ class GPT(Module):
         idx = self._check_idx(idx)
         arrays = dict(zip(self.names, (p.astype(np.float64) for p in self.param_list())))
         loss, grads = graph_gradients(
-            lambda leaves: gpt_loops(*(leaves[n] for n in self.names), idx=idx, targets=targets, **self.config.static()), arrays)
+            lambda leaves: gpt_loops(
+                *(leaves[n] for n in self.names), idx=idx, targets=targets, **self.config.static()
+            ),
+            arrays,
+        )
         for acc, name in zip(self.grad_list(), self.names):
             acc += grads[name]
         return float(loss)
 
     def loss(self, idx: np.ndarray, targets: np.ndarray) -> float:
-        loss, _ = gpt_forward(*self.param_list(), idx=self._check_idx(idx), targets=targets, **self.config.static(),
-                              kernels=self.kernels)
+        loss, _ = gpt_forward(
+            *self.param_list(), idx=self._check_idx(idx), targets=targets, **self.config.static(), kernels=self.kernels
+        )
         return float(loss)
 
     def attention_maps(self, idx: np.ndarray) -> list[np.ndarray]:
@@ -555,16 +680,42 @@ def _gpt_case(config: GPTConfig, B: int, T: int, n_ignored: int = 0) -> Any:
     return make
 
 
-def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
-               norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-               scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True, embed_norm: bool = False,
-               final_norm: bool = True, ignore_index: int = IGNORE_INDEX) -> Any:
+def _gpt_torch(
+    torch: Any,
+    *params: Any,
+    idx: Any,
+    targets: Any,
+    n_heads: int,
+    n_layers: int,
+    activation: str = "gelu",
+    norm: str = "layer",
+    bias: bool = True,
+    positions: str = "learned",
+    tied: bool = True,
+    scale_embedding: bool = False,
+    eps: float = DEFAULT_EPS,
+    norm_gain: bool = True,
+    embed_norm: bool = False,
+    final_norm: bool = True,
+    ignore_index: int = IGNORE_INDEX,
+) -> Any:
     """The torch referee (see `nn.registry.Piece`): the same GPT from torch ops and the block's torch form."""
     from nn.transformer_block import _block_torch
 
-    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
-              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps,
-              "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm}
+    static: dict[str, Any] = {
+        "n_heads": n_heads,
+        "n_layers": n_layers,
+        "activation": activation,
+        "norm": norm,
+        "bias": bias,
+        "positions": positions,
+        "tied": tied,
+        "scale_embedding": scale_embedding,
+        "eps": eps,
+        "norm_gain": norm_gain,
+        "embed_norm": embed_norm,
+        "final_norm": final_norm,
+    }
     p = _split(params, _names(**static))
     C = p["wte"].shape[1]
     T = idx.shape[1]
@@ -590,7 +741,9 @@ def _gpt_torch(torch: Any, *params: Any, idx: Any, targets: Any, n_heads: int, n
         x = _block_torch(torch, x, *_block_args(p, layer, norm, bias, ones), **block)
     h = normed(x, "norm_f") if final_norm else x
     logits = h @ (p["wte"].T if tied else p["head"])
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=ignore_index)
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=ignore_index
+    )
 
 
 #: the name every registry case of the one-file GPT's norm options starts with (the fused
@@ -607,17 +760,61 @@ GPT_PIECE = register(
         forward=gpt_forward,
         backward=gpt_backward,
         cases=(
-            Case("tied, learned positions, layer norm, gelu: V=7 T=4 C=8 H=2 N=2", _gpt_case(SMALL, B=2, T=4, n_ignored=2)),
-            Case("untied, sinusoidal, scaled embedding", _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False,
-                 "positions": "sinusoidal", "scale_embedding": True}), B=1, T=3)),
-            Case("untied, RMSNorm, relu, no biases (the micro GPT's shape)", _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False,
-                 "norm": "rms", "activation": "relu", "bias": False, "n_layers": 1}), B=2, T=4, n_ignored=1)),
-            Case(f"{ONE_FILE}: RMSNorm without gains after the embedding, no final norm (the micro preset)",
-                 _gpt_case(GPTConfig(**{**SMALL.to_dict(), "tied": False, "norm": "rms", "activation": "relu", "bias": False,
-                                        "n_layers": 1, "norm_gain": False, "embed_norm": True, "final_norm": False}), B=2, T=4,
-                           n_ignored=1)),
-            Case(f"{ONE_FILE}: layer norm with shifts but no gains, embedding norm, final norm",
-                 _gpt_case(GPTConfig(**{**SMALL.to_dict(), "norm_gain": False, "embed_norm": True}), B=1, T=3)),
+            Case(
+                "tied, learned positions, layer norm, gelu: V=7 T=4 C=8 H=2 N=2",
+                _gpt_case(SMALL, B=2, T=4, n_ignored=2),
+            ),
+            Case(
+                "untied, sinusoidal, scaled embedding",
+                _gpt_case(
+                    GPTConfig(**{**SMALL.to_dict(), "tied": False, "positions": "sinusoidal", "scale_embedding": True}),
+                    B=1,
+                    T=3,
+                ),
+            ),
+            Case(
+                "untied, RMSNorm, relu, no biases (the micro GPT's shape)",
+                _gpt_case(
+                    GPTConfig(
+                        **{
+                            **SMALL.to_dict(),
+                            "tied": False,
+                            "norm": "rms",
+                            "activation": "relu",
+                            "bias": False,
+                            "n_layers": 1,
+                        }
+                    ),
+                    B=2,
+                    T=4,
+                    n_ignored=1,
+                ),
+            ),
+            Case(
+                f"{ONE_FILE}: RMSNorm without gains after the embedding, no final norm (the micro preset)",
+                _gpt_case(
+                    GPTConfig(
+                        **{
+                            **SMALL.to_dict(),
+                            "tied": False,
+                            "norm": "rms",
+                            "activation": "relu",
+                            "bias": False,
+                            "n_layers": 1,
+                            "norm_gain": False,
+                            "embed_norm": True,
+                            "final_norm": False,
+                        }
+                    ),
+                    B=2,
+                    T=4,
+                    n_ignored=1,
+                ),
+            ),
+            Case(
+                f"{ONE_FILE}: layer norm with shifts but no gains, embedding norm, final norm",
+                _gpt_case(GPTConfig(**{**SMALL.to_dict(), "norm_gain": False, "embed_norm": True}), B=1, T=3),
+            ),
         ),
         description="whole GPT loss: embeddings, positions, N causal pre-norm blocks, final norm, head, sequence CE",
         tags=("model",),
@@ -627,7 +824,9 @@ GPT_PIECE = register(
 
 
 # ---------------------------------------------------------------------------- pictures
-def save_attention_maps(model: GPT, idx: np.ndarray, tokens: list[str], folder: Any, stem: str = "attention") -> list[Any]:
+def save_attention_maps(
+    model: GPT, idx: np.ndarray, tokens: list[str], folder: Any, stem: str = "attention"
+) -> list[Any]:
     """One heatmap per block of the model's attention on one sequence idx (1, T), a panel per head:
     `folder/<stem>_layer<l>.png`. Raises viz.plots.PlotsUnavailable without matplotlib."""
     from pathlib import Path
@@ -636,7 +835,9 @@ def save_attention_maps(model: GPT, idx: np.ndarray, tokens: list[str], folder: 
 
     idx = np.asarray(idx)
     if idx.ndim != 2 or idx.shape[0] != 1 or len(tokens) != idx.shape[1]:
-        raise InputError(f"save_attention_maps: one sequence (1, T) with T token labels, got {idx.shape} and {len(tokens)} labels")
+        raise InputError(
+            f"save_attention_maps: one sequence (1, T) with T token labels, got {idx.shape} and {len(tokens)} labels"
+        )
     Path(folder).mkdir(parents=True, exist_ok=True)
     paths = []
     for layer, weights in enumerate(model.attention_maps(idx)):  # (1, H, T, T) each
@@ -651,21 +852,47 @@ def save_attention_maps(model: GPT, idx: np.ndarray, tokens: list[str], folder: 
 _MODELS: dict[tuple[Any, ...], GPT] = {}
 
 
-def gpt_fused_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_layers: int, activation: str = "gelu",
-                      norm: str = "layer", bias: bool = True, positions: str = "learned", tied: bool = True,
-                      scale_embedding: bool = False, eps: float = DEFAULT_EPS, norm_gain: bool = True,
-                      embed_norm: bool = False, final_norm: bool = True,
-                      ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+def gpt_fused_forward(
+    *params: Any,
+    idx: Any,
+    targets: Any,
+    n_heads: int,
+    n_layers: int,
+    activation: str = "gelu",
+    norm: str = "layer",
+    bias: bool = True,
+    positions: str = "learned",
+    tied: bool = True,
+    scale_embedding: bool = False,
+    eps: float = DEFAULT_EPS,
+    norm_gain: bool = True,
+    embed_norm: bool = False,
+    final_norm: bool = True,
+    ignore_index: int = IGNORE_INDEX,
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """The GPT's loss (0-d) by the fused step, on explicit parameter arrays in `gpt_param_names` order
     (the signature of `models.zoo.gpt.gpt_forward`). The fused step computes the gradients with the
     loss, so the cache is the gradients themselves."""
     if not norm_gain or embed_norm or not final_norm:
-        raise InputError("gpt_fused: the one-file GPT's norm options (norm_gain False, embed_norm, final_norm False) "
-                         "are not fused; GPT.loss_and_grad runs the composed pieces for them")
+        raise InputError(
+            "gpt_fused: the one-file GPT's norm options (norm_gain False, embed_norm, final_norm False) "
+            "are not fused; GPT.loss_and_grad runs the composed pieces for them"
+        )
     if ignore_index != IGNORE_INDEX:
-        raise InputError(f"gpt_fused: the fused step ignores targets equal to {IGNORE_INDEX}, got ignore_index={ignore_index}")
-    static: dict[str, Any] = {"n_heads": n_heads, "n_layers": n_layers, "activation": activation, "norm": norm, "bias": bias,
-              "positions": positions, "tied": tied, "scale_embedding": scale_embedding, "eps": eps}
+        raise InputError(
+            f"gpt_fused: the fused step ignores targets equal to {IGNORE_INDEX}, got ignore_index={ignore_index}"
+        )
+    static: dict[str, Any] = {
+        "n_heads": n_heads,
+        "n_layers": n_layers,
+        "activation": activation,
+        "norm": norm,
+        "bias": bias,
+        "positions": positions,
+        "tied": tied,
+        "scale_embedding": scale_embedding,
+        "eps": eps,
+    }
     p = _split(params, _names(**static))
     arrays = {n: np.asarray(a) for n, a in p.items()}
     V, C = arrays["wte"].shape
@@ -674,10 +901,24 @@ def gpt_fused_forward(*params: Any, idx: Any, targets: Any, n_heads: int, n_laye
     key = (V, C, context, arrays["h0.W1"].shape[1], dtype, tuple(sorted(static.items())))
     model = _MODELS.get(key)
     if model is None:
-        model = _MODELS[key] = GPT(GPTConfig(vocab_size=V, context=context, d_model=C, n_heads=n_heads, n_layers=n_layers,
-                                             d_ff=arrays["h0.W1"].shape[1], activation=activation, norm=norm, bias=bias,
-                                             positions=positions, tied=tied, scale_embedding=scale_embedding, eps=eps,
-                                             dtype=dtype))
+        model = _MODELS[key] = GPT(
+            GPTConfig(
+                vocab_size=V,
+                context=context,
+                d_model=C,
+                n_heads=n_heads,
+                n_layers=n_layers,
+                d_ff=arrays["h0.W1"].shape[1],
+                activation=activation,
+                norm=norm,
+                bias=bias,
+                positions=positions,
+                tied=tied,
+                scale_embedding=scale_embedding,
+                eps=eps,
+                dtype=dtype,
+            )
+        )
     for name, target in zip(model.names, model.param_list()):
         if arrays[name].shape != target.shape:
             raise InputError(f"gpt_fused: {name} must have shape {target.shape}, got {arrays[name].shape}")
@@ -694,19 +935,24 @@ def gpt_fused_backward(dout: Any, cache: tuple[np.ndarray, ...]) -> tuple[np.nda
 
 
 def _register() -> None:
-    register(Piece(
-        name="gpt_fused",
-        loops=gpt_loops,
-        forward=gpt_fused_forward,
-        backward=gpt_fused_backward,
-        # the one-file GPT's norm options run the composed pieces (GPT.loss_and_grad), not this step
-        cases=tuple(c for c in GPT_PIECE.cases if not c.name.startswith(ONE_FILE)),
-        description="the GPT loss by the fused training step (models.zoo.gpt_fused): the gpt piece's math and cases",
-        tags=("model",),
-        torch=_gpt_torch,
-        covers=((norm_forward, norm_backward), (act_forward, act_backward),
-                (causal_attention_forward, causal_attention_backward)),
-    ))
+    register(
+        Piece(
+            name="gpt_fused",
+            loops=gpt_loops,
+            forward=gpt_fused_forward,
+            backward=gpt_fused_backward,
+            # the one-file GPT's norm options run the composed pieces (GPT.loss_and_grad), not this step
+            cases=tuple(c for c in GPT_PIECE.cases if not c.name.startswith(ONE_FILE)),
+            description="the GPT loss by the fused training step (models.zoo.gpt_fused): the gpt piece's math and cases",
+            tags=("model",),
+            torch=_gpt_torch,
+            covers=(
+                (norm_forward, norm_backward),
+                (act_forward, act_backward),
+                (causal_attention_forward, causal_attention_backward),
+            ),
+        )
+    )
 
 
 _register()

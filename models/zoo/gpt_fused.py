@@ -72,8 +72,18 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 # ============================================================================ norms
-def norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, eps: float, rms: bool,
-                 xhat: np.ndarray, rstd: np.ndarray, out: np.ndarray, inv_c: np.ndarray, stat: np.ndarray) -> None:
+def norm_forward(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray | None,
+    eps: float,
+    rms: bool,
+    xhat: np.ndarray,
+    rstd: np.ndarray,
+    out: np.ndarray,
+    inv_c: np.ndarray,
+    stat: np.ndarray,
+) -> None:
     """out = gamma * xhat + beta, rows of x (N, C); xhat (N, C) and rstd (N,) kept for backward.
 
         layer: mean = x 1/C,  xhat = (x - mean) rstd,  rstd = 1 / sqrt(((x - mean)^2) 1/C + eps)
@@ -102,10 +112,23 @@ def norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, eps:
         out += beta
 
 
-def norm_backward(dy: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, gamma: np.ndarray, rms: bool,
-                  dgamma: np.ndarray, dbeta: np.ndarray | None, dx: np.ndarray, accumulate: bool,
-                  ones_n: np.ndarray, inv_c: np.ndarray, t1: np.ndarray, t2: np.ndarray,
-                  m1: np.ndarray, m2: np.ndarray) -> None:
+def norm_backward(
+    dy: np.ndarray,
+    xhat: np.ndarray,
+    rstd: np.ndarray,
+    gamma: np.ndarray,
+    rms: bool,
+    dgamma: np.ndarray,
+    dbeta: np.ndarray | None,
+    dx: np.ndarray,
+    accumulate: bool,
+    ones_n: np.ndarray,
+    inv_c: np.ndarray,
+    t1: np.ndarray,
+    t2: np.ndarray,
+    m1: np.ndarray,
+    m2: np.ndarray,
+) -> None:
     """The norm's backward from dy (N, C): dgamma, dbeta ADDED into; dx written (or added with `accumulate`).
 
     With g = dy * gamma (per row, r = rstd), as `nn.normalization` derives:
@@ -209,8 +232,9 @@ def act_backward(
 
 
 # ============================================================================ attention
-def causal_attention_forward(heads: np.ndarray, Pt: np.ndarray, Oh: np.ndarray, mask_t: np.ndarray,
-                             ones_t: np.ndarray, colsum: np.ndarray) -> None:
+def causal_attention_forward(
+    heads: np.ndarray, Pt: np.ndarray, Oh: np.ndarray, mask_t: np.ndarray, ones_t: np.ndarray, colsum: np.ndarray
+) -> None:
     """Oh = softmax(qs k^T + causal) v per (batch, head), with P^T kept in Pt (B, H, Tk, Tq).
 
     heads (3, B, H, T, D) holds qs = q / sqrt(D) (the scale is already in Wq, bq), k, v.
@@ -241,9 +265,17 @@ def causal_attention_forward(heads: np.ndarray, Pt: np.ndarray, Oh: np.ndarray, 
         np.matmul(np.swapaxes(P, -1, -2), v[c], out=Oh[c])  # P v (chunk, H, Tq, D)
 
 
-def causal_attention_backward(dOh: np.ndarray, heads: np.ndarray, Pt: np.ndarray, Oh: np.ndarray,
-                              dheads: tuple[np.ndarray, np.ndarray, np.ndarray], rowdot: np.ndarray,
-                              prod: np.ndarray, ones_d: np.ndarray, scratch: np.ndarray) -> None:
+def causal_attention_backward(
+    dOh: np.ndarray,
+    heads: np.ndarray,
+    Pt: np.ndarray,
+    Oh: np.ndarray,
+    dheads: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rowdot: np.ndarray,
+    prod: np.ndarray,
+    ones_d: np.ndarray,
+    scratch: np.ndarray,
+) -> None:
     """d qs, d k, d v written into dheads from dOh (B, H, Tq, D), as `nn._attention_fast.attend_backward`:
 
         dv  = P^T dO                        dP = dO v^T
@@ -281,8 +313,9 @@ class _Workspace:
     different inputs give what fresh models give).
     """
 
-    def __init__(self, B: int, T: int, C: int, H: int, F: int, V: int, L: int, dt: np.dtype,
-                 positions: str, activation: str) -> None:
+    def __init__(
+        self, B: int, T: int, C: int, H: int, F: int, V: int, L: int, dt: np.dtype, positions: str, activation: str
+    ) -> None:
         N, D = B * T, C // H
 
         def e(*shape: int) -> np.ndarray:
@@ -345,7 +378,9 @@ class FusedGPT:
 
     def __init__(self, model: Any) -> None:
         if model.one_file_norms:
-            raise InputError("FusedGPT: the one-file GPT's norm options are not fused; use GPT.loss_and_grad (composed for them)")
+            raise InputError(
+                "FusedGPT: the one-file GPT's norm options are not fused; use GPT.loss_and_grad (composed for them)"
+            )
         self.model = model
         cfg = model.config
         self.cfg = cfg
@@ -369,7 +404,9 @@ class FusedGPT:
     def _workspace(self, B: int, T: int) -> _Workspace:
         dt = self.model.flat_params.dtype
         if self._ws is None or self._ws.key != (B, T, dt):
-            self._ws = _Workspace(B, T, self.C, self.H, self.F, self.V, self.L, dt, self.cfg.positions, self.cfg.activation)
+            self._ws = _Workspace(
+                B, T, self.C, self.H, self.F, self.V, self.L, dt, self.cfg.positions, self.cfg.activation
+            )
         return self._ws
 
     # ------------------------------------------------------------------ validation (once)
@@ -382,7 +419,9 @@ class FusedGPT:
             raise InputError(f"gpt: {idx.shape[1]} positions, more than the model's context of {self.cfg.context}")
         bad = (idx < 0) | (idx >= self.V)
         if bad.any():
-            raise InputError(f"embedding: ids out of range [0, {self.V}): {idx[bad][:5].tolist()} at {np.argwhere(bad)[:5].tolist()}")
+            raise InputError(
+                f"embedding: ids out of range [0, {self.V}): {idx[bad][:5].tolist()} at {np.argwhere(bad)[:5].tolist()}"
+            )
         return idx.astype(np.int64, copy=False)
 
     def check(self, idx: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -416,20 +455,30 @@ class FusedGPT:
         for l in range(self.L):
             pre = f"h{l}."
             x, h = ws.x[l], ws.h[l]
-            norm_forward(x, p[pre + "gamma1"], p.get(pre + "beta1"), cfg.eps, self.rms, ws.xhat1[l], ws.rstd1[l],
-                         ws.n1[l], ws.inv_c, ws.stat)
+            norm_forward(
+                x,
+                p[pre + "gamma1"],
+                p.get(pre + "beta1"),
+                cfg.eps,
+                self.rms,
+                ws.xhat1[l],
+                ws.rstd1[l],
+                ws.n1[l],
+                ws.inv_c,
+                ws.stat,
+            )
             # one product for q, k, v; 1/sqrt(D) folded into the (C, C) block of Wq (and bq),
             # not applied to the (B, H, T, D) queries or the (B, H, T, T) scores
             Wcat = ws.Wcat[l]
             np.multiply(p[pre + "Wq"], scale, out=Wcat[:, :C])
-            Wcat[:, C:2 * C] = p[pre + "Wk"]
-            Wcat[:, 2 * C:] = p[pre + "Wv"]
+            Wcat[:, C : 2 * C] = p[pre + "Wk"]
+            Wcat[:, 2 * C :] = p[pre + "Wv"]
             np.matmul(ws.n1[l], Wcat, out=ws.qkv)  # (N, 3C)
             if cfg.bias:
                 bcat = ws.bcat[l]
                 np.multiply(p[pre + "bq"], scale, out=bcat[:C])
-                bcat[C:2 * C] = p[pre + "bk"]
-                bcat[2 * C:] = p[pre + "bv"]
+                bcat[C : 2 * C] = p[pre + "bk"]
+                bcat[2 * C :] = p[pre + "bv"]
                 ws.qkv += bcat
             # head-major copy: the per-head products run about twice as fast on contiguous heads
             np.copyto(ws.heads[l], ws.qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4))
@@ -439,8 +488,18 @@ class FusedGPT:
             if cfg.bias:
                 h += p[pre + "bo"]
             h += x  # the first residual
-            norm_forward(h, p[pre + "gamma2"], p.get(pre + "beta2"), cfg.eps, self.rms, ws.xhat2[l], ws.rstd2[l],
-                         ws.n2[l], ws.inv_c, ws.stat)
+            norm_forward(
+                h,
+                p[pre + "gamma2"],
+                p.get(pre + "beta2"),
+                cfg.eps,
+                self.rms,
+                ws.xhat2[l],
+                ws.rstd2[l],
+                ws.n2[l],
+                ws.inv_c,
+                ws.stat,
+            )
             z = ws.z[l]
             np.matmul(ws.n2[l], p[pre + "W1"], out=z)
             if cfg.bias:
@@ -454,8 +513,18 @@ class FusedGPT:
             if cfg.bias:
                 y += p[pre + "b2"]
             y += h  # the second residual
-        norm_forward(ws.x[self.L], p["norm_f.gamma"], p.get("norm_f.beta"), cfg.eps, self.rms, ws.xhatf, ws.rstdf, ws.hf,
-                     ws.inv_c, ws.stat)
+        norm_forward(
+            ws.x[self.L],
+            p["norm_f.gamma"],
+            p.get("norm_f.beta"),
+            cfg.eps,
+            self.rms,
+            ws.xhatf,
+            ws.rstdf,
+            ws.hf,
+            ws.inv_c,
+            ws.stat,
+        )
         # logits^T = W_head^T hf^T (V, N): the softmax then reduces over contiguous rows
         np.matmul(p["wte"] if cfg.tied else p["head"].T, ws.hf.T, out=ws.logits_t)
         return ws
@@ -515,8 +584,23 @@ class FusedGPT:
             np.matmul(Lt.T, p["head"].T, out=dhf)
             g["head"] += (Lt @ ws.hf).T  # hf^T dlogits (C, V)
         dres = ws.dres
-        norm_backward(dhf, ws.xhatf, ws.rstdf, p["norm_f.gamma"], self.rms, g["norm_f.gamma"], g.get("norm_f.beta"),
-                      dres, False, ws.ones_n, ws.inv_c, ws.t1, ws.t2, ws.m1, ws.m2)
+        norm_backward(
+            dhf,
+            ws.xhatf,
+            ws.rstdf,
+            p["norm_f.gamma"],
+            self.rms,
+            g["norm_f.gamma"],
+            g.get("norm_f.beta"),
+            dres,
+            False,
+            ws.ones_n,
+            ws.inv_c,
+            ws.t1,
+            ws.t2,
+            ws.m1,
+            ws.m2,
+        )
         scale = 1.0 / math.sqrt(D)
         dY2 = ws.dY.reshape(N, 3 * C)
         dheads = tuple(ws.dY.transpose(2, 0, 3, 1, 4))  # views (B, H, T, D) of dY's q, k, v blocks
@@ -540,8 +624,23 @@ class FusedGPT:
             if cfg.bias:
                 g[pre + "b1"] += ws.ones_n @ da
             np.matmul(da, p[pre + "W1"].T, out=ws.dn)  # dn2
-            norm_backward(ws.dn, ws.xhat2[l], ws.rstd2[l], p[pre + "gamma2"], self.rms, g[pre + "gamma2"],
-                          g.get(pre + "beta2"), dres, True, ws.ones_n, ws.inv_c, ws.t1, ws.t2, ws.m1, ws.m2)
+            norm_backward(
+                ws.dn,
+                ws.xhat2[l],
+                ws.rstd2[l],
+                p[pre + "gamma2"],
+                self.rms,
+                g[pre + "gamma2"],
+                g.get(pre + "beta2"),
+                dres,
+                True,
+                ws.ones_n,
+                ws.inv_c,
+                ws.t1,
+                ws.t2,
+                ws.m1,
+                ws.m2,
+            )
             # ---- attention, from G_h = dres
             O2 = ws.O[l].reshape(N, C)
             np.matmul(O2.T, dres, out=ws.g_cc)
@@ -550,21 +649,45 @@ class FusedGPT:
                 g[pre + "bo"] += ws.ones_n @ dres
             np.matmul(dres, p[pre + "Wo"].T, out=ws.t1)  # dO (N, C), heads side by side
             np.copyto(ws.dOh, ws.t1.reshape(B, T, H, D).transpose(0, 2, 1, 3))
-            causal_attention_backward(ws.dOh, ws.heads[l], ws.Pt[l], ws.O[l].transpose(0, 2, 1, 3), dheads,
-                                      ws.rowdot, ws.prod, ws.ones_d, ws.dSt)
+            causal_attention_backward(
+                ws.dOh,
+                ws.heads[l],
+                ws.Pt[l],
+                ws.O[l].transpose(0, 2, 1, 3),
+                dheads,
+                ws.rowdot,
+                ws.prod,
+                ws.ones_d,
+                ws.dSt,
+            )
             np.matmul(ws.n1[l].T, dY2, out=ws.g_c3c)  # n1^T [dqs | dk | dv]
             ws.g_c3c[:, :C] *= scale  # qs = n1 (Wq s) + bq s: dWq = s n1^T dqs
             g[pre + "Wq"] += ws.g_c3c[:, :C]
-            g[pre + "Wk"] += ws.g_c3c[:, C:2 * C]
-            g[pre + "Wv"] += ws.g_c3c[:, 2 * C:]
+            g[pre + "Wk"] += ws.g_c3c[:, C : 2 * C]
+            g[pre + "Wv"] += ws.g_c3c[:, 2 * C :]
             if cfg.bias:
                 db = ws.ones_n @ dY2  # (3C,)
                 g[pre + "bq"] += db[:C] * scale
-                g[pre + "bk"] += db[C:2 * C]
-                g[pre + "bv"] += db[2 * C:]
+                g[pre + "bk"] += db[C : 2 * C]
+                g[pre + "bv"] += db[2 * C :]
             np.matmul(dY2, ws.Wcat[l].T, out=ws.dn)  # dn1: the three paths into n1 summed by one product
-            norm_backward(ws.dn, ws.xhat1[l], ws.rstd1[l], p[pre + "gamma1"], self.rms, g[pre + "gamma1"],
-                          g.get(pre + "beta1"), dres, True, ws.ones_n, ws.inv_c, ws.t1, ws.t2, ws.m1, ws.m2)
+            norm_backward(
+                ws.dn,
+                ws.xhat1[l],
+                ws.rstd1[l],
+                p[pre + "gamma1"],
+                self.rms,
+                g[pre + "gamma1"],
+                g.get(pre + "beta1"),
+                dres,
+                True,
+                ws.ones_n,
+                ws.inv_c,
+                ws.t1,
+                ws.t2,
+                ws.m1,
+                ws.m2,
+            )
         # ---- positions and the embedding lookup, from G_{x_0} = dres
         if cfg.positions == "learned":
             g["wpe"][:T] += (ws.ones_b @ dres.reshape(B, T * C)).reshape(T, C)

@@ -121,8 +121,9 @@ class Step(NamedTuple):
 
 
 # ---------------------------------------------------------------------------- norms
-def norm_kernel_forward(kernels: Kernels | None, norm: str, x: Array, gamma: Array, beta: Array | None,
-                 eps: float) -> tuple[Array, Any]:
+def norm_kernel_forward(
+    kernels: Kernels | None, norm: str, x: Array, gamma: Array, beta: Array | None, eps: float
+) -> tuple[Array, Any]:
     """A GPT's norm (layer or rms) of x (B, T, C): nn's, or a replaced layer_norm (cache kept as a Step)."""
     if kernels is None or norm != "layer" or "layer_norm" not in kernels:
         return _norm_forward(norm, x, gamma, beta, eps)
@@ -150,9 +151,21 @@ class HeadsCache(NamedTuple):
     shape: tuple[int, int, int, int]  # (B, T, H, D)
 
 
-def heads_forward(attention: Kernel, x: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array, bq: Array | None,
-                  bk: Array | None, bv: Array | None, bo: Array | None, *, n_heads: int,
-                  mask: Array | None) -> tuple[Array, HeadsCache]:
+def heads_forward(
+    attention: Kernel,
+    x: Array,
+    Wq: Array,
+    Wk: Array,
+    Wv: Array,
+    Wo: Array,
+    bq: Array | None,
+    bk: Array | None,
+    bv: Array | None,
+    bo: Array | None,
+    *,
+    n_heads: int,
+    mask: Array | None,
+) -> tuple[Array, HeadsCache]:
     """Multi-head self-attention of x (B, T, C) around an attention kernel:
 
         Q = x Wq + bq,  K = x Wk + bk,  V = x Wv + bv       (B, T, C), split into heads (B, H, T, D)
@@ -174,7 +187,9 @@ def heads_forward(attention: Kernel, x: Array, Wq: Array, Wk: Array, Wv: Array, 
     O = np.asarray(Oh).transpose(0, 2, 1, 3).reshape(B * T, C)  # heads side by side
     out = O @ Wo if bo is None else O @ Wo + bo  # (B*T, C)
     has_bias = (bq is not None, bk is not None, bv is not None, bo is not None)
-    return out.reshape(B, T, C), HeadsCache(x2, (Wq, Wk, Wv, Wo), has_bias, O, Step(attention.backward, att_cache), (B, T, H, D))
+    return out.reshape(B, T, C), HeadsCache(
+        x2, (Wq, Wk, Wv, Wo), has_bias, O, Step(attention.backward, att_cache), (B, T, H, D)
+    )
 
 
 def heads_backward(dout: Array, cache: HeadsCache) -> tuple[Array | None, ...]:
@@ -201,8 +216,9 @@ def heads_backward(dout: Array, cache: HeadsCache) -> tuple[Array | None, ...]:
 AttentionParams = tuple[Array, Array, Array, Array, Array | None, Array | None, Array | None, Array | None]
 
 
-def attention_step(kernels: Kernels, x: Array, params: AttentionParams, n_heads: int,
-                   mask: Array | None) -> tuple[Array, Step]:
+def attention_step(
+    kernels: Kernels, x: Array, params: AttentionParams, n_heads: int, mask: Array | None
+) -> tuple[Array, Step]:
     """Self-attention of x (B, T, C) with params Wq Wk Wv Wo bq bk bv bo: the replaced mha, else
     `heads_forward` around the replaced attention, else nn's; the Step's backward gives
     (dx, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo)."""
@@ -232,8 +248,17 @@ class ComposedBlockCache(NamedTuple):
     shape: tuple[int, ...]  # x's (B, T, C)
 
 
-def composed_block_forward(kernels: Kernels, x: Array, *params: Array, n_heads: int, activation: str, norm: str,
-                           norm_first: bool, causal: bool, eps: float) -> tuple[Array, ComposedBlockCache]:
+def composed_block_forward(
+    kernels: Kernels,
+    x: Array,
+    *params: Array,
+    n_heads: int,
+    activation: str,
+    norm: str,
+    norm_first: bool,
+    causal: bool,
+    eps: float,
+) -> tuple[Array, ComposedBlockCache]:
     """A GPT's pre-norm block (x (B, T, C) -> y) with the replaced kernels:
 
         n1 = Norm1(x)      a = MHA(n1)     h = x + a
@@ -271,8 +296,24 @@ def composed_block_backward(dy: Array, cache: ComposedBlockCache) -> tuple[Array
     dx_branch, dgamma1, dbeta1 = norm_kernel_backward(dn1, cache.norm1)
     dx = dh + dx_branch  # the first residual's two paths
     db1, db2 = db_ffn if db_ffn else (None, None)
-    grads = {"Wq": dWq, "Wk": dWk, "Wv": dWv, "Wo": dWo, "W1": dW1, "W2": dW2, "gamma1": dgamma1, "gamma2": dgamma2,
-             "bq": dbq, "bk": dbk, "bv": dbv, "bo": dbo, "b1": db1, "b2": db2, "beta1": dbeta1, "beta2": dbeta2}
+    grads = {
+        "Wq": dWq,
+        "Wk": dWk,
+        "Wv": dWv,
+        "Wo": dWo,
+        "W1": dW1,
+        "W2": dW2,
+        "gamma1": dgamma1,
+        "gamma2": dgamma2,
+        "bq": dbq,
+        "bk": dbk,
+        "bv": dbv,
+        "bo": dbo,
+        "b1": db1,
+        "b2": db2,
+        "beta1": dbeta1,
+        "beta2": dbeta2,
+    }
     return (dx, *(grads[n] for n in cache.names))
 
 
@@ -317,26 +358,40 @@ def _register() -> None:
     from nn.registry import Case, Piece, register
     from nn.transformer_block import _block_torch, _case, transformer_block_loops
 
-    register(Piece(
-        name=BLOCK_PIECE,
-        loops=transformer_block_loops,
-        forward=replaced_block_forward,
-        backward=replaced_block_backward,
-        cases=(
-            Case("pre_layer_gelu_tanh_bias_causal", _case(2, 4, 4, 2, 8, norm_first=True, norm="layer", activation="gelu_tanh",
-                                                          bias=True, mask="causal")),
-            Case("pre_layer_relu_nobias_causal_H1", _case(1, 3, 4, 1, 5, norm_first=True, norm="layer", activation="relu",
-                                                          bias=False, mask="causal")),
-            Case("pre_rms_gelu_bias_causal", _case(2, 3, 6, 3, 4, norm_first=True, norm="rms", activation="gelu", bias=True,
-                                                   mask="causal")),
-        ),
-        description="a GPT block through replaceable kernels (models/zoo/kernels.py), nn's attention and layer norm "
-                    "handed in as the replacements: the path a learner's pieces take in `train --learner`",
-        torch=_block_torch,
-        tags=("layer",),
-        covers=((block_forward, block_backward), (composed_block_forward, composed_block_backward),
-                (heads_forward, heads_backward), (norm_kernel_forward, norm_kernel_backward)),
-    ))
+    register(
+        Piece(
+            name=BLOCK_PIECE,
+            loops=transformer_block_loops,
+            forward=replaced_block_forward,
+            backward=replaced_block_backward,
+            cases=(
+                Case(
+                    "pre_layer_gelu_tanh_bias_causal",
+                    _case(
+                        2, 4, 4, 2, 8, norm_first=True, norm="layer", activation="gelu_tanh", bias=True, mask="causal"
+                    ),
+                ),
+                Case(
+                    "pre_layer_relu_nobias_causal_H1",
+                    _case(1, 3, 4, 1, 5, norm_first=True, norm="layer", activation="relu", bias=False, mask="causal"),
+                ),
+                Case(
+                    "pre_rms_gelu_bias_causal",
+                    _case(2, 3, 6, 3, 4, norm_first=True, norm="rms", activation="gelu", bias=True, mask="causal"),
+                ),
+            ),
+            description="a GPT block through replaceable kernels (models/zoo/kernels.py), nn's attention and layer norm "
+            "handed in as the replacements: the path a learner's pieces take in `train --learner`",
+            torch=_block_torch,
+            tags=("layer",),
+            covers=(
+                (block_forward, block_backward),
+                (composed_block_forward, composed_block_backward),
+                (heads_forward, heads_backward),
+                (norm_kernel_forward, norm_kernel_backward),
+            ),
+        )
+    )
 
 
 _register()

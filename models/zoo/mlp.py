@@ -219,8 +219,9 @@ class MLPCache:
     kernels: Kernels | None = None  # the replaced pieces the forward ran (None: nn's)
 
 
-def _layers_forward(x: Any, params: Sequence[Any], activation: str,
-                    kernels: Kernels | None = None) -> tuple[np.ndarray, list[Any], list[Any]]:
+def _layers_forward(
+    x: Any, params: Sequence[Any], activation: str, kernels: Kernels | None = None
+) -> tuple[np.ndarray, list[Any], list[Any]]:
     """z (B, K) from x (B, D): linear_forward, then the activation's forward, layer by layer.
 
     Returns z and the pieces' caches (one LinearCache per layer, one activation cache per
@@ -386,15 +387,27 @@ class MLP(Module):
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """The loss on (x, y) with the composed manual forward (no gradient)."""
-        value, _ = mlp_forward(x, *self.param_list, targets=self.targets(y), activation=self.activation, loss=self.loss_name,
-                               kernels=self.kernels)
+        value, _ = mlp_forward(
+            x,
+            *self.param_list,
+            targets=self.targets(y),
+            activation=self.activation,
+            loss=self.loss_name,
+            kernels=self.kernels,
+        )
         return float(value)
 
     # ------------------------------------------------------------------ gradients, three ways
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> float:
         """Composed nn pieces: loss, and its gradient *added* into `self.grads` (Module's convention)."""
-        value, cache = mlp_forward(x, *self.param_list, targets=self.targets(y), activation=self.activation, loss=self.loss_name,
-                                   kernels=self.kernels)
+        value, cache = mlp_forward(
+            x,
+            *self.param_list,
+            targets=self.targets(y),
+            activation=self.activation,
+            loss=self.loss_name,
+            kernels=self.kernels,
+        )
         grads = mlp_backward(np.ones(()), cache)
         for name, g in zip(_layer_names(self.n_layers), grads[1:]):
             self.grads[name] += g

@@ -97,8 +97,13 @@ def explain_graph(label: str, expr: str | None = None, at: dict[str, float] | No
     return explain(root, leaves[label])
 
 
-def save_graph(path: Path, rankdir: str = "LR", expr: str | None = None, at: dict[str, float] | None = None,
-               highlight: str | None = None) -> Path:
+def save_graph(
+    path: Path,
+    rankdir: str = "LR",
+    expr: str | None = None,
+    at: dict[str, float] | None = None,
+    highlight: str | None = None,
+) -> Path:
     """Draw `graph_for(expr, at)` to `path` for `twograd graph`, the paths from `highlight` coloured.
 
     A suffix that names no format is an InputError (exit 2); a missing or failing Graphviz `dot`
@@ -109,7 +114,11 @@ def save_graph(path: Path, rankdir: str = "LR", expr: str | None = None, at: dic
 
     suffix = Path(path).suffix
     if suffix.lower() not in SAVE_FORMATS:
-        what = f"the suffix {suffix!r} is not a known format" if suffix else "the file name has no suffix to say the format"
+        what = (
+            f"the suffix {suffix!r} is not a known format"
+            if suffix
+            else "the file name has no suffix to say the format"
+        )
         raise InputError(f"cannot save {str(path)!r}: {what}; use one of {' '.join(SAVE_FORMATS)}")
     root, leaves, title = graph_for(expr, at)
     if highlight is not None and highlight not in leaves:

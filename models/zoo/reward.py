@@ -161,8 +161,10 @@ class BradleyTerryObjective:
         return float(loss)
 
     def evaluate(self) -> dict[str, float]:
-        return {"train_accuracy": pairwise_accuracy(self.reward, self.train),
-                "val_accuracy": pairwise_accuracy(self.reward, self.val)}
+        return {
+            "train_accuracy": pairwise_accuracy(self.reward, self.train),
+            "val_accuracy": pairwise_accuracy(self.reward, self.val),
+        }
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -170,4 +172,3 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     var = float(np.var(x))
     a = float(np.mean((x - x.mean()) * (y - y.mean())) / var) if var > 0 else 0.0
     return a, float(y.mean() - a * x.mean())
-

@@ -51,15 +51,18 @@ class Layer:
     biases at 0. Labels are `{label}W[i][j]` and `{label}b[j]`, so a drawing groups by layer.
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str = "tanh", *, seed: int | random.Random = 0,
-                 label: str = "") -> None:
+    def __init__(
+        self, n_in: int, n_out: int, activation: str = "tanh", *, seed: int | random.Random = 0, label: str = ""
+    ) -> None:
         if n_in < 1 or n_out < 1:
             raise InputError(f"a layer needs at least one input and one output, got n_in={n_in}, n_out={n_out}")
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
         scale = 1.0 / math.sqrt(n_in)
         self.activation = activation
         self._act = _activation(activation)
-        self.W = [[Value(rng.uniform(-1.0, 1.0) * scale, f"{label}W[{i}][{j}]") for j in range(n_out)] for i in range(n_in)]
+        self.W = [
+            [Value(rng.uniform(-1.0, 1.0) * scale, f"{label}W[{i}][{j}]") for j in range(n_out)] for i in range(n_in)
+        ]
         self.b = [Value(0.0, f"{label}b[{j}]") for j in range(n_out)]
 
     def __call__(self, x: Sequence[Any]) -> list[Value]:
@@ -98,14 +101,23 @@ class ScalarMLP:
     seed:            the weights' seed (Python's `random`, so nothing but the standard library draws them)
     """
 
-    def __init__(self, n_in: int, widths: Sequence[int], activation: str = "tanh", out_activation: str = "linear",
-                 *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        widths: Sequence[int],
+        activation: str = "tanh",
+        out_activation: str = "linear",
+        *,
+        seed: int = 0,
+    ) -> None:
         if not widths:
             raise InputError("ScalarMLP needs at least one layer width, e.g. ScalarMLP(2, [4, 1])")
         rng = random.Random(seed)
         sizes = [n_in, *widths]
         self.layers = [
-            Layer(sizes[k], sizes[k + 1], activation if k < len(widths) - 1 else out_activation, seed=rng, label=f"l{k}.")
+            Layer(
+                sizes[k], sizes[k + 1], activation if k < len(widths) - 1 else out_activation, seed=rng, label=f"l{k}."
+            )
             for k in range(len(widths))
         ]
 

@@ -73,6 +73,7 @@ def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path, monkeypat
         raise OSError(28, "No space left on device")
 
     if where == "write":
+
         def payload(f) -> None:
             f.write(NEW[:5])  # half written when the disk fills
             fail()
@@ -155,7 +156,14 @@ def test_taken_temp_names_are_skipped(tmp_path: Path, monkeypatch) -> None:
 
 def test_imports_only_the_standard_library() -> None:
     probe = "import sys, engine.atomic; print(sorted(m for m in ('numpy', 'matplotlib') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_SECONDS, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=IMPORT_TIMEOUT_SECONDS,
+        check=True,
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -176,8 +184,13 @@ atomic_write(sys.argv[1], write)
 
 
 def _start_hanging_writer(target: Path) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", _HANGING_WRITER, str(target)], cwd=ROOT, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HANGING_WRITER, str(target)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = child.stdout.readline()  # the event: its temporary file exists and is locked
     assert line == "writing\n", line
     return child
@@ -220,7 +233,9 @@ def test_a_temp_left_by_kill_9_is_removed_when_the_checkpoint_is_loaded(tmp_path
     assert _leftovers(tmp_path) == []
 
 
-def test_a_cleaner_that_removes_a_fresh_temp_before_it_is_locked_costs_a_retry_not_the_write(tmp_path: Path, monkeypatch) -> None:
+def test_a_cleaner_that_removes_a_fresh_temp_before_it_is_locked_costs_a_retry_not_the_write(
+    tmp_path: Path, monkeypatch
+) -> None:
     """The window between open and flock: a cleaner may remove the file; the writer takes another name."""
     real_lock = atomic._lock
     calls = []

@@ -413,7 +413,7 @@ def test_node_structure_of_each_op() -> None:
     p = a**b
     assert p.op == "**" and p.parents[0] is a and p.parents[1] is b
     assert p.partials == pytest.approx((-2.0 * 3.0**-3.0, 3.0**-2.0 * math.log(3.0)), rel=CLOSED_FORM_RTOL, abs=NO_ATOL)
-    r = 2 ** a
+    r = 2**a
     assert r.op == "**" and r.parents[1] is a and r.parents[0].data == 2.0
     f = 2.0 + a  # a float on the left becomes a leaf constant
     assert f.op == "+" and f.parents[0].data == 2.0 and f.parents[0].parents == () and f.parents[1] is a

@@ -106,11 +106,15 @@ def test_gradient_matches_torch() -> None:
     ref.backward()
     assert _close(out.data, ref.item(), TORCH_RTOL, TORCH_ATOL)
     for i, (v, t) in enumerate(zip(xs, ts)):
-        assert _close(v.grad, t.grad.item(), TORCH_RTOL, TORCH_ATOL), f"input {i}: engine {v.grad!r} vs torch {t.grad.item()!r}"
+        assert _close(v.grad, t.grad.item(), TORCH_RTOL, TORCH_ATOL), (
+            f"input {i}: engine {v.grad!r} vs torch {t.grad.item()!r}"
+        )
 
 
 @PROPERTY_SETTINGS
-@given(st.integers(min_value=1, max_value=12).flatmap(lambda n: st.lists(leaf_values(), min_size=2 * n, max_size=2 * n)))
+@given(
+    st.integers(min_value=1, max_value=12).flatmap(lambda n: st.lists(leaf_values(), min_size=2 * n, max_size=2 * n))
+)
 def test_dot_matches_torch_on_random_vectors(zs: list[float]) -> None:
     torch = pytest.importorskip("torch")
     n = len(zs) // 2

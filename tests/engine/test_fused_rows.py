@@ -177,7 +177,9 @@ def test_value_and_gradient_match_torch_on_random_rows(op: str, zs: list[float])
     ref.backward()
     assert _close(out.data, ref.item(), TORCH_RTOL, TORCH_ATOL), f"{op}: {out.data!r} vs torch {ref.item()!r}"
     for i, v in enumerate(xs):
-        assert _close(v.grad, t.grad[i].item(), TORCH_RTOL, TORCH_ATOL), f"{op}, entry {i}: {v.grad!r} vs torch {t.grad[i].item()!r}"
+        assert _close(v.grad, t.grad[i].item(), TORCH_RTOL, TORCH_ATOL), (
+            f"{op}, entry {i}: {v.grad!r} vs torch {t.grad[i].item()!r}"
+        )
 
 
 @PROPERTY_SETTINGS
@@ -234,15 +236,19 @@ def test_draw_shows_each_fused_row_op_as_op_nodes_with_their_parents() -> None:
     assert drawing.source.count("[label=rms_norm ") == 1 and drawing.source.count("[label=rrms ") == 1
 
 
-@pytest.mark.parametrize("call,needle", [
-    (lambda: engine.dot(1.0, 2.0), "engine.dot: ws must be a list (or tuple)"),
-    (lambda: engine.dot([1.0], engine.Value(2.0)), "engine.dot: xs must be a list (or tuple)"),
-    (lambda: engine.dot({"a": 1}, {"b": 2}), "not dict"),
-    (lambda: engine.total(5), "engine.total: xs must be a list"),
-    (lambda: engine.softmax(engine.Value(1.0)), "engine.softmax: xs must be a list"),
-    (lambda: engine.rms_norm("ab", [1.0, 1.0], 1e-5), "engine.rms_norm: xs must be a list"),
-    (lambda: engine.cross_entropy(None, 0), "engine.cross_entropy: logits must be a list"),
-], ids=["dot-floats", "dot-value", "dot-dicts", "total-int", "softmax-value", "rms-str", "ce-none"])
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (lambda: engine.dot(1.0, 2.0), "engine.dot: ws must be a list (or tuple)"),
+        (lambda: engine.dot([1.0], engine.Value(2.0)), "engine.dot: xs must be a list (or tuple)"),
+        (lambda: engine.dot({"a": 1}, {"b": 2}), "not dict"),
+        (lambda: engine.total(5), "engine.total: xs must be a list"),
+        (lambda: engine.softmax(engine.Value(1.0)), "engine.softmax: xs must be a list"),
+        (lambda: engine.rms_norm("ab", [1.0, 1.0], 1e-5), "engine.rms_norm: xs must be a list"),
+        (lambda: engine.cross_entropy(None, 0), "engine.cross_entropy: logits must be a list"),
+    ],
+    ids=["dot-floats", "dot-value", "dot-dicts", "total-int", "softmax-value", "rms-str", "ce-none"],
+)
 def test_a_row_that_is_not_a_sequence_is_one_clear_type_error(call, needle) -> None:
     with pytest.raises(TypeError, match=re.escape(needle)):
         call()

@@ -259,7 +259,9 @@ def test_compare_reports_max_abs_max_rel_worst_index_and_values() -> None:
     assert row.max_abs == pytest.approx(0.04, rel=INJECTED_ERROR_RTOL, abs=NO_ATOL)
     assert row.max_rel == pytest.approx(0.04 / 4.0, rel=INJECTED_ERROR_RTOL, abs=NO_ATOL)
     assert row.worst_index == (1, 2)
-    assert row.values["graph"] == -4.0 and row.values["manual"] == pytest.approx(-3.96, rel=ARITHMETIC_RTOL, abs=NO_ATOL)
+    assert row.values["graph"] == -4.0 and row.values["manual"] == pytest.approx(
+        -3.96, rel=ARITHMETIC_RTOL, abs=NO_ATOL
+    )
     assert row.values["numeric"] == pytest.approx(-4.0, abs=NUDGE_ATOL)
     assert report.failures == [r for r in report.rows if not r.passed]
     assert {(r.left, r.right) for r in report.failures} == {("graph", "manual"), ("manual", "numeric")}
@@ -324,7 +326,18 @@ def test_report_table_is_readable() -> None:
     text = str(compare_gradients(_sets(manual_W=bad), title="linear layer"))
     lines = text.splitlines()
     assert lines[0] == "linear layer"
-    for column in ["input", "shape", "pair", "max abs", "max rel", "worst at", "graph there", "manual there", "numeric there", "ok"]:
+    for column in [
+        "input",
+        "shape",
+        "pair",
+        "max abs",
+        "max rel",
+        "worst at",
+        "graph there",
+        "manual there",
+        "numeric there",
+        "ok",
+    ]:
         assert column in lines[1]
     assert set(lines[2].replace(" ", "")) == {"-"}
     body = lines[3:-1]
@@ -386,4 +399,6 @@ def test_numerical_gradient_arrays_works_in_float64_whatever_the_input_dtype() -
 
 def test_relative_error_is_not_reported_below_atol() -> None:
     report = compare_gradients({"graph": {"x": np.array([1.3e-17, 1.0])}, "manual": {"x": np.array([0.0, 1.0])}})
-    assert report.rows[0].max_rel == 0.0 and report.rows[0].max_abs == pytest.approx(1.3e-17, rel=ARITHMETIC_RTOL, abs=NO_ATOL)
+    assert report.rows[0].max_rel == 0.0 and report.rows[0].max_abs == pytest.approx(
+        1.3e-17, rel=ARITHMETIC_RTOL, abs=NO_ATOL
+    )

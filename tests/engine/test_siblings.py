@@ -18,8 +18,14 @@ IMPORT_TIMEOUT_SECONDS = 120
 def _import_from(folder: Path, code: str) -> subprocess.CompletedProcess:
     """Run `code` with `folder` as the current folder (first on sys.path) and twograd after it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=IMPORT_TIMEOUT_SECONDS)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=IMPORT_TIMEOUT_SECONDS,
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,43 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: (module, names) the README's Python section promises.
 PUBLIC = {
-    "models": ("train", "sample", "distill", "align", "tour", "TrainReport", "Samples", "DistillReport", "AlignResult",
-               "AlignConfig", "TourResult", "MLP", "MLPConfig", "GPT", "GPTConfig", "Trainer", "TrainConfig",
-               "ScalarMLP", "Layer", "Neuron"),
-    "nn": ("Linear", "LayerNorm", "RMSNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock", "Embedding",
-           "Sequential", "SGD", "Adam", "AdamW", "assert_three_way", "check_three_way"),
+    "models": (
+        "train",
+        "sample",
+        "distill",
+        "align",
+        "tour",
+        "TrainReport",
+        "Samples",
+        "DistillReport",
+        "AlignResult",
+        "AlignConfig",
+        "TourResult",
+        "MLP",
+        "MLPConfig",
+        "GPT",
+        "GPTConfig",
+        "Trainer",
+        "TrainConfig",
+        "ScalarMLP",
+        "Layer",
+        "Neuron",
+    ),
+    "nn": (
+        "Linear",
+        "LayerNorm",
+        "RMSNorm",
+        "MultiHeadAttention",
+        "FeedForward",
+        "TransformerBlock",
+        "Embedding",
+        "Sequential",
+        "SGD",
+        "Adam",
+        "AdamW",
+        "assert_three_way",
+        "check_three_way",
+    ),
     "viz": ("draw",),
 }
 #: a kernel's start and a 500-step XOR run; generous, it only catches a hang.
@@ -117,8 +149,9 @@ def _run_notebook(cells: list[str]) -> list[dict]:
     if importlib.util.find_spec("ipykernel") is None:  # not imported here: this process is no kernel
         pytest.skip("ipykernel is not installed (the test extra has it)")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nbclient.NotebookClient(nb, timeout=NOTEBOOK_TIMEOUT_SECONDS, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=NOTEBOOK_TIMEOUT_SECONDS, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     return [out for cell in nb.cells for out in cell.outputs]
 
 
@@ -138,8 +171,13 @@ def test_in_jupyter_the_report_is_html_and_the_bar_a_widget() -> None:
 
 @pytest.mark.slow
 def test_in_jupyter_without_ipywidgets_the_bar_is_text_with_no_warning() -> None:
-    outputs = _run_notebook(["import sys\nsys.modules['ipywidgets'] = None  # as if the notebook extra were not installed",
-                             "from models import train\nreport = train('xor')", "report"])
+    outputs = _run_notebook(
+        [
+            "import sys\nsys.modules['ipywidgets'] = None  # as if the notebook extra were not installed",
+            "from models import train\nreport = train('xor')",
+            "report",
+        ]
+    )
     assert any("text/html" in o.get("data", {}) for o in outputs)
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     err = _stderr(outputs)
@@ -159,4 +197,8 @@ def test_outside_a_kernel_no_bar_is_drawn_for_a_captured_stream() -> None:
 def test_a_python_report_names_the_keyword_not_the_flag() -> None:
     from models import train
 
-    assert train("xor", quiet=True, steps=5).text().endswith("pass out=DIR to keep a checkpoint (to resume=DIR) and pictures")
+    assert (
+        train("xor", quiet=True, steps=5)
+        .text()
+        .endswith("pass out=DIR to keep a checkpoint (to resume=DIR) and pictures")
+    )

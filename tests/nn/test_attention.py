@@ -255,7 +255,7 @@ def test_causal_gradient_of_an_output_reaches_no_later_input() -> None:
         dout = np.zeros_like(out)
         dout[:, i] = 1.0
         dx = self_attention_backward(dout, cache)[0]
-        assert np.all(dx[:, i + 1:] == 0.0), f"output {i} depends on a later input"
+        assert np.all(dx[:, i + 1 :] == 0.0), f"output {i} depends on a later input"
         assert np.all(np.abs(dx[:, : i + 1]).sum(-1) > 0.0)
 
 
@@ -348,7 +348,9 @@ def test_float32_mha_keeps_dtype_and_matches_float64() -> None:
     x, p = _self_attention_inputs(11, B=3, T=6, C=6)
     mask = padding_mask([6, 4, 1]) & causal_mask(6)
     out64, c64 = self_attention_forward(x, *p.values(), n_heads=3, mask=mask)
-    out32, c32 = self_attention_forward(x.astype(np.float32), *(a.astype(np.float32) for a in p.values()), n_heads=3, mask=mask)
+    out32, c32 = self_attention_forward(
+        x.astype(np.float32), *(a.astype(np.float32) for a in p.values()), n_heads=3, mask=mask
+    )
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, out64, rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
     R = _rng(12).standard_normal(out64.shape)
@@ -410,7 +412,9 @@ def test_weights_accessor_and_loops_return_weights_agree() -> None:
     P = attention_weights(cache)
     assert P.shape == (1, 2, 2, 3)
     np.testing.assert_allclose(P.sum(-1), 1.0, rtol=0, atol=FEW_ULPS)
-    lo_out, lo_w = mha_loops(xq.tolist(), xkv.tolist(), *(a.tolist() for a in p.values()), n_heads=2, return_weights=True)
+    lo_out, lo_w = mha_loops(
+        xq.tolist(), xkv.tolist(), *(a.tolist() for a in p.values()), n_heads=2, return_weights=True
+    )
     np.testing.assert_allclose(np.array(lo_w), P, rtol=EXACT_RTOL, atol=EXACT_ATOL)
     np.testing.assert_allclose(np.array(lo_out), out, rtol=EXACT_RTOL, atol=EXACT_ATOL)
 
@@ -418,9 +422,15 @@ def test_weights_accessor_and_loops_return_weights_agree() -> None:
 def test_loops_form_handles_2d_3d_4d_nesting() -> None:
     rng = _rng(17)
     for lead in [(), (2,), (2, 3)]:
-        q, k, v = rng.standard_normal(lead + (3, 2)), rng.standard_normal(lead + (4, 2)), rng.standard_normal(lead + (4, 1))
+        q, k, v = (
+            rng.standard_normal(lead + (3, 2)),
+            rng.standard_normal(lead + (4, 2)),
+            rng.standard_normal(lead + (4, 1)),
+        )
         out, _ = attention_forward(q, k, v)
-        np.testing.assert_allclose(np.array(attention_loops(q.tolist(), k.tolist(), v.tolist())), out, rtol=EXACT_RTOL, atol=EXACT_ATOL)
+        np.testing.assert_allclose(
+            np.array(attention_loops(q.tolist(), k.tolist(), v.tolist())), out, rtol=EXACT_RTOL, atol=EXACT_ATOL
+        )
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -453,8 +463,10 @@ def test_mask_and_value_errors() -> None:
         attention_forward(q, k, v, mask=np.zeros((3, 5)))
     q_bad = q.copy()
     q_bad[1, 2, 0] = np.nan
-    for form, fn, args in (("forward", attention_forward, (q_bad, k, v)),
-                           ("loops", attention_loops, (q_bad.tolist(), k.tolist(), v.tolist()))):
+    for form, fn, args in (
+        ("forward", attention_forward, (q_bad, k, v)),
+        ("loops", attention_loops, (q_bad.tolist(), k.tolist(), v.tolist())),
+    ):
         with pytest.raises(ValueError) as err:
             fn(*args)
         assert str(err.value) == "attention: q has non-finite values (nan at index (1, 2, 0))", form
@@ -502,10 +514,16 @@ def test_mha_errors() -> None:
 def test_loops_forms_check_their_nested_input_like_the_manual_forms() -> None:
     """Ragged lists, non-numbers and non-finite values are refused by name, not used or half-read."""
     rng = _rng(25)
-    q, k, v = rng.standard_normal((2, 3)).tolist(), rng.standard_normal((4, 3)).tolist(), rng.standard_normal((4, 2)).tolist()
+    q, k, v = (
+        rng.standard_normal((2, 3)).tolist(),
+        rng.standard_normal((4, 3)).tolist(),
+        rng.standard_normal((4, 2)).tolist(),
+    )
     ragged_k = [row[:] for row in k]
     ragged_k[2] = ragged_k[2][:2]
-    with pytest.raises(ValueError, match=r"^attention: k is ragged: expected shape \(4, 3\), but entry \(2,\) has length 2$"):
+    with pytest.raises(
+        ValueError, match=r"^attention: k is ragged: expected shape \(4, 3\), but entry \(2,\) has length 2$"
+    ):
         attention_loops(q, ragged_k, v)
     with pytest.raises(ValueError, match=r"^attention: v must hold numbers or Values, got str at index \(3, 1\)$"):
         attention_loops(q, k, v[:3] + [[0.5, "x"]])
@@ -521,7 +539,9 @@ def test_loops_forms_check_their_nested_input_like_the_manual_forms() -> None:
         mha_loops(x.tolist(), x.tolist(), *W, [0.0] * 4, [0.0, math.nan, 0.0, 0.0], n_heads=2)
     # arrays are accepted by the loops forms too, as nested lists
     out, _ = attention_forward(np.array(q), np.array(k), np.array(v))
-    np.testing.assert_allclose(np.array(attention_loops(np.array(q), np.array(k), np.array(v))), out, rtol=EXACT_RTOL, atol=EXACT_ATOL)
+    np.testing.assert_allclose(
+        np.array(attention_loops(np.array(q), np.array(k), np.array(v))), out, rtol=EXACT_RTOL, atol=EXACT_ATOL
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -80,7 +80,9 @@ def _compare(q, k, v, dout, mask, rtol, atol) -> None:
     if mask is not None:
         excluded = ~np.broadcast_to(mask, c_ref.weights.shape)
         assert np.all(c_ref.weights[excluded] == 0.0) and np.all(c_fast.weights[excluded] == 0.0)
-    for name, g_fast, g_ref in zip(("dq", "dk", "dv"), attention_fast_backward(dout, c_fast), attention_backward(dout, c_ref)):
+    for name, g_fast, g_ref in zip(
+        ("dq", "dk", "dv"), attention_fast_backward(dout, c_fast), attention_backward(dout, c_ref)
+    ):
         assert g_fast.dtype == g_ref.dtype == q.dtype, name
         np.testing.assert_allclose(g_fast, g_ref, rtol=rtol, atol=atol, err_msg=name)
 

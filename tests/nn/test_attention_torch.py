@@ -61,7 +61,11 @@ def _close(ours: np.ndarray, theirs, what: str, rtol: float = GRAD_RTOL, atol: f
 )
 def test_attention_matches_sdpa(lead, Tq, Tk, d, dv, mask_kind: str) -> None:
     rng = np.random.default_rng(0)
-    q, k, v = rng.standard_normal(lead + (Tq, d)), rng.standard_normal(lead + (Tk, d)), rng.standard_normal(lead + (Tk, dv))
+    q, k, v = (
+        rng.standard_normal(lead + (Tq, d)),
+        rng.standard_normal(lead + (Tk, d)),
+        rng.standard_normal(lead + (Tk, dv)),
+    )
     B = lead[0] if lead else 1
     lengths = np.maximum(Tk - np.arange(B), 1) if lead else np.array([Tk])
     heads = len(lead) == 2
@@ -79,7 +83,9 @@ def test_attention_matches_sdpa(lead, Tq, Tk, d, dv, mask_kind: str) -> None:
     if mask_kind == "causal":
         ref = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
     else:
-        ref = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=None if mask is None else torch.from_numpy(np.asarray(mask)))
+        ref = F.scaled_dot_product_attention(
+            qt, kt, vt, attn_mask=None if mask is None else torch.from_numpy(np.asarray(mask))
+        )
     ref.backward(torch.from_numpy(dout))
     _close(out, ref, "out", FWD_RTOL, FWD_ATOL)
     _close(dq, qt.grad, "dq")
@@ -126,14 +132,14 @@ def _params(rng: np.random.Generator, C: int, bias: bool = True) -> dict[str, np
 def _compare_param_grads(m, grads: dict[str, np.ndarray], C: int, bias: bool) -> None:
     gW = m.in_proj_weight.grad.numpy()  # (3C, C) = [dWq^T; dWk^T; dWv^T]
     _close(grads["Wq"], gW[:C].T, "dWq")
-    _close(grads["Wk"], gW[C:2 * C].T, "dWk")
-    _close(grads["Wv"], gW[2 * C:].T, "dWv")
+    _close(grads["Wk"], gW[C : 2 * C].T, "dWk")
+    _close(grads["Wv"], gW[2 * C :].T, "dWv")
     _close(grads["Wo"], m.out_proj.weight.grad.numpy().T, "dWo")
     if bias:
         gb = m.in_proj_bias.grad.numpy()
         _close(grads["bq"], gb[:C], "dbq")
-        _close(grads["bk"], gb[C:2 * C], "dbk")
-        _close(grads["bv"], gb[2 * C:], "dbv")
+        _close(grads["bk"], gb[C : 2 * C], "dbk")
+        _close(grads["bv"], gb[2 * C :], "dbv")
         _close(grads["bo"], m.out_proj.bias.grad.numpy(), "dbo")
 
 

@@ -25,8 +25,14 @@ ROUNDING = 1e-12
 UNIFORM_AT_LARGE_T = 1e-3
 
 
-def _case(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return scale * rng.standard_normal(shape), scale * rng.standard_normal(shape), rng.integers(0, shape[-1], size=shape[:-1])
+def _case(
+    rng: np.random.Generator, shape: tuple[int, ...], scale: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        scale * rng.standard_normal(shape),
+        scale * rng.standard_normal(shape),
+        rng.integers(0, shape[-1], size=shape[:-1]),
+    )
 
 
 def test_alpha_zero_is_exactly_cross_entropy() -> None:
@@ -106,8 +112,14 @@ def test_torch_agrees_on_huge_logits_and_an_underflowing_teacher() -> None:
     z_t = np.array([[0.0, -2000.0, -1000.0], [500.0, -700.0, 0.0]])
     y = np.array([2, 1])
     zs = torch.tensor(z_s, dtype=torch.float64, requires_grad=True)
-    out = _distillation_torch(torch, zs, teacher_logits=torch.tensor(z_t, dtype=torch.float64), targets=torch.tensor(y),
-                              temperature=2.0, alpha=0.6)
+    out = _distillation_torch(
+        torch,
+        zs,
+        teacher_logits=torch.tensor(z_t, dtype=torch.float64),
+        targets=torch.tensor(y),
+        temperature=2.0,
+        alpha=0.6,
+    )
     out.backward()
     loss, cache = distillation_forward(z_s, teacher_logits=z_t, targets=y, temperature=2.0, alpha=0.6)
     assert float(loss) == pytest.approx(out.item(), rel=ROUNDING)
@@ -126,19 +138,28 @@ def test_loops_form_runs_on_values() -> None:
     np.testing.assert_allclose(graph, dz, rtol=0, atol=ROUNDING)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"temperature": 0.0}, "temperature"),
-    ({"temperature": float("inf")}, "temperature"),
-    ({"alpha": 1.5}, "alpha"),
-    ({"alpha": -0.1}, "alpha"),
-    ({"teacher_logits": np.zeros((3, 5))}, "teacher_logits"),
-    ({"targets": np.array([0, 1])}, "targets"),
-    ({"targets": np.array([0, 1, 9])}, "targets"),
-    ({"targets": np.full(3, IGNORE_INDEX)}, "ignore index"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": float("inf")}, "temperature"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"alpha": -0.1}, "alpha"),
+        ({"teacher_logits": np.zeros((3, 5))}, "teacher_logits"),
+        ({"targets": np.array([0, 1])}, "targets"),
+        ({"targets": np.array([0, 1, 9])}, "targets"),
+        ({"targets": np.full(3, IGNORE_INDEX)}, "ignore index"),
+    ],
+)
 def test_bad_input_is_one_clear_error(kwargs: dict, words: str) -> None:
     z = np.zeros((3, 4))
-    args = {"teacher_logits": np.zeros((3, 4)), "targets": np.array([0, 1, 2]), "temperature": 2.0, "alpha": 0.5, **kwargs}
+    args = {
+        "teacher_logits": np.zeros((3, 4)),
+        "targets": np.array([0, 1, 2]),
+        "temperature": 2.0,
+        "alpha": 0.5,
+        **kwargs,
+    }
     for f in (distillation_forward, distillation_loops):
         with pytest.raises(InputError, match=f"distillation: .*{words}"):
             f(z, **args)

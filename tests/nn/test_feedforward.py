@@ -16,7 +16,12 @@ FLOAT32_ATOL = 1e-5
 
 
 def _params(rng: np.random.Generator, C: int = 4, F: int = 6) -> dict[str, np.ndarray]:
-    return {"W1": rng.standard_normal((C, F)), "W2": rng.standard_normal((F, C)), "b1": rng.standard_normal(F), "b2": rng.standard_normal(C)}
+    return {
+        "W1": rng.standard_normal((C, F)),
+        "W2": rng.standard_normal((F, C)),
+        "b1": rng.standard_normal(F),
+        "b2": rng.standard_normal(C),
+    }
 
 
 def test_ffn_is_two_affine_maps_around_the_activation() -> None:
@@ -41,13 +46,28 @@ def test_backward_returns_one_gradient_per_given_input() -> None:
     np.testing.assert_allclose(db2, np.full(4, 3.0), rtol=SAME_MATH_RTOL)  # three rows of ones
 
 
-@pytest.mark.parametrize("args,kwargs,message", [
-    ((np.zeros((2, 3)), np.zeros((4, 6)), np.zeros((6, 3))), {}, "feedforward: W1 must have shape (C, F) = (3, F)"),
-    ((np.zeros((2, 4)), np.zeros((4, 6)), np.zeros((5, 4))), {}, "feedforward: W2 must have shape (F, C_out) = (6, C_out)"),
-    ((np.zeros((2, 4)), np.zeros((4, 6)), np.zeros((6, 4)), np.zeros(4)), {}, "feedforward: b1 must have shape (6,)"),
-    ((np.zeros(4), np.zeros((4, 6)), np.zeros((6, 4))), {}, "feedforward: x must have shape (N, C) or (B, T, C)"),
-    ((np.zeros((2, 4)), np.zeros((4, 6)), np.zeros((6, 4))), {"activation": "swish"}, "feedforward: activation must be one of"),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,message",
+    [
+        ((np.zeros((2, 3)), np.zeros((4, 6)), np.zeros((6, 3))), {}, "feedforward: W1 must have shape (C, F) = (3, F)"),
+        (
+            (np.zeros((2, 4)), np.zeros((4, 6)), np.zeros((5, 4))),
+            {},
+            "feedforward: W2 must have shape (F, C_out) = (6, C_out)",
+        ),
+        (
+            (np.zeros((2, 4)), np.zeros((4, 6)), np.zeros((6, 4)), np.zeros(4)),
+            {},
+            "feedforward: b1 must have shape (6,)",
+        ),
+        ((np.zeros(4), np.zeros((4, 6)), np.zeros((6, 4))), {}, "feedforward: x must have shape (N, C) or (B, T, C)"),
+        (
+            (np.zeros((2, 4)), np.zeros((4, 6)), np.zeros((6, 4))),
+            {"activation": "swish"},
+            "feedforward: activation must be one of",
+        ),
+    ],
+)
 def test_bad_input_is_one_input_error_naming_the_argument(args: tuple, kwargs: dict, message: str) -> None:
     for fn in (ffn_forward, ffn_loops):
         with pytest.raises(InputError) as err:
@@ -60,7 +80,9 @@ def test_float32_in_float32_out() -> None:
     p = _params(rng)
     x = rng.standard_normal((2, 3, 4))
     y64, c64 = ffn_forward(x, *(p[n] for n in ("W1", "W2", "b1", "b2")), activation="gelu")
-    y32, c32 = ffn_forward(x.astype(np.float32), *(p[n].astype(np.float32) for n in ("W1", "W2", "b1", "b2")), activation="gelu")
+    y32, c32 = ffn_forward(
+        x.astype(np.float32), *(p[n].astype(np.float32) for n in ("W1", "W2", "b1", "b2")), activation="gelu"
+    )
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, atol=FLOAT32_ATOL * np.abs(y64).max())
     grads = ffn_backward(np.ones_like(y32), c32)

@@ -41,8 +41,13 @@ def test_loops_on_plain_floats_still_match_the_manual_forward(piece: Any) -> Non
     out = piece.loops(*(_floats(a) for a in inputs.values()), **static)
     assert not any(isinstance(x, Value) for x in _leaves(out)), f"{piece.name}: floats in, Values out"
     expected, _ = piece.forward(*inputs.values(), **static)
-    np.testing.assert_allclose(np.asarray(out, dtype=np.float64), np.asarray(expected, dtype=np.float64),
-                               rtol=FLOAT_RTOL, atol=FLOAT_ATOL, err_msg=piece.name)
+    np.testing.assert_allclose(
+        np.asarray(out, dtype=np.float64),
+        np.asarray(expected, dtype=np.float64),
+        rtol=FLOAT_RTOL,
+        atol=FLOAT_ATOL,
+        err_msg=piece.name,
+    )
 
 
 def test_matmul_and_linear_build_one_dot_node_per_output() -> None:
@@ -93,7 +98,9 @@ def test_the_row_ops_of_the_loops_forms_are_the_engines_fused_nodes() -> None:
     x = to_values(rng.standard_normal((2, 4)), "x")
     ops = lambda out: {v.op for v in topological_order(engine.total(_leaves(out)))}  # noqa: E731
     assert {"softmax", "logsumexp"} <= ops(softmax_loops(x)) and "exp" not in ops(softmax_loops(x))
-    assert {"rms_norm", "rrms"} <= ops(rms_norm_loops(x, to_values(np.ones(4), "g"))) and "sqrt" not in ops(rms_norm_loops(x, [1.0] * 4))
+    assert {"rms_norm", "rrms"} <= ops(rms_norm_loops(x, to_values(np.ones(4), "g"))) and "sqrt" not in ops(
+        rms_norm_loops(x, [1.0] * 4)
+    )
     loss = cross_entropy_loops(x, targets=np.array([1, 3]))
     assert [p.op for p in loss.parents[0].parents] == ["cross_entropy", "cross_entropy"]
     q, k, v = (to_values(rng.standard_normal((3, 2)), n) for n in "qkv")

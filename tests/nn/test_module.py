@@ -266,7 +266,10 @@ def test_sequential_three_ways() -> None:
         dx = seq.backward(dout)
         return (dx, *(g.copy() for _, g in seq.named_grads()))
 
-    inputs = {"x": rng.standard_normal((3, 3)), **{n: p + 0.1 * rng.standard_normal(p.shape) for n, p in seq.named_parameters()}}
+    inputs = {
+        "x": rng.standard_normal((3, 3)),
+        **{n: p + 0.1 * rng.standard_normal(p.shape) for n, p in seq.named_parameters()},
+    }
     assert_three_way(loops, forward, backward, inputs, name="Sequential(Linear, LayerNorm, Linear)")
 
 
@@ -286,7 +289,9 @@ def test_sequential_flat_gradient_matches_finite_differences() -> None:
         return value
 
     numeric = numerical_gradient_arrays(loss, {"flat": seq.flat_params})
-    assert_gradients_close({"manual": {"flat": seq.flat_grads}, "numeric": numeric}, pairs=[("manual", "numeric", NUMERIC)])
+    assert_gradients_close(
+        {"manual": {"flat": seq.flat_grads}, "numeric": numeric}, pairs=[("manual", "numeric", NUMERIC)]
+    )
 
 
 def test_sequential_refuses_a_gradient_gap_and_bad_arguments() -> None:

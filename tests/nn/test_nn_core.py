@@ -20,8 +20,18 @@ from nn.activations import erf_array
 from nn.registry import check_piece, get_piece
 
 CORE_PIECES = (
-    "matmul", "linear", "sigmoid", "relu", "tanh", "gelu", "gelu_tanh",
-    "softmax", "log_softmax", "mse", "cross_entropy", "binary_cross_entropy",
+    "matmul",
+    "linear",
+    "sigmoid",
+    "relu",
+    "tanh",
+    "gelu",
+    "gelu_tanh",
+    "softmax",
+    "log_softmax",
+    "mse",
+    "cross_entropy",
+    "binary_cross_entropy",
 )
 
 #: loops vs manual on the same inputs: the same float64 math, summed in a different order.
@@ -118,43 +128,119 @@ def _both_forms(name: str):
 
 SHAPE_ERRORS = [
     # (piece, inputs, static, the exact message, or its start followed by "...")
-    ("matmul", (np.ones((2, 3)), np.ones((4, 5))), {},
-     "matmul: A has 3 columns but B has 4 rows: A (2, 3), B (4, 5)"),
+    ("matmul", (np.ones((2, 3)), np.ones((4, 5))), {}, "matmul: A has 3 columns but B has 4 rows: A (2, 3), B (4, 5)"),
     ("matmul", (np.ones(3), np.ones((3, 2))), {}, "matmul: A must have shape (n, k), got shape (3,)"),
     ("matmul", (np.ones((2, 3)), np.ones((3, 2, 1))), {}, "matmul: B must have shape (k, m), got shape (3, 2, 1)"),
-    ("linear", (np.ones((3, 5)), np.ones((4, 2)), np.ones(2)), {},
-     "linear: x has 5 features but W expects 4: x (3, 5), W (4, 2)"),
-    ("linear", (np.ones((2, 3, 5)), np.ones((4, 2)), np.ones(2)), {},
-     "linear: x has 5 features but W expects 4: x (2, 3, 5), W (4, 2)"),
-    ("linear", (np.ones((3, 4)), np.ones((4, 2)), np.ones(3)), {},
-     "linear: b must have shape (n_out,) = (2,) to match W, got b (3,), W (4, 2)"),
-    ("linear", (np.ones(4), np.ones((4, 2)), np.ones(2)), {},
-     "linear: x must have shape (B, n_in) or (B, T, n_in), got shape (4,)"),
-    ("linear", (np.ones((1, 2, 3, 4)), np.ones((4, 2)), np.ones(2)), {},
-     "linear: x must have shape (B, n_in) or (B, T, n_in), got shape (1, 2, 3, 4)"),
-    ("linear", (np.ones((3, 4)), np.ones(4), np.ones(2)), {}, "linear: W must have shape (n_in, n_out), got shape (4,)"),
-    ("softmax", (np.ones((3, 0)),), {}, "softmax: x needs at least one entry along its last axis (C), got shape (3, 0)"),
-    ("log_softmax", (np.float64(2.0),), {}, "log_softmax: x needs at least one entry along its last axis (C), got shape ()"),
+    (
+        "linear",
+        (np.ones((3, 5)), np.ones((4, 2)), np.ones(2)),
+        {},
+        "linear: x has 5 features but W expects 4: x (3, 5), W (4, 2)",
+    ),
+    (
+        "linear",
+        (np.ones((2, 3, 5)), np.ones((4, 2)), np.ones(2)),
+        {},
+        "linear: x has 5 features but W expects 4: x (2, 3, 5), W (4, 2)",
+    ),
+    (
+        "linear",
+        (np.ones((3, 4)), np.ones((4, 2)), np.ones(3)),
+        {},
+        "linear: b must have shape (n_out,) = (2,) to match W, got b (3,), W (4, 2)",
+    ),
+    (
+        "linear",
+        (np.ones(4), np.ones((4, 2)), np.ones(2)),
+        {},
+        "linear: x must have shape (B, n_in) or (B, T, n_in), got shape (4,)",
+    ),
+    (
+        "linear",
+        (np.ones((1, 2, 3, 4)), np.ones((4, 2)), np.ones(2)),
+        {},
+        "linear: x must have shape (B, n_in) or (B, T, n_in), got shape (1, 2, 3, 4)",
+    ),
+    (
+        "linear",
+        (np.ones((3, 4)), np.ones(4), np.ones(2)),
+        {},
+        "linear: W must have shape (n_in, n_out), got shape (4,)",
+    ),
+    (
+        "softmax",
+        (np.ones((3, 0)),),
+        {},
+        "softmax: x needs at least one entry along its last axis (C), got shape (3, 0)",
+    ),
+    (
+        "log_softmax",
+        (np.float64(2.0),),
+        {},
+        "log_softmax: x needs at least one entry along its last axis (C), got shape ()",
+    ),
     ("mse", (np.ones(3), np.ones(4)), {}, "mse: pred and target must have the same shape: pred (3,), target (4,)"),
-    ("mse", (np.ones((2, 3)), np.ones((3, 2))), {}, "mse: pred and target must have the same shape: pred (2, 3), target (3, 2)"),
+    (
+        "mse",
+        (np.ones((2, 3)), np.ones((3, 2))),
+        {},
+        "mse: pred and target must have the same shape: pred (2, 3), target (3, 2)",
+    ),
     ("mse", (np.ones((0, 2)), np.ones((0, 2))), {}, "mse: pred is empty (shape ..."),
-    ("cross_entropy", (np.ones(5),), {"targets": np.array([1])}, "cross_entropy: logits must have shape (B, C), got shape (5,)"),
-    ("cross_entropy", (np.ones((3, 5)),), {"targets": np.array([0, 1, 2, 3])},
-     "cross_entropy: targets has shape (4,) but logits has 3 rows: logits (3, 5), targets (4,)"),
-    ("cross_entropy", (np.ones((3, 5)),), {"targets": np.array([0, 7, 2])},
-     "cross_entropy: targets must be class indices in [0, 5), got 7 at index 1"),
-    ("cross_entropy", (np.ones((3, 5)),), {"targets": np.array([0, 1, -1])},
-     "cross_entropy: targets must be class indices in [0, 5), got -1 at index 2"),
-    ("cross_entropy", (np.ones((3, 5)),), {"targets": np.array([0.0, 1.0, 2.0])},
-     "cross_entropy: targets must be integer class indices, got dtype float64"),
-    ("cross_entropy", (np.ones((2, 5)),), {"targets": np.array([True, False])},
-     "cross_entropy: targets must be integer class indices, got dtype bool"),
-    ("binary_cross_entropy", (np.ones(3),), {"targets": np.ones(4)},
-     "binary_cross_entropy: logits and targets must have the same shape: logits (3,), targets (4,)"),
-    ("binary_cross_entropy", (np.zeros(3),), {"targets": np.array([0.0, 1.5, 1.0])},
-     "binary_cross_entropy: targets must be finite probabilities in [0, 1], got 1.5 at index (1,)"),
-    ("binary_cross_entropy", (np.zeros(3),), {"targets": np.array([0.0, np.nan, 1.0])},
-     "binary_cross_entropy: targets must be finite probabilities in [0, 1], got nan at index (1,)"),
+    (
+        "cross_entropy",
+        (np.ones(5),),
+        {"targets": np.array([1])},
+        "cross_entropy: logits must have shape (B, C), got shape (5,)",
+    ),
+    (
+        "cross_entropy",
+        (np.ones((3, 5)),),
+        {"targets": np.array([0, 1, 2, 3])},
+        "cross_entropy: targets has shape (4,) but logits has 3 rows: logits (3, 5), targets (4,)",
+    ),
+    (
+        "cross_entropy",
+        (np.ones((3, 5)),),
+        {"targets": np.array([0, 7, 2])},
+        "cross_entropy: targets must be class indices in [0, 5), got 7 at index 1",
+    ),
+    (
+        "cross_entropy",
+        (np.ones((3, 5)),),
+        {"targets": np.array([0, 1, -1])},
+        "cross_entropy: targets must be class indices in [0, 5), got -1 at index 2",
+    ),
+    (
+        "cross_entropy",
+        (np.ones((3, 5)),),
+        {"targets": np.array([0.0, 1.0, 2.0])},
+        "cross_entropy: targets must be integer class indices, got dtype float64",
+    ),
+    (
+        "cross_entropy",
+        (np.ones((2, 5)),),
+        {"targets": np.array([True, False])},
+        "cross_entropy: targets must be integer class indices, got dtype bool",
+    ),
+    (
+        "binary_cross_entropy",
+        (np.ones(3),),
+        {"targets": np.ones(4)},
+        "binary_cross_entropy: logits and targets must have the same shape: logits (3,), targets (4,)",
+    ),
+    (
+        "binary_cross_entropy",
+        (np.zeros(3),),
+        {"targets": np.array([0.0, 1.5, 1.0])},
+        "binary_cross_entropy: targets must be finite probabilities in [0, 1], got 1.5 at index (1,)",
+    ),
+    (
+        "binary_cross_entropy",
+        (np.zeros(3),),
+        {"targets": np.array([0.0, np.nan, 1.0])},
+        "binary_cross_entropy: targets must be finite probabilities in [0, 1], got nan at index (1,)",
+    ),
 ]
 
 
@@ -188,7 +274,9 @@ def test_non_finite_inputs_are_refused_naming_the_argument(name: str, bad: float
 
 
 def test_loops_form_refuses_ragged_and_non_numeric_input() -> None:
-    with pytest.raises(ValueError, match=r"^matmul: A is ragged: expected shape \(2, 2\), but entry \(1,\) has length 1$"):
+    with pytest.raises(
+        ValueError, match=r"^matmul: A is ragged: expected shape \(2, 2\), but entry \(1,\) has length 1$"
+    ):
         linear.matmul_loops([[1.0, 2.0], [3.0]], [[1.0], [2.0]])
     with pytest.raises(ValueError, match=r"^relu: x must hold numbers or Values, got str at index \(1,\)$"):
         activations.relu_loops([1.0, "2"])
@@ -208,8 +296,14 @@ def test_the_bulk_check_of_nested_input_defers_every_doubtful_case_to_the_exact_
     assert nested_input("p", "x", np.float64(2.5))[1] == ()
     assert nested_input("p", "x", [[], []])[1] == (2, 0)
     bad = [
-        ([[Value(1.0), Value(2.0)], [Value(2.0), Value(-math.inf)]], r"x has non-finite values \(-inf at index \(1, 1\)\)"),
-        ([[Value(1.0), Value(2.0)], [Value(math.inf), Value(-math.inf)]], r"x has non-finite values \(-?inf at index \(1, [01]\)\)"),
+        (
+            [[Value(1.0), Value(2.0)], [Value(2.0), Value(-math.inf)]],
+            r"x has non-finite values \(-inf at index \(1, 1\)\)",
+        ),
+        (
+            [[Value(1.0), Value(2.0)], [Value(math.inf), Value(-math.inf)]],
+            r"x has non-finite values \(-?inf at index \(1, [01]\)\)",
+        ),
         ([[Value(1.0), Value(math.nan)]], r"x has non-finite values \(nan at index \(0, 1\)\)"),
         ([1.0, True], r"x must hold numbers or Values, got bool at index \(1,\)"),
         ([[1.0, 2.0], (3.0, [4.0])], r"x must hold numbers or Values, got list at index \(1, 1\)"),
@@ -396,7 +490,9 @@ def test_cross_entropy_agrees_with_log_softmax_and_known_values() -> None:
     # targets given as a Python list work in both forms
     as_list, _ = _manual("cross_entropy", {"logits": logits}, {"targets": targets.tolist()})
     assert float(as_list) == float(loss)
-    assert losses.cross_entropy_loops(logits.tolist(), targets=targets.tolist()) == pytest.approx(float(loss), rel=SAME_MATH_RTOL)
+    assert losses.cross_entropy_loops(logits.tolist(), targets=targets.tolist()) == pytest.approx(
+        float(loss), rel=SAME_MATH_RTOL
+    )
 
 
 def test_binary_cross_entropy_agrees_with_the_textbook_formula() -> None:
@@ -440,6 +536,8 @@ def test_linear_on_sequences_equals_linear_on_rows() -> None:
 def test_matmul_loops_is_the_matrix_product() -> None:
     rng = np.random.default_rng(8)
     A, B = rng.standard_normal((3, 5)), rng.standard_normal((5, 2))
-    np.testing.assert_allclose(np.array(linear.matmul_loops(A.tolist(), B.tolist())), A @ B, rtol=SAME_MATH_RTOL, atol=0)
+    np.testing.assert_allclose(
+        np.array(linear.matmul_loops(A.tolist(), B.tolist())), A @ B, rtol=SAME_MATH_RTOL, atol=0
+    )
     assert linear.matmul_loops(A, B) == linear.matmul_loops(A.tolist(), B.tolist())  # arrays are accepted too
     assert re.fullmatch(r"C = A @ B.*", get_piece("matmul").description)

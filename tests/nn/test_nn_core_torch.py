@@ -24,9 +24,14 @@ EXTREME_CASES = {
     "gelu_tanh": ({"x": np.array([EXTREME, -EXTREME, 0.3, -9.0])}, {}),
     "softmax": ({"x": np.array([[EXTREME, -EXTREME, 0.0], [-EXTREME, 0.0, EXTREME]])}, {}),
     "log_softmax": ({"x": np.array([[EXTREME, -EXTREME, 0.0], [-EXTREME, 0.0, EXTREME]])}, {}),
-    "cross_entropy": ({"logits": np.array([[EXTREME, -EXTREME, 0.0], [-EXTREME, 0.0, EXTREME]])}, {"targets": np.array([1, 2])}),
-    "binary_cross_entropy": ({"logits": np.array([EXTREME, -EXTREME, EXTREME, -EXTREME, 0.0])},
-                             {"targets": np.array([1.0, 0.0, 0.0, 1.0, 0.3])}),
+    "cross_entropy": (
+        {"logits": np.array([[EXTREME, -EXTREME, 0.0], [-EXTREME, 0.0, EXTREME]])},
+        {"targets": np.array([1, 2])},
+    ),
+    "binary_cross_entropy": (
+        {"logits": np.array([EXTREME, -EXTREME, EXTREME, -EXTREME, 0.0])},
+        {"targets": np.array([1.0, 0.0, 0.0, 1.0, 0.3])},
+    ),
 }
 
 

@@ -62,31 +62,111 @@ def test_three_way_all_cases(name: str) -> None:
 # (loops form, args, kwargs, the exact message, whether the manual forward -- given the same
 # arguments as arrays -- must say the same; ragged lists and non-numbers never become arrays).
 LOOPS_BAD_INPUT = [
-    (layer_norm_loops, ([[1.0, 2.0, 3.0]], [1.0, 1.0], [0.0, 0.0, 0.0]), {},
-     "layer_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (2,)", True),
-    (layer_norm_loops, ([[1.0, 2.0, 3.0]], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0]), {},
-     "layer_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (4,)", True),
-    (layer_norm_loops, ([[1.0, 2.0, 3.0]], [1.0, 1.0, 1.0], [[0.0, 0.0, 0.0]]), {},
-     "layer_norm: beta must have shape (C,) = (3,) to match x (1, 3), got (1, 3)", True),
-    (layer_norm_loops, ([[1.0, 2.0, 3.0], [4.0, 5.0]], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]), {},
-     "layer_norm: x is ragged: expected shape (2, 3), but entry (1,) has length 2", False),
-    (layer_norm_loops, ([[1.0, "2", 3.0]], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]), {},
-     "layer_norm: x must hold numbers or Values, got str at index (0, 1)", False),
-    (layer_norm_loops, ([[1.0, 2.0]], [1.0, 1.0], [0.0, 0.0]), {"eps": 0.0},
-     "layer_norm: eps must be > 0 (it keeps a constant row from dividing by zero), got 0.0", True),
-    (layer_norm_loops, ([[]], [], []), {}, "layer_norm: x needs at least one entry along its last axis (C), got shape (1, 0)", True),
-    (residual_loops, ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0]]), {},
-     "residual: f is ragged: expected shape (2, 2), but entry (1,) has length 1", False),
-    (residual_loops, ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [1.0, 2.0, 3.0]), {},
-     "residual: x and f must have the same shape: x (2, 3), f (3,)", True),
-    (residual_loops, ([[1.0, None]], [[1.0, 2.0]]), {}, "residual: x must hold numbers or Values, got NoneType at index (0, 1)", False),
-    (embedding_loops, ([[1.0, 2.0], [3.0]], np.array([[0, 1]])), {},
-     "embedding: W is ragged: expected shape (2, 2), but entry (1,) has length 1", False),
-    (embedding_loops, ([1.0, 2.0, 3.0, 4.0], np.array([[0, 1]])), {}, "embedding: W must have shape (V, C), got shape (4,)", True),
-    (embedding_loops, ([[1.0, 2.0], [3.0, 4.0]], np.array([[0, 2]])), {}, "embedding: ids out of range [0, 2): [2] at [[0, 1]]", True),
-    (dropout_loops, ([[1.0, "a"]], 0.5, 0), {}, "dropout: x must hold numbers or Values, got str at index (0, 1)", False),
-    (dropout_loops, ([[1.0, 2.0], [3.0]], 0.5, 0), {"training": False},
-     "dropout: x is ragged: expected shape (2, 2), but entry (1,) has length 1", False),
+    (
+        layer_norm_loops,
+        ([[1.0, 2.0, 3.0]], [1.0, 1.0], [0.0, 0.0, 0.0]),
+        {},
+        "layer_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (2,)",
+        True,
+    ),
+    (
+        layer_norm_loops,
+        ([[1.0, 2.0, 3.0]], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0]),
+        {},
+        "layer_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (4,)",
+        True,
+    ),
+    (
+        layer_norm_loops,
+        ([[1.0, 2.0, 3.0]], [1.0, 1.0, 1.0], [[0.0, 0.0, 0.0]]),
+        {},
+        "layer_norm: beta must have shape (C,) = (3,) to match x (1, 3), got (1, 3)",
+        True,
+    ),
+    (
+        layer_norm_loops,
+        ([[1.0, 2.0, 3.0], [4.0, 5.0]], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]),
+        {},
+        "layer_norm: x is ragged: expected shape (2, 3), but entry (1,) has length 2",
+        False,
+    ),
+    (
+        layer_norm_loops,
+        ([[1.0, "2", 3.0]], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]),
+        {},
+        "layer_norm: x must hold numbers or Values, got str at index (0, 1)",
+        False,
+    ),
+    (
+        layer_norm_loops,
+        ([[1.0, 2.0]], [1.0, 1.0], [0.0, 0.0]),
+        {"eps": 0.0},
+        "layer_norm: eps must be > 0 (it keeps a constant row from dividing by zero), got 0.0",
+        True,
+    ),
+    (
+        layer_norm_loops,
+        ([[]], [], []),
+        {},
+        "layer_norm: x needs at least one entry along its last axis (C), got shape (1, 0)",
+        True,
+    ),
+    (
+        residual_loops,
+        ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0]]),
+        {},
+        "residual: f is ragged: expected shape (2, 2), but entry (1,) has length 1",
+        False,
+    ),
+    (
+        residual_loops,
+        ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [1.0, 2.0, 3.0]),
+        {},
+        "residual: x and f must have the same shape: x (2, 3), f (3,)",
+        True,
+    ),
+    (
+        residual_loops,
+        ([[1.0, None]], [[1.0, 2.0]]),
+        {},
+        "residual: x must hold numbers or Values, got NoneType at index (0, 1)",
+        False,
+    ),
+    (
+        embedding_loops,
+        ([[1.0, 2.0], [3.0]], np.array([[0, 1]])),
+        {},
+        "embedding: W is ragged: expected shape (2, 2), but entry (1,) has length 1",
+        False,
+    ),
+    (
+        embedding_loops,
+        ([1.0, 2.0, 3.0, 4.0], np.array([[0, 1]])),
+        {},
+        "embedding: W must have shape (V, C), got shape (4,)",
+        True,
+    ),
+    (
+        embedding_loops,
+        ([[1.0, 2.0], [3.0, 4.0]], np.array([[0, 2]])),
+        {},
+        "embedding: ids out of range [0, 2): [2] at [[0, 1]]",
+        True,
+    ),
+    (
+        dropout_loops,
+        ([[1.0, "a"]], 0.5, 0),
+        {},
+        "dropout: x must hold numbers or Values, got str at index (0, 1)",
+        False,
+    ),
+    (
+        dropout_loops,
+        ([[1.0, 2.0], [3.0]], 0.5, 0),
+        {"training": False},
+        "dropout: x is ragged: expected shape (2, 2), but entry (1,) has length 1",
+        False,
+    ),
     (dropout_loops, ([[1.0, 2.0]], 1.0, 0), {}, "dropout: p must be a probability in [0, 1), got 1.0", True),
 ]
 FORWARD_OF = {
@@ -142,8 +222,14 @@ def test_layer_norm_constant_row_has_finite_grads_matching_numeric() -> None:
     np.testing.assert_allclose(out[0], beta, rtol=0, atol=CONSTANT_ROW_ATOL)  # xhat = 0 on a constant row
     dx, dgamma, dbeta = layer_norm_backward(rng.standard_normal(x.shape), cache)
     assert all(np.all(np.isfinite(g)) for g in (dx, dgamma, dbeta))
-    report = assert_three_way(layer_norm_loops, layer_norm_forward, layer_norm_backward,
-                              {"x": x, "gamma": gamma, "beta": beta}, {"eps": 1e-5}, name="layer_norm constant row")
+    report = assert_three_way(
+        layer_norm_loops,
+        layer_norm_forward,
+        layer_norm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        {"eps": 1e-5},
+        name="layer_norm constant row",
+    )
     assert report.passed
 
 
@@ -172,7 +258,12 @@ def test_layer_norm_backward_formula_matches_explicit_jacobian() -> None:
     # Jacobian of xhat from its definition and contract it with g.
     rng = np.random.default_rng(3)
     C, eps = 5, 1e-5
-    x, gamma, beta, dout = rng.standard_normal(C), rng.standard_normal(C), rng.standard_normal(C), rng.standard_normal(C)
+    x, gamma, beta, dout = (
+        rng.standard_normal(C),
+        rng.standard_normal(C),
+        rng.standard_normal(C),
+        rng.standard_normal(C),
+    )
     _, cache = layer_norm_forward(x[None], gamma, beta, eps=eps)
     dx, _, _ = layer_norm_backward(dout[None], cache)
     mu, var = x.mean(), x.var()
@@ -240,7 +331,9 @@ def test_embedding_repeated_ids_scatter_add() -> None:
             expected[ids[b, t]] += dout[b, t]
     np.testing.assert_allclose(dW, expected, rtol=ROUNDING_RTOL)
     np.testing.assert_array_equal(dW[3], 0.0)
-    assert_three_way(embedding_loops, embedding_forward, embedding_backward, {"W": W}, {"ids": ids}, name="embedding repeats")
+    assert_three_way(
+        embedding_loops, embedding_forward, embedding_backward, {"W": W}, {"ids": ids}, name="embedding repeats"
+    )
 
 
 @pytest.mark.parametrize(

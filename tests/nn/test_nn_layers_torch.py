@@ -30,4 +30,6 @@ def test_layer_norm_with_a_larger_eps_matches_torch(shape) -> None:
         x.reshape(-1, C)[0] = 0.3  # a constant row: only eps keeps rstd finite
     x.reshape(-1, C)[-1] *= 0.03  # a row whose variance is comparable to eps
     inputs = {"x": x, "gamma": rng.standard_normal(C), "beta": rng.standard_normal(C)}
-    assert_matches_torch(get_piece("layer_norm"), inputs, {"eps": LARGE_EPS}, what=f"layer_norm eps={LARGE_EPS} {shape}")
+    assert_matches_torch(
+        get_piece("layer_norm"), inputs, {"eps": LARGE_EPS}, what=f"layer_norm eps={LARGE_EPS} {shape}"
+    )

@@ -188,8 +188,14 @@ def test_step_with_non_finite_grad_changes_nothing() -> None:
     "make,needle",
     [
         (lambda: SGD([(np.ones(2), np.ones(3))], lr=0.1), "shape"),
-        (lambda: SGD([(np.ones(2, dtype=np.float16), np.ones(2, dtype=np.float16))], lr=0.1), "float64 \\(or float32\\)"),
-        (lambda: SGD([(np.ones(2), np.ones(2, dtype=np.float32))], lr=0.1), "gradient .0. is float32, its parameter float64"),
+        (
+            lambda: SGD([(np.ones(2, dtype=np.float16), np.ones(2, dtype=np.float16))], lr=0.1),
+            "float64 \\(or float32\\)",
+        ),
+        (
+            lambda: SGD([(np.ones(2), np.ones(2, dtype=np.float32))], lr=0.1),
+            "gradient .0. is float32, its parameter float64",
+        ),
         (lambda: SGD([(np.ones(2), np.ones(2))], lr=-1.0), "lr"),
         (lambda: SGD([(np.ones(2), np.ones(2))], lr=0.1, momentum=1.0), "momentum"),
         (lambda: Adam([(np.ones(2), np.ones(2))], betas=(0.9, 1.0)), "betas"),
@@ -221,7 +227,11 @@ def test_load_state_dict_checks_type_and_buffers() -> None:
 
 @pytest.mark.parametrize(
     "make",
-    [lambda m: SGD(m, lr=0.05, momentum=0.9), lambda m: Adam(m, lr=0.01, weight_decay=0.01), lambda m: AdamW(m, lr=0.02)],
+    [
+        lambda m: SGD(m, lr=0.05, momentum=0.9),
+        lambda m: Adam(m, lr=0.01, weight_decay=0.01),
+        lambda m: AdamW(m, lr=0.02),
+    ],
     ids=["momentum", "adam", "adamw"],
 )
 def test_checkpoint_and_resume_is_bit_for_bit(make, tmp_path: Path) -> None:
@@ -241,15 +251,20 @@ def test_checkpoint_and_resume_is_bit_for_bit(make, tmp_path: Path) -> None:
     opt = make(first)
     train(first, opt, 0, split)
     opt_state = opt.state_dict()
-    arrays = {**{f"model.{k}": v for k, v in first.state_dict().items()}, **{f"optim.{k}": v for k, v in opt_state["arrays"].items()}}
+    arrays = {
+        **{f"model.{k}": v for k, v in first.state_dict().items()},
+        **{f"optim.{k}": v for k, v in opt_state["arrays"].items()},
+    }
     save_checkpoint(tmp_path / "run", arrays, {"optim": opt_state["meta"]})
 
     loaded, meta = load_checkpoint(tmp_path / "run")
     resumed = Tiny()
     resumed.params["W"] += 1.0  # make sure the weights really come from the checkpoint
-    resumed.load_state_dict({k[len("model."):]: v for k, v in loaded.items() if k.startswith("model.")})
+    resumed.load_state_dict({k[len("model.") :]: v for k, v in loaded.items() if k.startswith("model.")})
     opt2 = make(resumed)
-    opt2.load_state_dict({"meta": meta["optim"], "arrays": {k[len("optim."):]: v for k, v in loaded.items() if k.startswith("optim.")}})
+    opt2.load_state_dict(
+        {"meta": meta["optim"], "arrays": {k[len("optim.") :]: v for k, v in loaded.items() if k.startswith("optim.")}}
+    )
     assert opt2.step_count == split
     train(resumed, opt2, split, steps)
 

@@ -40,7 +40,9 @@ def test_sinusoids_at_known_positions() -> None:
     # the last pair i = C/2 - 1 has w = base^(-(C-2)/C)
     w = PE_BASE ** (-(C - 2) / C)
     assert abs(pe[3, C - 2] - math.sin(3 * w)) <= TRIG_ATOL and abs(pe[3, C - 1] - math.cos(3 * w)) <= TRIG_ATOL
-    np.testing.assert_allclose(pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, 1.0, atol=TRIG_ATOL)  # each pair is on the unit circle
+    np.testing.assert_allclose(
+        pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, 1.0, atol=TRIG_ATOL
+    )  # each pair is on the unit circle
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 17])
@@ -48,7 +50,7 @@ def test_shifting_by_k_is_one_fixed_rotation(k: int) -> None:
     T, C = 64, 16
     pe = positional_encoding(T + k, C)
     M = positional_shift(k, C)
-    np.testing.assert_allclose(pe[:T] @ M, pe[k:k + T], atol=SHIFT_ATOL)  # the same M for every p
+    np.testing.assert_allclose(pe[:T] @ M, pe[k : k + T], atol=SHIFT_ATOL)  # the same M for every p
     np.testing.assert_allclose(M @ M.T, np.eye(C), atol=SHIFT_ATOL)  # a rotation: orthogonal
     with pytest.raises(InputError, match="positional_shift: C must be even"):
         positional_shift(k, 5)

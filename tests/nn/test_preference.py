@@ -69,22 +69,44 @@ def test_reinforce_kl_gradient_is_unbiased_for_the_kl_objective() -> None:
     for _ in range(n_batches):
         y = rng.choice(3, size=B, p=pi)
         logp = np.log(pi[y])[:, None]
-        loss, cache = reinforce_kl_forward(logp, sample_logp=logp, ref_logp=np.log(ref[y])[:, None], rewards=r[y],
-                                           mask=np.ones((B, 1)), beta=beta)
+        loss, cache = reinforce_kl_forward(
+            logp, sample_logp=logp, ref_logp=np.log(ref[y])[:, None], rewards=r[y], mask=np.ones((B, 1)), beta=beta
+        )
         (dlogp,) = reinforce_kl_backward(np.ones(()), cache)
         total += ((np.eye(3)[y] - pi) * dlogp).sum(axis=0)  # dlogp_b d log pi(y_b) / dtheta
     assert -total / n_batches == pytest.approx(exact, abs=MONTE_CARLO)
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda: bradley_terry_forward(np.zeros(3), np.zeros(2)), "bradley_terry: r_chosen and r_rejected"),
-    (lambda: dpo_forward(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), beta=-1.0), "dpo: beta"),
-    (lambda: token_logprobs_forward(np.zeros((1, 2, 3)), targets=np.array([[0, 3]])), "token_logprobs: targets"),
-    (lambda: reinforce_kl_forward(np.zeros((1, 2)), sample_logp=np.zeros((1, 2)), ref_logp=np.zeros((1, 2)),
-                                  rewards=np.zeros(1), mask=np.ones((1, 2)), beta=0.1), "reinforce_kl: logp needs at least 2"),
-    (lambda: reinforce_kl_forward(np.zeros((2, 2)), sample_logp=np.zeros((2, 2)), ref_logp=np.zeros((2, 2)),
-                                  rewards=np.zeros(2), mask=np.full((2, 2), 0.5), beta=0.1), "reinforce_kl: mask"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: bradley_terry_forward(np.zeros(3), np.zeros(2)), "bradley_terry: r_chosen and r_rejected"),
+        (lambda: dpo_forward(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), beta=-1.0), "dpo: beta"),
+        (lambda: token_logprobs_forward(np.zeros((1, 2, 3)), targets=np.array([[0, 3]])), "token_logprobs: targets"),
+        (
+            lambda: reinforce_kl_forward(
+                np.zeros((1, 2)),
+                sample_logp=np.zeros((1, 2)),
+                ref_logp=np.zeros((1, 2)),
+                rewards=np.zeros(1),
+                mask=np.ones((1, 2)),
+                beta=0.1,
+            ),
+            "reinforce_kl: logp needs at least 2",
+        ),
+        (
+            lambda: reinforce_kl_forward(
+                np.zeros((2, 2)),
+                sample_logp=np.zeros((2, 2)),
+                ref_logp=np.zeros((2, 2)),
+                rewards=np.zeros(2),
+                mask=np.full((2, 2), 0.5),
+                beta=0.1,
+            ),
+            "reinforce_kl: mask",
+        ),
+    ],
+)
 def test_bad_input_is_one_clear_error(call, words) -> None:
     with pytest.raises(InputError, match=words):
         call()

@@ -27,8 +27,11 @@ from nn.registry import Case, Piece, all_pieces, check_piece, get_piece, walk_mo
 ROOT = Path(__file__).resolve().parents[2]
 ALL = [(p, c) for p in all_pieces() for c in p.cases]
 #: every piece at its first case in the fast subset (`-m "not slow"`); its other cases are `slow`
-ALL_MARKED = [pytest.param(p, c, id=f"{p.name}-{c.name}", marks=() if i == 0 else pytest.mark.slow)
-              for p in all_pieces() for i, c in enumerate(p.cases)]
+ALL_MARKED = [
+    pytest.param(p, c, id=f"{p.name}-{c.name}", marks=() if i == 0 else pytest.mark.slow)
+    for p in all_pieces()
+    for i, c in enumerate(p.cases)
+]
 #: the library packages whose forward/backward pairs must all be checked by some piece.
 LIBRARY_PACKAGES = ("engine", "nn", "models", "viz")
 #: a fresh interpreter importing every module takes about a second; the bound only catches a hang.
@@ -104,8 +107,9 @@ def test_discovery_needs_no_import_of_the_defining_modules() -> None:
         "print(' '.join(names))\n"
         "print('models.cli' in sys.modules)\n"
     )
-    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
-                         timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    res = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_SECONDS
+    )
     assert res.returncode == 0, res.stderr
     names, cli_loaded = res.stdout.strip().splitlines()
     assert {"linear", "attention", "mlp"} <= set(names.split())
@@ -162,9 +166,15 @@ def _linear_then_tanh(covers: tuple[Pair, ...]) -> Piece:
     def make(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"x": rng.standard_normal((2, 3)), "W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}, {}
 
-    return Piece("linear_then_tanh", loops=lambda x, W, b: tanh_loops(linear_loops(x, W, b)),
-                 forward=_linear_then_tanh_forward, backward=_linear_then_tanh_backward,
-                 cases=(Case("2x3->4", make),), covers=covers, torch_skip="a test piece")
+    return Piece(
+        "linear_then_tanh",
+        loops=lambda x, W, b: tanh_loops(linear_loops(x, W, b)),
+        forward=_linear_then_tanh_forward,
+        backward=_linear_then_tanh_backward,
+        cases=(Case("2x3->4", make),),
+        covers=covers,
+        torch_skip="a test piece",
+    )
 
 
 def test_covers_claims_are_checked() -> None:
@@ -175,8 +185,9 @@ def test_covers_claims_are_checked() -> None:
     from nn.activations import sigmoid_backward, sigmoid_forward
 
     liar = _linear_then_tanh(((sigmoid_forward, sigmoid_backward),))
-    assert false_covers(liar) == [f"linear_then_tanh: covers nn.activations.sigmoid_{d} but never calls it"
-                                  for d in ("forward", "backward")]
+    assert false_covers(liar) == [
+        f"linear_then_tanh: covers nn.activations.sigmoid_{d} but never calls it" for d in ("forward", "backward")
+    ]
     with pytest.raises(ValueError, match="covers= takes"):
         _linear_then_tanh((linear_forward,))  # type: ignore[arg-type]
 
@@ -190,9 +201,27 @@ def test_every_registered_covers_claim_is_true() -> None:
 def test_registry_is_populated() -> None:
     names = {p.name for p, _ in ALL}
     # The nn issue's pieces; a piece missing from here would silently escape every check.
-    expected = {"matmul", "linear", "sigmoid", "relu", "tanh", "gelu", "gelu_tanh", "softmax", "log_softmax",
-                "mse", "cross_entropy", "binary_cross_entropy", "layer_norm", "embedding", "residual", "dropout",
-                "attention", "mha", "mlp"}
+    expected = {
+        "matmul",
+        "linear",
+        "sigmoid",
+        "relu",
+        "tanh",
+        "gelu",
+        "gelu_tanh",
+        "softmax",
+        "log_softmax",
+        "mse",
+        "cross_entropy",
+        "binary_cross_entropy",
+        "layer_norm",
+        "embedding",
+        "residual",
+        "dropout",
+        "attention",
+        "mha",
+        "mlp",
+    }
     assert expected <= names, f"missing pieces: {sorted(expected - names)}"
 
 
@@ -207,7 +236,9 @@ def test_three_way(piece, case) -> None:
         assert pairs == {("graph", "manual"), ("manual", "numeric"), ("graph", "numeric")}, name
 
 
-@pytest.mark.parametrize("piece", all_pieces()[:1] + [p for p in all_pieces() if p.name == "linear"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "piece", all_pieces()[:1] + [p for p in all_pieces() if p.name == "linear"], ids=lambda p: p.name
+)
 def test_a_wrong_backward_is_caught(piece) -> None:
     """Swap in a backward that is off by 1% at one element: the check must fail and say where."""
 
@@ -242,10 +273,15 @@ def test_a_one_input_backward_that_returns_a_bare_array_is_told_to_return_a_tupl
     def double_backward(dy, cache):
         return 2.0 * dy  # should be (2.0 * dy,)
 
-    with pytest.raises(ValueError, match=r"^double: backward must return a tuple with one gradient per input \['x'\], "
-                                         r"got a ndarray; with one input, return \(x_grad,\) not x_grad$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^double: backward must return a tuple with one gradient per input \['x'\], "
+        r"got a ndarray; with one input, return \(x_grad,\) not x_grad$",
+    ):
         check_three_way(double_loops, double_forward, double_backward, {"x": np.ones(5)}, name="double")
-    report = check_three_way(double_loops, double_forward, lambda dy, cache: (2.0 * dy,), {"x": np.ones(5)}, name="double")
+    report = check_three_way(
+        double_loops, double_forward, lambda dy, cache: (2.0 * dy,), {"x": np.ones(5)}, name="double"
+    )
     assert report.passed
 
 

@@ -35,11 +35,22 @@ def test_zero_row_stays_finite() -> None:
     assert not dgamma.any()
 
 
-@pytest.mark.parametrize("args,kwargs,message", [
-    (([[1.0, 2.0, 3.0]], [1.0, 1.0]), {}, "rms_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (2,)"),
-    (([[1.0, 2.0]], [1.0, 1.0]), {"eps": 0.0}, "rms_norm: eps must be > 0 (it keeps a zero row from dividing by zero), got 0.0"),
-    (([[]], []), {}, "rms_norm: x needs at least one entry along its last axis (C), got shape (1, 0)"),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,message",
+    [
+        (
+            ([[1.0, 2.0, 3.0]], [1.0, 1.0]),
+            {},
+            "rms_norm: gamma must have shape (C,) = (3,) to match x (1, 3), got (2,)",
+        ),
+        (
+            ([[1.0, 2.0]], [1.0, 1.0]),
+            {"eps": 0.0},
+            "rms_norm: eps must be > 0 (it keeps a zero row from dividing by zero), got 0.0",
+        ),
+        (([[]], []), {}, "rms_norm: x needs at least one entry along its last axis (C), got shape (1, 0)"),
+    ],
+)
 def test_bad_input_is_one_input_error_naming_the_argument(args: tuple, kwargs: dict, message: str) -> None:
     for fn in (rms_norm_loops, rms_norm_forward):
         with pytest.raises(InputError) as err:

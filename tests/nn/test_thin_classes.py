@@ -116,7 +116,9 @@ def test_mha_self_attention_matches_the_piece() -> None:
     x = rng.standard_normal((2, 5, 8))
     mask = causal_mask(5)
     out = mha.forward(x, mask=mask)
-    ref, cache = self_attention_forward(x, *(mha.params[n] for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=2, mask=mask)
+    ref, cache = self_attention_forward(
+        x, *(mha.params[n] for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=2, mask=mask
+    )
     np.testing.assert_allclose(out, ref, rtol=SAME, atol=SAME)
     assert mha.weights.shape == (2, 2, 5, 5)
     assert np.all(mha.weights[..., ~mask] == 0.0)  # masked positions get exactly zero weight
@@ -138,7 +140,9 @@ def test_mha_cross_attention_returns_dxq_and_keeps_dxkv() -> None:
     out = mha.forward(xq, xkv)
     dout = rng.standard_normal(out.shape)
     dxq = mha.backward(dout)
-    _, cache = mha_forward(xq, xkv, *(mha.params[n] for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=3)
+    _, cache = mha_forward(
+        xq, xkv, *(mha.params[n] for n in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")), n_heads=3
+    )
     ref = mha_backward(dout, cache)
     np.testing.assert_allclose(dxq, ref[0], rtol=SAME, atol=SAME)
     assert mha.dxkv is not None and mha.dxkv.shape == xkv.shape

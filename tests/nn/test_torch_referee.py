@@ -88,7 +88,11 @@ def run_torch(piece: Piece, inputs: dict[str, np.ndarray], static: dict[str, Any
 
 
 def assert_matches_torch(
-    piece: Piece, inputs: dict[str, np.ndarray], static: dict[str, Any], what: str = "", seed: int = 1,
+    piece: Piece,
+    inputs: dict[str, np.ndarray],
+    static: dict[str, Any],
+    what: str = "",
+    seed: int = 1,
     grad_atol: float = GRAD_ATOL,
 ) -> None:
     """The manual forward and backward of `piece` agree with its torch form (the tolerances above)."""
@@ -124,7 +128,9 @@ def test_every_piece_has_a_torch_form_or_a_reason() -> None:
 
 
 def _dummy_piece(**kwargs: Any) -> Piece:
-    return Piece(name="dummy", loops=lambda x: x, forward=lambda x: (x, None), backward=lambda d, c: (d,), cases=(), **kwargs)
+    return Piece(
+        name="dummy", loops=lambda x: x, forward=lambda x: (x, None), backward=lambda d, c: (d,), cases=(), **kwargs
+    )
 
 
 @pytest.mark.parametrize("skip", ["", "   "])

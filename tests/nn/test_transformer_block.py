@@ -39,15 +39,21 @@ def _block_args(norm: str = "layer", bias: bool = True, seed: int = 0) -> tuple[
     return rng.standard_normal((B, T, C)), [params[n] for n in block_param_names(norm, bias)]
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda a: a.__setitem__(4, np.zeros((C, 3))), "transformer_block: Wo must have shape (C, C) = (8, 8) for x (2, 4, 8), got (8, 3)"),
-    (lambda a: a.__setitem__(6, np.zeros((F, 3))), "transformer_block: W2 must have shape (F, C) = (16, 8)"),
-    (lambda a: a.__setitem__(0, np.zeros((T, C))), "transformer_block: x must have shape (B, T, C)"),
-    (lambda a: a.__setitem__(8, np.ones(C + 1)), "transformer_block: gamma2 must have shape (C,) = (8,)"),
-    (lambda a: a.__delitem__(slice(-1, None)), "transformer_block: beta1 and beta2 go together"),
-    (lambda a: a.__delitem__(slice(-3, None)), "transformer_block: give all the biases"),
-    (lambda a: a.__setitem__(5, None), "transformer_block: the parameters ['W1'] are required"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (
+            lambda a: a.__setitem__(4, np.zeros((C, 3))),
+            "transformer_block: Wo must have shape (C, C) = (8, 8) for x (2, 4, 8), got (8, 3)",
+        ),
+        (lambda a: a.__setitem__(6, np.zeros((F, 3))), "transformer_block: W2 must have shape (F, C) = (16, 8)"),
+        (lambda a: a.__setitem__(0, np.zeros((T, C))), "transformer_block: x must have shape (B, T, C)"),
+        (lambda a: a.__setitem__(8, np.ones(C + 1)), "transformer_block: gamma2 must have shape (C,) = (8,)"),
+        (lambda a: a.__delitem__(slice(-1, None)), "transformer_block: beta1 and beta2 go together"),
+        (lambda a: a.__delitem__(slice(-3, None)), "transformer_block: give all the biases"),
+        (lambda a: a.__setitem__(5, None), "transformer_block: the parameters ['W1'] are required"),
+    ],
+)
 def test_bad_shapes_give_one_input_error_naming_the_piece_and_argument(change, message: str) -> None:
     x, params = _block_args()
     args = [x] + params
@@ -57,13 +63,16 @@ def test_bad_shapes_give_one_input_error_naming_the_piece_and_argument(change, m
     assert str(err.value).startswith(message), str(err.value)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"n_heads": 3}, "transformer_block: d_model C=8 is not divisible by n_heads=3"),
-    ({"n_heads": H, "norm": "batch"}, "transformer_block: norm must be one of ['layer', 'rms']"),
-    ({"n_heads": H, "activation": "tanh"}, "transformer_block: activation must be one of"),
-    ({"n_heads": H, "causal": 1}, "transformer_block: causal must be a bool"),
-    ({"n_heads": H, "mask": np.ones((3, 1, 1, T), dtype=bool)}, "transformer_block: mask has shape (3, 1, 1, 4)"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"n_heads": 3}, "transformer_block: d_model C=8 is not divisible by n_heads=3"),
+        ({"n_heads": H, "norm": "batch"}, "transformer_block: norm must be one of ['layer', 'rms']"),
+        ({"n_heads": H, "activation": "tanh"}, "transformer_block: activation must be one of"),
+        ({"n_heads": H, "causal": 1}, "transformer_block: causal must be a bool"),
+        ({"n_heads": H, "mask": np.ones((3, 1, 1, T), dtype=bool)}, "transformer_block: mask has shape (3, 1, 1, 4)"),
+    ],
+)
 def test_bad_configuration_is_one_input_error(kwargs: dict, message: str) -> None:
     x, params = _block_args()
     with pytest.raises(InputError) as err:
@@ -97,8 +106,9 @@ def test_padding_mask_hides_the_padded_keys() -> None:
 def test_float32_in_float32_out(norm_first: bool, norm: str) -> None:
     x, params = _block_args(norm, seed=4)
     y64, _ = transformer_block_forward(x, *params, n_heads=H, norm=norm, norm_first=norm_first)
-    y32, cache = transformer_block_forward(x.astype(np.float32), *(p.astype(np.float32) for p in params), n_heads=H,
-                                           norm=norm, norm_first=norm_first)
+    y32, cache = transformer_block_forward(
+        x.astype(np.float32), *(p.astype(np.float32) for p in params), n_heads=H, norm=norm, norm_first=norm_first
+    )
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, atol=FLOAT32_ATOL)
     assert all(g.dtype == np.float32 for g in transformer_block_backward(np.ones_like(y32), cache))
@@ -113,7 +123,9 @@ def test_float32_in_float32_out(norm_first: bool, norm: str) -> None:
 
 
 def test_class_accumulates_and_rebuilds_from_its_config(tmp_path: Path) -> None:
-    block = TransformerBlock(C, H, F, activation="gelu_tanh", norm_first=True, causal=True, rng=np.random.default_rng(6))
+    block = TransformerBlock(
+        C, H, F, activation="gelu_tanh", norm_first=True, causal=True, rng=np.random.default_rng(6)
+    )
     assert [n for n, _ in block.named_parameters()] == list(block_param_names("layer", True))
     x = np.random.default_rng(7).standard_normal((B, T, C))
     dout = np.random.default_rng(8).standard_normal((B, T, C))
@@ -126,7 +138,9 @@ def test_class_accumulates_and_rebuilds_from_its_config(tmp_path: Path) -> None:
     assert not block.flat_grads.any()
     loaded = TransformerBlock.load(block.save(tmp_path / "block", block.config))
     np.testing.assert_array_equal(loaded.forward(x), block.forward(x))
-    assert [n for n, _ in TransformerBlock(C, H, norm="rms", bias=False).named_parameters()] == list(block_param_names("rms", False))
+    assert [n for n, _ in TransformerBlock(C, H, norm="rms", bias=False).named_parameters()] == list(
+        block_param_names("rms", False)
+    )
     with pytest.raises(RuntimeError, match="before forward"):
         TransformerBlock(C, H).backward(dout)
 
@@ -135,7 +149,9 @@ def test_stacked_blocks_backpropagate_through_each_other() -> None:
     """Two causal pre-norm blocks in a Sequential (a GPT's trunk): the class gradients match finite differences."""
     rng = np.random.default_rng(9)
     Cs, Ts = 4, 3
-    stack = Sequential(*(TransformerBlock(Cs, 2, 8, activation="gelu", norm_first=True, causal=True, rng=rng) for _ in range(2)))
+    stack = Sequential(
+        *(TransformerBlock(Cs, 2, 8, activation="gelu", norm_first=True, causal=True, rng=rng) for _ in range(2))
+    )
     stack.load_state_dict({n: p + 0.1 * rng.standard_normal(p.shape) for n, p in stack.state_dict().items()})
     x = rng.standard_normal((2, Ts, Cs))
     R = rng.standard_normal((2, Ts, Cs))
@@ -161,5 +177,11 @@ def test_stacked_blocks_backpropagate_through_each_other() -> None:
 def test_the_transformer_pieces_are_registered() -> None:
     """Each is then checked three ways and by torch with no edit elsewhere; losing one would hide it."""
     names = {p.name for p in all_pieces()}
-    assert {"feedforward", "rms_norm", "token_embedding", "sinusoidal_positions", "learned_positions",
-            "transformer_block"} <= names
+    assert {
+        "feedforward",
+        "rms_norm",
+        "token_embedding",
+        "sinusoidal_positions",
+        "learned_positions",
+        "transformer_block",
+    } <= names

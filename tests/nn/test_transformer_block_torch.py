@@ -41,7 +41,9 @@ def _ids(c: tuple[Any, ...]) -> str:
 def _random_block(norm_first: bool, activation: str, causal: bool, bias: bool, seed: int = 0) -> TransformerBlock:
     """A block whose every parameter is random (gains near 1, biases and shifts non-zero)."""
     rng = np.random.default_rng(seed)
-    block = TransformerBlock(C, H, d_ff=F, activation=activation, norm_first=norm_first, bias=bias, causal=causal, rng=rng)
+    block = TransformerBlock(
+        C, H, d_ff=F, activation=activation, norm_first=norm_first, bias=bias, causal=causal, rng=rng
+    )
     state = {}
     for name, p in block.named_parameters():
         if name.startswith("W"):
@@ -56,8 +58,16 @@ def _random_block(norm_first: bool, activation: str, causal: bool, bias: bool, s
 
 def _torch_layer(block: TransformerBlock) -> Any:
     layer = torch.nn.TransformerEncoderLayer(
-        d_model=C, nhead=H, dim_feedforward=F, dropout=0.0, activation=block.activation,
-        layer_norm_eps=block.eps, batch_first=True, norm_first=block.norm_first, bias=block.bias, dtype=torch.float64,
+        d_model=C,
+        nhead=H,
+        dim_feedforward=F,
+        dropout=0.0,
+        activation=block.activation,
+        layer_norm_eps=block.eps,
+        batch_first=True,
+        norm_first=block.norm_first,
+        bias=block.bias,
+        dtype=torch.float64,
     )
     p = {n: torch.from_numpy(a.copy()) for n, a in block.named_parameters()}
     with torch.no_grad():
@@ -82,17 +92,29 @@ def _torch_grads(layer: Any, bias: bool) -> dict[str, np.ndarray]:
     attn = layer.self_attn
     dW_in = attn.in_proj_weight.grad.numpy()  # (3C, C)
     grads = {
-        "Wq": dW_in[:C].T, "Wk": dW_in[C:2 * C].T, "Wv": dW_in[2 * C:].T, "Wo": attn.out_proj.weight.grad.numpy().T,
-        "W1": layer.linear1.weight.grad.numpy().T, "W2": layer.linear2.weight.grad.numpy().T,
-        "gamma1": layer.norm1.weight.grad.numpy(), "gamma2": layer.norm2.weight.grad.numpy(),
+        "Wq": dW_in[:C].T,
+        "Wk": dW_in[C : 2 * C].T,
+        "Wv": dW_in[2 * C :].T,
+        "Wo": attn.out_proj.weight.grad.numpy().T,
+        "W1": layer.linear1.weight.grad.numpy().T,
+        "W2": layer.linear2.weight.grad.numpy().T,
+        "gamma1": layer.norm1.weight.grad.numpy(),
+        "gamma2": layer.norm2.weight.grad.numpy(),
     }
     if bias:
         db_in = attn.in_proj_bias.grad.numpy()
-        grads.update({
-            "bq": db_in[:C], "bk": db_in[C:2 * C], "bv": db_in[2 * C:], "bo": attn.out_proj.bias.grad.numpy(),
-            "b1": layer.linear1.bias.grad.numpy(), "b2": layer.linear2.bias.grad.numpy(),
-            "beta1": layer.norm1.bias.grad.numpy(), "beta2": layer.norm2.bias.grad.numpy(),
-        })
+        grads.update(
+            {
+                "bq": db_in[:C],
+                "bk": db_in[C : 2 * C],
+                "bv": db_in[2 * C :],
+                "bo": attn.out_proj.bias.grad.numpy(),
+                "b1": layer.linear1.bias.grad.numpy(),
+                "b2": layer.linear2.bias.grad.numpy(),
+                "beta1": layer.norm1.bias.grad.numpy(),
+                "beta2": layer.norm2.bias.grad.numpy(),
+            }
+        )
     return grads
 
 

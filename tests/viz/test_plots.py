@@ -76,7 +76,14 @@ def _attention(T: int = 4, H: int = 3, C: int = 6):
 # ---------------------------------------------------------------------------- imports and the one error
 def test_importing_viz_and_the_plot_module_does_not_import_matplotlib() -> None:
     code = "import sys, viz, viz.plots, models.tour_stages.attention, models.training.tasks; print('matplotlib' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT_SECONDS,
+    )
     assert res.stdout.strip() == "False"
 
 
@@ -124,7 +131,9 @@ def test_drawing_uses_no_pyplot_and_changes_no_setting(tmp_path: Path) -> None:
         "plot_attention([[1.0, 0.0], [0.5, 0.5]], 'ab', 'ab', out + '/a.png')\n"
         "print('matplotlib.pyplot' in sys.modules, raw_rc() == before)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_SECONDS
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "True"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "l.png"]
@@ -212,7 +221,8 @@ def test_validation_and_metric_curves_share_the_figure(tmp_path: Path, figures: 
     losses = 2.0 * np.exp(-steps / 100.0) * np.random.default_rng(3).uniform(0.5, 1.5, steps.size)  # minibatch noise
     evals = [100, 200, 300, 400, 500]
     plot_loss(
-        losses, tmp_path / "loss.png",
+        losses,
+        tmp_path / "loss.png",
         validation={"validation loss": (evals, [0.7, 0.3, 0.1, 0.05, 0.03])},
         metrics={"validation accuracy": (evals, [0.6, 0.8, 0.9, 0.95, 0.97])},
     )
@@ -268,8 +278,15 @@ def test_only_a_long_noisy_loss_gets_a_trend_line(tmp_path: Path, figures: list)
 def test_decision_boundary_is_labelled(tmp_path: Path, figures: list) -> None:
     X, y, X_test, y_test = _two_class_problem()
     path = plot_decision_boundary(
-        lambda g: (g[:, 0] > 0).astype(int), X, y, tmp_path / "b.png",
-        X_test=X_test, y_test=y_test, class_names=["left", "right"], title="split", resolution=20,
+        lambda g: (g[:, 0] > 0).astype(int),
+        X,
+        y,
+        tmp_path / "b.png",
+        X_test=X_test,
+        y_test=y_test,
+        class_names=["left", "right"],
+        title="split",
+        resolution=20,
     )
     assert path.read_bytes()[:8] == PNG_MAGIC
     (ax,) = figures[0].axes
@@ -282,7 +299,9 @@ def test_decision_boundary_is_labelled(tmp_path: Path, figures: list) -> None:
 def test_decision_boundary_names_unnamed_classes(tmp_path: Path, figures: list) -> None:
     X = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
     y = np.array([0, 1, 2])
-    plot_decision_boundary(lambda g: np.clip(np.round(g[:, 0]), 0, 2).astype(int), X, y, tmp_path / "b.png", resolution=10)
+    plot_decision_boundary(
+        lambda g: np.clip(np.round(g[:, 0]), 0, 2).astype(int), X, y, tmp_path / "b.png", resolution=10
+    )
     assert _legend_texts(figures[0].axes[0]) == ["class 0", "class 1", "class 2", "train (3)"]
 
 

@@ -47,7 +47,9 @@ def _unescape(text: str) -> str:
 
 def parse(source: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Node id -> label text, and the list of edges, of a drawing's DOT source."""
-    nodes = {m.group(1): _unescape(m.group(2) if m.group(2) is not None else m.group(3)) for m in NODE_RE.finditer(source)}
+    nodes = {
+        m.group(1): _unescape(m.group(2) if m.group(2) is not None else m.group(3)) for m in NODE_RE.finditer(source)
+    }
     edges = [(m.group(1), m.group(2)) for m in EDGE_RE.finditer(source)]
     return nodes, edges
 
@@ -160,8 +162,20 @@ def test_repr() -> None:
 
 
 # --------------------------------------------------------------------------- escaping
-NASTY_LABELS = ['a"b', "<x>", "{y}", "c\\d", "line1\nline2", "|", 'end\\', "\\n literal", "a & b",
-                "&amp; &lt;", "&#65;", "&alpha;"]
+NASTY_LABELS = [
+    'a"b',
+    "<x>",
+    "{y}",
+    "c\\d",
+    "line1\nline2",
+    "|",
+    "end\\",
+    "\\n literal",
+    "a & b",
+    "&amp; &lt;",
+    "&#65;",
+    "&alpha;",
+]
 
 
 @needs_dot
@@ -377,10 +391,18 @@ def test_without_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --------------------------------------------------------------------------- a dot that fails
 FAKE_DOTS = {
-    "exit": ("#!/bin/sh\necho 'Error: <stdin>: syntax error in line 1' >&2\nexit 3\n", GraphvizFailed, "failed (exit 3): Error"),
+    "exit": (
+        "#!/bin/sh\necho 'Error: <stdin>: syntax error in line 1' >&2\nexit 3\n",
+        GraphvizFailed,
+        "failed (exit 3): Error",
+    ),
     "crash": ("#!/bin/sh\nkill -SEGV $$\n", GraphvizFailed, "crashed (SIGSEGV)"),
     # writes its pid beside itself, so the test can see it was stopped
-    "hang": (f"#!/bin/sh\necho $$ >> \"$0.pids\"\nexec {shutil.which('sleep') or '/bin/sleep'} 60\n", GraphvizTimeout, "did not finish within"),
+    "hang": (
+        f'#!/bin/sh\necho $$ >> "$0.pids"\nexec {shutil.which("sleep") or "/bin/sleep"} 60\n',
+        GraphvizTimeout,
+        "did not finish within",
+    ),
 }
 #: the time bound given to a hanging fake `dot`, and the slack allowed on top for stopping it.
 FAKE_TIMEOUT_SECONDS = 1.0
@@ -398,7 +420,9 @@ def fake_dot(folder: Path, script: str) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(FAKE_DOTS))
-def test_a_failing_dot_is_one_message_and_the_dot_text_is_saved(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_dot_is_one_message_and_the_dot_text_is_saved(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     script, error, words = FAKE_DOTS[kind]
     monkeypatch.setenv("PATH", str(fake_dot(tmp_path / "bin", script)))
     x = Value(1.0, "x")
@@ -565,4 +589,6 @@ def test_import_pulls_in_no_plotting_or_ml_library() -> None:
     assert result.stdout.strip() == "[]"
     import viz
 
-    assert {"draw", "GraphDrawing", "GraphvizError", "GraphvizNotFound", "GraphvizFailed", "GraphvizTimeout"} <= set(viz.__all__)
+    assert {"draw", "GraphDrawing", "GraphvizError", "GraphvizNotFound", "GraphvizFailed", "GraphvizTimeout"} <= set(
+        viz.__all__
+    )

@@ -31,8 +31,9 @@ NEURON_ATOL = 1e-12
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     if cwd is not None:  # run from elsewhere: the package must still import from this checkout
         env = {**(env or os.environ), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    return subprocess.run([sys.executable, "-m", "models.cli", *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "models.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def test_version_and_help(capsys) -> None:
@@ -105,7 +106,10 @@ def test_usage_errors_are_one_line() -> None:
 
 def test_an_unknown_flag_is_named_by_its_command(capsys) -> None:
     assert main(["align", "--frob"]) == EXIT_USAGE
-    assert capsys.readouterr().err.strip() == "twograd align: error: unrecognized arguments: --frob (see twograd align --help)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "twograd align: error: unrecognized arguments: --frob (see twograd align --help)"
+    )
     assert main(["--frob"]) == EXIT_USAGE
     assert capsys.readouterr().err.strip() == "twograd: error: unrecognized arguments: --frob (see twograd --help)"
 
@@ -179,7 +183,12 @@ def test_tour_with_a_failing_dot_runs_every_stage_and_saves_dot_files(tmp_path: 
     assert f"tour: {stages} of {stages} stages passed" in res.stdout
     why = [line for line in res.stdout.splitlines() if line.startswith("(no picture: ")]
     # the stages that draw a graph
-    drawn = {"models.zoo.neuron", "models.training.tasks", "models.tour_stages.attention", "models.tour_stages.transformer"}
+    drawn = {
+        "models.zoo.neuron",
+        "models.training.tasks",
+        "models.tour_stages.attention",
+        "models.tour_stages.transformer",
+    }
     assert len(why) == len(drawn) and all("failed (exit 1): dot: something broke" in line for line in why), why
     dots = sorted(p.name for p in (tmp_path / "tour").glob("*.dot"))
     assert len(dots) == len(drawn) and not list((tmp_path / "tour").glob("*graph*.svg")), dots
@@ -201,7 +210,9 @@ def test_graph_explain_of_an_expression(tmp_path: Path, capsys) -> None:
     assert "#d93025" in target.read_text()  # the path from w is coloured
     assert main(argv + ["--json"]) == EXIT_OK
     result = json_out(capsys)
-    assert result["explain"]["paths"] == 1 and result["explain"]["total"] == pytest.approx(0.5 * (1 - math.tanh(1.5) ** 2))
+    assert result["explain"]["paths"] == 1 and result["explain"]["total"] == pytest.approx(
+        0.5 * (1 - math.tanh(1.5) ** 2)
+    )
 
 
 @pytest.mark.parametrize(
@@ -283,8 +294,10 @@ def test_exit_2_usage_errors(argv: list[str], needle: str, capsys) -> None:
     assert needle in line and line.startswith("twograd") and ": error: " in line
 
 
-@pytest.mark.parametrize("argv,needle", [(["bogus"], "invalid choice"), (["check", "no_such_piece"], "no_such_piece"),
-                                         (["graph", "-o", "n.bmp"], ".bmp")])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [(["bogus"], "invalid choice"), (["check", "no_such_piece"], "no_such_piece"), (["graph", "-o", "n.bmp"], ".bmp")],
+)
 def test_exit_2_json_is_an_error_object(argv: list[str], needle: str, capsys) -> None:
     assert main(argv + ["--json"]) == EXIT_USAGE
     out = json_out(capsys)
@@ -377,8 +390,9 @@ def test_json_and_exit_status_through_a_real_process(tmp_path: Path) -> None:
 
 def test_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     """`twograd check --list | head -1`: the reader goes away; no traceback, no error line."""
-    proc = subprocess.Popen([sys.executable, "-m", "models.cli", "check", "--list"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "models.cli", "check", "--list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.close()  # the reader is gone before the first line
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 141, err

@@ -95,4 +95,3 @@ def test_a_manual_backward_wrong_on_one_entry_is_painted_there_only(monkeypatch)
     names = [explorer.recording.nodes[i].name for i in explorer.comparison.disagree]
     assert names == ["W[1,0]"]
     assert np.isfinite(list(explorer.comparison.rel.values())).all()
-

@@ -53,28 +53,43 @@ def test_default_recipes_reach_their_held_out_targets(capsys, task, target) -> N
 
 
 def test_minibatch_flag_reaches_the_trainer(capsys, tmp_path) -> None:
-    code, out, _ = run_cli(capsys, "moons", "--batch-size", "32", "--steps", "50", "--out", str(tmp_path / "r"), "--json")
+    code, out, _ = run_cli(
+        capsys, "moons", "--batch-size", "32", "--steps", "50", "--out", str(tmp_path / "r"), "--json"
+    )
     assert code == 0 and json_of(out)["train_config"]["batch_size"] == 32
     assert load_run(tmp_path / "r").train_config.batch_size == 32
 
 
 def test_list_shows_the_task_table(capsys) -> None:
     code, out, _ = run_cli(capsys, "--list")
-    assert code == 0 and all(name in out for name in ("xor", "moons", "spirals", "iris", "copy", "reverse", "chars", "lines"))
+    assert code == 0 and all(
+        name in out for name in ("xor", "moons", "spirals", "iris", "copy", "reverse", "chars", "lines")
+    )
     code, out, _ = run_cli(capsys, "--list", "--json")
-    assert code == 0 and [t["task"] for t in json_of(out)["tasks"]] == ["xor", "moons", "spirals", "iris", "copy", "reverse",
-                                                                         "chars", "lines"]
+    assert code == 0 and [t["task"] for t in json_of(out)["tasks"]] == [
+        "xor",
+        "moons",
+        "spirals",
+        "iris",
+        "copy",
+        "reverse",
+        "chars",
+        "lines",
+    ]
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["mnist"], "invalid choice: 'mnist'"),
-    (["xor", "--steps", "0"], "must be >= 1"),
-    (["xor", "--lr", "nan"], "positive finite"),
-    (["xor", "--optimizer", "adagrad"], "invalid choice"),
-    (["xor", "--out", ""], "needs a folder name"),
-    (["xor", "--overwrite"], "--overwrite goes with --out"),
-    ([], "name a task"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["mnist"], "invalid choice: 'mnist'"),
+        (["xor", "--steps", "0"], "must be >= 1"),
+        (["xor", "--lr", "nan"], "positive finite"),
+        (["xor", "--optimizer", "adagrad"], "invalid choice"),
+        (["xor", "--out", ""], "needs a folder name"),
+        (["xor", "--overwrite"], "--overwrite goes with --out"),
+        ([], "name a task"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(capsys, argv, needle) -> None:
     try:
         code = main(["train", *argv])
@@ -97,8 +112,21 @@ def test_a_folder_holding_a_run_is_refused_in_one_line_and_kept(capsys, tmp_path
 
 def test_divergence_exits_1_with_one_line_and_keeps_the_last_good_state(capsys, tmp_path) -> None:
     folder = tmp_path / "run"
-    code, _, err = run_cli(capsys, "moons", "--activation", "relu", "--loss", "mse", "--optimizer", "sgd", "--lr", "10",
-                           "--out", str(folder), "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "moons",
+        "--activation",
+        "relu",
+        "--loss",
+        "mse",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "10",
+        "--out",
+        str(folder),
+        "--quiet",
+    )
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "training diverged at step" in lines[0] and str(folder) in lines[0]
     saved = load_run(folder)
@@ -119,8 +147,14 @@ def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
     skip_if_a_child_ignores_sigint()
     args = ["train", "moons", "--batch-size", "8", "--steps", "40000", "--seed", "2", "--checkpoint-every", "1000"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "models.cli", *args, "--out", str(tmp_path / "cut"), "--quiet"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "models.cli", *args, "--out", str(tmp_path / "cut"), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Wait for the first checkpoint (step 1000), not for a fixed time: on a fast machine a fixed
     # sleep let the whole run finish first. From step 1000 the run still has 39,000 steps to go.
     first = tmp_path / "cut" / "checkpoint.json"  # written last: the first checkpoint is whole
@@ -135,11 +169,23 @@ def test_a_real_ctrl_c_exits_130_and_resumes_bit_for_bit(tmp_path) -> None:
     assert cut.status == "interrupted" and 0 < cut.state.step < 40000
     assert f"twograd train --resume {tmp_path / 'cut'}" in out  # --quiet still prints the results and the notes
     assert "final loss" in out and "moons:" not in out  # but not the summary printed before training
-    resumed = subprocess.run([sys.executable, "-m", "models.cli", "train", "--resume", str(tmp_path / "cut"), "--quiet"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "models.cli", "train", "--resume", str(tmp_path / "cut"), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    straight = subprocess.run([sys.executable, "-m", "models.cli", *args, "--out", str(tmp_path / "straight"), "--quiet"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    straight = subprocess.run(
+        [sys.executable, "-m", "models.cli", *args, "--out", str(tmp_path / "straight"), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert straight.returncode == 0, straight.stderr
     a, b = load_run(tmp_path / "cut"), load_run(tmp_path / "straight")
     assert a.state.step == b.state.step == 40000 and a.state.losses == b.state.losses
@@ -172,7 +218,9 @@ def test_checkpointing_every_n_steps_writes_the_final_state_once(capsys, tmp_pat
         return real(folder, **kw)
 
     monkeypatch.setattr(models.training.tasks, "save_run", counting)
-    code, _, _ = run_cli(capsys, "xor", "--steps", "50", "--checkpoint-every", "20", "--out", str(tmp_path / "r"), "--json")
+    code, _, _ = run_cli(
+        capsys, "xor", "--steps", "50", "--checkpoint-every", "20", "--out", str(tmp_path / "r"), "--json"
+    )
     assert code == 0
     assert writes == [(20, "running"), (40, "running"), (50, "finished")]
     assert load_run(tmp_path / "r").status == "finished"

@@ -21,7 +21,7 @@ LONG = "a" * 300  # one name longer than the 255 bytes a file system takes
         (["sample", "--run", "DIR", "--n", "1e20"], "at most 1,000"),
         (["sample", "--run", "DIR", "--max-tokens", "1e20"], "at most 10,000"),
         (["sample", "--run", "DIR", "--temperature", "-1"], "non-negative"),
-    (["distill", "spirals", "--temperature", "1e-320"], "at least 1e-06"),
+        (["distill", "spirals", "--temperature", "1e-320"], "at least 1e-06"),
         (["sample", "--run", "DIR", "--temperature", "1e308"], "at most 100"),
         (["distill", "spirals", "--temperature", "1e308"], "at most 100"),
         (["distill", "spirals", "--alpha", "1.5"], "at most 1"),

@@ -29,7 +29,9 @@ def test_training_batches_never_hold_a_held_out_question() -> None:
 
 def test_char_text_split_and_unigram_floor() -> None:
     data = CharText(bundled_text(), name="pydoc")
-    assert data.vocab.size == 103 and len(data.val_ids) == pytest.approx(0.1 * (len(data.train_ids) + len(data.val_ids)), abs=1)
+    assert data.vocab.size == 103 and len(data.val_ids) == pytest.approx(
+        0.1 * (len(data.train_ids) + len(data.val_ids)), abs=1
+    )
     assert data.unigram_val_loss() == pytest.approx(3.24, abs=0.005)  # add-one unigram, nats per character
     idx, targets = data.batch(np.random.default_rng(0), 4, 16)
     assert idx.shape == targets.shape == (4, 16) and np.array_equal(idx[:, 1:], targets[:, :-1])

@@ -75,7 +75,9 @@ def test_samples_stop_at_the_boundary_and_fit_the_context() -> None:
 
 
 def test_hacking_report_sees_a_widening_gap() -> None:
-    curve = [{"true_reward": 0.5 - 0.01 * k, "learned_reward": 0.5 + 0.02 * k, "distinct_per_100": 90 - k} for k in range(20)]
+    curve = [
+        {"true_reward": 0.5 - 0.01 * k, "learned_reward": 0.5 + 0.02 * k, "distinct_per_100": 90 - k} for k in range(20)
+    ]
     report = hacking_report(curve)
     assert report["gap_widened"] and report["true_fell"] and report["distinct_end"] < report["distinct_start"]
 
@@ -110,8 +112,12 @@ def test_bad_config_is_refused() -> None:
 
 def test_the_command_refuses_a_used_folder_before_any_work(tmp_path) -> None:
     (tmp_path / "align.json").write_text("{}")
-    out = subprocess.run([sys.executable, "-m", "models.cli", "align", "--json", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "models.cli", "align", "--json", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     error = json.loads(out.stdout)["error"]
     assert "did not write (align.json)" in error and "--overwrite" in error  # the one --out rule (models.training.runs)

@@ -50,8 +50,11 @@ def test_alpha_zero_gpt_gradient_is_exactly_the_labels_only_gradient() -> None:
     grads = []
     # labels only by the composed pieces (the path the distillation's gradient takes: gpt_forward,
     # then gpt_backward_logits), by the fused step lm.loss_and_grad runs, and distilled with alpha 0
-    for step in (lambda: student.loss_and_grad_composed(*batch), lambda: lm.loss_and_grad(batch),
-                 lambda: LMDistillObjective(lm, teacher, temperature=2.0, alpha=0.0).loss_and_grad(batch)):
+    for step in (
+        lambda: student.loss_and_grad_composed(*batch),
+        lambda: lm.loss_and_grad(batch),
+        lambda: LMDistillObjective(lm, teacher, temperature=2.0, alpha=0.0).loss_and_grad(batch),
+    ):
         student.flat_grads.fill(0.0)
         loss = step()
         grads.append((loss, student.flat_grads.copy()))
@@ -93,8 +96,14 @@ def test_distill_spirals_reports_three_metrics_over_seeds(tmp_path, capsys, monk
         assert set(report[key]) == {"mean", "std"} and 0.0 <= report[key]["mean"] <= 1.0
     assert report["parameters"]["teacher"] > report["parameters"]["student"]
     assert report["seeds"] == [0, 1] and len(report["per_seed"]) == 2
-    assert (out / "summary.json").exists() and (out / "learning_curves.png").exists() and (out / "soft_targets.png").exists()
-    assert not (out / ".twograd-writing").exists()  # the claim on the folder is released (models.training.runs.claim_folder)
+    assert (
+        (out / "summary.json").exists()
+        and (out / "learning_curves.png").exists()
+        and (out / "soft_targets.png").exists()
+    )
+    assert not (
+        out / ".twograd-writing"
+    ).exists()  # the claim on the folder is released (models.training.runs.claim_folder)
     assert main(["distill", "spirals", "--steps", "5", "--out", str(out)]) == 2  # never overwritten
     assert "already holds" in capsys.readouterr().err
 
@@ -116,7 +125,9 @@ def test_distill_refuses_bad_settings(args: list[str], capsys) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("argv", [["distill", "spirals", "--steps", "50"], ["align", "--steps", "20"]])
 @needs_real_sigint
-def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(tmp_path, monkeypatch, capsys, argv) -> None:
+def test_ctrl_c_stops_the_experiment_instead_of_scoring_a_half_trained_model(
+    tmp_path, monkeypatch, capsys, argv
+) -> None:
     """A real SIGINT in the middle of one of the experiment's trainings: exit 130, one line, nothing written."""
     import os
     import signal
@@ -152,7 +163,9 @@ def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, 
     from models.training.trainer import Interrupted
 
     def interrupted(*_args, **_kwargs):
-        raise Interrupted("labels only seed 0 interrupted after step 7 of 50: the experiment stopped there and wrote nothing")
+        raise Interrupted(
+            "labels only seed 0 interrupted after step 7 of 50: the experiment stopped there and wrote nothing"
+        )
 
     monkeypatch.setattr(models.experiments.distill, "_train", interrupted)
     assert main(["distill", "spirals", "--steps", "50", "--out", str(tmp_path / "o"), "--quiet"]) == 130
@@ -160,9 +173,14 @@ def test_ctrl_c_in_a_students_training_stops_distill_too(tmp_path, monkeypatch, 
     assert not (tmp_path / "o" / "summary.json").exists()
 
 
-@pytest.mark.parametrize("metric,student,distilled,needle", [
-    ("val_loss", 2.8819, 2.8867, "by +0.0048 (worse;"), ("val_loss", 2.9, 2.8, "by -0.1 (better;"),
-    ("test_accuracy", 0.5, 0.9, "by +0.4 (better;")])
+@pytest.mark.parametrize(
+    "metric,student,distilled,needle",
+    [
+        ("val_loss", 2.8819, 2.8867, "by +0.0048 (worse;"),
+        ("val_loss", 2.9, 2.8, "by -0.1 (better;"),
+        ("test_accuracy", 0.5, 0.9, "by +0.4 (better;"),
+    ],
+)
 def test_the_one_seed_verdict_says_which_way_the_metric_moved(metric, student, distilled, needle) -> None:
     from models.experiments.distill import DistillReport, SeedResult
 

@@ -17,14 +17,14 @@ from models.cli import main
 from models.learn import catalog, template, workspace
 
 ROOT = Path(__file__).resolve().parents[3]
-TRANSPOSED_DW = '''from nn.linear import linear_loops, linear_forward
+TRANSPOSED_DW = """from nn.linear import linear_loops, linear_forward
 from nn.linear import linear_backward as _ours
 
 
 def linear_backward(dout, cache):
     dx, dW, db = _ours(dout, cache)
     return dx, dW.T, db
-'''
+"""
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -40,8 +40,14 @@ def test_plan_show_hint_solution(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert {r["status"] for r in plan["exercises"]} == {"not started"}
     code, out, _ = run(capsys, "show", "linear", "--json")
     info = json.loads(out)
-    assert [f["signature"] for f in info["functions"]] == ["linear_loops(x, W, b)", "linear_forward(x, W, b)", "linear_backward(dout, cache)"]
-    assert "y = x @ W + b" in info["math"] and "dW = x^T @ G" not in info["math"]  # the forward's docstring, not the derivation
+    assert [f["signature"] for f in info["functions"]] == [
+        "linear_loops(x, W, b)",
+        "linear_forward(x, W, b)",
+        "linear_backward(dout, cache)",
+    ]
+    assert (
+        "y = x @ W + b" in info["math"] and "dW = x^T @ G" not in info["math"]
+    )  # the forward's docstring, not the derivation
     code, out, _ = run(capsys, "hint", "linear")
     assert code == 0 and out.startswith("hint 1 of 2 for linear:") and "--level 2" in out
     code, out, _ = run(capsys, "solution", "layer_norm")
@@ -82,7 +88,11 @@ def test_start_check_fix_pass_and_progress(tmp_path: Path, capsys: pytest.Captur
 
 
 #: installed (pip install -e .), the entry point loads the plugin; otherwise -p does (both would register it twice)
-PLUGIN_ARGS = [] if any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11")) else ["-p", "models.learn.plugin"]
+PLUGIN_ARGS = (
+    []
+    if any(e.value == "models.learn.plugin" for e in metadata.entry_points(group="pytest11"))
+    else ["-p", "models.learn.plugin"]
+)
 
 
 @pytest.mark.slow  # a pytest in a child process
@@ -90,8 +100,14 @@ def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
     workspace.start(tmp_path, "linear")
     workspace.exercise_file(tmp_path, "linear").write_text(TRANSPOSED_DW)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", *PLUGIN_ARGS, "-p", "no:cacheprovider", str(tmp_path)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *PLUGIN_ARGS, "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 failed" in proc.stdout
     assert "[transposed] linear_backward: dW is the transpose" in proc.stdout  # learn_check
@@ -99,9 +115,17 @@ def test_pytest_plugin_reports_the_diagnosis(tmp_path: Path) -> None:
 
 
 def test_the_plugin_imports_only_pytest() -> None:
-    code = ("import sys; before = set(sys.modules); import models.learn.plugin; "
-            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    code = (
+        "import sys; before = set(sys.modules); import models.learn.plugin; "
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('numpy', 'engine', 'nn')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
     assert out.stdout.strip() == "[]"
 
 

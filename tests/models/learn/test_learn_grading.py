@@ -47,9 +47,30 @@ def _check_all(jobs: list[tuple[str, str, float | None]], tmp_path: Path) -> lis
 
 def test_the_plan_has_every_exercise_of_the_contract() -> None:
     assert catalog.names() == [
-        "matmul", "softmax", "cross_entropy", "gradcheck", "value", "activations", "linear", "mse", "mlp", "training_loop",
-        "attention", "causal_mask", "mha", "embedding", "positions", "layer_norm", "feedforward", "residual",
-        "transformer_block", "adam", "distillation", "bradley_terry", "dpo"]
+        "matmul",
+        "softmax",
+        "cross_entropy",
+        "gradcheck",
+        "value",
+        "activations",
+        "linear",
+        "mse",
+        "mlp",
+        "training_loop",
+        "attention",
+        "causal_mask",
+        "mha",
+        "embedding",
+        "positions",
+        "layer_norm",
+        "feedforward",
+        "residual",
+        "transformer_block",
+        "adam",
+        "distillation",
+        "bradley_terry",
+        "dpo",
+    ]
     for ex in catalog.EXERCISES:
         assert ex.hints and ex.math_text().strip(), ex.name
         for f in ex.functions:
@@ -68,7 +89,9 @@ def test_fresh_stubs_fail_as_not_implemented(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     for ex in catalog.EXERCISES:
         workspace.start(ws, ex.name)
-    results = _check_all([(ex.name, workspace.exercise_file(ws, ex.name).read_text(), None) for ex in catalog.EXERCISES], tmp_path)
+    results = _check_all(
+        [(ex.name, workspace.exercise_file(ws, ex.name).read_text(), None) for ex in catalog.EXERCISES], tmp_path
+    )
     for r in results:
         assert not r.passed and r.findings[0].kind == "not_implemented", (r.exercise, [f.message for f in r.findings])
 
@@ -82,19 +105,26 @@ def test_planted_mistakes_are_named(tmp_path: Path) -> None:
     results = _check_all([(m.exercise, m.code, m.time_limit) for m in catalogue], tmp_path)
     passed = [m.what for m, r in zip(catalogue, results) if r.passed]
     assert not passed, f"planted mistakes reported as a pass: {passed}"
-    misses = [(m.exercise, m.kind, r.findings[0].kind, m.what) for m, r in zip(catalogue, results) if r.findings[0].kind != m.kind]
+    misses = [
+        (m.exercise, m.kind, r.findings[0].kind, m.what)
+        for m, r in zip(catalogue, results)
+        if r.findings[0].kind != m.kind
+    ]
     rate = 1 - len(misses) / len(catalogue)
+
     def hits(batch: tuple) -> int:
         return sum(r.findings[0].kind == m.kind for m, r in zip(catalogue, results) if m in batch)
 
-    print(f"\ndiagnosis names the planted kind for {len(catalogue) - len(misses)} of {len(catalogue)} mistakes ({rate:.0%}); "
-          f"first batch {hits(MISTAKES)} of {len(MISTAKES)}, second {hits(SECOND_BATCH)} of {len(SECOND_BATCH)}, "
-          f"third (never tuned for) {hits(THIRD_BATCH)} of {len(THIRD_BATCH)}, fourth (a review's) "
-          f"{hits(FOURTH_BATCH)} of {len(FOURTH_BATCH)}; misses: {misses}")
+    print(
+        f"\ndiagnosis names the planted kind for {len(catalogue) - len(misses)} of {len(catalogue)} mistakes ({rate:.0%}); "
+        f"first batch {hits(MISTAKES)} of {len(MISTAKES)}, second {hits(SECOND_BATCH)} of {len(SECOND_BATCH)}, "
+        f"third (never tuned for) {hits(THIRD_BATCH)} of {len(THIRD_BATCH)}, fourth (a review's) "
+        f"{hits(FOURTH_BATCH)} of {len(FOURTH_BATCH)}; misses: {misses}"
+    )
     assert rate >= HIT_RATE_TARGET, misses
 
 
-SOFTMAX_LOGSUMEXP = '''import numpy as np
+SOFTMAX_LOGSUMEXP = """import numpy as np
 from nn.softmax import softmax_loops
 
 
@@ -108,9 +138,9 @@ def softmax_forward(x):
 
 def softmax_backward(dout, y):
     return (y * dout - y * np.einsum("...j,...j->...", dout, y)[..., None],)
-'''
+"""
 
-ATTENTION_EINSUM = '''import numpy as np
+ATTENTION_EINSUM = """import numpy as np
 from nn.attention import attention_loops
 
 
@@ -135,9 +165,9 @@ def attention_backward(dout, cache):
     dq = np.einsum("...qk,...kd->...qd", dS, k) * scale
     dk = np.einsum("...qk,...qd->...kd", dS, q) * scale
     return dq, dk, dv
-'''
+"""
 
-LAYER_NORM_MOMENTS = '''import numpy as np
+LAYER_NORM_MOMENTS = """import numpy as np
 from nn.normalization import layer_norm_loops
 
 
@@ -155,9 +185,9 @@ def layer_norm_backward(dout, cache):
     dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
     lead = tuple(range(dout.ndim - 1))
     return dx, (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
-'''
+"""
 
-MATMUL_COMPREHENSIONS = '''import numpy as np
+MATMUL_COMPREHENSIONS = """import numpy as np
 
 
 def matmul_loops(A, B):
@@ -175,9 +205,9 @@ def matmul_forward(A, B):
 def matmul_backward(dout, cache):
     A, B = cache
     return dout @ B.T, A.T @ dout
-'''
+"""
 
-LINEAR_FLOAT32_INSIDE = '''import numpy as np
+LINEAR_FLOAT32_INSIDE = """import numpy as np
 
 
 def linear_loops(x, W, b):
@@ -199,9 +229,9 @@ def linear_backward(dout, cache):
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
     return (d2 @ W.T).reshape(x.shape), x2.T @ d2, d2.sum(axis=0)
-'''
+"""
 
-LAYER_NORM_FLOAT32_INSIDE = '''import numpy as np
+LAYER_NORM_FLOAT32_INSIDE = """import numpy as np
 from nn.normalization import layer_norm_loops
 
 
@@ -220,7 +250,7 @@ def layer_norm_backward(dout, cache):
     dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
     lead = tuple(range(dout.ndim - 1))
     return dx, (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
-'''
+"""
 
 ALTERNATIVES: tuple[tuple[str, str, str], ...] = (
     ("layer_norm", "float32 arithmetic inside, float32 out", LAYER_NORM_FLOAT32_INSIDE),
@@ -228,7 +258,11 @@ ALTERNATIVES: tuple[tuple[str, str, str], ...] = (
     ("attention", "attention with einsum, masked by -inf", ATTENTION_EINSUM),
     ("layer_norm", "variance as E[x^2] - E[x]^2", LAYER_NORM_MOMENTS),
     ("matmul", "loops as comprehensions, float32 kept as float32", MATMUL_COMPREHENSIONS),
-    ("linear", "float32 arithmetic inside (buffers in the inputs' dtype), loops as comprehensions", LINEAR_FLOAT32_INSIDE),
+    (
+        "linear",
+        "float32 arithmetic inside (buffers in the inputs' dtype), loops as comprehensions",
+        LINEAR_FLOAT32_INSIDE,
+    ),
 )
 
 
@@ -252,14 +286,25 @@ def test_a_runaway_file_is_one_line_within_the_limit(tmp_path: Path, what: str, 
     result = grade.check(catalog.get("linear"), path, time_limit=RUNAWAY_LIMIT)
     assert time.perf_counter() - start < RUNAWAY_LIMIT + KILL_SLACK
     assert not result.passed and result.findings[0].kind == kind
-    assert len(result.findings) == 1 and "\n" not in result.findings[0].message and "Traceback" not in result.findings[0].message
+    assert (
+        len(result.findings) == 1
+        and "\n" not in result.findings[0].message
+        and "Traceback" not in result.findings[0].message
+    )
 
 
 def test_a_batch_that_dies_is_checked_again_file_by_file(tmp_path: Path) -> None:
     good, bad = tmp_path / "a" / "linear.py", tmp_path / "b" / "linear.py"
-    for path, text in ((good, template.reference_file(catalog.get("linear"))), (bad, dict((r[0], r[1]) for r in RUNAWAYS)["os._exit"])):
+    for path, text in (
+        (good, template.reference_file(catalog.get("linear"))),
+        (bad, dict((r[0], r[1]) for r in RUNAWAYS)["os._exit"]),
+    ):
         path.parent.mkdir()
         path.write_text(text)
     first, second = grade.check_many([(catalog.get("linear"), good), (catalog.get("linear"), bad)])
     assert first.passed
-    assert not second.passed and second.findings[0].kind == "error" and "exited with status 3" in second.findings[0].message
+    assert (
+        not second.passed
+        and second.findings[0].kind == "error"
+        and "exited with status 3" in second.findings[0].message
+    )

@@ -53,8 +53,14 @@ def test_the_guides_session_prints_what_it_shows(tmp_path: Path) -> None:
     for command, shown in _sessions(text):
         argv = shlex.split(command)
         if argv[0] == "pytest":  # the plugin's run of the kept test file: the same, but for its time
-            res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *argv[1:]], cwd=tmp_path,
-                                 env=env, capture_output=True, text=True, timeout=300)
+            res = subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *argv[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             printed = [_no_time(line.rstrip()) for line in res.stdout.splitlines()]
             assert printed == [_no_time(line.rstrip()) for line in shown], f"$ {command}"
             ran += 1
@@ -66,11 +72,22 @@ def test_the_guides_session_prints_what_it_shows(tmp_path: Path) -> None:
             if checks == 3:
                 mine.write_text(attempt.replace(WRONG_LINE, FIXED_LINE))
         if argv[1:4] == ["learn", "check", "layer_norm"]:
-            subprocess.run([sys.executable, "-m", "models.cli", "learn", "start", "layer_norm"], cwd=tmp_path, env=env,
-                           capture_output=True, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "models.cli", "learn", "start", "layer_norm"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                check=True,
+            )
             (tmp_path / "twograd-learn" / "layer_norm.py").write_text(LAYER_NORM_NO_MEAN_PATH)
-        res = subprocess.run([sys.executable, "-m", "models.cli", *argv[1:]], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "models.cli", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         printed = [line.rstrip() for line in (res.stdout + res.stderr).splitlines()]
         assert printed == [line.rstrip() for line in shown], f"$ {command}"
         ran += 1

@@ -37,7 +37,9 @@ def test_train_learner_refuses_a_folder_that_is_not_a_workspace(tmp_path: Path, 
     assert "not a twograd learn workspace" in line and f"twograd learn start NAME --dir {tmp_path}" in line
 
 
-def test_start_in_a_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_start_in_a_folder_that_cannot_be_made_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     (tmp_path / "file").write_text("a file, not a folder")
     where = tmp_path / "file" / "ws"  # under a regular file: mkdir fails whoever runs it (root too)
     line = _one_line(capsys, ["learn", "start", "linear", "--dir", str(where)], 1)
@@ -57,24 +59,33 @@ def _checked(tmp_path: Path, files: dict[str, tuple[str, str]]) -> dict[str, gra
 
 def test_the_review_s_diagnoses_are_clean_sentences(tmp_path: Path) -> None:
     """A forward returning only y is `shape` in one sentence; a db left unsummed names the axis the learner missed."""
-    r = _checked(tmp_path, {"only_y": ("linear", mistakes.LINEAR_FORWARD_ONLY_Y),
-                            "over_b": ("linear", mistakes.LINEAR_DB_OVER_B_ONLY),
-                            "first_row": ("linear", mistakes.LINEAR_DB_FIRST_ROW),
-                            "loops": ("softmax", mistakes.SOFTMAX_LOOPS_NO_SHIFT)})
+    r = _checked(
+        tmp_path,
+        {
+            "only_y": ("linear", mistakes.LINEAR_FORWARD_ONLY_Y),
+            "over_b": ("linear", mistakes.LINEAR_DB_OVER_B_ONLY),
+            "first_row": ("linear", mistakes.LINEAR_DB_FIRST_ROW),
+            "loops": ("softmax", mistakes.SOFTMAX_LOOPS_NO_SHIFT),
+        },
+    )
     head = {k: v.findings[0] for k, v in r.items()}
     assert head["only_y"].kind == "shape"
     assert head["only_y"].message == "linear_forward must return (out, cache), a tuple; it returned an ndarray"
     assert head["over_b"].kind == "axis" and "T (axis 1" in head["over_b"].message
     assert "not summed over axis 0" not in head["over_b"].message  # they did sum over axis 0
     assert head["first_row"].kind == "axis" and "not summed over the broadcast batch axis" in head["first_row"].message
-    assert head["loops"].kind == "overflow" and head["loops"].input == "softmax_loops" and "+-1000" in head["loops"].message
+    assert (
+        head["loops"].kind == "overflow"
+        and head["loops"].input == "softmax_loops"
+        and "+-1000" in head["loops"].message
+    )
 
 
 def _formula_lines(ex: Exercise) -> list[str]:
     """The backward's formulas: every line of its derivation (the docstrings' backward part) that states an equation,
     and the hints from the formula level on."""
     lines = [ln.strip() for ln in ex.derivation_text().splitlines() if "=" in ln and len(ln.strip()) >= 12]
-    return lines + [h for h in ex.hints[ex.formula_level - 1:] if "=" in h]
+    return lines + [h for h in ex.hints[ex.formula_level - 1 :] if "=" in h]
 
 
 @pytest.mark.parametrize("name", catalog.names())
@@ -129,7 +140,9 @@ def test_the_first_hint_points_at_what_the_last_check_found(tmp_path: Path, caps
     assert "hint 1 of 2 for linear, in general:" in out  # then the general hint
     assert main(["learn", "hint", "linear", "--dir", str(ws), "--level", "2"]) == 0
     assert "last check" not in capsys.readouterr().out  # --level N is the N-th hint, as before
-    (ws / "linear.py").write_text(template.reference_file(catalog.get("linear")))  # edited since: the diagnosis is stale
+    (ws / "linear.py").write_text(
+        template.reference_file(catalog.get("linear"))
+    )  # edited since: the diagnosis is stale
     assert main(["learn", "hint", "linear", "--dir", str(ws)]) == 0
     assert capsys.readouterr().out.startswith("hint 1 of 2 for linear: ")
 
@@ -140,9 +153,13 @@ def test_a_level_past_the_last_hint_says_how_many_there_are(capsys: pytest.Captu
     assert code == 2 and "linear has only 2 hints" in err and len(err.strip().splitlines()) == 1
 
 
-def test_after_an_error_the_report_points_at_the_error_not_the_hints(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_after_an_error_the_report_points_at_the_error_not_the_hints(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     ws = tmp_path / "ws"
-    out = _check_file(capsys, ws, "linear", mistakes._wrap_backward("nn.linear", "linear", "    raise IndexError('oops')"))
+    out = _check_file(
+        capsys, ws, "linear", mistakes._wrap_backward("nn.linear", "linear", "    raise IndexError('oops')")
+    )
     assert "[error]" in out and "learn hint" not in out and "fix that first" in out
     assert main(["learn", "hint", "linear", "--dir", str(ws)]) == 0
     assert "stopped at an error" in capsys.readouterr().out.splitlines()[0]
@@ -170,6 +187,19 @@ def test_every_stub_passes_ruff(tmp_path: Path) -> None:
         pytest.skip("ruff is not installed (the dev extra)")
     for name in catalog.names():
         (tmp_path / f"{name}.py").write_text(template.starting_file(catalog.get(name), "twograd-learn"))
-    res = subprocess.run([ruff, "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"), "--preview", "--select", "E,W,F",
-                          str(tmp_path)], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            ruff,
+            "check",
+            "--no-cache",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            "--preview",
+            "--select",
+            "E,W,F",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout

@@ -40,8 +40,10 @@ REVERSE_EXACT_TARGET = 0.99
 
 REEXPORTS = {
     "linear": "from nn.linear import linear_backward, linear_forward, linear_loops\n",
-    "activations": ("from nn.activations import (relu_backward, relu_forward, relu_loops, sigmoid_backward, sigmoid_forward,\n"
-                    "                            sigmoid_loops, tanh_backward, tanh_forward, tanh_loops)\n"),
+    "activations": (
+        "from nn.activations import (relu_backward, relu_forward, relu_loops, sigmoid_backward, sigmoid_forward,\n"
+        "                            sigmoid_loops, tanh_backward, tanh_forward, tanh_loops)\n"
+    ),
     "mse": "from nn.losses import mse_backward, mse_forward, mse_loops\n",
     "cross_entropy": "from nn.losses import cross_entropy_backward, cross_entropy_forward, cross_entropy_loops\n",
     "attention": "from nn.attention import attention_backward, attention_forward, attention_loops\n",
@@ -53,7 +55,7 @@ MLP_EXERCISES = ("linear", "activations", "mse")
 GPT_EXERCISES = ("attention", "mha", "layer_norm", "transformer_block")
 
 #: a linear layer written by hand, differently from nn's, counting its calls
-EINSUM_LINEAR = '''
+EINSUM_LINEAR = """
 import numpy as np
 
 CALLS = {"forward": 0, "backward": 0}
@@ -69,34 +71,35 @@ def linear_backward(dout, cache):
     CALLS["backward"] += 1
     x, W = cache
     return np.einsum("bo,io->bi", dout, W), np.einsum("bi,bo->io", x, dout), dout.sum(axis=0)
-'''
+"""
 
 #: nn's linear with the classic mistake a forged progress.json could hide: dW twice too big
-WRONG_LINEAR = '''
+WRONG_LINEAR = """
 from nn.linear import linear_forward, linear_backward as _right
 
 
 def linear_backward(dout, cache):
     dx, dW, db = _right(dout, cache)
     return dx, 2.0 * dW, db
-'''
+"""
 
 #: the transformer block with its backward left as `learn start` writes a stub (the stretch exercise)
-BLOCK_WITHOUT_BACKWARD = '''
+BLOCK_WITHOUT_BACKWARD = """
 from nn.transformer_block import transformer_block_forward
 
 
 def transformer_block_backward(dout, cache):
     raise NotImplementedError("the stretch exercise")
-'''
+"""
 
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def make_workspace(folder: Path, names: tuple[str, ...], texts: dict[str, str] | None = None,
-                   status: dict[str, str] | None = None) -> Path:
+def make_workspace(
+    folder: Path, names: tuple[str, ...], texts: dict[str, str] | None = None, status: dict[str, str] | None = None
+) -> Path:
     """DIR with NAME.py for each name (nn's re-exports unless `texts` gives one) and progress.json
     recording each as passed (or `status[name]`) with its file's sha256."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,8 +107,11 @@ def make_workspace(folder: Path, names: tuple[str, ...], texts: dict[str, str] |
     for name in names:
         path = folder / f"{name}.py"
         path.write_text((texts or {}).get(name, REEXPORTS[name]), encoding="utf-8")
-        exercises[name] = {"status": (status or {}).get(name, "passed"), "sha256": sha256_of(path),
-                           "checked_at": "2026-12-06T17:00:00Z"}
+        exercises[name] = {
+            "status": (status or {}).get(name, "passed"),
+            "sha256": sha256_of(path),
+            "checked_at": "2026-12-06T17:00:00Z",
+        }
     (folder / "progress.json").write_text(json.dumps({"version": 1, "exercises": exercises}), encoding="utf-8")
     return folder
 
@@ -137,10 +143,14 @@ def test_the_learners_own_code_is_what_trains(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", ("linear",), texts={"linear": EINSUM_LINEAR})
     ours = models.train("xor", quiet=True)
     theirs = models.train("xor", learner=ws, quiet=True)
-    forward = theirs.model.kernels["linear"].forward.__wrapped__  # under the guard that turns their errors into one line
+    forward = theirs.model.kernels[
+        "linear"
+    ].forward.__wrapped__  # under the guard that turns their errors into one line
     assert forward.__module__ == "twograd_learner_linear"  # a private name: loaded by path, never from sys.path
     assert forward.__code__.co_filename == str(ws / "linear.py")
-    assert not [name for name, m in list(sys.modules.items()) if str(getattr(m, "__file__", "") or "").startswith(str(ws))]
+    assert not [
+        name for name, m in list(sys.modules.items()) if str(getattr(m, "__file__", "") or "").startswith(str(ws))
+    ]
     calls = forward.__globals__["CALLS"]
     steps = theirs.outcome.state.step
     assert calls["backward"] >= 2 * steps  # two layers a step (plus the re-check)
@@ -172,13 +182,17 @@ GPT_WORKSPACES = {
     "every piece (the learner's block)": (GPT_EXERCISES, None),
     "attention and layer norm (twograd's heads around the learner's attention)": (("attention", "layer_norm"), None),
     "mha only": (("mha",), None),
-    "a block without backward, and layer norm": (("transformer_block", "layer_norm"), {"transformer_block": BLOCK_WITHOUT_BACKWARD}),
+    "a block without backward, and layer norm": (
+        ("transformer_block", "layer_norm"),
+        {"transformer_block": BLOCK_WITHOUT_BACKWARD},
+    ),
 }
 
 
 @pytest.mark.parametrize("names, texts", list(GPT_WORKSPACES.values()), ids=list(GPT_WORKSPACES))
-def test_the_gpt_with_the_learners_pieces_is_the_same_function(tmp_path: Path, names: tuple[str, ...],
-                                                               texts: dict[str, str] | None) -> None:
+def test_the_gpt_with_the_learners_pieces_is_the_same_function(
+    tmp_path: Path, names: tuple[str, ...], texts: dict[str, str] | None
+) -> None:
     """Loss and every gradient at the same weights, the learner's kernels against the default path."""
     ws = make_workspace(tmp_path / "ws", names, texts=texts)
     config = GPTConfig(vocab_size=11, context=10, d_model=32, n_heads=2, n_layers=2, activation="gelu_tanh")
@@ -189,13 +203,16 @@ def test_the_gpt_with_the_learners_pieces_is_the_same_function(tmp_path: Path, n
     loss_default = default.loss_and_grad_composed(idx, targets)
     loss_learners = learners.loss_and_grad(idx, targets)  # a model with kernels trains on the composed path
     assert abs(loss_learners - loss_default) <= TRAJECTORY_RTOL * abs(loss_default)
-    np.testing.assert_allclose(learners.flat_grads, default.flat_grads, rtol=0, atol=TRAJECTORY_RTOL * np.abs(default.flat_grads).max())
+    np.testing.assert_allclose(
+        learners.flat_grads, default.flat_grads, rtol=0, atol=TRAJECTORY_RTOL * np.abs(default.flat_grads).max()
+    )
     np.testing.assert_allclose(learners.logits(idx), default.logits(idx), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("names, texts", list(GPT_WORKSPACES.values()), ids=list(GPT_WORKSPACES))
-def test_a_short_reverse_run_follows_twograds_trajectory(tmp_path: Path, names: tuple[str, ...],
-                                                         texts: dict[str, str] | None) -> None:
+def test_a_short_reverse_run_follows_twograds_trajectory(
+    tmp_path: Path, names: tuple[str, ...], texts: dict[str, str] | None
+) -> None:
     ws = make_workspace(tmp_path / "ws", names, texts=texts)
     ours = models.train("reverse", steps=20, quiet=True)
     theirs = models.train("reverse", steps=20, learner=ws, quiet=True)
@@ -208,12 +225,21 @@ def test_the_report_names_whose_pieces_ran_in_the_gpt(tmp_path: Path) -> None:
     every = load_pieces(make_workspace(tmp_path / "every", GPT_EXERCISES), "reverse", config)
     assert every.yours == ["layer_norm", "transformer_block"] and every.twograds == []
     assert every.inside == {"attention": "transformer_block", "mha": "transformer_block"}
-    assert every.line() == "your pieces: layer_norm, transformer_block; twograd's: none; your attention, mha run inside your transformer_block"
+    assert (
+        every.line()
+        == "your pieces: layer_norm, transformer_block; twograd's: none; your attention, mha run inside your transformer_block"
+    )
     heads = load_pieces(make_workspace(tmp_path / "heads", ("attention",)), "reverse", config)
     assert heads.line() == "your pieces: attention; twograd's: mha, layer_norm, transformer_block"
-    for text in (BLOCK_WITHOUT_BACKWARD, "from nn.transformer_block import transformer_block_forward\n"):  # a stub, or none
-        stub = load_pieces(make_workspace(tmp_path / f"stub{len(text)}", ("transformer_block",), texts={"transformer_block": text}),
-                           "reverse", config)
+    for text in (
+        BLOCK_WITHOUT_BACKWARD,
+        "from nn.transformer_block import transformer_block_forward\n",
+    ):  # a stub, or none
+        stub = load_pieces(
+            make_workspace(tmp_path / f"stub{len(text)}", ("transformer_block",), texts={"transformer_block": text}),
+            "reverse",
+            config,
+        )
         assert stub.yours == [] and "transformer_block" in stub.twograds
         assert any("no backward yet" in note for note in stub.notes)
 
@@ -239,7 +265,9 @@ def refused(capsys, *argv: str) -> str:
 def test_a_failing_piece_is_refused_naming_it_and_its_check(tmp_path: Path, capsys) -> None:
     ws = make_workspace(tmp_path / "ws", MLP_EXERCISES, status={"linear": "failing"})
     line = refused(capsys, "xor", "--learner", str(ws), "--out", str(tmp_path / "run"))
-    assert "your linear" in line and "failed its last check" in line and f"twograd learn check linear --dir {ws}" in line
+    assert (
+        "your linear" in line and "failed its last check" in line and f"twograd learn check linear --dir {ws}" in line
+    )
     assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 
@@ -326,7 +354,7 @@ def test_the_mlp_and_gpt_refuse_a_piece_they_do_not_call() -> None:
 
 
 #: a linear layer that passed on the check's shapes but breaks on a batch of 4 rows
-LINEAR_BREAKING_ON_FOUR_ROWS = '''
+LINEAR_BREAKING_ON_FOUR_ROWS = """
 from nn.linear import linear_backward, linear_forward as _right
 
 
@@ -334,14 +362,16 @@ def linear_forward(x, W, b):
     if len(x) == 4:
         raise IndexError("row 4 of 3")
     return _right(x, W, b)
-'''
+"""
 
 
 def test_a_piece_failing_during_the_run_is_one_line_at_exit_1(tmp_path: Path, capsys) -> None:
     ws = make_workspace(tmp_path / "ws", ("linear",), texts={"linear": LINEAR_BREAKING_ON_FOUR_ROWS})
     code = main(["train", "xor", "--learner", str(ws)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and err == ["twograd train: error: your linear_forward failed during the run (IndexError: row 4 of 3)"]
+    assert code == 1 and err == [
+        "twograd train: error: your linear_forward failed during the run (IndexError: row 4 of 3)"
+    ]
 
 
 def test_pieces_passed_by_twograd_learn_check_train_xor(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -364,8 +394,10 @@ def test_pieces_passed_by_twograd_learn_check_train_xor(tmp_path: Path, monkeypa
 GUIDE = Path(__file__).resolve().parents[3] / "docs" / "guide" / "learn-zoo.md"
 #: what may differ from run to run: wall times, and the digits of a loss trained down to rounding noise
 #: (as tests/test_readme.py: below 1e-12 only "below the floor" is compared)
-VARIES = [(re.compile(r"\d+\.\d+ s\)"), lambda m: "T s)"),
-          (re.compile(r"(?<![\w.])\d+(?:\.\d+)?e-\d+"), lambda m: "<1e-12" if float(m.group()) < 1e-12 else m.group())]
+VARIES = [
+    (re.compile(r"\d+\.\d+ s\)"), lambda m: "T s)"),
+    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?e-\d+"), lambda m: "<1e-12" if float(m.group()) < 1e-12 else m.group()),
+]
 
 
 def _normalized(lines: list[str]) -> list[str]:
@@ -386,8 +418,14 @@ def test_the_zoo_guide_prints_what_it_shows(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(GUIDE.parents[2])}
 
     def twograd(*argv: str) -> list[str]:
-        res = subprocess.run([sys.executable, "-m", "models.cli", *argv], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "models.cli", *argv],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return (res.stdout + res.stderr).splitlines()
 
     session = tmp_path / "twograd-learn"

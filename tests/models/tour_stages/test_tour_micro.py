@@ -18,7 +18,10 @@ def test_the_stage_trains_samples_and_passes(tmp_path: Path, monkeypatch: pytest
     text = "\n".join(said)
     assert "steps on the graph engine" in text and "largest loss difference" in text
     # it says what it writes (the training text and the run folder), and quotes no "issue's number"
-    assert said[0].startswith(f"wrote {tmp_path / 'micro_gpt' / 'stand_in_words.txt'} ") and str(tmp_path / "micro_gpt" / "run") in said[0]
+    assert (
+        said[0].startswith(f"wrote {tmp_path / 'micro_gpt' / 'stand_in_words.txt'} ")
+        and str(tmp_path / "micro_gpt" / "run") in said[0]
+    )
     assert "issue" not in text
     samples = [line for line in said if line.startswith(f"{demo.N_SAMPLES} samples at temperature")]
     assert len(samples) == 1 and len(samples[0].split(": ", 1)[1].split(", ")) == demo.N_SAMPLES
@@ -29,7 +32,9 @@ def test_the_stage_trains_samples_and_passes(tmp_path: Path, monkeypatch: pytest
 def test_a_model_that_does_not_learn_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    frozen = replace(models.training.lm.PRESETS["micro"], train=replace(models.training.lm.PRESETS["micro"].train, lr=1e-9))  # too small to move
+    frozen = replace(
+        models.training.lm.PRESETS["micro"], train=replace(models.training.lm.PRESETS["micro"].train, lr=1e-9)
+    )  # too small to move
     monkeypatch.setitem(models.training.lm.PRESETS, "micro", frozen)
     monkeypatch.setattr(demo, "TOUR_STEPS", 100)
     assert demo.tour_stage(tmp_path, lambda _line: None) is False

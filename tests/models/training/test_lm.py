@@ -18,8 +18,36 @@ from models.training.tasks import train
 
 #: the issue's bar for copy and reverse from the default seed, on the 500 held-out questions.
 EXACT_TARGET = 0.99
-NAMES = "\n".join(["anna", "bob", "carla", "dave", "eve", "frank", "gina", "hugo", "iris", "jack", "kim", "lena", "max",
-                   "nina", "otto", "paul", "rosa", "sam", "tina", "uwe", "vera", "walt", "xena", "yuri", "zoe"] * 4)
+NAMES = "\n".join(
+    [
+        "anna",
+        "bob",
+        "carla",
+        "dave",
+        "eve",
+        "frank",
+        "gina",
+        "hugo",
+        "iris",
+        "jack",
+        "kim",
+        "lena",
+        "max",
+        "nina",
+        "otto",
+        "paul",
+        "rosa",
+        "sam",
+        "tina",
+        "uwe",
+        "vera",
+        "walt",
+        "xena",
+        "yuri",
+        "zoe",
+    ]
+    * 4
+)
 
 
 def json_of(capsys) -> dict:
@@ -53,11 +81,14 @@ def test_copy_reaches_the_target_through_the_cli(capsys) -> None:
     assert result["test_exact_accuracy"] >= EXACT_TARGET and result["val_loss"] < 0.05
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--prompt", "3 1 4"], "answers exactly 5 symbols"),
-    (["--prompt", "3 1 x 1 5"], "'x' is not in the vocabulary"),
-    (["--prompt", "3 1 4 1 5", "--temperature", "-1"], "non-negative"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--prompt", "3 1 4"], "answers exactly 5 symbols"),
+        (["--prompt", "3 1 x 1 5"], "'x' is not in the vocabulary"),
+        (["--prompt", "3 1 4 1 5", "--temperature", "-1"], "non-negative"),
+    ],
+)
 @pytest.mark.slow
 def test_bad_prompts_are_one_line_and_exit_2(reverse_run, capsys, argv, needle) -> None:
     folder, _ = reverse_run
@@ -78,7 +109,19 @@ def test_sampling_an_mlp_run_is_refused(tmp_path, capsys) -> None:
 def test_sampling_a_diverged_run_whose_weights_overflow_is_one_line(tmp_path, capsys) -> None:
     import warnings
 
-    argv = ["train", "reverse", "--lr", "1e6", "--optimizer", "sgd", "--clip", "1e300", "--out", str(tmp_path / "bad"), "--quiet"]
+    argv = [
+        "train",
+        "reverse",
+        "--lr",
+        "1e6",
+        "--optimizer",
+        "sgd",
+        "--clip",
+        "1e300",
+        "--out",
+        str(tmp_path / "bad"),
+        "--quiet",
+    ]
     assert main(argv) == 1 and load_run(tmp_path / "bad").status == "diverged"
     capsys.readouterr()
     with warnings.catch_warnings():
@@ -92,7 +135,9 @@ def test_sampling_a_diverged_run_whose_weights_overflow_is_one_line(tmp_path, ca
 def test_lines_learns_documents_from_a_file_and_writes_new_ones(tmp_path) -> None:
     names = tmp_path / "names.txt"
     names.write_text(NAMES)
-    report = train("lines", model_options={"data": str(names)}, train_options={"steps": 150}, out=tmp_path / "run", plots=False)
+    report = train(
+        "lines", model_options={"data": str(names)}, train_options={"steps": 150}, out=tmp_path / "run", plots=False
+    )
     assert report.metrics["val_loss"] < np.log(27)  # better than uniform over the letters and the boundary
     assert report.metrics["val_loss"] < report.metrics["unigram_val_loss"] < np.log(27)  # and than letter frequencies
     samples = sample_run(tmp_path / "run", n=5, seed=1).samples
@@ -104,8 +149,13 @@ def test_lines_learns_documents_from_a_file_and_writes_new_ones(tmp_path) -> Non
 def test_chars_reports_the_unigram_floor_and_notices_a_changed_file(tmp_path) -> None:
     text = tmp_path / "text.txt"
     text.write_text("the cat sat on the mat. " * 200)
-    report = train("chars", model_options={"data": str(text), "context": 16, "d_model": 16, "n_heads": 2},
-                   train_options={"steps": 60, "eval_every": 30}, out=tmp_path / "run", plots=False)
+    report = train(
+        "chars",
+        model_options={"data": str(text), "context": 16, "d_model": 16, "n_heads": 2},
+        train_options={"steps": 60, "eval_every": 30},
+        out=tmp_path / "run",
+        plots=False,
+    )
     m = report.metrics
     assert m["unigram_val_loss"] > m["val_loss"] > 0
     assert sample_run(tmp_path / "run", prompt="the ", max_tokens=20, seed=0).samples[0].startswith("the ")
@@ -134,7 +184,9 @@ def test_an_interrupted_gpt_run_resumes_bit_for_bit(tmp_path) -> None:
     # the same evaluations at the same steps (the cut run also has one at step 17, where it stopped)
     assert [e for e in b.state.evals if e["step"] != 17] == a.state.evals
     assert all(np.array_equal(a.params[n], b.params[n]) for n in a.params)
-    assert np.array_equal(straight.model.flat_params, np.concatenate([b.params[n].ravel() for n in straight.model.names]))
+    assert np.array_equal(
+        straight.model.flat_params, np.concatenate([b.params[n].ravel() for n in straight.model.names])
+    )
 
 
 def test_gpt_options_go_to_gpt_tasks_only(capsys) -> None:
@@ -181,9 +233,17 @@ def test_a_run_without_a_recorded_vocabulary_names_its_missing_text(tmp_path, ca
     folder = tmp_path / "run"
     train("lines", model_options={"data": str(data)}, train_options={"steps": 2}, out=folder, plots=False)
     saved = load_run(folder)
-    save_run(folder, model_kind=saved.model_kind, task=saved.task, model_config=saved.model_config,
-             train_config=saved.train_config, params=saved.params, state=saved.state, status=saved.status,
-             extra={"engine": "manual"})  # as runs were saved before the vocabulary was recorded
+    save_run(
+        folder,
+        model_kind=saved.model_kind,
+        task=saved.task,
+        model_config=saved.model_config,
+        train_config=saved.train_config,
+        params=saved.params,
+        state=saved.state,
+        status=saved.status,
+        extra={"engine": "manual"},
+    )  # as runs were saved before the vocabulary was recorded
     data.unlink()
     assert main(["sample", "--run", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -202,11 +262,22 @@ def test_a_run_whose_record_lost_its_text_source_is_refused_in_one_line(tmp_path
     folder = tmp_path / "run"
     train("lines", model_options={"data": str(data)}, train_options={"steps": 2}, out=folder, plots=False)
     saved = load_run(folder)
-    model_config = {**saved.model_config, "data": {k: v for k, v in saved.model_config["data"].items() if k != "source"}}
+    model_config = {
+        **saved.model_config,
+        "data": {k: v for k, v in saved.model_config["data"].items() if k != "source"},
+    }
     for extra in (saved.extra, {"engine": "manual"}):  # with, then without, the recorded vocabulary
-        save_run(folder, model_kind=saved.model_kind, task=saved.task, model_config=model_config,
-                 train_config=saved.train_config, params=saved.params, state=saved.state, status=saved.status,
-                 extra=extra)
+        save_run(
+            folder,
+            model_kind=saved.model_kind,
+            task=saved.task,
+            model_config=model_config,
+            train_config=saved.train_config,
+            params=saved.params,
+            state=saved.state,
+            status=saved.status,
+            extra=extra,
+        )
         assert main(["sample", "--run", str(folder)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "damaged checkpoint" in err[0] and "missing fields 'source'" in err[0], err
@@ -218,7 +289,10 @@ def test_sample_text_shows_a_default_question_and_separates_chars_samples() -> N
     assert Samples("reverse", "5 8 9", ["9 8 5"], prompt_given=False).text() == "5 8 9 -> 9 8 5"
     assert Samples("reverse", "5 8 9", ["9 8 5"]).text() == "9 8 5"  # the user's own prompt: the answer alone
     assert Samples("lines", "", ["ann", ""]).text() == "ann\n(empty)"
-    assert Samples("chars", "\n", ["\nab\nc", "\nd"]).text() == "--- sample 1 of 2 ---\n\nab\nc\n--- sample 2 of 2 ---\n\nd"
+    assert (
+        Samples("chars", "\n", ["\nab\nc", "\nd"]).text()
+        == "--- sample 1 of 2 ---\n\nab\nc\n--- sample 2 of 2 ---\n\nd"
+    )
     assert Samples("chars", "\n", ["\nab"]).text() == "\nab"
 
 

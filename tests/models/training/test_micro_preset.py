@@ -42,26 +42,46 @@ def test_the_preset_is_the_one_file_gpt() -> None:
     # sub-layer, and none before the head
     assert (g.norm_gain, g.embed_norm, g.final_norm, g.eps) == (False, True, False, 1e-5)
     assert not any("gamma" in n for n in GPT(g).names) and GPT(g).names[:2] == ["wte", "wpe"]
-    assert (t.optimizer, t.lr, t.betas, t.decay, t.min_lr, t.batch_size) == ("adam", 0.01, (0.85, 0.99), "linear", 0.0, 1)
+    assert (t.optimizer, t.lr, t.betas, t.decay, t.min_lr, t.batch_size) == (
+        "adam",
+        0.01,
+        (0.85, 0.99),
+        "linear",
+        0.0,
+        1,
+    )
     assert TrainConfig().betas == (0.9, 0.999)  # Adam's own defaults elsewhere
 
 
 def test_betas_reach_the_optimizer_and_bad_ones_are_refused() -> None:
     params, grads = np.zeros(3), np.zeros(3)
     assert make_optimizer(TrainConfig(betas=(0.85, 0.99)).validate(), params, grads).betas == (0.85, 0.99)
-    assert TrainConfig.from_dict({**TrainConfig().to_dict(), "betas": [0.5, 0.6]}).betas == (0.5, 0.6)  # as read from JSON
+    assert TrainConfig.from_dict({**TrainConfig().to_dict(), "betas": [0.5, 0.6]}).betas == (
+        0.5,
+        0.6,
+    )  # as read from JSON
     with pytest.raises(InputError, match=r"betas\[1\] must be in \[0, 1\)"):
         TrainConfig(betas=(0.9, 1.0)).validate()
 
 
 def test_manual_and_graph_engines_agree_on_the_first_steps(names_file: Path) -> None:
-    reports = {engine: train("lines", model_options={"data": str(names_file)}, train_options={"steps": 4},
-                             engine=engine, preset="micro", plots=False) for engine in ("manual", "graph")}
+    reports = {
+        engine: train(
+            "lines",
+            model_options={"data": str(names_file)},
+            train_options={"steps": 4},
+            engine=engine,
+            preset="micro",
+            plots=False,
+        )
+        for engine in ("manual", "graph")
+    }
     manual, graph = (np.array(reports[e].outcome.state.losses) for e in ("manual", "graph"))
     assert len(manual) == 4
     np.testing.assert_allclose(graph, manual, rtol=ENGINE_RTOL, atol=ENGINE_ATOL)
-    np.testing.assert_allclose(reports["graph"].model.flat_params, reports["manual"].model.flat_params,
-                               rtol=ENGINE_RTOL, atol=ENGINE_ATOL)
+    np.testing.assert_allclose(
+        reports["graph"].model.flat_params, reports["manual"].model.flat_params, rtol=ENGINE_RTOL, atol=ENGINE_ATOL
+    )
     assert reports["graph"].model_config["gpt"]["context"] == 16
 
 
@@ -82,8 +102,25 @@ def test_one_step_gradients_agree_between_engines(names_file: Path) -> None:
 
 
 def test_the_command_line_takes_the_preset(names_file: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["train", "lines", "--data", str(names_file), "--preset", "micro", "--engine", "graph", "--steps", "2",
-                 "--quiet", "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "lines",
+                "--data",
+                str(names_file),
+                "--preset",
+                "micro",
+                "--engine",
+                "graph",
+                "--steps",
+                "2",
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["train_config"]["betas"] == [0.85, 0.99] and report["train_config"]["batch_size"] == 1
     assert report["model_config"]["gpt"]["d_model"] == 16 and report["engine"] == "graph"
@@ -93,13 +130,22 @@ def test_the_command_line_takes_the_preset(names_file: Path, capsys: pytest.Capt
 
 def test_the_graph_engine_warns_before_a_long_run_and_refuses_a_huge_step(names_file: Path) -> None:
     said: list[str] = []
-    train("lines", preset="micro", engine="graph", model_options={"data": str(names_file)}, train_options={"steps": 1},
-          echo=said.append, plots=False)
+    train(
+        "lines",
+        preset="micro",
+        engine="graph",
+        model_options={"data": str(names_file)},
+        train_options={"steps": 1},
+        echo=said.append,
+        plots=False,
+    )
     assert not any(s.startswith("warning:") for s in said)  # one step: nothing to warn about
     task = get_task("lines").with_preset("micro")
     config = task.model_config({"data": str(names_file)}, 0)
-    warning, = task.check_size(config, replace(task.recipe.train, steps=100_000), "graph")
+    (warning,) = task.check_size(config, replace(task.recipe.train, steps=100_000), "graph")
     assert warning.startswith("warning: a graph-engine step does up to ~") and "for 100000 steps" in warning
     assert task.check_size(config, task.recipe.train, "manual") == []
     with pytest.raises(InputError, match="multiply-adds, more than"):
-        train("lines", engine="graph", model_options={"data": str(names_file), "d_model": 128}, train_options={"steps": 1})
+        train(
+            "lines", engine="graph", model_options={"data": str(names_file), "d_model": 128}, train_options={"steps": 1}
+        )

@@ -75,7 +75,9 @@ def test_sample_during_a_resume_that_checkpoints_every_2_steps_never_sees_a_mism
     assert len(list(folder.glob("checkpoint*.npz"))) == 1  # every replaced npz was removed
 
 
-def test_a_cleaner_running_between_a_writes_close_and_its_rename_does_not_remove_the_live_temp(tmp_path, monkeypatch) -> None:
+def test_a_cleaner_running_between_a_writes_close_and_its_rename_does_not_remove_the_live_temp(
+    tmp_path, monkeypatch
+) -> None:
     """The race above, made deterministic: a reader's load_checkpoint removes dead writers' temporary
     files (engine.atomic.remove_stale_temps); atomic_write used to release its lock when it closed
     the file, before hashing and renaming it, so a cleaner in that window removed a live writer's

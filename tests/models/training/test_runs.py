@@ -25,14 +25,18 @@ SHORT = {"steps": 60, "batch_size": 16}
 
 def tree_bytes(folder: Path) -> dict[str, str]:
     """Every file under `folder` -> sha256 of its bytes (and its mode)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def sigint_after(k: int):
     def callback(step: int, loss: float) -> None:
         if step == k:
             os.kill(os.getpid(), signal.SIGINT)
+
     return callback
 
 
@@ -50,7 +54,11 @@ def test_a_folder_holding_a_run_is_refused_and_left_byte_for_byte(finished_run) 
     with pytest.raises(RunExists) as info:
         train("moons", train_options={"steps": 5}, out=finished_run)
     message = str(info.value)
-    assert f"--resume {finished_run}" in message and "--overwrite" in message and "finished run of moons at step 60" in message
+    assert (
+        f"--resume {finished_run}" in message
+        and "--overwrite" in message
+        and "finished run of moons at step 60" in message
+    )
     assert tree_bytes(finished_run) == before
 
 
@@ -121,9 +129,13 @@ def claimed_by(folder: Path, pid: int) -> Path:
 def test_a_folder_another_process_is_writing_into_is_refused(tmp_path, other_process) -> None:
     """Two commands started into one new folder both find it empty; the second must not write over the first later."""
     claim = claimed_by(tmp_path / "busy", other_process)
-    for start in (lambda: train("moons", train_options=SHORT, out=tmp_path / "busy", plots=False),
-                  lambda: prepare_out(tmp_path / "busy", overwrite=True)):
-        with pytest.raises(RunExists, match=f"another twograd process \\(pid {other_process}\\) is writing a run there"):
+    for start in (
+        lambda: train("moons", train_options=SHORT, out=tmp_path / "busy", plots=False),
+        lambda: prepare_out(tmp_path / "busy", overwrite=True),
+    ):
+        with pytest.raises(
+            RunExists, match=f"another twograd process \\(pid {other_process}\\) is writing a run there"
+        ):
             start()
     assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == [runs.CLAIM]  # nothing written, the claim kept
     assert claim.read_text() == f"{other_process}\n"
@@ -187,8 +199,11 @@ def test_resume_extends_the_target_and_keeps_the_settings(finished_run) -> None:
 def test_a_resume_with_nothing_to_train_is_refused_and_the_folder_kept(finished_run, steps) -> None:
     """`--resume DIR --steps N` with N at or below the run's step rewrote the folder and said "(1200 steps, 0.00 s)"."""
     before = tree_bytes(finished_run)
-    with pytest.raises(InputError, match=r"the run is already at step 60 and .*; give --steps above 60 to train further "
-                                         r"\(the folder is left as it is\)$"):
+    with pytest.raises(
+        InputError,
+        match=r"the run is already at step 60 and .*; give --steps above 60 to train further "
+        r"\(the folder is left as it is\)$",
+    ):
         train(resume=finished_run, train_options={} if steps is None else {"steps": steps}, plots=False)
     assert tree_bytes(finished_run) == before
 
@@ -212,15 +227,21 @@ def _edit_meta(folder: Path, edit, rehash: bool = True) -> None:
     path.write_text(json.dumps(record))
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda m: m.update(format="something-else"), "not a twograd run"),
-    (lambda m: m.update(step=7), "evals\\[0\\].step 60 is out of order \\(the run is at step 7\\)"),
-    (lambda m: m["optimizer"].update(step=7), "optimizer's step 7 differs"),
-    (lambda m: m.update(task="mnist"), "unknown task 'mnist'"),
-    (lambda m: m["rng_state"].update(bit_generator="MT19937"), "bit_generator must be one of 'PCG64'"),
-    (lambda m: m["train_config"].update(lr=-1), "train_config.lr must be a finite number in \\(0, 1e\\+06\\], got -1"),
-    (lambda m: m["model_config"].update(sizes=[2, 16, 2]), "arrays it records differ from what its settings need"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda m: m.update(format="something-else"), "not a twograd run"),
+        (lambda m: m.update(step=7), "evals\\[0\\].step 60 is out of order \\(the run is at step 7\\)"),
+        (lambda m: m["optimizer"].update(step=7), "optimizer's step 7 differs"),
+        (lambda m: m.update(task="mnist"), "unknown task 'mnist'"),
+        (lambda m: m["rng_state"].update(bit_generator="MT19937"), "bit_generator must be one of 'PCG64'"),
+        (
+            lambda m: m["train_config"].update(lr=-1),
+            "train_config.lr must be a finite number in \\(0, 1e\\+06\\], got -1",
+        ),
+        (lambda m: m["model_config"].update(sizes=[2, 16, 2]), "arrays it records differ from what its settings need"),
+    ],
+)
 def test_damaged_metadata_is_refused_naming_the_problem(finished_run, edit, needle) -> None:
     _edit_meta(finished_run, edit)
     before = tree_bytes(finished_run)
@@ -242,7 +263,9 @@ def test_a_tampered_network_size_is_refused_before_anything_is_built(finished_ru
 
 def test_a_replaced_npz_is_caught_by_its_hash(finished_run, tmp_path) -> None:
     other = train("moons", train_options={"steps": 3, "batch_size": 16}, out=tmp_path / "other", plots=False)
-    checkpoint_paths(finished_run / "checkpoint")[0].write_bytes(checkpoint_paths(other.folder / "checkpoint")[0].read_bytes())
+    checkpoint_paths(finished_run / "checkpoint")[0].write_bytes(
+        checkpoint_paths(other.folder / "checkpoint")[0].read_bytes()
+    )
     with pytest.raises(CheckpointError, match="sha256"):
         train(resume=finished_run)
 

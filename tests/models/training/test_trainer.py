@@ -53,11 +53,20 @@ def assert_bit_equal(a: Trainer, b: Trainer) -> None:
 
 
 # ---------------------------------------------------------------------------- config and schedule
-@pytest.mark.parametrize("field,value,needle", [
-    ("steps", 0, "steps must be a whole number >= 1"), ("batch_size", 0, "batch_size"), ("lr", -1.0, "lr must be a positive"),
-    ("lr", math.nan, "lr"), ("optimizer", "adagrad", "unknown optimizer 'adagrad'"), ("decay", "step", "unknown decay"),
-    ("grad_clip", 0.0, "grad_clip"), ("seed", -1, "seed"), ("min_lr", 1.0, "must not exceed lr"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("steps", 0, "steps must be a whole number >= 1"),
+        ("batch_size", 0, "batch_size"),
+        ("lr", -1.0, "lr must be a positive"),
+        ("lr", math.nan, "lr"),
+        ("optimizer", "adagrad", "unknown optimizer 'adagrad'"),
+        ("decay", "step", "unknown decay"),
+        ("grad_clip", 0.0, "grad_clip"),
+        ("seed", -1, "seed"),
+        ("min_lr", 1.0, "must not exceed lr"),
+    ],
+)
 def test_config_names_the_bad_field(field, value, needle) -> None:
     with pytest.raises(InputError, match=needle):
         TrainConfig(**{field: value}).validate()
@@ -81,7 +90,9 @@ def test_trainer_applies_the_schedule_to_the_optimizer() -> None:
     seen = []
     t = moons_setup(cfg, callback=lambda step, loss: seen.append(t.optimizer.lr))
     t.run()
-    expected = [scheduled_lr(k, lr=0.02, total_steps=10, warmup_steps=3, decay="linear", min_lr=0.001) for k in range(10)]
+    expected = [
+        scheduled_lr(k, lr=0.02, total_steps=10, warmup_steps=3, decay="linear", min_lr=0.001) for k in range(10)
+    ]
     assert seen == expected
 
 
@@ -112,7 +123,9 @@ def test_evaluations_are_recorded_at_their_steps() -> None:
 
 def test_checkpoints_are_handed_over_every_n_steps() -> None:
     got = []
-    t = moons_setup(TrainConfig(steps=25, batch_size=16, checkpoint_every=10), on_checkpoint=lambda s: got.append(s.step))
+    t = moons_setup(
+        TrainConfig(steps=25, batch_size=16, checkpoint_every=10), on_checkpoint=lambda s: got.append(s.step)
+    )
     t.run()
     assert got == [10, 20, 25]
 
@@ -120,10 +133,12 @@ def test_checkpoints_are_handed_over_every_n_steps() -> None:
 # ---------------------------------------------------------------------------- Ctrl-C and resume
 def _sigint_after(k: int, times: int = 1):
     """A callback that sends this process real SIGINTs after step k."""
+
     def callback(step: int, loss: float) -> None:
         if step == k:
             for _ in range(times):
                 os.kill(os.getpid(), signal.SIGINT)
+
     return callback
 
 
@@ -206,8 +221,12 @@ def _diverging(lr: float, kept: list) -> Trainer:
     """A relu MLP under mse and plain SGD: the weights grow until the forward overflows."""
     data = load_dataset("moons", seed=0)
     model = MLP(MLPConfig(sizes=[2, 8, 1], loss="mse", activation="relu", seed=0))
-    return Trainer(ClassifierObjective(model, data, "manual"), full_batch, TrainConfig(steps=200, optimizer="sgd", lr=lr),
-                   on_checkpoint=kept.append)
+    return Trainer(
+        ClassifierObjective(model, data, "manual"),
+        full_batch,
+        TrainConfig(steps=200, optimizer="sgd", lr=lr),
+        on_checkpoint=kept.append,
+    )
 
 
 def test_divergence_names_the_step_and_keeps_the_last_good_state() -> None:

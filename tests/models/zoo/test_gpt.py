@@ -25,8 +25,14 @@ def batch(config: GPTConfig, B: int = 3, T: int = 4, seed: int = 0) -> tuple[np.
     return idx, targets
 
 
-@pytest.mark.parametrize("overrides", [{}, {"tied": False, "norm": "rms", "bias": False, "activation": "relu"},
-                                       {"positions": "sinusoidal", "scale_embedding": True}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"tied": False, "norm": "rms", "bias": False, "activation": "relu"},
+        {"positions": "sinusoidal", "scale_embedding": True},
+    ],
+)
 def test_the_module_is_the_composed_manual_pair_and_accumulates(overrides) -> None:
     model = GPT(SMALL, **overrides)
     assert model.num_parameters() == count_parameters(model.config)
@@ -59,7 +65,9 @@ def test_logits_and_loss_match_torch_with_the_weights_copied_in() -> None:
     loss = model.loss_and_grad(idx, targets)
     assert loss == pytest.approx(t_loss.item(), rel=TORCH_RTOL)
     for name, t in zip(model.names, tensors):
-        np.testing.assert_allclose(dict(model.named_grads())[name], t.grad.numpy(), rtol=TORCH_RTOL, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(
+            dict(model.named_grads())[name], t.grad.numpy(), rtol=TORCH_RTOL, atol=1e-13, err_msg=name
+        )
     # logits, from torch's own modules end to end
     with torch.no_grad():
         p = dict(zip(model.names, (torch.tensor(a) for a in model.param_list())))
@@ -68,7 +76,9 @@ def test_logits_and_loss_match_torch_with_the_weights_copied_in() -> None:
 
         x = p["wte"][torch.tensor(idx)] + p["wpe"][: idx.shape[1]]
         for layer in range(model.config.n_layers):
-            x = _block_torch(torch, x, *(p[f"h{layer}.{n}"] for n in block_param_names()), **_block_kwargs(**model.config.static()))
+            x = _block_torch(
+                torch, x, *(p[f"h{layer}.{n}"] for n in block_param_names()), **_block_kwargs(**model.config.static())
+            )
         h = torch.nn.functional.layer_norm(x, (8,), p["norm_f.gamma"], p["norm_f.beta"], eps=model.config.eps)
         t_logits = (h @ p["head"]).numpy()
     np.testing.assert_allclose(model.logits(idx), t_logits, rtol=TORCH_RTOL, atol=1e-13)
@@ -101,7 +111,18 @@ def test_bad_input_is_one_clear_error() -> None:
 
 def test_parameter_names_follow_the_config() -> None:
     assert gpt_param_names(1, norm="rms", bias=False, positions="sinusoidal", tied=False) == [
-        "wte", "h0.Wq", "h0.Wk", "h0.Wv", "h0.Wo", "h0.W1", "h0.W2", "h0.gamma1", "h0.gamma2", "norm_f.gamma", "head"]
+        "wte",
+        "h0.Wq",
+        "h0.Wk",
+        "h0.Wv",
+        "h0.Wo",
+        "h0.W1",
+        "h0.W2",
+        "h0.gamma1",
+        "h0.gamma2",
+        "norm_f.gamma",
+        "head",
+    ]
 
 
 def test_attention_maps_are_causal_distributions_per_layer_and_head() -> None:
@@ -135,7 +156,9 @@ def test_checkpoint_names_are_the_dotted_parameter_names_and_round_trip(tmp_path
 
 def test_the_graph_path_gives_the_manual_gradient() -> None:
     """The micro shape (1 block, RMSNorm, relu, no biases, untied): engine.Value graph vs manual."""
-    config = GPTConfig(**{**SMALL.to_dict(), "n_layers": 1, "norm": "rms", "activation": "relu", "bias": False, "tied": False})
+    config = GPTConfig(
+        **{**SMALL.to_dict(), "n_layers": 1, "norm": "rms", "activation": "relu", "bias": False, "tied": False}
+    )
     manual, graph = GPT(config), GPT(config)
     idx, targets = batch(config, B=1, T=4)
     assert manual.loss_and_grad(idx, targets) == pytest.approx(graph.loss_and_grad_graph(idx, targets), rel=1e-12)
@@ -143,9 +166,13 @@ def test_the_graph_path_gives_the_manual_gradient() -> None:
 
 
 @pytest.mark.parametrize("norm", ["rms", "layer"])
-@pytest.mark.parametrize("norm_gain,embed_norm,final_norm", [(False, True, False), (True, True, True), (False, False, True),
-                                                              (True, False, False)])
-def test_the_one_file_norm_options_shape_the_parameters_and_keep_the_weights(norm, norm_gain, embed_norm, final_norm) -> None:
+@pytest.mark.parametrize(
+    "norm_gain,embed_norm,final_norm",
+    [(False, True, False), (True, True, True), (False, False, True), (True, False, False)],
+)
+def test_the_one_file_norm_options_shape_the_parameters_and_keep_the_weights(
+    norm, norm_gain, embed_norm, final_norm
+) -> None:
     base = GPTConfig(vocab_size=7, context=4, d_model=8, n_heads=2, n_layers=2, norm=norm)
     config = GPTConfig(**{**base.to_dict(), "norm_gain": norm_gain, "embed_norm": embed_norm, "final_norm": final_norm})
     model, plain = GPT(config), GPT(base)

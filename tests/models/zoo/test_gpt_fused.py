@@ -57,11 +57,18 @@ def assert_same_step(fused: GPT, composed: GPT, idx: np.ndarray, targets: np.nda
         np.testing.assert_allclose(g_f, g_c, rtol=RTOL[dtype], atol=ATOL_FRACTION[dtype] * scale, err_msg=name)
 
 
-GRID = [dict(activation=act, norm=norm, bias=bias) for act, norm, bias in
-        itertools.product(("relu", "gelu", "gelu_tanh"), ("layer", "rms"), (True, False))]
-GRID += [dict(positions="sinusoidal"), dict(tied=False), dict(scale_embedding=True),
-         dict(positions="sinusoidal", tied=False, scale_embedding=True, norm="rms", activation="gelu_tanh"),
-         dict(n_layers=1, n_heads=1), dict(n_heads=4, d_ff=5)]
+GRID = [
+    dict(activation=act, norm=norm, bias=bias)
+    for act, norm, bias in itertools.product(("relu", "gelu", "gelu_tanh"), ("layer", "rms"), (True, False))
+]
+GRID += [
+    dict(positions="sinusoidal"),
+    dict(tied=False),
+    dict(scale_embedding=True),
+    dict(positions="sinusoidal", tied=False, scale_embedding=True, norm="rms", activation="gelu_tanh"),
+    dict(n_layers=1, n_heads=1),
+    dict(n_heads=4, d_ff=5),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -98,8 +105,12 @@ def test_gradients_are_added_into_the_existing_ones() -> None:
     fused.flat_grads[:] = before
     fused.loss_and_grad(idx, targets)
     composed.loss_and_grad_composed(idx, targets)
-    np.testing.assert_allclose(fused.flat_grads - before, composed.flat_grads, rtol=FUSED_RTOL64,
-                               atol=ATOL_FRACTION["float64"] * np.max(np.abs(composed.flat_grads)))
+    np.testing.assert_allclose(
+        fused.flat_grads - before,
+        composed.flat_grads,
+        rtol=FUSED_RTOL64,
+        atol=ATOL_FRACTION["float64"] * np.max(np.abs(composed.flat_grads)),
+    )
 
 
 def test_the_step_is_deterministic_bit_for_bit() -> None:
@@ -160,13 +171,16 @@ def test_a_dtype_change_moves_the_step_to_the_new_buffers() -> None:
     assert fused._fused._ws.key[2] == np.float32
 
 
-@pytest.mark.parametrize("idx, message", [
-    (np.array([[1, 2, 7]]), r"ids out of range \[0, 7\): \[7\]"),
-    (np.array([[1, -1, 2]]), r"ids out of range"),
-    (np.zeros((1, 3)), "integer token ids"),
-    (np.zeros(3, dtype=np.int64), "integer token ids"),
-    (np.zeros((1, 7), dtype=np.int64), "more than the model's context of 6"),
-])
+@pytest.mark.parametrize(
+    "idx, message",
+    [
+        (np.array([[1, 2, 7]]), r"ids out of range \[0, 7\): \[7\]"),
+        (np.array([[1, -1, 2]]), r"ids out of range"),
+        (np.zeros((1, 3)), "integer token ids"),
+        (np.zeros(3, dtype=np.int64), "integer token ids"),
+        (np.zeros((1, 7), dtype=np.int64), "more than the model's context of 6"),
+    ],
+)
 def test_bad_idx_is_one_input_error(idx, message) -> None:
     model = GPT(BASE)
     with pytest.raises(InputError, match=message):
@@ -174,13 +188,16 @@ def test_bad_idx_is_one_input_error(idx, message) -> None:
     assert not model.flat_grads.any()  # nothing was added
 
 
-@pytest.mark.parametrize("targets, message", [
-    (np.zeros((1, 2), dtype=np.int64), "targets must have shape"),
-    (np.array([[0, 9, 1]]), r"targets must be class indices in \[0, 7\)"),
-    (np.full((1, 3), IGNORE_INDEX), "every target is the ignore index"),
-    (np.zeros((1, 3)), "integer class indices"),
-    (None, "integer class indices"),  # no targets at all: once an AttributeError in the fused step
-])
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        (np.zeros((1, 2), dtype=np.int64), "targets must have shape"),
+        (np.array([[0, 9, 1]]), r"targets must be class indices in \[0, 7\)"),
+        (np.full((1, 3), IGNORE_INDEX), "every target is the ignore index"),
+        (np.zeros((1, 3)), "integer class indices"),
+        (None, "integer class indices"),  # no targets at all: once an AttributeError in the fused step
+    ],
+)
 def test_bad_targets_are_one_input_error(targets, message) -> None:
     model = GPT(BASE)
     with pytest.raises(InputError, match=message):

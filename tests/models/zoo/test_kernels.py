@@ -21,14 +21,29 @@ RTOL = 1e-12
 SMALL = GPTConfig(vocab_size=7, context=5, d_model=8, n_heads=2, n_layers=2, activation="gelu_tanh")
 CONFIGS = {
     "gpt-2 shape": SMALL,
-    "rms, relu, no biases, untied, sinusoidal": GPTConfig(**{**SMALL.to_dict(), "norm": "rms", "activation": "relu", "bias": False,
-                                                             "tied": False, "positions": "sinusoidal"}),
+    "rms, relu, no biases, untied, sinusoidal": GPTConfig(
+        **{
+            **SMALL.to_dict(),
+            "norm": "rms",
+            "activation": "relu",
+            "bias": False,
+            "tied": False,
+            "positions": "sinusoidal",
+        }
+    ),
     "no biases, layer norm, one head": GPTConfig(**{**SMALL.to_dict(), "bias": False, "n_heads": 1}),
-    "one-file norms (micro)": GPTConfig(**{**SMALL.to_dict(), "norm": "layer", "norm_gain": False, "embed_norm": True,
-                                          "final_norm": False}),
+    "one-file norms (micro)": GPTConfig(
+        **{**SMALL.to_dict(), "norm": "layer", "norm_gain": False, "embed_norm": True, "final_norm": False}
+    ),
 }
-REPLACED = [("attention",), ("mha",), ("layer_norm",), ("transformer_block",), ("attention", "layer_norm"),
-            ("attention", "mha", "layer_norm", "transformer_block")]
+REPLACED = [
+    ("attention",),
+    ("mha",),
+    ("layer_norm",),
+    ("transformer_block",),
+    ("attention", "layer_norm"),
+    ("attention", "mha", "layer_norm", "transformer_block"),
+]
 
 
 @pytest.mark.parametrize("config", list(CONFIGS.values()), ids=list(CONFIGS))

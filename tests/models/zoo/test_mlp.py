@@ -110,7 +110,9 @@ def test_module_forward_backward_is_the_manual_pair(config: MLPConfig) -> None:
     X, y = _data(config, B=4)
     z = model.forward(X)
     dx = model.backward(_loss_gradient(model, z, y))
-    _, cache = mlp_forward(X, *model.param_list, targets=model.targets(y), activation=model.activation, loss=model.loss_name)
+    _, cache = mlp_forward(
+        X, *model.param_list, targets=model.targets(y), activation=model.activation, loss=model.loss_name
+    )
     ref_dx, *ref_grads = mlp_backward(np.ones(()), cache)
     np.testing.assert_allclose(dx, ref_dx, rtol=SAME, atol=SAME)
     for (name, g), ref in zip(model.named_grads(), ref_grads):
@@ -186,7 +188,9 @@ def test_xor_reaches_100_percent_with_both_engines_and_they_agree() -> None:
     for r in (manual, graph):
         assert r.metrics["train_accuracy"] == 1.0 and r.metrics["loss"] < XOR_LOSS_TARGET
     assert abs(manual.metrics["loss"] - graph.metrics["loss"]) <= ENGINES_LOSS_ATOL
-    np.testing.assert_allclose(graph.outcome.state.losses, manual.outcome.state.losses, rtol=ENGINES_LOSS_RTOL, atol=ENGINES_LOSS_ATOL)
+    np.testing.assert_allclose(
+        graph.outcome.state.losses, manual.outcome.state.losses, rtol=ENGINES_LOSS_RTOL, atol=ENGINES_LOSS_ATOL
+    )
     assert np.max(np.abs(manual.model.flat_params - graph.model.flat_params)) <= ENGINES_PARAM_ATOL
 
 
