@@ -50,7 +50,7 @@ def svg_curves(curves: Mapping[str, Sequence[float]], *, log_y: bool = False, ti
         return f"{pad + (x - x0) / max(x1 - x0, 1) * (w - pad - 8):.1f},{8 + (y1 - y) / (y1 - y0) * (h - pad):.1f}"
 
     def label(y: float) -> str:
-        return f"1e{y:.1f}" if log_y else f"{y:.3g}"
+        return f"{10**y:.3g}" if log_y else f"{y:.3g}"  # the value itself, not its log (1e-2.4 reads badly)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '

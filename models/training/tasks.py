@@ -159,7 +159,10 @@ class TrainReport(Shown):
         return f"twograd train {self.task}: {self.status}, {self.outcome.state.step} steps ({self.engine} engine)"
 
     def html_rows(self) -> tuple[list[str], list[list[Any]]]:
-        rows: list[list[Any]] = [[name.replace("_", " "), format_number(value)] for name, value in self.metrics.items()]
+        rows: list[list[Any]] = [  # accuracies as percentages, as the command prints them
+            [name.replace("_", " "), f"{100 * value:.1f}%" if name.endswith("accuracy") else format_number(value)]
+            for name, value in self.metrics.items()
+        ]
         if self.learner is not None:
             rows.append(["pieces", self.learner.line()])
         rows.append(["last-100 mean loss", format_number(last_losses_mean(self.outcome.state.losses))])

@@ -93,6 +93,7 @@ def test_train_report_prints_the_commands_summary_and_renders_html(capsys: pytes
     assert repr(report) == str(report) == format_report(report)
     html = report._repr_html_()
     assert "<table" in html and "train accuracy" in html and "<polyline" in html  # the table and the loss curve
+    assert "100.0%" in html  # an accuracy reads as the command prints it
     assert json.loads(json.dumps(report.to_json()))["task"] == "xor"
 
 
