@@ -30,6 +30,7 @@ The parameters are explicit arrays in the order of `block_param_names(norm, bias
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -321,42 +322,56 @@ def transformer_block_backward(dout: Array, cache: BlockCache) -> tuple[Array, .
     dy = dout_array(PIECE, dout, cache.x_shape, dtype=dt)
     if cache.norm_first:
         dh_skip, df = residual_backward(dy, cache.x_shape)  # y = h + f: both paths get dy
-        dn2, dW1, dW2, *db_ffn = ffn_backward(df, cache.ffn)
-        dh_branch, dgamma2, dbeta2 = _norm_backward(dn2, cache.norm2)
+        dn2, *d_ffn = ffn_backward(df, cache.ffn)
+        dh_branch, *d_norm2 = _norm_backward(dn2, cache.norm2)
         dh = dh_skip + dh_branch  # the second residual's two paths, summed
         dx_skip, da = residual_backward(dh, cache.x_shape)  # h = x + a
-        dn1, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo = self_attention_backward(da, cache.attn)
-        dx_branch, dgamma1, dbeta1 = _norm_backward(dn1, cache.norm1)
+        dn1, *d_attn = self_attention_backward(da, cache.attn)
+        dx_branch, *d_norm1 = _norm_backward(dn1, cache.norm1)
         dx = dx_skip + dx_branch  # the first residual's two paths, summed
     else:
-        du2, dgamma2, dbeta2 = _norm_backward(dy, cache.norm2)
+        du2, *d_norm2 = _norm_backward(dy, cache.norm2)
         dh_skip, df = residual_backward(du2, cache.x_shape)  # u2 = h + f
-        dh_branch, dW1, dW2, *db_ffn = ffn_backward(df, cache.ffn)
+        dh_branch, *d_ffn = ffn_backward(df, cache.ffn)
         dh = dh_skip + dh_branch  # the second residual's two paths, summed
-        du1, dgamma1, dbeta1 = _norm_backward(dh, cache.norm1)
+        du1, *d_norm1 = _norm_backward(dh, cache.norm1)
         dx_skip, da = residual_backward(du1, cache.x_shape)  # u1 = x + a
-        dx_branch, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo = self_attention_backward(da, cache.attn)
+        dx_branch, *d_attn = self_attention_backward(da, cache.attn)
         dx = dx_skip + dx_branch  # the first residual's two paths, summed
+    grads = block_grads_by_name(d_attn, d_ffn, d_norm1, d_norm2)
+    return (dx.astype(dt, copy=False),) + tuple(np.asarray(grads[n], dtype=dt) for n in cache.names)
+
+
+def block_grads_by_name(
+    attn: Sequence[Array | None],
+    ffn: Sequence[Array | None],
+    norm1: Sequence[Array | None],
+    norm2: Sequence[Array | None],
+) -> dict[str, Array | None]:
+    """The block's gradients by parameter name, from its sub-layers' backward results as they return them:
+    attn (dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo), ffn (dW1, dW2[, db1, db2]), norm1/norm2 (dgamma, dbeta).
+    One place that knows which gradient is which name (`block_param_names` picks the ones a block has)."""
+    dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo = attn
+    dW1, dW2, *db_ffn = ffn
     db1, db2 = db_ffn if db_ffn else (None, None)
-    grads = {
+    return {
         "Wq": dWq,
         "Wk": dWk,
         "Wv": dWv,
         "Wo": dWo,
         "W1": dW1,
         "W2": dW2,
-        "gamma1": dgamma1,
-        "gamma2": dgamma2,
+        "gamma1": norm1[0],
+        "gamma2": norm2[0],
         "bq": dbq,
         "bk": dbk,
         "bv": dbv,
         "bo": dbo,
         "b1": db1,
         "b2": db2,
-        "beta1": dbeta1,
-        "beta2": dbeta2,
+        "beta1": norm1[1],
+        "beta2": norm2[1],
     }
-    return (dx.astype(dt, copy=False),) + tuple(np.asarray(grads[n], dtype=dt) for n in cache.names)
 
 
 # ============================================================================ class

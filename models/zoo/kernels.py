@@ -53,6 +53,7 @@ from nn.normalization import layer_norm_backward, layer_norm_forward
 from nn.transformer_block import (
     _norm_backward,
     _norm_forward,
+    block_grads_by_name,
     block_param_names,
     transformer_block_backward,
     transformer_block_forward,
@@ -289,31 +290,13 @@ def composed_block_backward(dy: Array, cache: ComposedBlockCache) -> tuple[Array
         dx = dh [skip] + Norm1'(MHA'(dh)) [branch]
     """  # fmt: skip  # keeps the indented derivation (the formatter would flatten it)
     dy = dout_array(BLOCK_PIECE, dy, cache.shape, dtype=cache.ffn.dtype)
-    dn2, dW1, dW2, *db_ffn = ffn_backward(dy, cache.ffn)
-    dh_branch, dgamma2, dbeta2 = norm_kernel_backward(dn2, cache.norm2)
+    dn2, *d_ffn = ffn_backward(dy, cache.ffn)
+    dh_branch, *d_norm2 = norm_kernel_backward(dn2, cache.norm2)
     dh = dy + dh_branch  # the second residual's two paths
-    dn1, dWq, dWk, dWv, dWo, dbq, dbk, dbv, dbo = cache.attn.backward(dh, cache.attn.cache)
-    dx_branch, dgamma1, dbeta1 = norm_kernel_backward(dn1, cache.norm1)
+    dn1, *d_attn = cache.attn.backward(dh, cache.attn.cache)
+    dx_branch, *d_norm1 = norm_kernel_backward(dn1, cache.norm1)
     dx = dh + dx_branch  # the first residual's two paths
-    db1, db2 = db_ffn if db_ffn else (None, None)
-    grads = {
-        "Wq": dWq,
-        "Wk": dWk,
-        "Wv": dWv,
-        "Wo": dWo,
-        "W1": dW1,
-        "W2": dW2,
-        "gamma1": dgamma1,
-        "gamma2": dgamma2,
-        "bq": dbq,
-        "bk": dbk,
-        "bv": dbv,
-        "bo": dbo,
-        "b1": db1,
-        "b2": db2,
-        "beta1": dbeta1,
-        "beta2": dbeta2,
-    }
+    grads = block_grads_by_name(d_attn, d_ffn, d_norm1, d_norm2)
     return (dx, *(grads[n] for n in cache.names))
 
 
