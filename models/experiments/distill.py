@@ -476,9 +476,10 @@ class DistillReport(Shown):
             f"twograd distill {self.setting}: T {self.temperature:g}, alpha {self.alpha:g}, {len(self.seeds)} seed(s)"
         )
 
-    def html_rows(self) -> tuple[list[str], list[list[Any]]]:
+    def summary_rows(self) -> list[list[str]]:
+        """One row per model: name, parameters, held-out metric (mean ± std), agreement with the teacher."""
         pct = self.higher_is_better
-        rows: list[list[Any]] = [
+        return [
             ["teacher", f"{self.parameters['teacher']:,}", _pm(self.stat("teacher_metric"), pct), "100.0%"],
             [
                 "student on labels",
@@ -493,7 +494,9 @@ class DistillReport(Shown):
                 _pm(self.stat("distilled_agreement"), True),
             ],
         ]
-        return ["model", "parameters", f"held-out {self.metric}", "agreement with teacher"], rows
+
+    def html_rows(self) -> tuple[list[str], list[list[Any]]]:
+        return ["model", "parameters", f"held-out {self.metric}", "agreement with teacher"], list(self.summary_rows())
 
     def plot_curves(self) -> tuple[dict[str, list[float]], bool]:
         first = self.results[0].curves if self.results else {}
@@ -508,23 +511,8 @@ def _pm(stat: dict[str, float], percent: bool) -> str:
 
 def format_distill_report(report: DistillReport) -> str:
     """The summary table (teacher / student on labels / distilled student) and the verdict."""
-    pct = report.higher_is_better
-    metric = "test accuracy" if pct else "val loss (nats)"
-    rows = [
-        ["teacher", f"{report.parameters['teacher']:,}", _pm(report.stat("teacher_metric"), pct), "100.0%"],
-        [
-            "student on labels",
-            f"{report.parameters['student']:,}",
-            _pm(report.stat("student_metric"), pct),
-            _pm(report.stat("student_agreement"), True),
-        ],
-        [
-            "distilled student",
-            f"{report.parameters['student']:,}",
-            _pm(report.stat("distilled_metric"), pct),
-            _pm(report.stat("distilled_agreement"), True),
-        ],
-    ]
+    metric = "test accuracy" if report.higher_is_better else "val loss (nats)"
+    rows = report.summary_rows()
     head = (
         f"{report.setting}: T {report.temperature:g}, alpha {report.alpha:g}, {report.steps} student steps, "
         f"seeds {', '.join(map(str, report.seeds))}"
@@ -579,9 +567,8 @@ def distill(
     except InputError as err:  # name the flag the bad value came from
         flag = "--alpha" if "alpha" in str(err) else "--temperature"
         raise InputError(f"{flag}: {err}") from None
-    if (
-        not MIN_TEMPERATURE <= T <= MAX_TEMPERATURE
-    ):  # T^2 KL: at 1e308 the loss overflows ("try a smaller --lr" was wrong)
+    # T^2 KL: at 1e308 the loss overflows (and the divergence message, "try a smaller --lr", was wrong)
+    if not MIN_TEMPERATURE <= T <= MAX_TEMPERATURE:
         raise InputError(f"--temperature must be in {MIN_TEMPERATURE:g} .. {MAX_TEMPERATURE:g}, got {T:g}")
     steps = recipe.steps if steps is None else steps
     if seeds < 1 or steps < 1 or seed < 0:
