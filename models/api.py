@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UnknownNameError
 from models.experiments.align import AlignConfig, AlignResult
+from models.experiments.align import align as run_align
 from models.experiments.distill import DistillReport
-from models.tour_stages.runner import TourResult
-from models.training.sampling import Samples
+from models.experiments.distill import distill as run_distill
+from models.tour_stages.runner import TourResult, run_tour
+from models.training.sampling import Samples, sample_run
 from models.training.tasks import MODEL_OPTIONS, TRAIN_OPTIONS, TrainReport
+from models.training.tasks import train as run_task
 from models.training.trainer import progress_wanted
 
 
@@ -39,6 +43,11 @@ def _say(quiet: bool, stream: Any = None) -> Callable[[str], None]:
         print(msg, file=sys.stderr if msg.startswith("warning:") else (stream or sys.stdout))
 
     return echo
+
+
+def _progress(quiet: bool, progress: bool | None) -> bool:
+    """A bar as asked, or by default where one can be seen (a terminal or a notebook) unless quiet."""
+    return progress_wanted(quiet) if progress is None else progress
 
 
 def train(
@@ -78,8 +87,6 @@ def train(
             f"train: unknown option(s) {', '.join(unknown)}; the options are: "
             f"{', '.join(TRAIN_OPTIONS + MODEL_OPTIONS)}"
         )
-    from models.training.tasks import train as run_task
-
     if isinstance(options.get("hidden"), list):
         options["hidden"] = tuple(options["hidden"])
     report = run_task(
@@ -91,7 +98,7 @@ def train(
         out=out,
         resume=resume,
         overwrite=overwrite,
-        progress=progress_wanted(quiet) if progress is None else progress,
+        progress=_progress(quiet, progress),
         echo=_say(quiet),
         learner=learner,
     )
@@ -119,8 +126,6 @@ def sample(
 
     Returns `Samples` (`.samples` is the list of strings).
     """
-    from models.training.sampling import sample_run
-
     return sample_run(run, prompt=prompt, n=n, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
 
 
@@ -144,8 +149,6 @@ def distill(
     and is compared with the same student trained on the labels alone, over `seeds` seeds.
     Returns a `DistillReport`.
     """
-    from models.experiments.distill import distill as run_distill
-
     return run_distill(
         setting,
         teacher=teacher,
@@ -155,7 +158,7 @@ def distill(
         seeds=seeds,
         steps=steps,
         out=out,
-        progress=progress_wanted(quiet) if progress is None else progress,
+        progress=_progress(quiet, progress),
         echo=_say(quiet, sys.stderr),
         overwrite=overwrite,
     )
@@ -178,10 +181,6 @@ def align(
 
     Returns an `AlignResult` (`.policies` holds each policy's true and learned reward).
     """
-    from dataclasses import fields
-
-    from models.experiments.align import align as run_align
-
     known = {f.name for f in fields(AlignConfig)} - {"method"}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -191,7 +190,7 @@ def align(
     return run_align(
         AlignConfig(method=method, **config),
         out=out,
-        progress=progress_wanted(quiet) if progress is None else progress,
+        progress=_progress(quiet, progress),
         echo=_say(quiet),
         overwrite=overwrite,
     )
@@ -207,8 +206,6 @@ def tour(
     """Every capability, checked and drawn, as `twograd tour` does; pictures go into `out` (the tour's
     own files from an earlier tour there are replaced; files it did not write need `overwrite`).
     `stages` runs only those (numbers 1-9 or short names such as "micro", as `--stage` takes)."""
-    from models.tour_stages.runner import run_tour
-
     return run_tour(
         Path(out), echo=_say(quiet), stages=None if stages is None else [str(s) for s in stages], overwrite=overwrite
     )
